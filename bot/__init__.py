@@ -1,0 +1,1 @@
+"""contract-bot: EO 14093 compliance reviews of commercial-spyware contracts, run in Slack."""

@@ -1,0 +1,1031 @@
+"""The `/contract` command table, its tokenizer and parser, and help generated from the same table."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+from bot.domain.errors import InputError
+from bot.domain.text import check_free_text, escape_mrkdwn, parse_channel_ref, parse_user_mention
+
+__all__ = [
+    "ANSWER_VALUES",
+    "ANYONE",
+    "COMMANDS",
+    "COMMAND_ROLES",
+    "EXPORT_FORMATS",
+    "MAX_VALUE_DOLLARS",
+    "OFFICIAL_ALIASES",
+    "OUTCOMES",
+    "PURPOSES",
+    "QUESTION_IDS",
+    "RELEVANT_OFFICIALS",
+    "ROLES",
+    "SETTINGS",
+    "STATUSES",
+    "Command",
+    "Kind",
+    "Option",
+    "ParsedCommand",
+    "Positional",
+    "Setting",
+    "help_text",
+    "parse_command",
+    "tokenize",
+    "usage",
+]
+
+# --- vocabularies ---------------------------------------------------------------------------------------
+
+ANYONE = "anyone"
+ROLES = ("reviewer", "manager", "official", "admin")
+COMMAND_ROLES = (ANYONE, *ROLES)
+
+STATUSES = (
+    "intake",
+    "in-review",
+    "stop-work",
+    "determined",
+    "prohibited",
+    "certified",
+    "waiting",
+    "cleared",
+    "waiver",
+    "out-of-scope",
+    "closed",
+)
+
+QUESTION_IDS: tuple[str, ...] = (
+    *(f"SCOPE-{i}" for i in range(1, 6)),
+    *(f"PROC-{i}" for i in range(1, 5)),
+    *(f"CI-{i}" for i in range(1, 5)),
+    *(f"IU-{i}" for i in range(1, 4)),
+    *(f"MIT-{i}" for i in range(1, 5)),
+)
+
+PURPOSES = ("operational", "excluded", "crime-investigation")
+OUTCOMES = ("not-risky", "prohibited", "out-of-scope")
+ANSWER_VALUES = ("yes", "no", "unknown")
+EXPORT_FORMATS = ("csv", "json")
+
+# EO 14093 §5(k) relevant officials, plus the Deputy Attorney General (the one delegation §2(f)/(m) allow).
+RELEVANT_OFFICIALS = (
+    "Secretary of Defense",
+    "Attorney General",
+    "Deputy Attorney General",
+    "Secretary of Homeland Security",
+    "Director of National Intelligence",
+    "Director of the Central Intelligence Agency",
+    "Director of the National Security Agency",
+)
+
+_OFFICIAL_FORMS: dict[str, tuple[str, ...]] = {
+    # "Secretary of War" is the secondary title authorized for the Secretary of Defense in 2025.
+    "Secretary of Defense": (
+        "secdef",
+        "sec def",
+        "defense secretary",
+        "secretary of defence",
+        "secretary of war",
+    ),
+    "Attorney General": ("ag", "us attorney general"),
+    "Deputy Attorney General": ("dag", "deputy ag"),
+    "Secretary of Homeland Security": (
+        "secdhs",
+        "dhs secretary",
+        "secretary of dhs",
+        "homeland security secretary",
+        "secretary of the department of homeland security",
+    ),
+    "Director of National Intelligence": (
+        "dni",
+        "director of the office of the director of national intelligence",
+    ),
+    "Director of the Central Intelligence Agency": (
+        "d/cia",
+        "dcia",
+        "cia director",
+        "director cia",
+        "director of cia",
+        "director of the cia",
+        "director of central intelligence agency",
+    ),
+    "Director of the National Security Agency": (
+        "d/nsa",
+        "dirnsa",
+        "nsa director",
+        "director nsa",
+        "director of nsa",
+        "director of the nsa",
+        "director of national security agency",
+    ),
+}
+
+_DOTS = re.compile(r"[.’']")
+_PUNCTUATION = re.compile(r"[,;:()]")
+_SPACES = re.compile(r"\s+")
+
+
+def _official_key(s: str) -> str:
+    """The comparison form of an official's title: NFKC, lower case, no dots or commas, single spaces."""
+    s = _DOTS.sub("", unicodedata.normalize("NFKC", s).lower())
+    s = _SPACES.sub(" ", _PUNCTUATION.sub(" ", s)).strip()
+    return s.removeprefix("the ")
+
+
+OFFICIAL_ALIASES: dict[str, str] = {
+    _official_key(form): title for title in RELEVANT_OFFICIALS for form in (title, *_OFFICIAL_FORMS[title])
+}
+
+MAX_VALUE_DOLLARS = 10**13
+NAME_MAX = 200
+CONTRACT_NO_MAX = 100
+LONG_TEXT_MAX = 2000
+SETTING_VALUE_MAX = 200
+
+
+# --- runtime settings (`admin set KEY VALUE`) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One runtime setting: its key, value type (channel, int or on/off), range, default and description."""
+
+    key: str
+    kind: str
+    description: str
+    default: object = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+    @property
+    def value_form(self) -> str:
+        """How the value is written, for usage and help."""
+        if self.kind == "channel":
+            return "#channel"
+        if self.kind == "int":
+            return f"{self.minimum}-{self.maximum}"
+        return "on|off"
+
+
+SETTINGS: dict[str, Setting] = {
+    s.key: s
+    for s in (
+        Setting("review_channel", "channel", "channel where filings are posted and reviews run in threads"),
+        Setting("manager_channel", "channel", "channel for manager reminders and the weekly digest"),
+        Setting("reminder_hour", "int", "hour of the day (bot time zone) reminders are sent", 9, 0, 23),
+        Setting("stopwork_reminders", "on_off", "daily reminders while a stop-work order is in effect", True),
+        Setting(
+            "unanswered_reminder_days",
+            "int",
+            "business days before reviewers are reminded of open questions",
+            2,
+            1,
+            30,
+        ),
+        Setting(
+            "escalation_days",
+            "int",
+            "business days before open questions are escalated to managers",
+            5,
+            1,
+            60,
+        ),
+        Setting("digest", "on_off", "the weekly digest in the manager channel, Mondays 09:00", True),
+    )
+}
+
+
+# --- the command table ----------------------------------------------------------------------------------
+
+
+class Kind(StrEnum):
+    """How a raw argument is checked and what typed value it becomes."""
+
+    TEXT = "text"  # one-line free text -> str (check_free_text)
+    LONG_TEXT = "long_text"  # free text, line breaks allowed -> str
+    DATE = "date"  # YYYY-MM-DD, not after today -> date
+    UNTIL = "until"  # YYYY-MM-DD, after the action's date and not past -> date
+    MONEY = "money"  # USD amount -> int cents
+    CHOICE = "choice"  # one of `choices`, lower case -> str
+    YES_NO = "yes_no"  # yes|no -> bool
+    OFFICIAL = "official"  # a relevant official -> canonical title str
+    REF = "ref"  # CR-n -> int n (ParsedCommand.ref)
+    QID = "qid"  # question ID -> upper-case str
+    USER = "user"  # one <@U…> mention -> user ID str
+    USERS = "users"  # one or more mentions -> tuple of user IDs
+    TOPIC = "topic"  # a subcommand name for help -> str
+    SETTING = "setting"  # a SETTINGS key -> str
+    SETTING_VALUE = "setting_value"  # typed by the setting -> str channel ID | int | bool
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `key=value` option of a subcommand."""
+
+    key: str
+    kind: Kind
+    help: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    max_len: int = NAME_MAX
+    dest: str = ""
+
+    @property
+    def arg_name(self) -> str:
+        """The key of the typed value in ParsedCommand.args."""
+        return self.dest or self.key
+
+    @property
+    def placeholder(self) -> str:
+        """The option as written in usage, e.g. `awarded=DATE`."""
+        if self.kind in (Kind.DATE, Kind.UNTIL):
+            return f"{self.key}=DATE"
+        if self.kind is Kind.MONEY:
+            return f"{self.key}=USD"
+        if self.kind is Kind.YES_NO:
+            return f"{self.key}=yes|no"
+        if self.kind is Kind.CHOICE:
+            return f"{self.key}={'|'.join(self.choices)}"
+        return f'{self.key}="…"'
+
+
+@dataclass(frozen=True)
+class Positional:
+    """A positional argument of a subcommand (matched in order, after key=value options are set aside)."""
+
+    dest: str
+    kind: Kind
+    placeholder: str
+    help: str
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    variadic: bool = False
+    default: object = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `/contract` subcommand: the single source for parsing, permission checks and help."""
+
+    name: str
+    role: str
+    summary: str
+    positionals: tuple[Positional, ...] = ()
+    options: tuple[Option, ...] = ()
+    bare_ok: bool = False  # with no arguments at all it is valid (`file` then opens the filing modal)
+    note: str = ""
+
+    @property
+    def dated(self) -> bool:
+        """Whether the action accepts `on=DATE` and has an effective date."""
+        return any(o.key == "on" for o in self.options)
+
+    @property
+    def usage(self) -> str:
+        """The correct form, generated from the table, e.g. `/contract show CR-n`."""
+        parts = [f"/contract {self.name}"]
+        for p in self.positionals:
+            parts.append(p.placeholder if p.required else f"[{p.placeholder}]")
+        parts += [o.placeholder for o in self.options if o.required]
+        parts += [f"[{o.placeholder}]" for o in self.options if not o.required]
+        return " ".join(parts)
+
+    def option(self, key: str) -> Option | None:
+        """The option with this key, or None."""
+        return next((o for o in self.options if o.key == key), None)
+
+
+_REF = Positional("ref", Kind.REF, "CR-n", "the contract's reference, e.g. CR-12")
+_ON = Option("on", Kind.DATE, "the day it happened, YYYY-MM-DD (default today; not in the future)")
+
+
+def _reason(help_: str = "why, in a sentence or two") -> Option:
+    """The required `reason="…"` option."""
+    return Option("reason", Kind.LONG_TEXT, help_, required=True, max_len=LONG_TEXT_MAX)
+
+
+_OFFICIAL = Option(
+    "official",
+    Kind.OFFICIAL,
+    "the relevant official (EO 14093 §5(k)) or the Deputy Attorney General: " + ", ".join(RELEVANT_OFFICIALS),
+    required=True,
+)
+
+_COMMAND_LIST: tuple[Command, ...] = (
+    Command(
+        "file",
+        ANYONE,
+        "File a contract for review (with no arguments: opens a form).",
+        options=(
+            Option("vendor", Kind.TEXT, "the company furnishing the spyware", required=True),
+            Option("product", Kind.TEXT, "the product's name", required=True),
+            Option("agency", Kind.TEXT, "the buying agency", required=True),
+            Option("component", Kind.TEXT, "the component or contracting office within the agency"),
+            Option("value", Kind.MONEY, "contract value in US dollars, e.g. 2,000,000", dest="value_cents"),
+            Option("awarded", Kind.DATE, "award date, YYYY-MM-DD (not in the future)"),
+            Option("term", Kind.TEXT, 'period of performance, e.g. "12 months"'),
+            Option(
+                "purpose",
+                Kind.CHOICE,
+                "operational use, an excluded purpose (§4(b) notice due 45 days after award), "
+                "or a criminal investigation of the spyware's own sale or use",
+                choices=PURPOSES,
+            ),
+            Option("third_party", Kind.YES_NO, "whether a contractor or other third party runs the tool"),
+            Option("parent", Kind.TEXT, "the ultimate parent or controlling owner of the vendor"),
+            Option("contract_no", Kind.TEXT, "the contract number", max_len=CONTRACT_NO_MAX),
+            Option("scope", Kind.LONG_TEXT, "what the contract covers", max_len=LONG_TEXT_MAX),
+        ),
+        bare_ok=True,
+        note="With no arguments, `/contract file` opens the filing form.",
+    ),
+    Command(
+        "show", ANYONE, "Status, answers, milestones, earliest permitted use and next reminders.", (_REF,)
+    ),
+    Command(
+        "list",
+        ANYONE,
+        "Contracts, newest first, optionally only those in one status.",
+        (Positional("status", Kind.CHOICE, "status", "one of: " + ", ".join(STATUSES), False, STATUSES),),
+    ),
+    Command(
+        "assign",
+        "manager",
+        "Assign reviewers; they are mentioned in the contract's thread.",
+        (
+            _REF,
+            Positional("users", Kind.USERS, "@user…", "one or more reviewers, as @mentions", variadic=True),
+        ),
+    ),
+    Command(
+        "answer",
+        "reviewer",
+        "Answer a due-diligence question (the same as pressing its button).",
+        (
+            _REF,
+            Positional("qid", Kind.QID, "QID", "the question's ID, e.g. CI-4: " + ", ".join(QUESTION_IDS)),
+            Positional("answer", Kind.CHOICE, "|".join(ANSWER_VALUES), "the answer", choices=ANSWER_VALUES),
+        ),
+        (Option("note", Kind.LONG_TEXT, "evidence link or reasoning", max_len=LONG_TEXT_MAX),),
+    ),
+    Command("stopwork", "manager", "Record that a stop-work order is in effect.", (_REF,), (_reason(), _ON)),
+    Command("resume", "manager", "Lift the stop-work order.", (_REF,), (_reason(), _ON)),
+    Command(
+        "determine",
+        "official",
+        "Record the §2(a) determination.",
+        (_REF, Positional("outcome", Kind.CHOICE, "|".join(OUTCOMES), "the determination", choices=OUTCOMES)),
+        (_reason("why; a not-risky determination with red flags must address them"), _ON),
+        note="not-risky needs every CI/IU question answered; out-of-scope needs SCOPE-1 = no.",
+    ),
+    Command(
+        "certify",
+        "official",
+        "Record the §2(f) certification by a relevant official.",
+        (_REF,),
+        (_OFFICIAL, _ON),
+    ),
+    Command(
+        "notify",
+        "manager",
+        "Record the §2(g) notice to the APNSA; the 7-day waiting period starts.",
+        (_REF,),
+        (_ON,),
+    ),
+    Command(
+        "clear",
+        "manager",
+        "Record that the APNSA needs no further process; the waiting period ends early.",
+        (_REF,),
+        (_ON,),
+    ),
+    Command(
+        "waiver",
+        "official",
+        "Record a §2(m) waiver of a prohibition (at most one year).",
+        (_REF,),
+        (
+            _OFFICIAL,
+            Option(
+                "until", Kind.UNTIL, "the day the waiver ends, YYYY-MM-DD (after its date)", required=True
+            ),
+            _reason("the extraordinary circumstances, and why no feasible alternative exists"),
+            _ON,
+        ),
+    ),
+    Command(
+        "waiver-report",
+        "official",
+        "Record that the 72-hour report of a waiver (or its revocation) was sent.",
+        (_REF,),
+        (_ON,),
+    ),
+    Command("revoke-waiver", "official", "Revoke the waiver.", (_REF,), (_reason(), _ON)),
+    Command(
+        "close", "manager", "Close the contract out (completed or terminated).", (_REF,), (_reason(), _ON)
+    ),
+    Command("audit", ANYONE, "The contract's timeline: every event with actor and time.", (_REF,)),
+    Command(
+        "admin grant",
+        "admin",
+        "Give a user a role.",
+        (
+            Positional("user", Kind.USER, "@user", "the user, as an @mention"),
+            Positional("role", Kind.CHOICE, "role", "one of: " + ", ".join(ROLES), choices=ROLES),
+        ),
+    ),
+    Command(
+        "admin revoke",
+        "admin",
+        "Take a role away from a user.",
+        (
+            Positional("user", Kind.USER, "@user", "the user, as an @mention"),
+            Positional("role", Kind.CHOICE, "role", "one of: " + ", ".join(ROLES), choices=ROLES),
+        ),
+    ),
+    Command("admin roles", "admin", "List who holds which role."),
+    Command(
+        "admin set",
+        "admin",
+        "Change a runtime setting.",
+        (
+            Positional("key", Kind.SETTING, "KEY", "one of: " + ", ".join(SETTINGS)),
+            Positional(
+                "value", Kind.SETTING_VALUE, "VALUE", "the new value, typed by the setting (see below)"
+            ),
+        ),
+    ),
+    Command("admin settings", "admin", "Show the runtime settings."),
+    Command(
+        "admin export",
+        "admin",
+        "Export every contract with its answers, milestones and determination.",
+        (
+            Positional(
+                "format",
+                Kind.CHOICE,
+                "csv|json",
+                "file format (default csv)",
+                False,
+                EXPORT_FORMATS,
+                default="csv",
+            ),
+        ),
+    ),
+    Command(
+        "help",
+        ANYONE,
+        "How to use every subcommand, or one.",
+        (Positional("subcommand", Kind.TOPIC, "subcommand", "a subcommand's name", False, variadic=True),),
+    ),
+)
+
+COMMANDS: dict[str, Command] = {c.name: c for c in _COMMAND_LIST}
+_TOP_LEVEL = tuple(dict.fromkeys(name.split()[0] for name in COMMANDS))
+_ADMIN_ACTIONS = tuple(name.split()[1] for name in COMMANDS if name.startswith("admin "))
+_ADMIN_USAGE = f"/contract admin {'|'.join(_ADMIN_ACTIONS)} …"
+
+
+def usage(name: str) -> str:
+    """The correct form of a subcommand (or of the `admin` group); raises KeyError for an unknown name."""
+    if name == "admin":
+        return _ADMIN_USAGE
+    return COMMANDS[name].usage
+
+
+# --- the parsed result ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    """A checked `/contract` invocation: typed values only; existence, roles and state are checked later."""
+
+    name: str
+    role: str
+    ref: int | None = None
+    args: dict[str, object] = field(default_factory=dict)
+    on: date | None = None  # a dated action's effective date: `on=` when typed (also in args), else today
+
+    @property
+    def reference(self) -> str | None:
+        """The contract reference as written, `CR-n`, or None."""
+        return None if self.ref is None else f"CR-{self.ref}"
+
+    @property
+    def opens_modal(self) -> bool:
+        """True for a bare `/contract file`, which opens the filing modal instead of filing."""
+        return self.name == "file" and not self.args
+
+
+# --- tokenizer ------------------------------------------------------------------------------------------
+
+# Straight quotes and the typographic ones Slack clients and phones substitute. Any of them opens and
+# any closes, because "smart punctuation" often types ” (a closing quote) right after `=`.
+# Single quotes are deliberately not quotes: apostrophes in names (O’Brien, Director’s Office) are common.
+_QUOTES = frozenset('"\u201c\u201d\u201e\u201f')
+# Slack's own formatted tokens: <@U…|name>, <#C…|name>, <!here>, <https://…|label>, <mailto:…>.
+_ANGLE_TOKEN_START = re.compile(r"<(?:[@#!]|[A-Za-z][A-Za-z0-9+.-]*:)")
+
+
+def tokenize(text: str) -> list[str]:
+    """Split on whitespace; "…"/“…” quote (quotes removed) and <@U1|a b> stay whole; raises InputError."""
+    tokens: list[str] = []
+    buf: list[str] = []
+    in_token = False
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            if in_token:
+                tokens.append("".join(buf))
+                buf, in_token = [], False
+            i += 1
+            continue
+        if ch in _QUOTES:
+            end = next((j for j in range(i + 1, n) if text[j] in _QUOTES), -1)
+            if end == -1:
+                raise InputError(
+                    f"Unbalanced quote: the value starting `{_shown(ch + text[i + 1 :])}` is never closed. "
+                    'Put the value between two quotes: key="two words".'
+                )
+            buf.append(text[i + 1 : end])
+            in_token = True
+            i = end + 1
+            continue
+        if ch == "<" and _ANGLE_TOKEN_START.match(text, i):
+            end = text.find(">", i + 1)
+            if end != -1:
+                buf.append(text[i : end + 1])
+                in_token = True
+                i = end + 1
+                continue
+        buf.append(ch)
+        in_token = True
+        i += 1
+    if in_token:
+        tokens.append("".join(buf))
+    return tokens
+
+
+# --- parser ---------------------------------------------------------------------------------------------
+
+_KEY_VALUE = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)=(.*)", re.DOTALL)
+_REF_RE = re.compile(r"CR-?0*([1-9][0-9]{0,8})", re.IGNORECASE)
+_QID_RE = re.compile(r"(SCOPE|PROC|CI|IU|MIT)[-_ ]?([0-9]{1,3})", re.IGNORECASE)
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MONEY_RE = re.compile(r"(?P<dollars>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<cents>[0-9]{1,2}))?")
+_SHOWN_MAX = 40
+
+
+def _shown(s: str) -> str:
+    """User input made safe to quote back inside a code span: shortened, no backticks, mrkdwn-escaped."""
+    s = s if len(s) <= _SHOWN_MAX else s[: _SHOWN_MAX - 1] + "…"
+    s = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in s)
+    return escape_mrkdwn(s.replace("`", "'"))
+
+
+def _closest(word: str, choices: tuple[str, ...] | list[str]) -> str | None:
+    """The most similar choice, for a "did you mean" hint."""
+    matches = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    """` Did you mean `x`?` or nothing."""
+    best = _closest(word, choices)
+    return f" Did you mean `{best}`?" if best else ""
+
+
+def _parse_ref(raw: str) -> int:
+    """`CR-12` (any case) -> 12; raises InputError."""
+    m = _REF_RE.fullmatch(raw.strip())
+    if not m:
+        raise InputError(
+            f"`{_shown(raw)}` is not a contract reference: write CR- and the contract's number, e.g. CR-12."
+        )
+    return int(m.group(1))
+
+
+def _parse_qid(raw: str) -> str:
+    """`ci-4` -> `CI-4`; raises InputError for anything not in QUESTION_IDS."""
+    m = _QID_RE.fullmatch(raw.strip())
+    qid = f"{m.group(1).upper()}-{int(m.group(2))}" if m else ""
+    if qid not in QUESTION_IDS:
+        raise InputError(
+            f"`{_shown(raw)}` is not a question ID. Question IDs are {', '.join(QUESTION_IDS)}; "
+            "each question in the thread shows its ID."
+        )
+    return qid
+
+
+def _parse_date(raw: str, label: str) -> date:
+    """A strict YYYY-MM-DD date; raises InputError."""
+    raw = raw.strip()
+    if not _DATE_RE.fullmatch(raw):
+        raise InputError(
+            f"`{label}={_shown(raw)}` is not a date: write dates as YYYY-MM-DD, e.g. 2024-09-27."
+        )
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InputError(
+            f"`{label}={_shown(raw)}` is not a real calendar date: write dates as YYYY-MM-DD, "
+            "e.g. 2024-09-27."
+        ) from None
+
+
+def _parse_past_date(raw: str, label: str, today: date) -> date:
+    """A YYYY-MM-DD date that is not after today; raises InputError."""
+    d = _parse_date(raw, label)
+    if d > today:
+        raise InputError(
+            f"`{label}={d.isoformat()}` is in the future (today is {today.isoformat()}): "
+            "dates in the future are refused. Record it on or after the day it happens."
+        )
+    return d
+
+
+def _parse_money(raw: str, label: str) -> int:
+    """A USD amount (`2,000,000`, `$2000000.50`, …) as integer cents; raises InputError."""
+    s = raw.strip().replace(" ", "")
+    s = s.removeprefix("USD").removesuffix("USD").removeprefix("US")
+    if s.startswith("-") or s.startswith("$-") or s.startswith("(") or s.startswith("−"):
+        raise InputError(f"`{label}={_shown(raw)}` is negative: a contract value is zero or more US dollars.")
+    m = _MONEY_RE.fullmatch(s.removeprefix("$"))
+    if not m:
+        raise InputError(
+            f"`{label}={_shown(raw)}` is not an amount in US dollars: write it like 2000000, 2,000,000, "
+            "$2,000,000 or 2000000.50."
+        )
+    dollars = int(m.group("dollars").replace(",", ""))
+    if dollars > MAX_VALUE_DOLLARS:
+        raise InputError(
+            f"`{label}={_shown(raw)}` is not a plausible contract value: the limit is "
+            f"${MAX_VALUE_DOLLARS:,}. Check the number of digits."
+        )
+    cents = int((m.group("cents") or "0").ljust(2, "0"))
+    return dollars * 100 + cents
+
+
+def _parse_choice(raw: str, label: str, choices: tuple[str, ...]) -> str:
+    """One of the choices, case-insensitive (`_` read as `-`); raises InputError."""
+    value = raw.strip().lower().replace("_", "-")
+    if value in choices:
+        return value
+    raise InputError(
+        f"`{label}` must be one of {', '.join(choices)}, not `{_shown(raw)}`." + _did_you_mean(value, choices)
+    )
+
+
+def _parse_official(raw: str) -> str:
+    """A relevant official's canonical title from a common form (SecDef, DAG, D/CIA…); raises InputError."""
+    title = OFFICIAL_ALIASES.get(_official_key(raw))
+    if title is None:
+        raise InputError(
+            f"`official={_shown(raw)}` is not a relevant official under EO 14093 §5(k). Use one of: "
+            + "; ".join(RELEVANT_OFFICIALS)
+            + " (short forms such as SecDef, AG, DAG, DNI, D/CIA, D/NSA work too)."
+        )
+    return title
+
+
+def _parse_user(raw: str) -> str:
+    """The user ID of an @mention; raises InputError."""
+    user_id = parse_user_mention(raw)
+    if user_id is None:
+        raise InputError(
+            f"`{_shown(raw)}` is not a user mention: @mention the person so Slack picks them from the list."
+        )
+    return user_id
+
+
+def _parse_topic(words: list[str]) -> str | None:
+    """The subcommand `help` is asked about, or None for the overview; raises InputError."""
+    if not words:
+        return None
+    topic = " ".join(w.lower() for w in words).strip()
+    if topic in COMMANDS or topic == "admin":
+        return topic
+    raise InputError(
+        f"There is no subcommand `{_shown(topic)}`."
+        + _did_you_mean(topic, [*COMMANDS, "admin"])
+        + " `/contract help` lists them all."
+    )
+
+
+def _parse_setting_value(raw: str, setting: Setting) -> object:
+    """A setting's value, typed by the setting: channel ID, int in range, or on/off -> bool."""
+    raw = check_free_text(raw, field=setting.key, max_len=SETTING_VALUE_MAX, multiline=False)
+    if setting.kind == "channel":
+        channel = parse_channel_ref(raw)
+        if channel is None:
+            raise InputError(f"`{setting.key}` needs a channel: type # and pick it, not `{_shown(raw)}`.")
+        return channel
+    if setting.kind == "int":
+        assert setting.minimum is not None and setting.maximum is not None
+        if not re.fullmatch(r"[0-9]{1,6}", raw) or not setting.minimum <= int(raw) <= setting.maximum:
+            raise InputError(
+                f"`{setting.key}` must be a whole number from {setting.minimum} to {setting.maximum}, "
+                f"not `{_shown(raw)}`."
+            )
+        return int(raw)
+    return _parse_choice(raw, setting.key, ("on", "off")) == "on"
+
+
+def _convert(
+    kind: Kind, raw: str, label: str, *, today: date, max_len: int = NAME_MAX, choices: tuple[str, ...] = ()
+) -> object:
+    """A raw string checked and typed according to its kind; raises InputError."""
+    match kind:
+        case Kind.TEXT:
+            return check_free_text(raw, field=label, max_len=max_len, multiline=False)
+        case Kind.LONG_TEXT:
+            return check_free_text(raw, field=label, max_len=max_len)
+        case Kind.DATE:
+            return _parse_past_date(raw, label, today)
+        case Kind.UNTIL:
+            return _parse_date(raw, label)
+        case Kind.MONEY:
+            return _parse_money(raw, label)
+        case Kind.CHOICE:
+            return _parse_choice(raw, label, choices)
+        case Kind.YES_NO:
+            return _parse_choice(raw, label, ("yes", "no")) == "yes"
+        case Kind.OFFICIAL:
+            return _parse_official(raw)
+        case Kind.REF:
+            return _parse_ref(raw)
+        case Kind.QID:
+            return _parse_qid(raw)
+        case Kind.USER:
+            return _parse_user(raw)
+        case Kind.SETTING:
+            key = raw.strip().lower().replace("-", "_")
+            if key not in SETTINGS:
+                raise InputError(
+                    f"There is no setting `{_shown(raw)}`. Settings are {', '.join(SETTINGS)}."
+                    + _did_you_mean(key, tuple(SETTINGS))
+                )
+            return key
+    raise AssertionError(f"kind {kind} is not converted one token at a time")  # pragma: no cover
+
+
+def _find_command(tokens: list[str]) -> tuple[Command, list[str]]:
+    """The command named by the first token(s) and the remaining tokens; raises InputError."""
+    word = tokens[0].lower()
+    if word == "admin":
+        if len(tokens) < 2:
+            raise InputError(f"`admin` needs an action: {', '.join(_ADMIN_ACTIONS)}.", usage=_ADMIN_USAGE)
+        action = tokens[1].lower()
+        command = COMMANDS.get(f"admin {action}")
+        if command is None:
+            hint = _closest(action, _ADMIN_ACTIONS)
+            raise InputError(
+                f"Unknown admin action `{_shown(tokens[1])}`. Actions are {', '.join(_ADMIN_ACTIONS)}."
+                + (f" Did you mean `admin {hint}`?" if hint else ""),
+                usage=usage(f"admin {hint}") if hint else _ADMIN_USAGE,
+            )
+        return command, tokens[2:]
+    command = COMMANDS.get(word)
+    if command is None:
+        hint = _closest(word, _TOP_LEVEL)
+        raise InputError(
+            f"Unknown subcommand `{_shown(tokens[0])}`."
+            + (f" Did you mean `{hint}`?" if hint else "")
+            + " `/contract help` lists them all.",
+            usage=usage(hint) if hint else usage("help"),
+        )
+    return command, tokens[1:]
+
+
+def _split(command: Command, tokens: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Options (key -> raw value) and positional tokens; raises InputError for an unknown or repeated key."""
+    options: dict[str, str] = {}
+    positionals: list[str] = []
+    for token in tokens:
+        m = _KEY_VALUE.fullmatch(token)
+        if not m:
+            positionals.append(token)
+            continue
+        key = m.group(1).lower().replace("-", "_")
+        if command.option(key) is None:
+            allowed = [o.key for o in command.options]
+            if not allowed:
+                raise InputError(
+                    f"`{command.name}` takes no key=value options, so `{_shown(key)}=` is not understood."
+                )
+            raise InputError(
+                f"Unknown key `{_shown(key)}=` for `{command.name}`. Allowed keys: "
+                + ", ".join(f"{k}=" for k in allowed)
+                + "."
+                + _did_you_mean(key, allowed)
+            )
+        if key in options:
+            raise InputError(f"`{key}=` is given twice; give each key once.")
+        options[key] = m.group(2)
+    return options, positionals
+
+
+def _stray(command: Command, token: str) -> InputError:
+    """The error for a token no positional slot takes."""
+    text = f"Unexpected `{_shown(token)}`: `{command.name}` does not take it."
+    opt = command.option(token.strip().lower().replace("-", "_"))
+    if opt is not None:
+        text += f" Did you mean `{opt.placeholder}`?"
+    elif any(o.kind in (Kind.TEXT, Kind.LONG_TEXT) for o in command.options):
+        text += ' If it is part of a value with spaces, put the value in quotes: key="two words".'
+    return InputError(text)
+
+
+def _parse_positionals(
+    command: Command, tokens: list[str], today: date
+) -> tuple[int | None, dict[str, object]]:
+    """The contract reference and typed positional values; raises InputError (missing, bad or stray)."""
+    ref: int | None = None
+    values: dict[str, object] = {}
+    queue = list(tokens)
+    for spec in command.positionals:
+        if spec.variadic:
+            taken, queue = queue, []
+            if spec.kind is Kind.TOPIC:
+                values[spec.dest] = _parse_topic(taken)
+                continue
+            if not taken and spec.required:
+                raise InputError(f"`{command.name}` needs {spec.placeholder}: {spec.help}.")
+            values[spec.dest] = tuple(dict.fromkeys(_parse_user(t) for t in taken))
+            continue
+        if not queue:
+            if spec.required:
+                raise InputError(f"`{command.name}` is missing `{spec.placeholder}`: {spec.help}.")
+            values[spec.dest] = spec.default
+            continue
+        raw = queue.pop(0)
+        if spec.kind is Kind.SETTING_VALUE:
+            values[spec.dest] = _parse_setting_value(raw, SETTINGS[str(values["key"])])
+            continue
+        value = _convert(spec.kind, raw, spec.dest, today=today, choices=spec.choices)
+        if spec.kind is Kind.REF:
+            ref = int(str(value))
+        else:
+            values[spec.dest] = value
+    if queue:
+        raise _stray(command, queue[0])
+    return ref, values
+
+
+def _parse_options(command: Command, raw: dict[str, str], today: date) -> dict[str, object]:
+    """Typed option values, required ones present; raises InputError."""
+    values: dict[str, object] = {}
+    for opt in command.options:
+        if opt.key in raw:
+            values[opt.arg_name] = _convert(
+                opt.kind, raw[opt.key], opt.key, today=today, max_len=opt.max_len, choices=opt.choices
+            )
+    missing = [o for o in command.options if o.required and o.key not in raw]
+    if missing:
+        names = [f"`{o.placeholder}` ({o.help})" for o in missing]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        raise InputError(f"`{command.name}` is missing {listed}.")
+    return values
+
+
+def _check_until(values: dict[str, object], on: date, today: date) -> None:
+    """A waiver's `until` must come after its date and must not be past; raises InputError."""
+    until = values.get("until")
+    if not isinstance(until, date):
+        return
+    if until <= on:
+        raise InputError(
+            f"`until={until.isoformat()}` must be after the waiver's date ({on.isoformat()}): "
+            "a waiver runs from its date to a later day."
+        )
+    if until < today:
+        raise InputError(
+            f"`until={until.isoformat()}` is in the past (today is {today.isoformat()}): "
+            "a waiver that has already ended cannot be recorded as issued."
+        )
+
+
+def _usage_for_text(text: str) -> str:
+    """The usage of the subcommand the text seems to start with, or the help usage."""
+    words = text.split()
+    if words and words[0].lower() == "admin":
+        name = " ".join(w.lower() for w in words[:2])
+        return COMMANDS[name].usage if name in COMMANDS else _ADMIN_USAGE
+    if words and words[0].lower() in COMMANDS:
+        return COMMANDS[words[0].lower()].usage
+    return usage("help")
+
+
+def parse_command(text: str, *, today: date) -> ParsedCommand:
+    """Parse `/contract` text into typed values (empty is `help`); raises InputError naming the problem."""
+    if not text.strip():
+        return ParsedCommand("help", ANYONE, None, {"subcommand": None})
+    try:
+        tokens = tokenize(text)
+    except InputError as e:
+        raise InputError(e.message, usage=_usage_for_text(text)) from None
+    if not tokens or not tokens[0].strip():
+        raise InputError("The subcommand is empty. `/contract help` lists them all.", usage=usage("help"))
+    command, rest = _find_command(tokens)
+    if command.bare_ok and not rest:
+        return ParsedCommand(command.name, command.role, None, {})
+    try:
+        raw_options, positionals = _split(command, rest)
+        ref, values = _parse_positionals(command, positionals, today)
+        values.update(_parse_options(command, raw_options, today))
+        on: date | None = None
+        if command.dated:
+            typed_on = values.get("on")
+            on = typed_on if isinstance(typed_on, date) else today
+            _check_until(values, on, today)
+    except InputError as e:
+        raise InputError(e.message, usage=command.usage) from None
+    return ParsedCommand(command.name, command.role, ref, values, on)
+
+
+# --- help -----------------------------------------------------------------------------------------------
+
+_ROLE_HEADINGS = {
+    ANYONE: "Anyone",
+    "reviewer": "Reviewers (role `reviewer`)",
+    "manager": "Compliance managers (role `manager`)",
+    "official": "Relevant officials (role `official`)",
+    "admin": "Bot administrators (role `admin`)",
+}
+_SYNOPSIS_MAX = 90
+
+
+def _synopsis(command: Command) -> str:
+    """The usage, shortened to positionals and required keys when the full form is long."""
+    if len(command.usage) <= _SYNOPSIS_MAX:
+        return command.usage
+    parts = [f"/contract {command.name}", *(p.placeholder for p in command.positionals if p.required)]
+    parts += [o.placeholder for o in command.options if o.required]
+    return " ".join(parts) + " […]"
+
+
+def _who(command: Command) -> str:
+    """Who may run a command, for help."""
+    return "anyone" if command.role == ANYONE else f"role `{command.role}`"
+
+
+def _command_help(command: Command) -> str:
+    """The help of one subcommand: usage, role, arguments and keys."""
+    lines = [
+        f"*/contract {command.name}* — {command.summary}",
+        f"Usage: `{command.usage}`",
+        f"Who: {_who(command)}",
+    ]
+    if command.note:
+        lines.append(command.note)
+    if command.positionals:
+        lines.append("Arguments:")
+        for p in command.positionals:
+            state = "required" if p.required else "optional"
+            lines.append(f"• `{p.placeholder}` ({state}) — {p.help}")
+    if command.options:
+        lines.append("Keys:")
+        for o in command.options:
+            state = "required" if o.required else "optional"
+            lines.append(f"• `{o.placeholder}` ({state}) — {o.help}")
+    if command.name == "admin set":
+        lines.append("Settings:")
+        for s in SETTINGS.values():
+            lines.append(f"• `{s.key}` = `{s.value_form}` — {s.description}")
+    return escape_mrkdwn("\n".join(lines))
+
+
+def help_text(subcommand: str | None = None) -> str:
+    """Help in mrkdwn from the command table: the overview by role, or one subcommand; raises InputError."""
+    if subcommand is not None:
+        topic = _parse_topic(subcommand.split())
+        if topic == "admin":
+            lines = ["*/contract admin* — bot administration (role `admin`):"]
+            lines += [
+                f"• `{c.usage}` — {c.summary}" for c in COMMANDS.values() if c.name.startswith("admin ")
+            ]
+            lines.append("For one action: `/contract help admin ACTION`, e.g. `/contract help admin set`.")
+            return escape_mrkdwn("\n".join(lines))
+        if topic is not None:
+            return _command_help(COMMANDS[topic])
+    lines = [
+        "*contract-bot* — EO 14093 compliance reviews of commercial-spyware contracts.",
+        'Arguments are key=value; put values with spaces in quotes (key="two words"); dates are YYYY-MM-DD; '
+        "a contract is named CR-n.",
+    ]
+    for role in COMMAND_ROLES:
+        commands = [c for c in COMMANDS.values() if c.role == role]
+        if not commands:
+            continue
+        lines.append("")
+        lines.append(f"*{_ROLE_HEADINGS[role]}*")
+        lines += [f"• `{_synopsis(c)}` — {c.summary}" for c in commands]
+    lines.append("")
+    lines.append("For one subcommand: `/contract help <subcommand>`, e.g. `/contract help determine`.")
+    return escape_mrkdwn("\n".join(lines))

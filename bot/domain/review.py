@@ -1,0 +1,346 @@
+"""EO 14093 review rules for one contract: state checks for every action and the operational-use verdict.
+
+Pure: takes a ``ReviewState`` snapshot and dates; raises ``InvalidState`` naming what is wrong and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+
+from bot.domain import questions as qs
+from bot.domain.errors import InvalidState
+
+NOT_RISKY, PROHIBITED, OUT_OF_SCOPE = "not-risky", "prohibited", "out-of-scope"
+OUTCOMES = (NOT_RISKY, PROHIBITED, OUT_OF_SCOPE)
+WAITING_DAYS = 7  # §2(g): calendar days (EO14093.md §3.2 reads it as calendar days)
+
+STATUSES = (
+    "intake", "in-review", "stop-work", "determined", "prohibited", "certified",
+    "waiting", "cleared", "waiver", "out-of-scope", "closed",
+)
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    """What the rules need to know about one contract; dates are local calendar dates."""
+
+    ref: str = "CR-0"
+    purpose: str | None = None
+    awarded_on: date | None = None
+    answers: Mapping[str, str] = field(default_factory=dict)
+    stopwork_since: date | None = None
+    determination: str | None = None
+    determined_on: date | None = None
+    certified_on: date | None = None
+    certified_by: str | None = None
+    notice_on: date | None = None
+    cleared_on: date | None = None
+    waiver_issued_on: date | None = None
+    waiver_until: date | None = None
+    waiver_revoked_on: date | None = None
+    waiver_reported: bool = False
+    revocation_reported: bool = False
+    closed_on: date | None = None
+
+    def with_(self, **changes: object) -> ReviewState:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class UseVerdict:
+    """Whether operational use is permitted on a day, and if not, exactly what is still missing."""
+
+    permitted: bool
+    missing: tuple[str, ...]
+    via_waiver: bool = False
+    earliest_on: date | None = None
+
+
+def waiting_period_end(state: ReviewState) -> date | None:
+    """The day the §2(g) waiting period ends: notice + 7 days, or the APNSA clearance day if earlier."""
+    if state.notice_on is None:
+        return None
+    end = state.notice_on + timedelta(days=WAITING_DAYS)
+    if state.cleared_on is not None and state.cleared_on < end:
+        return state.cleared_on
+    return end
+
+
+def waiver_in_force(state: ReviewState, today: date) -> bool:
+    """True when a waiver was issued, has not been revoked, and has not expired (in force through ``until``)."""
+    return (
+        state.waiver_issued_on is not None
+        and state.waiver_revoked_on is None
+        and state.waiver_until is not None
+        and state.waiver_issued_on <= today <= state.waiver_until
+    )
+
+
+def operational_use(state: ReviewState, today: date) -> UseVerdict:
+    """SPEC "Operational use": every condition that must hold, and the ones still missing on ``today``."""
+    blockers: list[str] = []
+    if state.closed_on is not None:
+        blockers.append(f"the contract was closed on {state.closed_on.isoformat()}")
+    if state.stopwork_since is not None:
+        blockers.append(f"a stop-work order has been in effect since {state.stopwork_since.isoformat()} (`resume` lifts it)")
+    if state.determination == OUT_OF_SCOPE:
+        return UseVerdict(False, (*blockers, "the order does not apply (out of scope): no operational-use clearance is tracked"))
+    if waiver_in_force(state, today) and not blockers:
+        return UseVerdict(True, (), via_waiver=True)
+
+    missing: list[str] = list(blockers)
+    end = waiting_period_end(state)
+    if state.determination != NOT_RISKY:
+        if state.determination == PROHIBITED:
+            missing.append("the determination is `prohibited`: only a waiver in force (§2(m)) permits use")
+        else:
+            missing.append("a `not-risky` determination (§2(a)) by an official")
+    if state.determination == NOT_RISKY and state.certified_on is None:
+        missing.append("certification by a relevant official (§2(f)): `certify`")
+    if state.determination == NOT_RISKY and state.notice_on is None:
+        missing.append("notice to the APNSA (§2(g)): `notify`")
+    if end is not None and today < end and state.determination == NOT_RISKY:
+        left = (end - today).days
+        missing.append(f"the 7-day waiting period: {left} day{'s' if left != 1 else ''} left, ends {end.isoformat()} (or APNSA clearance: `clear`)")
+    earliest = end if (state.determination == NOT_RISKY and end is not None and not blockers) else None
+    return UseVerdict(not missing, tuple(missing), earliest_on=earliest)
+
+
+def status(state: ReviewState, today: date) -> str:
+    """The one-word status shown on the parent message and used by ``list``."""
+    if state.closed_on is not None:
+        return "closed"
+    if state.stopwork_since is not None:
+        return "stop-work"
+    if state.determination == OUT_OF_SCOPE:
+        return "out-of-scope"
+    if state.determination == PROHIBITED:
+        return "waiver" if waiver_in_force(state, today) else "prohibited"
+    if state.determination == NOT_RISKY:
+        if state.notice_on is not None:
+            return "cleared" if operational_use(state, today).permitted else "waiting"
+        return "certified" if state.certified_on is not None else "determined"
+    return "in-review" if state.answers else "intake"
+
+
+# ---- action checks: each raises InvalidState with the reason and the fix -------------------------------
+
+
+def check_open(state: ReviewState, action: str) -> None:
+    """Closed contracts accept nothing but show, list and audit."""
+    if state.closed_on is not None:
+        raise InvalidState(
+            f"{state.ref} was closed on {state.closed_on.isoformat()}; a closed contract accepts only "
+            f"`show`, `list` and `audit`, not `{action}`."
+        )
+
+
+def _not_before(on: date, earlier: date | None, what: str, ref: str, action: str) -> None:
+    if earlier is not None and on < earlier:
+        raise InvalidState(
+            f"`{action}` on {on.isoformat()} would come before {what} ({earlier.isoformat()}) on {ref}; "
+            f"give `on=` a date on or after {earlier.isoformat()}."
+        )
+
+
+def check_answer(state: ReviewState) -> None:
+    """Answers can change until a determination is recorded; then they are frozen."""
+    check_open(state, "answer")
+    if state.determination is not None:
+        raise InvalidState(
+            f"Answers on {state.ref} are frozen: the determination `{state.determination}` was recorded "
+            f"on {state.determined_on.isoformat() if state.determined_on else 'an earlier date'}."
+        )
+
+
+def check_determination(state: ReviewState, outcome: str, reason: str, on: date) -> None:
+    """SPEC "Determination" preconditions, plus re-determination only with a changed outcome (§2(j))."""
+    check_open(state, "determine")
+    if outcome not in OUTCOMES:
+        raise InvalidState(f"Unknown determination `{outcome}`; use one of {', '.join(OUTCOMES)}.")
+    if state.determination is not None:
+        if state.determination == outcome:
+            raise InvalidState(
+                f"{state.ref} is already determined `{outcome}`. A new determination needs new information "
+                f"(§2(j)) and a different outcome."
+            )
+        if state.determination == OUT_OF_SCOPE:
+            raise InvalidState(f"{state.ref} was determined out of scope; the order does not apply to it.")
+    _not_before(on, state.determined_on, "the previous determination", state.ref, "determine")
+    answers = state.answers
+    if outcome == OUT_OF_SCOPE:
+        if answers.get("SCOPE-1") != qs.NO:
+            raise InvalidState(
+                f"`out-of-scope` needs SCOPE-1 answered No on {state.ref} "
+                f"(it is {answers.get('SCOPE-1', 'unanswered')})."
+            )
+        return
+    if outcome == NOT_RISKY:
+        risk_qids = [q.qid for q in qs.QUESTIONS if q.section in qs.RISK_SECTIONS]
+        unanswered = [qid for qid in risk_qids if qid not in answers]
+        unknown = [qid for qid in risk_qids if answers.get(qid) == qs.UNKNOWN]
+        if unanswered or unknown:
+            parts = []
+            if unanswered:
+                parts.append("unanswered: " + ", ".join(unanswered))
+            if unknown:
+                parts.append("answered Unknown: " + ", ".join(unknown))
+            raise InvalidState(
+                f"`not-risky` needs every CI and IU question answered Yes or No on {state.ref} ({'; '.join(parts)})."
+            )
+        flags = qs.red_flags(answers)
+        if flags:
+            mit = [q.qid for q in qs.questions_in("MIT")]
+            open_mit = [qid for qid in mit if answers.get(qid) in (None, qs.UNKNOWN)]
+            if open_mit:
+                raise InvalidState(
+                    f"{state.ref} has red flags ({', '.join(flags)}): `not-risky` also needs the mitigation "
+                    f"questions answered Yes or No (open: {', '.join(open_mit)})."
+                )
+            upper = reason.upper()
+            unaddressed = [qid for qid in flags if qid not in upper]
+            if unaddressed:
+                raise InvalidState(
+                    f"{state.ref} has red flags ({', '.join(flags)}): the reason must address each of them by ID "
+                    f"(missing: {', '.join(unaddressed)}), e.g. reason=\"{flags[0]}: why it is not significant\"."
+                )
+
+
+def apply_determination(state: ReviewState, outcome: str, on: date) -> ReviewState:
+    """The state after a (re-)determination: a new outcome voids earlier certification and notice."""
+    return state.with_(
+        determination=outcome, determined_on=on, certified_on=None, certified_by=None,
+        notice_on=None, cleared_on=None,
+    )
+
+
+def check_certify(state: ReviewState, on: date) -> None:
+    """§2(f): certification only of a `not-risky` determination, once."""
+    check_open(state, "certify")
+    if state.determination != NOT_RISKY:
+        raise InvalidState(
+            f"Certification (§2(f)) certifies a `not-risky` determination; {state.ref} is "
+            f"{'`' + state.determination + '`' if state.determination else 'not determined yet'}."
+        )
+    if state.certified_on is not None:
+        raise InvalidState(f"{state.ref} was already certified on {state.certified_on.isoformat()} by {state.certified_by}.")
+    _not_before(on, state.determined_on, "the determination", state.ref, "certify")
+
+
+def check_notify(state: ReviewState, on: date) -> None:
+    """§2(g): notice to the APNSA only after certification, once."""
+    check_open(state, "notify")
+    if state.determination != NOT_RISKY or state.certified_on is None:
+        raise InvalidState(
+            f"The APNSA notice (§2(g)) comes after a certified `not-risky` determination; {state.ref} is not certified yet "
+            f"(`certify {state.ref} official=\"…\"` first)."
+        )
+    if state.notice_on is not None:
+        raise InvalidState(f"The APNSA was already notified for {state.ref} on {state.notice_on.isoformat()}.")
+    _not_before(on, state.certified_on, "the certification", state.ref, "notify")
+
+
+def check_clear(state: ReviewState, on: date) -> None:
+    """The APNSA may end the waiting period early: only after notice and before it ended."""
+    check_open(state, "clear")
+    if state.notice_on is None:
+        raise InvalidState(f"Nothing to clear: the APNSA has not been notified for {state.ref} (`notify` first).")
+    if state.cleared_on is not None:
+        raise InvalidState(f"The APNSA already cleared {state.ref} on {state.cleared_on.isoformat()}.")
+    _not_before(on, state.notice_on, "the APNSA notice", state.ref, "clear")
+    end = state.notice_on + timedelta(days=WAITING_DAYS)
+    if on >= end:
+        raise InvalidState(f"The waiting period for {state.ref} already ended on {end.isoformat()}; there is nothing to clear.")
+
+
+def check_stopwork(state: ReviewState, on: date) -> None:
+    """A stop-work order can be issued once at a time."""
+    check_open(state, "stopwork")
+    if state.stopwork_since is not None:
+        raise InvalidState(f"A stop-work order has been in effect on {state.ref} since {state.stopwork_since.isoformat()}.")
+
+
+def check_resume(state: ReviewState, on: date) -> None:
+    """Only a stop-work order in effect can be lifted, not before it started."""
+    check_open(state, "resume")
+    if state.stopwork_since is None:
+        raise InvalidState(f"No stop-work order is in effect on {state.ref}; there is nothing to resume.")
+    _not_before(on, state.stopwork_since, "the stop-work order", state.ref, "resume")
+
+
+def max_waiver_until(issued_on: date) -> date:
+    """§2(m): a waiver lasts at most one year from issue (29 Feb -> 28 Feb)."""
+    try:
+        return issued_on.replace(year=issued_on.year + 1)
+    except ValueError:
+        return issued_on.replace(year=issued_on.year + 1, day=28)
+
+
+def check_waiver(state: ReviewState, on: date, until: date) -> None:
+    """§2(m): a waiver of a prohibition, at most one year, not while another is in force."""
+    check_open(state, "waiver")
+    if state.determination != PROHIBITED:
+        raise InvalidState(
+            f"A waiver (§2(m)) waives a prohibition; {state.ref} is "
+            f"{'`' + state.determination + '`' if state.determination else 'not determined'}, not `prohibited`."
+        )
+    if waiver_in_force(state, on):
+        raise InvalidState(f"A waiver is already in force on {state.ref} until {state.waiver_until.isoformat()}.")
+    _not_before(on, state.determined_on, "the prohibition", state.ref, "waiver")
+    limit = max_waiver_until(on)
+    if until <= on:
+        raise InvalidState(f"`until` ({until.isoformat()}) must be after the issue date ({on.isoformat()}).")
+    if until > limit:
+        raise InvalidState(
+            f"A waiver lasts at most one year (§2(m)): `until` may be {limit.isoformat()} at the latest, not {until.isoformat()}."
+        )
+
+
+def check_revoke_waiver(state: ReviewState, on: date) -> None:
+    """Only a waiver in force can be revoked."""
+    check_open(state, "revoke-waiver")
+    if state.waiver_issued_on is None or state.waiver_revoked_on is not None or not waiver_in_force(state, on):
+        raise InvalidState(f"No waiver is in force on {state.ref}; there is nothing to revoke.")
+    _not_before(on, state.waiver_issued_on, "the waiver", state.ref, "revoke-waiver")
+
+
+def pending_waiver_report(state: ReviewState) -> str | None:
+    """Which 72-hour report is outstanding: 'revocation', 'waiver', or None."""
+    if state.waiver_revoked_on is not None and not state.revocation_reported:
+        return "revocation"
+    if state.waiver_issued_on is not None and not state.waiver_reported:
+        return "waiver"
+    return None
+
+
+def check_waiver_report(state: ReviewState, on: date) -> str:
+    """§2(m) 72-hour report: returns which report (waiver or revocation) this records."""
+    check_open(state, "waiver-report")
+    which = pending_waiver_report(state)
+    if which is None:
+        raise InvalidState(f"No waiver or revocation report is outstanding on {state.ref}.")
+    start = state.waiver_revoked_on if which == "revocation" else state.waiver_issued_on
+    _not_before(on, start, f"the {which}", state.ref, "waiver-report")
+    return which
+
+
+def check_close(state: ReviewState, on: date) -> None:
+    """A contract is closed once."""
+    check_open(state, "close")
+    _not_before(on, state.awarded_on, "the award", state.ref, "close")
+
+
+def check_on_date(on: date, today: date, awarded_on: date | None = None) -> None:
+    """Dates in the past are accepted and shift every clock; dates in the future are refused."""
+    if on > today:
+        raise InvalidState(f"`on={on.isoformat()}` is in the future; dates in the future are refused (today is {today.isoformat()}).")
+
+
+def effective_at(on: date | None, today: date, now: datetime, start_of_day: datetime) -> datetime:
+    """When a dated action happened: now for today, else the start of that local day (the conservative clock)."""
+    if on is None or on == today:
+        return now
+    return start_of_day

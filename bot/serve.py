@@ -1,0 +1,56 @@
+"""`contract-bot serve`: HTTP on waitress (a production WSGI server) or Socket Mode, with the scheduler in-process."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+from bot.app import create_app
+from bot.config import Settings, SettingsError
+
+log = logging.getLogger("contract_bot.serve")
+
+
+def serve(settings: Settings) -> int:
+    """Run until interrupted; returns the process exit code."""
+    try:
+        settings.require_for_serve()
+    except SettingsError as exc:
+        print(f"contract-bot: {exc}", file=sys.stderr)
+        return 2
+    bot = create_app(settings)
+    try:
+        auth = bot.client.auth_test()
+        log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
+    except Exception as exc:  # noqa: BLE001
+        print(f"contract-bot: SLACK_BOT_TOKEN was refused by Slack ({exc.__class__.__name__}); check the token",
+              file=sys.stderr)
+        return 2
+    bot.start_background()
+    log.info("contract-bot starting with %s", settings)
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        handler = SocketModeHandler(bot.bolt, settings.slack_app_token)
+        try:
+            handler.start()
+        finally:
+            bot.stop()
+        return 0
+    from waitress import create_server
+
+    server = create_server(bot.wsgi, host="0.0.0.0", port=settings.port, threads=32, ident="contract-bot")
+
+    def stop(*_):  # noqa: ANN002
+        server.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info("listening on http://0.0.0.0:%s (POST /slack/events, GET /healthz)", settings.port)
+    try:
+        server.run()
+    except (KeyboardInterrupt, OSError):
+        pass
+    finally:
+        bot.stop()
+    return 0

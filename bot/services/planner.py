@@ -1,0 +1,105 @@
+"""Reminder planning: the reminder rows a change creates, written in the same transaction as the change.
+
+A backdated change (``on=`` in the past) never floods Slack: of the one-off reminders already past, only
+the latest is kept (it is sent once, now); a recurring one starts from its next occurrence after now.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.domain import schedule
+from bot.domain.calendar import BusinessCalendar
+from storage import repositories as repo
+from storage.models import Contract
+
+KINDS = {
+    "stopwork": "stop-work in effect",
+    "unanswered": "unanswered questions",
+    "escalation": "escalation: questions open 5 business days",
+    "waiting": "waiting period over",
+    "waiver-report-waiver": "waiver report due",
+    "waiver-report-revocation": "revocation report due",
+    "waiver-expiry": "waiver expiring",
+    "excluded-notice": "§4(b) notice due",
+    "digest": "weekly digest",
+}
+
+
+def add_one_offs(s: Session, contract: Contract, kind: str, key_prefix: str, times: list[tuple[str, datetime]],
+                 now: datetime) -> None:
+    """Schedule labelled one-off reminders, collapsing any already past into one sent now."""
+    past = [t for t in times if t[1] <= now]
+    keep = [t for t in times if t[1] > now]
+    if past:
+        keep.insert(0, past[-1])
+    for label, due in keep:
+        repo.add_reminder(s, key=f"{key_prefix}:{label}", kind=kind, due_at=max(due, now) if due <= now else due,
+                          contract_id=contract.id, data={"label": label})
+
+
+def first_after(first: datetime, step, now: datetime, limit: int = 5000) -> datetime:  # noqa: ANN001
+    """The first occurrence of a recurring reminder that is not before ``now`` (or ``first`` itself)."""
+    due = first
+    for _ in range(limit):
+        if due >= now:
+            return due
+        due = step(due)
+    return due
+
+
+def on_filed(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
+    """§4(b): a purchase for an excluded purpose needs the APNSA notice within 45 days of award."""
+    if c.purpose == "excluded" and c.awarded_on is not None:
+        times = schedule.excluded_notice_reminders(c.awarded_on, cal, hour)
+        add_one_offs(s, c, "excluded-notice", f"excluded:{c.id}", times, now)
+
+
+def on_section_asked(s: Session, c: Contract, section: str, now: datetime, cal: BusinessCalendar, hour: int) -> None:
+    """Unanswered-question pings after 2 business days (then every 2) and escalation after 5."""
+    repo.add_reminder(s, key=f"unanswered:{c.id}:{section}:1", kind="unanswered",
+                      due_at=schedule.unanswered_first_ping(now, cal, hour), contract_id=c.id,
+                      data={"section": section, "n": 1})
+    repo.add_reminder(s, key=f"escalation:{c.id}:{section}", kind="escalation",
+                      due_at=schedule.escalation_due(now, cal, hour), contract_id=c.id, data={"section": section})
+
+
+def on_stopwork(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
+    """Each business day the stop-work stays in effect, from the first business day after it started."""
+    first = schedule.stopwork_first_ping(c.stopwork_since, cal, hour)
+    due = first_after(first, lambda d: schedule.stopwork_next_ping(d, cal, hour), now)
+    repo.add_reminder(s, key=f"stopwork:{c.id}:{c.stopwork_since.isoformat()}:{due.isoformat()}", kind="stopwork",
+                      due_at=due, contract_id=c.id, data={"since": c.stopwork_since.isoformat()})
+
+
+def on_notice(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
+    """The waiting period ends notice + 7 days (sent once, now, if that is already past)."""
+    due = schedule.waiting_period_over_at(c.notice_on, cal, hour)
+    repo.add_reminder(s, key=f"waiting:{c.id}:{c.notice_on.isoformat()}", kind="waiting", due_at=max(due, now),
+                      contract_id=c.id, data={"notice_on": c.notice_on.isoformat()})
+
+
+def on_clear(s: Session, c: Contract, now: datetime) -> None:
+    """Clearance ends the waiting period at once: its reminder falls due now."""
+    for r in repo.list_pending_reminders(s, contract_id=c.id):
+        if r.kind == "waiting":
+            r.due_at = now
+            s.add(r)
+    s.flush()
+
+
+def on_waiver(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
+    """Report due at 48 h and overdue at 72 h after issue; expiry at 30, 7, 1 days and at expiry."""
+    issued = c.waiver_issued_on.isoformat()
+    add_one_offs(s, c, "waiver-report-waiver", f"waiver-report:{c.id}:{issued}:issue",
+                 schedule.waiver_report_reminders(c.waiver_issued_at), now)
+    add_one_offs(s, c, "waiver-expiry", f"waiver-expiry:{c.id}:{issued}",
+                 schedule.waiver_expiry_reminders(c.waiver_until, cal, hour), now)
+
+
+def on_waiver_revoked(s: Session, c: Contract, now: datetime) -> None:
+    """A revocation starts its own 72-hour report clock."""
+    add_one_offs(s, c, "waiver-report-revocation", f"waiver-report:{c.id}:{c.waiver_revoked_on.isoformat()}:revoke",
+                 schedule.waiver_report_reminders(c.waiver_revoked_at), now)

@@ -1,0 +1,288 @@
+"""The reminder sweep: claims due reminder rows, re-checks each one's condition, and queues the messages.
+
+Claiming, marking sent, scheduling the next occurrence and writing the outbox rows happen in ONE
+transaction: on PostgreSQL the claimed rows stay locked (FOR UPDATE SKIP LOCKED) until it commits, and
+SQLite serialises writers, so two processes never send the same reminder and a crash sends nothing
+twice (the transaction rolls back and the rows are still due). Reminders for one recipient at one moment
+are merged into one message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.domain import questions as qs
+from bot.domain import review, schedule
+from bot.domain.calendar import BusinessCalendar
+from bot.domain.text import escape_mrkdwn
+from bot.services import planner
+from bot.services.views import ref_of, state_of
+from storage import repositories as repo
+from storage.db import SessionFactory, unit_of_work
+from storage.models import Contract, Reminder
+
+log = logging.getLogger(__name__)
+MANAGER = "manager"
+
+
+@dataclass
+class SweepResult:
+    """What one sweep did (or, as a preview, would do)."""
+
+    claimed: int = 0
+    sent: int = 0
+    skipped: int = 0
+    messages: list[tuple[str, str]] = field(default_factory=list)  # (recipient, text)
+
+
+class ReminderSweeper:
+    """Runs the sweep; ``sweep()`` from the scheduler job, ``preview(at)`` for `reminders due`."""
+
+    def __init__(self, session_factory: SessionFactory, clock: Clock, calendar: BusinessCalendar, settings: Settings,
+                 *, on_commit: Callable[[], None] | None = None, batch: int = 500) -> None:
+        self.session_factory = session_factory
+        self.clock = clock
+        self.calendar = calendar
+        self.settings = settings
+        self.on_commit = on_commit or (lambda: None)
+        self.batch = batch
+
+    def sweep(self, now: datetime | None = None, max_batches: int = 1000) -> SweepResult:
+        """Send every reminder due by now (in batches), once."""
+        total = SweepResult()
+        for _ in range(max_batches):
+            with unit_of_work(self.session_factory) as s:
+                result = self._sweep_batch(s, now or self.clock.now())
+            total.claimed += result.claimed
+            total.sent += result.sent
+            total.skipped += result.skipped
+            total.messages += result.messages
+            if result.claimed:
+                self.on_commit()
+            if result.claimed < self.batch:
+                break
+        return total
+
+    def preview(self, at: datetime) -> SweepResult:
+        """What a sweep at ``at`` would send, computed by the same code in a transaction that is rolled back."""
+        s = self.session_factory()
+        try:
+            result = SweepResult()
+            while True:
+                part = self._sweep_batch(s, at)
+                result.claimed += part.claimed
+                result.sent += part.sent
+                result.skipped += part.skipped
+                result.messages += part.messages
+                if part.claimed < self.batch:
+                    break
+            return result
+        finally:
+            s.rollback()
+            s.close()
+
+    # ---- one batch ----------------------------------------------------------------------------------------
+
+    def _sweep_batch(self, s: Session, now: datetime) -> SweepResult:
+        settings = {**{"manager_channel": self.settings.manager_channel or "", "reminder_hour": "9",
+                       "stopwork_reminders": "on", "digest": "on"}, **repo.get_settings(s)}
+        hour = _int(settings.get("reminder_hour"), 9)
+        self._ensure_digest(s, now, hour)
+        rows = repo.claim_due_reminders(s, worker="sweep", now=now, lease=timedelta(minutes=5), limit=self.batch)
+        result = SweepResult(claimed=len(rows))
+        to_manager: list[tuple[str, str]] = []  # (reminder key, text)
+        to_thread: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for r in rows:
+            contract = repo.get_contract(s, r.contract_id) if r.contract_id else None
+            parts = self._evaluate(s, r, contract, now, hour, settings)
+            r.status = "sent" if parts else "skipped"
+            r.sent_at = now
+            r.lease_until = None
+            s.add(r)
+            if not parts:
+                result.skipped += 1
+                continue
+            result.sent += 1
+            for recipient, text in parts:
+                if recipient == MANAGER:
+                    to_manager.append((r.key, text))
+                else:
+                    to_thread[r.contract_id].append((r.key, text))
+        s.flush()
+        manager_channel = settings.get("manager_channel")
+        if to_manager:
+            text = "\n\n".join(t for _, t in to_manager)
+            payload = {"render": "reminder", "text": text, "snooze_keys": [k for k, _ in to_manager]}
+            if manager_channel:
+                repo.add_outbox(s, at=now, op="post", target=manager_channel, payload=payload)
+            else:
+                for admin in self.settings.admin_user_ids:
+                    repo.add_outbox(s, at=now, op="dm", target=admin, payload=payload)
+            result.messages.append((manager_channel or "admins", text))
+        for contract_id, parts in to_thread.items():
+            text = "\n\n".join(t for _, t in parts)
+            repo.add_outbox(s, at=now, op="post", target="thread", contract_id=contract_id,
+                            payload={"render": "reminder", "text": text})
+            result.messages.append((f"thread of {ref_of(contract_id)}", text))
+        return result
+
+    def _ensure_digest(self, s: Session, now: datetime, hour: int) -> None:
+        nxt = schedule.next_weekly_digest(now - timedelta(seconds=1), self.calendar, hour)
+        repo.add_reminder(s, key=f"digest:{nxt.isoformat()}", kind="digest", due_at=nxt)
+
+    def _evaluate(self, s: Session, r: Reminder, c: Contract | None, now: datetime, hour: int,
+                  settings: dict) -> list[tuple[str, str]]:
+        """Re-check a reminder's condition now; the messages to send (none: it no longer applies)."""
+        data = json.loads(r.data) if r.data else {}
+        if r.kind == "digest":
+            self._ensure_digest(s, now + timedelta(minutes=1), hour)
+            return [(MANAGER, self._digest(s, now))] if settings.get("digest") != "off" else []
+        if c is None or c.closed_on is not None:
+            return []
+        ref, link = ref_of(c.id), _thread_link(c)
+        today = self.calendar.local_date(now)
+        questions = repo.list_questions(s, c.id)
+        state = state_of(c, questions)
+        since_local = r.due_at
+        match r.kind:
+            case "stopwork":
+                if c.stopwork_since is None or c.stopwork_since.isoformat() != data.get("since"):
+                    return []
+                nxt = planner.first_after(schedule.stopwork_next_ping(r.due_at, self.calendar, hour),
+                                          lambda d: schedule.stopwork_next_ping(d, self.calendar, hour), now)
+                repo.add_reminder(s, key=f"stopwork:{c.id}:{data['since']}:{nxt.isoformat()}", kind="stopwork",
+                                  due_at=nxt, contract_id=c.id, data=data)
+                if settings.get("stopwork_reminders") == "off":
+                    return []
+                days = (today - c.stopwork_since).days
+                open_q = qs.open_questions(state.answers, {q.qid for q in questions})
+                return [(MANAGER, f":octagonal_sign: Reminder: the stop-work order on *{ref}* "
+                         f"({escape_mrkdwn(c.vendor)} / {escape_mrkdwn(c.product)}) is still in effect, since "
+                         f"{c.stopwork_since.isoformat()} ({days} days). {len(open_q)} question(s) open"
+                         f"{': ' + ', '.join(open_q[:10]) if open_q else ''}. Next: finish the review, then "
+                         f"`/contract resume {ref} reason=\"…\"` when it is lifted. {link}")]
+            case "unanswered" | "escalation":
+                if state.determination is not None:
+                    return []
+                section = data.get("section")
+                open_q = [q.qid for q in questions if q.answer is None and (section is None or q.qid.startswith(section + "-"))]
+                if not open_q:
+                    return []
+                asked = min((q.asked_at for q in questions if q.qid in open_q), default=r.due_at)
+                reviewers = repo.list_assignments(s, c.id)
+                if r.kind == "escalation":
+                    return [(MANAGER, f":rotating_light: Reminder: on *{ref}*, {', '.join(open_q)} "
+                             f"{'has' if len(open_q) == 1 else 'have'} been open for 5 business days (asked "
+                             f"{self.calendar.local_date(asked).isoformat()}). Next: "
+                             f"{'chase ' + ', '.join(f'<@{u}>' for u in reviewers) if reviewers else 'assign reviewers with `/contract assign ' + ref + ' @user`'}. {link}")]
+                n = int(data.get("n", 1))
+                nxt = schedule.unanswered_next_ping(r.due_at, self.calendar, hour)
+                nxt = planner.first_after(nxt, lambda d: schedule.unanswered_next_ping(d, self.calendar, hour), now)
+                repo.add_reminder(s, key=f"unanswered:{c.id}:{section}:{n + 1}", kind="unanswered", due_at=nxt,
+                                  contract_id=c.id, data={"section": section, "n": n + 1})
+                who = ", ".join(f"<@{u}>" for u in reviewers) if reviewers else "Reviewers (none assigned yet)"
+                return [("thread", f":memo: Reminder: {who}, {len(open_q)} question(s) on *{ref}* are still unanswered "
+                         f"since {self.calendar.local_date(asked).isoformat()}: {', '.join(open_q)}. Next: answer with the "
+                         f"buttons above or `/contract answer {ref} QID yes|no|unknown`.")]
+            case "waiting":
+                if c.notice_on is None or c.notice_on.isoformat() != data.get("notice_on"):
+                    return []
+                self._refresh_status(s, c, now, questions)
+                how = (f"the APNSA cleared it on {c.cleared_on.isoformat()}" if c.cleared_on
+                       else f"7 days have passed since the APNSA notice of {c.notice_on.isoformat()}")
+                verdict = review.operational_use(state, today)
+                nxt = ("operational use is now permitted." if verdict.permitted
+                       else "still missing: " + "; ".join(verdict.missing))
+                text = f":hourglass: Reminder: the waiting period on *{ref}* is over: {how}. Next: {nxt} {link}"
+                return [("thread", text), (MANAGER, text)]
+            case "waiver-report-waiver" | "waiver-report-revocation":
+                which = "revocation" if r.kind.endswith("revocation") else "waiver"
+                if review.pending_waiver_report(state) != which:
+                    return []
+                start = c.waiver_revoked_at if which == "revocation" else c.waiver_issued_at
+                deadline = schedule.waiver_report_deadline(start)
+                overdue = data.get("label") == "overdue" or now >= deadline
+                word = "OVERDUE" if overdue else "due"
+                text = (f":outbox_tray: Reminder: the 72-hour {which} report on *{ref}* is {word} (deadline "
+                        f"{deadline.astimezone(self.calendar.zone):%Y-%m-%d %H:%M %Z}, {which} of "
+                        f"{self.calendar.local_date(start).isoformat()}). Next: send it to the President via the APNSA "
+                        f"with a copy to the DNI, then `/contract waiver-report {ref}`. {link}")
+                return [("thread", text), (MANAGER, text)]
+            case "waiver-expiry":
+                if c.waiver_issued_on is None or c.waiver_revoked_on is not None or c.waiver_until is None:
+                    return []
+                label = data.get("label")
+                self._refresh_status(s, c, now, questions)
+                if label == "expired":
+                    text = (f":hourglass: Reminder: the waiver on *{ref}* expired after {c.waiver_until.isoformat()}: "
+                            "operational use is no longer permitted. Next: a new determination or waiver, or stop use. "
+                            f"{link}")
+                else:
+                    text = (f":page_facing_up: Reminder: the waiver on *{ref}* expires after {c.waiver_until.isoformat()} "
+                            f"({(c.waiver_until - today).days + 1} days left). Next: decide on renewal or wind-down. {link}")
+                return [("thread", text), (MANAGER, text)]
+            case "excluded-notice":
+                if c.purpose != "excluded" or c.awarded_on is None:
+                    return []
+                due = schedule.excluded_notice_due(c.awarded_on)
+                text = (f":calendar: Reminder: the §4(b) notice to the APNSA for *{ref}* (bought for an excluded "
+                        f"purpose, awarded {c.awarded_on.isoformat()}) is due by {due.isoformat()}"
+                        f"{' — today' if due == today else (' — overdue' if due < today else '')}. Next: send the notice "
+                        f"of the purchase, its purpose and authorized uses. {link}")
+                return [("thread", text), (MANAGER, text)]
+        log.warning("unknown reminder kind %s (%s)", r.kind, r.key)
+        del since_local
+        return []
+
+    def _refresh_status(self, s: Session, c: Contract, now: datetime, questions) -> None:  # noqa: ANN001
+        status = review.status(state_of(c, questions), self.calendar.local_date(now))
+        if status != c.status:
+            c.status = status
+            s.add(c)
+            repo.add_outbox(s, at=now, op="update", target="thread", contract_id=c.id, message_key="parent",
+                            payload={"render": "parent"})
+
+    def _digest(self, s: Session, now: datetime) -> str:
+        counts = repo.count_by_status(s)
+        open_counts = {k: v for k, v in counts.items() if k != "closed" and v}
+        today = self.calendar.local_date(now)
+        lines = [f":spiral_calendar_pad: Reminder: weekly digest for the week of {today.isoformat()}."]
+        lines.append("Open reviews: " + (", ".join(f"{k} {v}" for k, v in sorted(open_counts.items())) or "none"))
+        stopworks = repo.list_stopworks(s, 10)
+        if stopworks:
+            lines.append("Stop-work orders: " + "; ".join(
+                f"{ref_of(c.id)} since {c.stopwork_since.isoformat()} ({(today - c.stopwork_since).days} days)"
+                for c in stopworks))
+        waiting = repo.list_waiting(s, 10)
+        if waiting:
+            lines.append("Waiting periods: " + "; ".join(
+                f"{ref_of(c.id)} ends {review.waiting_period_end(state_of(c, [])).isoformat()}" for c in waiting))
+        upcoming = [r for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=20) if r.kind != "digest"]
+        if upcoming:
+            lines.append("Deadlines this week: " + "; ".join(
+                f"{ref_of(r.contract_id)} {planner.KINDS.get(r.kind, r.kind)} "
+                f"{self.calendar.local_date(r.due_at).isoformat()}" for r in upcoming))
+        lines.append("Next: `/contract list` for everything open.")
+        return "\n".join(lines)
+
+
+def _thread_link(c: Contract) -> str:
+    if c.channel_id and c.parent_ts:
+        return f"Thread: https://slack.com/archives/{c.channel_id}/p{c.parent_ts.replace('.', '')}"
+    return f"See `/contract show {ref_of(c.id)}`."
+
+
+def _int(raw: str | None, default: int) -> int:
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError:
+        return default

@@ -1,0 +1,625 @@
+"""Review service: every `/contract` action as one unit of work (change + audit + outbox + reminders).
+
+Raises the domain errors (InputError, NotFound, PermissionDenied, InvalidState); refusals of known
+actors on known contracts are audited in their own transaction, and admins are told of missing-role attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlmodel import Session
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.domain import questions as qs
+from bot.domain import review, roles
+from bot.domain.calendar import BusinessCalendar
+from bot.domain.errors import DomainError, InvalidState, NotFound, PermissionDenied
+from bot.domain.text import escape_mrkdwn
+from bot.services import planner
+from bot.services.views import ContractView, build_contract_view, ref_of, state_of
+from storage import repositories as repo
+from storage.db import SessionFactory, unit_of_work
+from storage.models import Assignment, AuditEntry, Contract, Question, RoleGrant
+
+log = logging.getLogger(__name__)
+
+CONTRACT_FIELDS = ("vendor", "product", "agency", "component", "value_cents", "awarded_on", "term", "purpose",
+                   "third_party", "parent", "contract_no", "scope")
+
+
+@dataclass(frozen=True)
+class Done:
+    """An action that succeeded; ``text`` is the private confirmation (safe mrkdwn)."""
+
+    text: str
+    contract_id: int | None = None
+    changed: bool = True
+
+
+@dataclass(frozen=True)
+class ContractList:
+    """The answer to `list`."""
+
+    rows: tuple[ContractView, ...]
+    status: str | None
+    total: int
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The answer to `audit CR-n`."""
+
+    ref: str
+    entries: tuple[AuditEntry, ...]
+
+
+@dataclass(frozen=True)
+class RolesList:
+    """The answer to `admin roles`."""
+
+    bootstrap_admins: tuple[str, ...]
+    grants: tuple[tuple[str, str], ...]  # (role, user_id)
+
+
+@dataclass(frozen=True)
+class SettingsList:
+    """The answer to `admin settings`."""
+
+    values: dict[str, str]
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def contract_snapshot(c: Contract) -> dict:
+    """The audited fields of a contract (before/after of every change)."""
+    return {k: getattr(c, k) for k in (
+        *CONTRACT_FIELDS, "status", "stopwork_since", "stopwork_reason", "determination", "determined_on",
+        "determination_reason", "certified_on", "certified_by", "notice_on", "cleared_on", "waiver_official",
+        "waiver_issued_on", "waiver_until", "waiver_revoked_on", "waiver_reported_on", "revocation_reported_on",
+        "closed_on", "close_reason")}
+
+
+class ReviewService:
+    """The application service behind every command, button and modal."""
+
+    def __init__(self, session_factory: SessionFactory, clock: Clock, calendar: BusinessCalendar, settings: Settings,
+                 *, on_commit: Callable[[], None] | None = None) -> None:
+        self.session_factory = session_factory
+        self.clock = clock
+        self.calendar = calendar
+        self.settings = settings
+        self.on_commit = on_commit or (lambda: None)
+
+    # ---- plumbing ---------------------------------------------------------------------------------------
+
+    def today(self) -> date:
+        """Today in BOT_TIMEZONE."""
+        return self.calendar.local_date(self.clock.now())
+
+    def runtime_settings(self, s: Session) -> dict[str, str]:
+        """Settings from `/contract admin set`, falling back to the environment."""
+        values = {"review_channel": self.settings.review_channel or "", "manager_channel": self.settings.manager_channel or "",
+                  "reminder_hour": "9"}
+        values.update(repo.get_settings(s))
+        return values
+
+    def roles_of(self, s: Session, user_id: str) -> set[str]:
+        """A user's roles: database grants plus bootstrap admin from ADMIN_USER_IDS."""
+        held = repo.get_roles(s, user_id)
+        if user_id in self.settings.admin_user_ids:
+            held.add(roles.ADMIN)
+        return held
+
+    def _load(self, s: Session, contract_id: int | None, *, for_update: bool = True) -> Contract:
+        if contract_id is None:
+            raise NotFound("Name the contract by its reference, e.g. `CR-1`.")
+        contract = repo.get_contract(s, contract_id, for_update=for_update)
+        if contract is None:
+            raise NotFound(f"There is no contract {ref_of(contract_id)}. `/contract list` shows the contracts.")
+        return contract
+
+    def _run(self, actor: str, action: str, contract_id: int | None, work: Callable[[Session, datetime], object]):
+        """Run ``work`` in one unit of work; audit a refusal (and alert admins of a missing role) if it is refused."""
+        now = self.clock.now()
+        try:
+            with unit_of_work(self.session_factory) as s:
+                result = work(s, now)
+        except (PermissionDenied, InvalidState, NotFound) as exc:
+            if not (isinstance(exc, NotFound) and contract_id is not None and action != "answer-button"):
+                self._audit_refusal(actor, action, contract_id, exc, now)
+            raise
+        self.on_commit()
+        return result
+
+    def _audit_refusal(self, actor: str, action: str, contract_id: int | None, exc: DomainError, now: datetime) -> None:
+        try:
+            with unit_of_work(self.session_factory) as s:
+                exists = contract_id is not None and repo.get_contract(s, contract_id) is not None
+                repo.record_audit(s, at=now, actor=actor, action=action, outcome="refused",
+                                  contract_id=contract_id if exists else None, detail=exc.message)
+                if isinstance(exc, PermissionDenied):
+                    channel = self.runtime_settings(s).get("manager_channel")
+                    text = (f":warning: <@{actor}> tried `{action}`"
+                            f"{' on ' + ref_of(contract_id) if exists else ''} without the *{exc.role}* role. "
+                            "Nothing changed; the attempt is in the audit log.")
+                    if channel:
+                        repo.add_outbox(s, at=now, op="post", target=channel, payload={"render": "text", "text": text})
+                    else:
+                        for admin in self.settings.admin_user_ids:
+                            repo.add_outbox(s, at=now, op="dm", target=admin, payload={"render": "text", "text": text})
+        except Exception:  # noqa: BLE001 - a failed refusal audit must not hide the user's error
+            log.exception("could not audit a refusal of %s by %s", action, actor)
+        else:
+            self.on_commit()
+
+    def _require(self, s: Session, actor: str, role: str, action: str) -> None:
+        roles.require_role(self.roles_of(s, actor), role, action)
+
+    def _thread(self, s: Session, c: Contract, now: datetime, text: str) -> None:
+        repo.add_outbox(s, at=now, op="post", target="thread", contract_id=c.id, payload={"render": "text", "text": text})
+
+    def _refresh(self, s: Session, c: Contract, now: datetime, *, update_parent: bool = True) -> review.ReviewState:
+        """Recompute the stored status and queue the parent message's update."""
+        state = state_of(c, repo.list_questions(s, c.id))
+        c.status = review.status(state, self.calendar.local_date(now))
+        s.add(c)
+        if update_parent:
+            repo.add_outbox(s, at=now, op="update", target="thread", contract_id=c.id, message_key="parent",
+                            payload={"render": "parent"})
+        return state
+
+    def _on(self, on: date | None, now: datetime) -> date:
+        today = self.calendar.local_date(now)
+        day = on or today
+        review.check_on_date(day, today)
+        return day
+
+    def _at(self, day: date, now: datetime) -> datetime:
+        return review.effective_at(day, self.calendar.local_date(now), now, self.calendar.start_of_local_day(day))
+
+    # ---- filing and questions ---------------------------------------------------------------------------
+
+    def file_contract(self, actor: str, fields: dict, *, source_key: str | None = None) -> Done:
+        """File a contract (anyone); a repeated modal submission (same view id) files it once."""
+
+        def work(s: Session, now: datetime) -> Done:
+            if source_key:
+                existing = repo.get_contract_by_source(s, source_key)
+                if existing is not None:
+                    return Done(f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False)
+            channel = self.runtime_settings(s).get("review_channel")
+            if not channel:
+                raise InvalidState("No review channel is set: an admin must set `REVIEW_CHANNEL` or run "
+                                   "`/contract admin set review_channel #channel` before contracts can be filed.")
+            awarded = fields.get("awarded_on")
+            if awarded is not None:
+                review.check_on_date(awarded, self.calendar.local_date(now))
+            contract = Contract(**{k: fields.get(k) for k in CONTRACT_FIELDS}, filed_by=actor, filed_at=now,
+                                source_key=source_key, channel_id=channel, status="intake")
+            repo.add_contract(s, contract)
+            repo.record_audit(s, at=now, actor=actor, action="file", contract_id=contract.id,
+                              after=contract_snapshot(contract))
+            repo.add_outbox(s, at=now, op="post", target=channel, contract_id=contract.id, message_key="parent",
+                            payload={"render": "parent"})
+            self._ask_due_questions(s, contract, now)
+            planner.on_filed(s, contract, now, self.calendar, self._hour(s))
+            return Done(f"Filed *{ref_of(contract.id)}*: {escape_mrkdwn(contract.vendor)} / "
+                        f"{escape_mrkdwn(contract.product)} for {escape_mrkdwn(contract.agency)}. "
+                        f"The review runs in <#{channel}>.", contract.id)
+
+        return self._run(actor, "file", None, work)
+
+    def _hour(self, s: Session) -> int:
+        try:
+            return int(self.runtime_settings(s).get("reminder_hour") or 9)
+        except ValueError:
+            return 9
+
+    def _ask_due_questions(self, s: Session, c: Contract, now: datetime) -> list[str]:
+        rows = repo.list_questions(s, c.id)
+        answers = {q.qid: q.answer for q in rows if q.answer}
+        new = qs.questions_to_ask(answers, {q.qid for q in rows})
+        sections: list[str] = []
+        for q in new:
+            if q.section not in sections:
+                sections.append(q.section)
+                section = qs.SECTION_BY_KEY[q.section]
+                self._thread(s, c, now, f"*{section.title}*: {section.help}")
+            s.add(Question(contract_id=c.id, qid=q.qid, asked_at=now))
+            s.flush()
+            repo.add_outbox(s, at=now, op="post", target="thread", contract_id=c.id, message_key=f"q:{q.qid}",
+                            payload={"render": "question", "qid": q.qid})
+        for section in sections:
+            planner.on_section_asked(s, c, section, now, self.calendar, self._hour(s))
+        return [q.qid for q in new]
+
+    def answer(self, actor: str, contract_id: int | None, qid: str, value: str, note: str | None = None,
+               *, via: str = "answer") -> Done:
+        """Record a reviewer's answer (button or command); an identical repeat changes nothing."""
+        qid = qid.upper()
+        if value not in qs.ANSWER_VALUES:
+            raise InvalidState(f"`{value}` is not an answer; use yes, no or unknown.")
+
+        def work(s: Session, now: datetime) -> Done:
+            c = self._load(s, contract_id)
+            self._require(s, actor, roles.REVIEWER, "answer")
+            state = state_of(c, repo.list_questions(s, c.id))
+            review.check_answer(state)
+            if qid not in qs.QUESTION_BY_ID:
+                raise NotFound(f"`{escape_mrkdwn(qid)}` is not a question ID; the IDs are "
+                               f"{', '.join(q.qid for q in qs.QUESTIONS)}.")
+            row = repo.get_question(s, c.id, qid)
+            if row is None:
+                raise InvalidState(f"{qid} has not been asked on {ref_of(c.id)} yet: each section is asked once the one "
+                                   "before it is complete.")
+            if row.answer == value and (note is None or note == row.note):
+                return Done(f"{ref_of(c.id)} {qid} is already answered *{value.capitalize()}*.", c.id, changed=False)
+            before = {"answer": row.answer, "note": row.note, "by": row.answered_by}
+            row.answer, row.answered_by, row.answered_at = value, actor, now
+            if note is not None:
+                row.note = note
+            s.add(row)
+            s.flush()
+            repo.record_audit(s, at=now, actor=actor, action="answer", contract_id=c.id, before=before,
+                              after={"qid": qid, "answer": value, "note": row.note, "by": actor})
+            repo.add_outbox(s, at=now, op="update", target="thread", contract_id=c.id, message_key=f"q:{qid}",
+                            payload={"render": "question", "qid": qid})
+            was_out = qs.out_of_scope(state.answers)
+            answers = {**state.answers, qid: value}
+            if qs.out_of_scope(answers) and not was_out:
+                self._thread(s, c, now, f"SCOPE-1 was answered *No*: EO 14093 does not apply to {ref_of(c.id)}, so "
+                             "no further questions are asked. An official can record `determine "
+                             f"{ref_of(c.id)} out-of-scope reason=\"…\"`.")
+            else:
+                self._ask_due_questions(s, c, now)
+            self._refresh(s, c, now)
+            flag = " (red flag)" if qs.is_red_flag(qid, value) else ""
+            return Done(f"Recorded {ref_of(c.id)} {qid}: *{value.capitalize()}*{flag}.", c.id)
+
+        return self._run(actor, via, contract_id, work)
+
+    def add_note(self, actor: str, contract_id: int, qid: str, note: str) -> Done:
+        """Attach a note (evidence link or reasoning) to a question."""
+
+        def work(s: Session, now: datetime) -> Done:
+            c = self._load(s, contract_id)
+            self._require(s, actor, roles.REVIEWER, "note")
+            review.check_answer(state_of(c, repo.list_questions(s, c.id)))
+            row = repo.get_question(s, c.id, qid)
+            if row is None:
+                raise InvalidState(f"{qid} has not been asked on {ref_of(c.id)} yet.")
+            before = {"note": row.note}
+            row.note = note
+            s.add(row)
+            repo.record_audit(s, at=now, actor=actor, action="note", contract_id=c.id, before=before,
+                              after={"qid": qid, "note": note})
+            repo.add_outbox(s, at=now, op="update", target="thread", contract_id=c.id, message_key=f"q:{qid}",
+                            payload={"render": "question", "qid": qid})
+            return Done(f"Note added to {ref_of(c.id)} {qid}.", c.id)
+
+        return self._run(actor, "note", contract_id, work)
+
+    def assign(self, actor: str, contract_id: int | None, users: Iterable[str]) -> Done:
+        """Assign reviewers (manager); they are mentioned in the thread."""
+        users = list(dict.fromkeys(users))
+
+        def work(s: Session, now: datetime) -> Done:
+            c = self._load(s, contract_id)
+            self._require(s, actor, roles.MANAGER, "assign")
+            review.check_open(state_of(c, []), "assign")
+            added = [u for u in users if repo.add_assignment(s, Assignment(contract_id=c.id, user_id=u,
+                                                                            assigned_by=actor, assigned_at=now))]
+            if not added:
+                return Done(f"Those reviewers were already assigned to {ref_of(c.id)}.", c.id, changed=False)
+            repo.record_audit(s, at=now, actor=actor, action="assign", contract_id=c.id, after={"reviewers": added})
+            mentions = ", ".join(f"<@{u}>" for u in added)
+            self._thread(s, c, now, f"{mentions}: you are assigned to review {ref_of(c.id)} (by <@{actor}>). "
+                                    "Answer with the buttons on each question.")
+            self._refresh(s, c, now)
+            return Done(f"Assigned {mentions} to {ref_of(c.id)}.", c.id)
+
+        return self._run(actor, "assign", contract_id, work)
+
+    # ---- reading ----------------------------------------------------------------------------------------
+
+    def show(self, contract_id: int | None) -> ContractView:
+        """The full view of one contract."""
+        with unit_of_work(self.session_factory) as s:
+            c = self._load(s, contract_id, for_update=False)
+            return build_contract_view(s, c, self.today())
+
+    def list_contracts(self, status: str | None = None, limit: int = 25) -> ContractList:
+        """Contracts newest first, optionally of one status."""
+        with unit_of_work(self.session_factory) as s:
+            today = self.today()
+            rows = repo.list_contracts(s, status=status, limit=limit)
+            views = tuple(build_contract_view(s, c, today, with_reminders=False) for c in rows)
+            return ContractList(views, status, repo.count_contracts(s, status=status))
+
+    def timeline(self, contract_id: int | None) -> Timeline:
+        """Every audited event of one contract, refusals included."""
+        with unit_of_work(self.session_factory) as s:
+            c = self._load(s, contract_id, for_update=False)
+            return Timeline(ref_of(c.id), tuple(repo.list_audit(s, contract_id=c.id)))
+
+    # ---- compliance actions -----------------------------------------------------------------------------
+
+    def _transition(self, actor: str, contract_id: int | None, action: str, role: str, on: date | None,
+                    apply: Callable[[Session, Contract, review.ReviewState, date, datetime], str]) -> Done:
+        def work(s: Session, now: datetime) -> Done:
+            c = self._load(s, contract_id)
+            self._require(s, actor, role, action)
+            day = self._on(on, now)
+            state = state_of(c, repo.list_questions(s, c.id))
+            before = contract_snapshot(c)
+            line = apply(s, c, state, day, now)
+            self._refresh(s, c, now)
+            repo.record_audit(s, at=now, actor=actor, action=action, contract_id=c.id, before=before,
+                              after=contract_snapshot(c), detail=f"on {day.isoformat()}")
+            self._thread(s, c, now, f"{line} (by <@{actor}>)")
+            return Done(line, c.id)
+
+        return self._run(actor, action, contract_id, work)
+
+    def stopwork(self, actor: str, contract_id: int | None, reason: str, on: date | None = None) -> Done:
+        """A stop-work order is in effect (manager)."""
+
+        def apply(s, c, state, day, now):
+            review.check_stopwork(state, day)
+            c.stopwork_since, c.stopwork_reason = day, reason
+            planner.on_stopwork(s, c, now, self.calendar, self._hour(s))
+            return (f":octagonal_sign: Stop-work order on {ref_of(c.id)} from {day.isoformat()}: "
+                    f"{escape_mrkdwn(reason)}. No operational use while it is in effect.")
+
+        return self._transition(actor, contract_id, "stopwork", roles.MANAGER, on, apply)
+
+    def resume(self, actor: str, contract_id: int | None, reason: str, on: date | None = None) -> Done:
+        """Lift the stop-work order (manager); pending stop-work reminders are cancelled."""
+
+        def apply(s, c, state, day, now):
+            review.check_resume(state, day)
+            since = c.stopwork_since
+            c.stopwork_since, c.stopwork_reason = None, None
+            repo.cancel_reminders(s, c.id, ["stopwork"])
+            return (f":arrow_forward: Stop-work order on {ref_of(c.id)} lifted on {day.isoformat()} "
+                    f"(in effect since {since.isoformat()}, {(day - since).days} days): {escape_mrkdwn(reason)}.")
+
+        return self._transition(actor, contract_id, "resume", roles.MANAGER, on, apply)
+
+    def determine(self, actor: str, contract_id: int | None, outcome: str, reason: str, on: date | None = None) -> Done:
+        """The §2(a) determination (official); a changed outcome after one is a §2(j) re-determination."""
+
+        def apply(s, c, state, day, now):
+            review.check_determination(state, outcome, reason, day)
+            again = state.determination is not None
+            new = review.apply_determination(state, outcome, day)
+            c.determination, c.determined_on, c.determination_reason, c.determined_by = outcome, day, reason, actor
+            c.certified_on, c.certified_by, c.notice_on, c.cleared_on = (new.certified_on, new.certified_by,
+                                                                          new.notice_on, new.cleared_on)
+            repo.cancel_reminders(s, c.id, ["unanswered", "escalation", "waiting"])
+            kind = "Re-determination (§2(j))" if again else "Determination (§2(a))"
+            return f":scales: {kind} on {ref_of(c.id)}: *{outcome}* on {day.isoformat()}. Reason: {escape_mrkdwn(reason)}"
+
+        action = "determine"
+        return self._transition(actor, contract_id, action, roles.OFFICIAL, on, apply)
+
+    def certify(self, actor: str, contract_id: int | None, official: str, on: date | None = None) -> Done:
+        """§2(f) certification by a relevant official (official)."""
+
+        def apply(s, c, state, day, now):
+            review.check_certify(state, day)
+            c.certified_on, c.certified_by = day, official
+            return f":white_check_mark: {ref_of(c.id)} certified not-risky (§2(f)) by the {escape_mrkdwn(official)} on {day.isoformat()}."
+
+        return self._transition(actor, contract_id, "certify", roles.OFFICIAL, on, apply)
+
+    def notify(self, actor: str, contract_id: int | None, on: date | None = None) -> Done:
+        """§2(g) notice to the APNSA; the 7-day waiting period starts (manager)."""
+
+        def apply(s, c, state, day, now):
+            review.check_notify(state, day)
+            c.notice_on = day
+            end = review.waiting_period_end(state.with_(notice_on=day))
+            planner.on_notice(s, c, now, self.calendar, self._hour(s))
+            return (f":envelope: APNSA notified (§2(g)) for {ref_of(c.id)} on {day.isoformat()}. "
+                    f"No operational use before {end.isoformat()} unless the APNSA clears it sooner.")
+
+        return self._transition(actor, contract_id, "notify", roles.MANAGER, on, apply)
+
+    def clear(self, actor: str, contract_id: int | None, on: date | None = None) -> Done:
+        """The APNSA said no further process is needed: the waiting period ends now (manager)."""
+
+        def apply(s, c, state, day, now):
+            review.check_clear(state, day)
+            c.cleared_on = day
+            planner.on_clear(s, c, now)
+            return f":white_check_mark: The APNSA cleared {ref_of(c.id)} on {day.isoformat()}: the waiting period is over."
+
+        return self._transition(actor, contract_id, "clear", roles.MANAGER, on, apply)
+
+    def waiver(self, actor: str, contract_id: int | None, official: str, until: date, reason: str,
+               on: date | None = None) -> Done:
+        """§2(m) waiver of a prohibition, at most one year (official)."""
+
+        def apply(s, c, state, day, now):
+            review.check_waiver(state, day, until)
+            c.waiver_official, c.waiver_issued_on, c.waiver_until, c.waiver_reason = official, day, until, reason
+            c.waiver_issued_at = self._at(day, now)
+            c.waiver_revoked_on = c.waiver_revoked_at = c.waiver_reported_on = c.revocation_reported_on = None
+            planner.on_waiver(s, c, now, self.calendar, self._hour(s))
+            return (f":page_facing_up: Waiver (§2(m)) on {ref_of(c.id)} by the {escape_mrkdwn(official)}, issued "
+                    f"{day.isoformat()}, in force through {until.isoformat()}. The 72-hour report to the President "
+                    "(via the APNSA, copy to the DNI) is due. Reason: " + escape_mrkdwn(reason))
+
+        return self._transition(actor, contract_id, "waiver", roles.OFFICIAL, on, apply)
+
+    def waiver_report(self, actor: str, contract_id: int | None, on: date | None = None) -> Done:
+        """The 72-hour report of a waiver or its revocation was sent (official)."""
+
+        def apply(s, c, state, day, now):
+            which = review.check_waiver_report(state, day)
+            if which == "revocation":
+                c.revocation_reported_on = day
+            else:
+                c.waiver_reported_on = day
+            repo.cancel_reminders(s, c.id, [f"waiver-report-{which}"])
+            return f":outbox_tray: The 72-hour {which} report for {ref_of(c.id)} was sent on {day.isoformat()}."
+
+        return self._transition(actor, contract_id, "waiver-report", roles.OFFICIAL, on, apply)
+
+    def revoke_waiver(self, actor: str, contract_id: int | None, reason: str, on: date | None = None) -> Done:
+        """Revoke a waiver in force (official); a new 72-hour report clock starts."""
+
+        def apply(s, c, state, day, now):
+            review.check_revoke_waiver(state, day)
+            c.waiver_revoked_on, c.waiver_revoked_at = day, self._at(day, now)
+            repo.cancel_reminders(s, c.id, ["waiver-expiry"])
+            planner.on_waiver_revoked(s, c, now)
+            return (f":no_entry: Waiver on {ref_of(c.id)} revoked on {day.isoformat()}: {escape_mrkdwn(reason)}. "
+                    "The 72-hour revocation report is due.")
+
+        return self._transition(actor, contract_id, "revoke-waiver", roles.OFFICIAL, on, apply)
+
+    def close(self, actor: str, contract_id: int | None, reason: str, on: date | None = None) -> Done:
+        """Close out or terminate a contract (manager); its reminders stop."""
+
+        def apply(s, c, state, day, now):
+            review.check_close(state, day)
+            c.closed_on, c.close_reason = day, reason
+            repo.cancel_reminders(s, c.id)
+            return f":lock: {ref_of(c.id)} closed on {day.isoformat()}: {escape_mrkdwn(reason)}."
+
+        return self._transition(actor, contract_id, "close", roles.MANAGER, on, apply)
+
+    # ---- administration ---------------------------------------------------------------------------------
+
+    def grant(self, actor: str, user_id: str, role: str) -> Done:
+        """Grant a role (admin)."""
+
+        def work(s: Session, now: datetime) -> Done:
+            self._require(s, actor, roles.ADMIN, "admin grant")
+            if not repo.add_role(s, RoleGrant(user_id=user_id, role=role, granted_by=actor, granted_at=now)):
+                return Done(f"<@{user_id}> already has the {role} role.", changed=False)
+            repo.record_audit(s, at=now, actor=actor, action="admin grant", after={"user": user_id, "role": role})
+            return Done(f"<@{user_id}> is now a {role}.")
+
+        return self._run(actor, "admin grant", None, work)
+
+    def revoke(self, actor: str, user_id: str, role: str) -> Done:
+        """Revoke a role (admin); bootstrap admins stay admins while listed in ADMIN_USER_IDS."""
+
+        def work(s: Session, now: datetime) -> Done:
+            self._require(s, actor, roles.ADMIN, "admin revoke")
+            if not repo.remove_role(s, user_id, role):
+                extra = " (bootstrap admins come from ADMIN_USER_IDS)" if user_id in self.settings.admin_user_ids else ""
+                return Done(f"<@{user_id}> did not have the {role} role{extra}.", changed=False)
+            repo.record_audit(s, at=now, actor=actor, action="admin revoke", before={"user": user_id, "role": role})
+            return Done(f"<@{user_id}> is no longer a {role}.")
+
+        return self._run(actor, "admin revoke", None, work)
+
+    def list_roles(self, actor: str) -> RolesList:
+        """Every role holder (admin)."""
+
+        def work(s: Session, now: datetime) -> RolesList:
+            self._require(s, actor, roles.ADMIN, "admin roles")
+            return RolesList(self.settings.admin_user_ids, tuple((g.role, g.user_id) for g in repo.list_role_grants(s)))
+
+        return self._run(actor, "admin roles", None, work)
+
+    def set_setting(self, actor: str, key: str, value: str) -> Done:
+        """Change a runtime setting (admin)."""
+
+        def work(s: Session, now: datetime) -> Done:
+            self._require(s, actor, roles.ADMIN, "admin set")
+            before = repo.put_setting(s, key, value, actor, now)
+            repo.record_audit(s, at=now, actor=actor, action="admin set", before={key: before}, after={key: value})
+            return Done(f"Setting `{key}` is now `{escape_mrkdwn(value)}`.")
+
+        return self._run(actor, "admin set", None, work)
+
+    def list_settings(self, actor: str) -> SettingsList:
+        """Runtime settings with where each comes from (admin)."""
+
+        def work(s: Session, now: datetime) -> SettingsList:
+            self._require(s, actor, roles.ADMIN, "admin settings")
+            stored = repo.get_settings(s)
+            values = self.runtime_settings(s)
+            return SettingsList(values, {k: ("admin set" if k in stored else "environment/default") for k in values})
+
+        return self._run(actor, "admin settings", None, work)
+
+    def check_admin(self, actor: str, action: str) -> None:
+        """Raises PermissionDenied (audited) unless the actor is an admin."""
+
+        def work(s: Session, now: datetime) -> None:
+            self._require(s, actor, roles.ADMIN, action)
+
+        self._run(actor, action, None, work)
+
+    # ---- deliveries, snoozes, dashboard -------------------------------------------------------------------
+
+    def first_delivery(self, key: str) -> bool:
+        """True the first time a delivery key (event_id) is seen; False for Slack's retries of it."""
+        with unit_of_work(self.session_factory) as s:
+            return repo.record_seen(s, key, self.clock.now())
+
+    def snooze(self, actor: str, keys: list[str], choice: str) -> Done:
+        """Move reminders to tomorrow or in 3 days at the reminder hour (manager)."""
+        from bot.domain import schedule
+
+        def work(s: Session, now: datetime) -> Done:
+            self._require(s, actor, roles.MANAGER, "snooze")
+            due = schedule.snooze_until(now, choice, self.calendar, self._hour(s))
+            moved = 0
+            for key in keys[:50]:
+                original = repo.get_reminder_by_key(s, key)
+                if original is None:
+                    continue
+                if repo.add_reminder(s, key=f"{key}:snooze:{due.isoformat()}", kind=original.kind, due_at=due,
+                                     contract_id=original.contract_id, data=repo.reminder_data(original)):
+                    moved += 1
+            if not moved:
+                return Done("Those reminders were already snoozed or no longer exist.", changed=False)
+            repo.record_audit(s, at=now, actor=actor, action="snooze", after={"keys": keys[:50], "until": due.isoformat()})
+            local = due.astimezone(self.calendar.zone).strftime("%a %Y-%m-%d %H:%M")
+            return Done(f"Snoozed: you will be reminded again {local}.")
+
+        return self._run(actor, "snooze", None, work)
+
+    def dashboard(self, user_id: str, limit: int = 10) -> Dashboard:
+        """App Home: open reviews by status, stop-works, waiting periods, deadlines this week, my questions."""
+        from datetime import timedelta
+
+        with unit_of_work(self.session_factory) as s:
+            now = self.clock.now()
+            today = self.calendar.local_date(now)
+            counts = repo.count_by_status(s)
+            stopworks = [(ref_of(c.id), c.vendor, c.stopwork_since) for c in repo.list_stopworks(s, limit)]
+            waiting = []
+            for c in repo.list_waiting(s, limit):
+                end = review.waiting_period_end(state_of(c, []))
+                waiting.append((ref_of(c.id), c.vendor, end))
+            deadlines = [(ref_of(r.contract_id) if r.contract_id else "—", r.kind, r.due_at)
+                         for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=limit)
+                         if r.kind != "digest"]
+            mine = [(ref_of(c.id), q.qid) for c, q in repo.list_open_questions_for_user(s, user_id, limit)]
+            return Dashboard(today=today, counts=counts, stopworks=stopworks, waiting=waiting, deadlines=deadlines,
+                             my_questions=mine, roles=tuple(sorted(self.roles_of(s, user_id))))
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """What the App Home tab shows one user."""
+
+    today: date
+    counts: dict[str, int]
+    stopworks: list[tuple[str, str, date]]
+    waiting: list[tuple[str, str, date | None]]
+    deadlines: list[tuple[str, str, datetime]]
+    my_questions: list[tuple[str, str]]
+    roles: tuple[str, ...]

@@ -1,0 +1,45 @@
+"""Every action_id, block_id and callback_id, named once for both builders and listeners."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    """Interactive elements."""
+
+    ANSWER_YES = "answer_yes"
+    ANSWER_NO = "answer_no"
+    ANSWER_UNKNOWN = "answer_unknown"
+    ADD_NOTE = "add_note"
+    SNOOZE_TOMORROW = "snooze_tomorrow"
+    SNOOZE_3D = "snooze_3d"
+
+
+class CallbackId(StrEnum):
+    """Modals and shortcuts."""
+
+    FILE_MODAL = "file_contract_modal"
+    NOTE_MODAL = "add_note_modal"
+    FILE_SHORTCUT = "file_as_contract"
+
+
+class BlockId(StrEnum):
+    """Input blocks of the modals."""
+
+    VENDOR = "vendor"
+    PRODUCT = "product"
+    AGENCY = "agency"
+    COMPONENT = "component"
+    VALUE = "value"
+    AWARDED = "awarded"
+    TERM = "term"
+    PURPOSE = "purpose"
+    THIRD_PARTY = "third_party"
+    PARENT = "parent"
+    CONTRACT_NO = "contract_no"
+    SCOPE = "scope"
+    NOTE = "note"
+
+
+ANSWER_ACTIONS = {ActionId.ANSWER_YES: "yes", ActionId.ANSWER_NO: "no", ActionId.ANSWER_UNKNOWN: "unknown"}

@@ -1,0 +1,179 @@
+"""Modals: the filing form (also from the "File as contract" shortcut) and the note form, and their listeners."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+
+from slack_bolt import App
+from slack_sdk.models.blocks import (
+    InputBlock,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.domain import args
+from bot.domain.errors import DomainError, InputError
+from bot.domain.forms import validate_file_form
+from bot.domain.text import check_free_text
+from bot.services.router import contract_fields
+from handlers.context import HandlerContext, error_reply, log
+from handlers.ids import BlockId, CallbackId
+
+FIELD_LABELS = {
+    "vendor": "Vendor", "product": "Product", "agency": "Agency", "component": "Component / office",
+    "value": "Value (USD)", "awarded": "Award date (YYYY-MM-DD)", "term": "Term", "purpose": "Purpose",
+    "third_party": "Operated by a third party?", "parent": "Ultimate owner", "contract_no": "Contract number",
+    "scope": "Scope",
+}
+
+
+@dataclass(frozen=True)
+class NoteMetadata:
+    """State carried through the note modal's private_metadata."""
+
+    contract_id: int
+    qid: str
+
+    def dump(self) -> str:
+        """JSON for private_metadata."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def load(cls, raw: str) -> NoteMetadata:
+        """Parse private_metadata; raises InputError when it is not ours."""
+        try:
+            data = json.loads(raw)
+            return cls(int(data["contract_id"]), str(data["qid"]))
+        except (ValueError, KeyError, TypeError):
+            raise InputError("This form is out of date; open it again from the question.") from None
+
+
+def build_file_modal(prefill: dict[str, str] | None = None) -> dict:
+    """The filing modal: required fields marked, the rest optional, prefilled from a message if given."""
+    prefill = prefill or {}
+    blocks = []
+    for opt in args.COMMANDS["file"].options:
+        label = FIELD_LABELS.get(opt.key, opt.key)
+        if opt.kind in (args.Kind.CHOICE, args.Kind.YES_NO):
+            choices = opt.choices or ("yes", "no")
+            element = StaticSelectElement(
+                action_id=opt.key, placeholder=PlainTextObject(text="Choose"),
+                options=[Option(text=PlainTextObject(text=c), value=c) for c in choices])
+        else:
+            multiline = opt.kind is args.Kind.LONG_TEXT
+            element = PlainTextInputElement(action_id=opt.key, multiline=multiline,
+                                            initial_value=(prefill.get(opt.key) or "")[:opt.max_len] or None,
+                                            max_length=opt.max_len)
+        blocks.append(InputBlock(block_id=opt.key, label=PlainTextObject(text=label), element=element,
+                                 optional=not opt.required, hint=PlainTextObject(text=opt.help[:150])))
+    view = View(type="modal", callback_id=CallbackId.FILE_MODAL.value, title=PlainTextObject(text="File a contract"),
+                submit=PlainTextObject(text="File"), close=PlainTextObject(text="Cancel"), blocks=blocks)
+    return view.to_dict()
+
+
+def build_note_modal(meta: NoteMetadata) -> dict:
+    """A one-field modal to add a note (evidence link or reasoning) to a question."""
+    view = View(type="modal", callback_id=CallbackId.NOTE_MODAL.value, title=PlainTextObject(text=f"Note on {meta.qid}"),
+                submit=PlainTextObject(text="Save"), close=PlainTextObject(text="Cancel"),
+                private_metadata=meta.dump(), blocks=[InputBlock(
+                    block_id=BlockId.NOTE.value, label=PlainTextObject(text="Evidence link or reasoning"),
+                    element=PlainTextInputElement(action_id="note", multiline=True, max_length=args.LONG_TEXT_MAX))])
+    return view.to_dict()
+
+
+def build_done_view(text: str) -> dict:
+    """A modal saying what happened (replaces the form after submitting)."""
+    from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
+    view = View(type="modal", title=PlainTextObject(text="contract-bot"), close=PlainTextObject(text="Close"),
+                blocks=[SectionBlock(text=MarkdownTextObject(text=text[:2900], verbatim=True))])
+    return view.to_dict()
+
+
+def form_values(view: dict) -> dict[str, str | None]:
+    """The raw values of a submitted view, by block id."""
+    out: dict[str, str | None] = {}
+    for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
+        if not isinstance(actions, dict):
+            continue
+        for value in actions.values():
+            if not isinstance(value, dict):
+                continue
+            if value.get("type") == "static_select" or "selected_option" in value:
+                selected = value.get("selected_option") or {}
+                out[block_id] = selected.get("value") if isinstance(selected, dict) else None
+            else:
+                raw = value.get("value")
+                out[block_id] = raw if isinstance(raw, str) else None
+    return out
+
+
+def register(app: App, ctx: HandlerContext) -> None:
+    """Register modal and shortcut listeners."""
+
+    @app.view(CallbackId.FILE_MODAL.value)
+    def handle_file_modal_submission(ack, body, view, client, context):  # noqa: ANN001
+        received = context.get("received_at", time.monotonic())
+        actor = (body.get("user") or {}).get("id", "")
+        values, errors = validate_file_form(form_values(view), today=ctx.today())
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+
+        def file() -> dict:
+            try:
+                done = ctx.service.file_contract(actor, contract_fields(values), source_key=f"view:{view.get('id')}")
+                return {"response_action": "update", "view": build_done_view(done.text)}
+            except DomainError as exc:
+                return {"response_action": "errors", "errors": {"vendor": exc.message[:150]}}
+            except Exception:  # noqa: BLE001
+                return {"response_action": "update", "view": build_done_view(error_reply(log))}
+
+        future = ctx.work_pool.submit(file)
+        remaining = ctx.ack_budget - (time.monotonic() - received)
+        try:
+            ack(**future.result(timeout=max(remaining, 0.05)))
+        except TimeoutError:
+            ack(response_action="update", view=build_done_view(
+                ":hourglass_flowing_sand: Filing… you will get a direct message with the reference."))
+            future.add_done_callback(lambda f: _dm_result(client, actor, f.result()))
+
+    @app.view(CallbackId.NOTE_MODAL.value)
+    def handle_note_modal_submission(ack, body, view, context):  # noqa: ANN001
+        actor = (body.get("user") or {}).get("id", "")
+        try:
+            meta = NoteMetadata.load(view.get("private_metadata") or "")
+            note = check_free_text(form_values(view).get(BlockId.NOTE.value) or "", field="note",
+                                   max_len=args.LONG_TEXT_MAX)
+        except InputError as exc:
+            ack(response_action="errors", errors={BlockId.NOTE.value: exc.message[:150]})
+            return
+        reply = ctx.outcome(lambda: ctx.service.add_note(actor, meta.contract_id, meta.qid, note))
+        if reply["text"].startswith("Note added"):
+            ack()
+        else:
+            ack(response_action="errors", errors={BlockId.NOTE.value: reply["text"][:150]})
+
+    @app.shortcut(CallbackId.FILE_SHORTCUT.value)
+    def handle_file_shortcut(ack, shortcut, client):  # noqa: ANN001
+        ack()
+        message = shortcut.get("message") or {}
+        prefill = {"scope": (message.get("text") or "")[: args.LONG_TEXT_MAX]}
+        try:
+            client.views_open(trigger_id=shortcut.get("trigger_id"), view=build_file_modal(prefill))
+        except Exception:  # noqa: BLE001
+            error_reply(log)
+
+
+def _dm_result(client, user: str, result: dict) -> None:  # noqa: ANN001
+    view = result.get("view") or {}
+    text = ((view.get("blocks") or [{}])[0].get("text") or {}).get("text") or str(result.get("errors"))
+    try:
+        client.chat_postMessage(channel=user, text=text)
+    except Exception:  # noqa: BLE001
+        log.exception("could not send the filing result")

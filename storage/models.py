@@ -1,0 +1,185 @@
+"""SQLModel tables. Only Alembic changes the schema (storage/migrations)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+
+def utc_column(nullable: bool = True, index: bool = False) -> Column:
+    """An aware-UTC timestamp column."""
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Contract(SQLModel, table=True):
+    """One contract under review; ``id`` is the number of its reference CR-<id>."""
+
+    __tablename__ = "contract"
+    id: int | None = Field(default=None, primary_key=True)
+    vendor: str
+    product: str
+    agency: str
+    component: str | None = None
+    value_cents: int | None = None
+    awarded_on: date | None = None
+    term: str | None = None
+    purpose: str | None = None
+    third_party: bool | None = None
+    parent: str | None = None
+    contract_no: str | None = None
+    scope: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    filed_by: str
+    filed_at: datetime = Field(sa_column=utc_column(nullable=False))
+    source_key: str | None = Field(default=None, unique=True)  # modal view.id: a double submit files once
+    status: str = Field(default="intake", index=True)
+    channel_id: str | None = None
+    parent_ts: str | None = None
+    stopwork_since: date | None = None
+    stopwork_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    determination: str | None = None
+    determined_on: date | None = None
+    determination_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    determined_by: str | None = None
+    certified_on: date | None = None
+    certified_by: str | None = None
+    notice_on: date | None = None
+    cleared_on: date | None = None
+    waiver_official: str | None = None
+    waiver_issued_on: date | None = None
+    waiver_issued_at: datetime | None = Field(default=None, sa_column=utc_column())
+    waiver_until: date | None = None
+    waiver_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    waiver_revoked_on: date | None = None
+    waiver_revoked_at: datetime | None = Field(default=None, sa_column=utc_column())
+    waiver_reported_on: date | None = None
+    revocation_reported_on: date | None = None
+    closed_on: date | None = None
+    close_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Question(SQLModel, table=True):
+    """A due-diligence question asked in a contract's thread, with its current answer."""
+
+    __tablename__ = "question"
+    __table_args__ = (UniqueConstraint("contract_id", "qid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: int = Field(foreign_key="contract.id", index=True)
+    qid: str
+    asked_at: datetime = Field(sa_column=utc_column(nullable=False))
+    message_ts: str | None = None
+    answer: str | None = None
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    answered_by: str | None = None
+    answered_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class Assignment(SQLModel, table=True):
+    """A reviewer assigned to a contract."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (UniqueConstraint("contract_id", "user_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: int = Field(foreign_key="contract.id", index=True)
+    user_id: str
+    assigned_by: str
+    assigned_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class RoleGrant(SQLModel, table=True):
+    """A role held by a Slack user (bootstrap admins come from settings, not from this table)."""
+
+    __tablename__ = "role_grant"
+    __table_args__ = (UniqueConstraint("user_id", "role"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(index=True)
+    role: str
+    granted_by: str
+    granted_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class Setting(SQLModel, table=True):
+    """A runtime setting changed with `/contract admin set`."""
+
+    __tablename__ = "setting"
+    key: str = Field(primary_key=True)
+    value: str
+    updated_by: str
+    updated_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class AuditHead(SQLModel, table=True):
+    """The single row holding the chain's last sequence number and hash; locking it serialises appends."""
+
+    __tablename__ = "audit_head"
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0
+    hash: str = ""
+
+
+class AuditEntry(SQLModel, table=True):
+    """One append-only, hash-chained audit record: who did what, when, with the values before and after."""
+
+    __tablename__ = "audit_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True)
+    at: datetime = Field(sa_column=utc_column(nullable=False))
+    actor: str
+    action: str = Field(index=True)
+    outcome: str  # "ok" or "refused"
+    contract_id: int | None = Field(default=None, index=True)
+    before: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    after: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    prev_hash: str
+    hash: str
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message the bot must send to Slack, written in the same transaction as its cause."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+    contract_id: int | None = Field(default=None, index=True)
+    op: str  # post | update | dm | home
+    target: str  # channel ID, "thread" (the contract's thread), or a user ID
+    message_key: str | None = None  # names the Slack message: "parent", "q:CI-4"
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON: what to render
+    status: str = Field(default="pending")  # pending | sent | dead
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=utc_column(nullable=False))
+    claimed_by: str | None = None
+    lease_until: datetime | None = Field(default=None, sa_column=utc_column())
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column())
+    result_ts: str | None = None
+
+
+class Reminder(SQLModel, table=True):
+    """A reminder due at a time; claimed atomically by the sweep so it is sent once."""
+
+    __tablename__ = "reminder"
+    __table_args__ = (Index("ix_reminder_due", "status", "due_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: int | None = Field(default=None, index=True)
+    kind: str
+    key: str = Field(unique=True)  # one row per (contract, kind, occurrence): nothing scheduled twice
+    due_at: datetime = Field(sa_column=utc_column(nullable=False))
+    status: str = Field(default="pending")  # pending | sent | cancelled | skipped
+    claimed_by: str | None = None
+    lease_until: datetime | None = Field(default=None, sa_column=utc_column())
+    sent_at: datetime | None = Field(default=None, sa_column=utc_column())
+    data: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class SeenRequest(SQLModel, table=True):
+    """A delivery already handled (Events API event_id, a submitted view.id): Slack's retries take effect once."""
+
+    __tablename__ = "seen_request"
+    key: str = Field(primary_key=True)
+    at: datetime = Field(sa_column=utc_column(nullable=False))

@@ -1,0 +1,378 @@
+"""Repositories: queries and writes on one session. They never commit; the service's unit of work does."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from storage.models import (
+    Assignment,
+    AuditEntry,
+    AuditHead,
+    Contract,
+    OutboxMessage,
+    Question,
+    Reminder,
+    RoleGrant,
+    SeenRequest,
+    Setting,
+)
+
+# ---- contracts, questions, assignments ---------------------------------------------------------------
+
+
+def get_contract(s: Session, contract_id: int, *, for_update: bool = False) -> Contract | None:
+    """The contract with that number, row-locked on PostgreSQL when ``for_update`` (SQLite's BEGIN IMMEDIATE already serialises)."""
+    stmt = select(Contract).where(Contract.id == contract_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return s.execute(stmt).scalars().first()
+
+
+def get_contract_by_source(s: Session, source_key: str) -> Contract | None:
+    """The contract filed from that modal submission (view.id), if any."""
+    return s.execute(select(Contract).where(Contract.source_key == source_key)).scalars().first()
+
+
+def add_contract(s: Session, contract: Contract) -> Contract:
+    """Insert a contract and return it with its number."""
+    s.add(contract)
+    s.flush()
+    return contract
+
+
+def list_contracts(s: Session, *, status: str | None = None, limit: int = 50, offset: int = 0,
+                   open_only: bool = False) -> list[Contract]:
+    """Contracts, newest first, optionally one status."""
+    stmt = select(Contract).order_by(Contract.id.desc()).limit(limit).offset(offset)
+    if status:
+        stmt = stmt.where(Contract.status == status)
+    if open_only:
+        stmt = stmt.where(Contract.status != "closed")
+    return list(s.execute(stmt).scalars())
+
+
+def count_contracts(s: Session, *, status: str | None = None) -> int:
+    """How many contracts (optionally of one status)."""
+    stmt = select(func.count()).select_from(Contract)
+    if status:
+        stmt = stmt.where(Contract.status == status)
+    return int(s.execute(stmt).scalar_one())
+
+
+def list_questions(s: Session, contract_id: int) -> list[Question]:
+    """Questions asked so far for a contract."""
+    return list(s.execute(select(Question).where(Question.contract_id == contract_id).order_by(Question.id)).scalars())
+
+
+def get_question(s: Session, contract_id: int, qid: str) -> Question | None:
+    """One asked question of a contract."""
+    stmt = select(Question).where(Question.contract_id == contract_id, Question.qid == qid)
+    return s.execute(stmt).scalars().first()
+
+
+def list_assignments(s: Session, contract_id: int) -> list[str]:
+    """User IDs of the reviewers assigned to a contract."""
+    stmt = select(Assignment.user_id).where(Assignment.contract_id == contract_id).order_by(Assignment.id)
+    return list(s.execute(stmt).scalars())
+
+
+def add_assignment(s: Session, assignment: Assignment) -> bool:
+    """Assign a reviewer; False when already assigned."""
+    if s.execute(select(Assignment.id).where(Assignment.contract_id == assignment.contract_id,
+                                             Assignment.user_id == assignment.user_id)).first():
+        return False
+    s.add(assignment)
+    s.flush()
+    return True
+
+
+def list_open_questions_for_user(s: Session, user_id: str, limit: int = 20) -> list[tuple[Contract, Question]]:
+    """Unanswered questions on open contracts the user is assigned to."""
+    stmt = (
+        select(Contract, Question)
+        .join(Question, Question.contract_id == Contract.id)
+        .join(Assignment, and_(Assignment.contract_id == Contract.id, Assignment.user_id == user_id))
+        .where(Question.answer.is_(None), Contract.status != "closed", Contract.determination.is_(None))
+        .order_by(Contract.id, Question.id)
+        .limit(limit)
+    )
+    return [(c, q) for c, q in s.execute(stmt).all()]
+
+
+# ---- roles and settings ---------------------------------------------------------------------------------
+
+
+def get_roles(s: Session, user_id: str) -> set[str]:
+    """Roles granted to a user in the database."""
+    return set(s.execute(select(RoleGrant.role).where(RoleGrant.user_id == user_id)).scalars())
+
+
+def add_role(s: Session, grant: RoleGrant) -> bool:
+    """Grant a role; False when the user already had it."""
+    if grant.role in get_roles(s, grant.user_id):
+        return False
+    s.add(grant)
+    s.flush()
+    return True
+
+
+def remove_role(s: Session, user_id: str, role: str) -> bool:
+    """Revoke a role; False when the user did not have it."""
+    result = s.execute(delete(RoleGrant).where(RoleGrant.user_id == user_id, RoleGrant.role == role))
+    return (result.rowcount or 0) > 0
+
+
+def list_role_grants(s: Session) -> list[RoleGrant]:
+    """Every role grant, by role then user."""
+    return list(s.execute(select(RoleGrant).order_by(RoleGrant.role, RoleGrant.user_id)).scalars())
+
+
+def list_users_with_role(s: Session, role: str) -> list[str]:
+    """User IDs holding a role in the database."""
+    return list(s.execute(select(RoleGrant.user_id).where(RoleGrant.role == role).order_by(RoleGrant.user_id)).scalars())
+
+
+def get_settings(s: Session) -> dict[str, str]:
+    """All runtime settings."""
+    return {row.key: row.value for row in s.execute(select(Setting)).scalars()}
+
+
+def put_setting(s: Session, key: str, value: str, actor: str, at: datetime) -> str | None:
+    """Set a runtime setting and return its previous value."""
+    row = s.get(Setting, key)
+    before = row.value if row else None
+    if row is None:
+        s.add(Setting(key=key, value=value, updated_by=actor, updated_at=at))
+    else:
+        row.value, row.updated_by, row.updated_at = value, actor, at
+    s.flush()
+    return before
+
+
+# ---- audit: append-only and hash-chained ----------------------------------------------------------------
+
+GENESIS = "0" * 64
+
+
+def audit_hash(entry: AuditEntry) -> str:
+    """The SHA-256 over an entry's content and the previous entry's hash."""
+    body = json.dumps(
+        {
+            "seq": entry.seq, "at": entry.at.isoformat(), "actor": entry.actor, "action": entry.action,
+            "outcome": entry.outcome, "contract_id": entry.contract_id, "before": entry.before,
+            "after": entry.after, "detail": entry.detail, "prev_hash": entry.prev_hash,
+        },
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def record_audit(s: Session, *, at: datetime, actor: str, action: str, outcome: str = "ok",
+                 contract_id: int | None = None, before: dict | None = None, after: dict | None = None,
+                 detail: str | None = None) -> AuditEntry:
+    """Append one entry to the chain; locking the head row serialises concurrent appends."""
+    head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalars().first()
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS)
+        s.add(head)
+        try:
+            with s.begin_nested():
+                s.flush()
+        except IntegrityError:  # another process created it first
+            head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalars().one()
+    entry = AuditEntry(
+        seq=head.seq + 1, at=at, actor=actor, action=action, outcome=outcome, contract_id=contract_id,
+        before=_dump(before), after=_dump(after), detail=detail, prev_hash=head.hash or GENESIS, hash="",
+    )
+    entry.hash = audit_hash(entry)
+    head.seq, head.hash = entry.seq, entry.hash
+    s.add(entry)
+    s.flush()
+    return entry
+
+
+def _dump(value: dict | None) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def list_audit(s: Session, *, contract_id: int | None = None, limit: int | None = None) -> list[AuditEntry]:
+    """Audit entries in chain order, optionally one contract's."""
+    stmt = select(AuditEntry).order_by(AuditEntry.seq)
+    if contract_id is not None:
+        stmt = stmt.where(AuditEntry.contract_id == contract_id)
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(s.execute(stmt).scalars())
+
+
+def verify_audit_chain(s: Session) -> tuple[int, AuditEntry | None, str | None]:
+    """Walk the chain; returns (entries checked, first broken entry or None, what is wrong)."""
+    prev_hash, expected_seq, checked = GENESIS, 1, 0
+    last: AuditEntry | None = None
+    for entry in s.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars():
+        if entry.seq != expected_seq:
+            return checked, entry, f"entry {expected_seq} is missing (next found is {entry.seq}): a row was deleted"
+        if entry.prev_hash != prev_hash:
+            return checked, entry, "its prev_hash does not match the entry before it"
+        if audit_hash(entry) != entry.hash:
+            return checked, entry, "its content does not match its hash: the row was edited"
+        prev_hash, expected_seq, checked, last = entry.hash, expected_seq + 1, checked + 1, entry
+    head = s.get(AuditHead, 1)
+    if head is not None and (head.seq != checked or head.hash != prev_hash):
+        return checked, last, f"the chain ends at entry {checked} but {head.seq} were written: the newest entries were deleted"
+    return checked, None, None
+
+
+# ---- outbox ------------------------------------------------------------------------------------------------
+
+
+def add_outbox(s: Session, *, at: datetime, op: str, target: str, payload: dict, contract_id: int | None = None,
+               message_key: str | None = None) -> OutboxMessage:
+    """Queue a message for Slack in the caller's transaction."""
+    row = OutboxMessage(created_at=at, contract_id=contract_id, op=op, target=target, message_key=message_key,
+                        payload=json.dumps(payload, ensure_ascii=False), next_attempt_at=at)
+    s.add(row)
+    s.flush()
+    return row
+
+
+def claim_outbox(s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int) -> list[OutboxMessage]:
+    """Claim due messages atomically (SKIP LOCKED on PostgreSQL), oldest first and one at a time per contract."""
+    earlier = OutboxMessage.__table__.alias("earlier")
+    blocked = exists().where(
+        earlier.c.contract_id == OutboxMessage.contract_id, earlier.c.status == "pending", earlier.c.id < OutboxMessage.id
+    )
+    due = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status == "pending",
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
+            or_(OutboxMessage.contract_id.is_(None), ~blocked),
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+        .values(claimed_by=worker, lease_until=now + lease, attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage)
+        .execution_options(synchronize_session=False)
+    )
+    rows = list(s.execute(stmt).scalars())
+    rows.sort(key=lambda r: r.id)
+    return rows
+
+
+def count_outbox(s: Session, status: str = "pending") -> int:
+    """How many outbox messages have a status."""
+    return int(s.execute(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == status)).scalar_one())
+
+
+# ---- reminders ----------------------------------------------------------------------------------------------
+
+
+def add_reminder(s: Session, *, key: str, kind: str, due_at: datetime, contract_id: int | None = None,
+                 data: dict | None = None) -> bool:
+    """Schedule a reminder unless one with the same key exists; True when added."""
+    if s.execute(select(Reminder.id).where(Reminder.key == key)).first():
+        return False
+    s.add(Reminder(key=key, kind=kind, due_at=due_at, contract_id=contract_id,
+                   data=None if data is None else json.dumps(data, default=str)))
+    s.flush()
+    return True
+
+
+def cancel_reminders(s: Session, contract_id: int, kinds: Sequence[str] | None = None) -> int:
+    """Cancel a contract's pending reminders (optionally some kinds); returns how many."""
+    stmt = update(Reminder).where(Reminder.contract_id == contract_id, Reminder.status == "pending")
+    if kinds:
+        stmt = stmt.where(Reminder.kind.in_(list(kinds)))
+    return s.execute(stmt.values(status="cancelled").execution_options(synchronize_session=False)).rowcount or 0
+
+
+def claim_due_reminders(s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int) -> list[Reminder]:
+    """Claim due reminders atomically (SKIP LOCKED on PostgreSQL; SQLite serialises writers)."""
+    due = (
+        select(Reminder.id)
+        .where(Reminder.status == "pending", Reminder.due_at <= now,
+               or_(Reminder.lease_until.is_(None), Reminder.lease_until < now))
+        .order_by(Reminder.due_at, Reminder.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(Reminder)
+        .where(Reminder.id.in_(due.scalar_subquery()))
+        .values(claimed_by=worker, lease_until=now + lease)
+        .returning(Reminder)
+        .execution_options(synchronize_session=False)
+    )
+    rows = list(s.execute(stmt).scalars())
+    rows.sort(key=lambda r: (r.due_at, r.id))
+    return rows
+
+
+def list_pending_reminders(s: Session, *, until: datetime | None = None, contract_id: int | None = None,
+                           limit: int = 500) -> list[Reminder]:
+    """Pending reminders, soonest first, optionally due by ``until`` or for one contract."""
+    stmt = select(Reminder).where(Reminder.status == "pending").order_by(Reminder.due_at, Reminder.id).limit(limit)
+    if until is not None:
+        stmt = stmt.where(Reminder.due_at <= until)
+    if contract_id is not None:
+        stmt = stmt.where(Reminder.contract_id == contract_id)
+    return list(s.execute(stmt).scalars())
+
+
+# ---- seen requests (idempotency of retried deliveries) ----------------------------------------------------------
+
+
+def record_seen(s: Session, key: str, at: datetime) -> bool:
+    """Remember a delivery key; False when it was seen before (the caller then does nothing)."""
+    if s.get(SeenRequest, key) is not None:
+        return False
+    s.add(SeenRequest(key=key, at=at))
+    try:
+        with s.begin_nested():
+            s.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def get_reminder_by_key(s: Session, key: str) -> Reminder | None:
+    """One reminder by its key."""
+    return s.execute(select(Reminder).where(Reminder.key == key)).scalars().first()
+
+
+def reminder_data(r: Reminder) -> dict | None:
+    """A reminder's data as a dict."""
+    return json.loads(r.data) if r.data else None
+
+
+def count_by_status(s: Session) -> dict[str, int]:
+    """How many contracts are in each status."""
+    rows = s.execute(select(Contract.status, func.count()).group_by(Contract.status)).all()
+    return {status: int(n) for status, n in rows}
+
+
+def list_stopworks(s: Session, limit: int) -> list[Contract]:
+    """Open contracts with a stop-work order in effect, oldest first, and their count."""
+    stmt = (select(Contract).where(Contract.stopwork_since.is_not(None), Contract.closed_on.is_(None))
+            .order_by(Contract.stopwork_since).limit(limit))
+    return list(s.execute(stmt).scalars())
+
+
+def list_waiting(s: Session, limit: int) -> list[Contract]:
+    """Open contracts whose APNSA waiting period is running or just ended."""
+    stmt = (select(Contract).where(Contract.status == "waiting").order_by(Contract.notice_on).limit(limit))
+    return list(s.execute(stmt).scalars())

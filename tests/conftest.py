@@ -1,0 +1,128 @@
+"""Shared fixtures: a fresh database per test (SQLite file, and a PostgreSQL schema when TEST_DATABASE_URL is
+set), the Slack Web API test double, and the real app served over HTTP by waitress on an ephemeral port."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import create_engine, text
+from waitress import create_server
+
+from bot.app import ContractBot, create_app
+from bot.clock import ManualClock
+from bot.config import Settings
+from storage.db import make_engine
+from tests.support.slack_double import SlackDouble
+from tests.support.slack_requests import SlackRequester
+
+SECRET = "test-signing-secret"
+REVIEW, MANAGERS = "CREVIEW1", "CMANAGER1"
+ADMIN, REVIEWER, MANAGER, OFFICIAL, MEMBER = "UADMIN1", "UREVIEW1", "UMANAGE1", "UOFFICIAL1", "UMEMBER1"
+# Tuesday 24 Nov 2026, 10:00 in New York
+START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+
+DB_PARAMS = [pytest.param("sqlite", id="sqlite"),
+             pytest.param("postgresql", id="postgresql", marks=pytest.mark.skipif(
+                 not PG_URL, reason="TEST_DATABASE_URL is not set: PostgreSQL tests skipped (CI sets it)"))]
+
+
+@pytest.fixture(params=DB_PARAMS)
+def database(request, tmp_path):
+    """A fresh, empty database: (url, schema or None). PostgreSQL gets its own schema, dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bot.db'}", None
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield PG_URL, schema
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def double():
+    """The Slack Web API test double on 127.0.0.1."""
+    with SlackDouble() as d:
+        yield d
+
+
+@dataclass
+class Running:
+    """A bot served over HTTP, with what a test needs to drive and inspect it."""
+
+    bot: ContractBot
+    slack: SlackRequester
+    double: SlackDouble
+    clock: ManualClock
+    url: str
+
+    def command(self, text: str, user: str = MEMBER, **kw):
+        """POST a signed `/contract …` as ``user``."""
+        return self.slack.command(text, user_id=user, channel_id=REVIEW, **kw)
+
+    def deliver(self):
+        """Run the outbox until nothing more is due (the background loop does this too)."""
+        return self.bot.dispatcher.deliver_due()
+
+    def parent(self, ref_id: int) -> dict:
+        """The parent message of a contract in the review channel."""
+        self.deliver()
+        c = self.bot.service.show(ref_id)
+        return self.double.message(REVIEW, c.parent_ts)
+
+    def thread(self, ref_id: int) -> list[dict]:
+        """Messages in a contract's thread (after delivering the outbox)."""
+        self.deliver()
+        c = self.bot.service.show(ref_id)
+        return self.double.thread(REVIEW, c.parent_ts)
+
+
+def make_settings(double: SlackDouble, database_url: str, **overrides) -> Settings:
+    """Settings as an agency would set them, pointed at the test double."""
+    values = dict(slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=double.api_url,
+                  database_url=database_url, review_channel=REVIEW, manager_channel=MANAGERS,
+                  admin_user_ids=(ADMIN,), bot_timezone="America/New_York", reminder_interval_seconds=60)
+    values.update(overrides)
+    return Settings(**values)
+
+
+def serve_bot(bot: ContractBot):
+    """Serve a bot with waitress on an ephemeral loopback port; returns (url, stop)."""
+    server = create_server(bot.wsgi, host="127.0.0.1", port=0, threads=32)
+    port = server.socket.getsockname()[1]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+
+    def stop():
+        server.close()
+        thread.join(timeout=5)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+@pytest.fixture
+def running(database, double):
+    """The real app over HTTP with roles granted: ADMIN (bootstrap), REVIEWER, MANAGER, OFFICIAL."""
+    url, schema = database
+    clock = ManualClock(START)
+    bot = create_app(make_settings(double, url), engine=make_engine(url, schema=schema), clock=clock)
+    for user, role in ((REVIEWER, "reviewer"), (MANAGER, "manager"), (OFFICIAL, "official")):
+        bot.service.grant(ADMIN, user, role)
+    bot.start_background(scheduler=False)
+    base, stop = serve_bot(bot)
+    try:
+        yield Running(bot, SlackRequester(base, SECRET, double=double), double, clock, base)
+    finally:
+        stop()
+        bot.stop()

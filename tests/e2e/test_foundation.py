@@ -1,0 +1,111 @@
+"""Foundation end to end: filing, the review thread, answering, show/list/help, roles — over real HTTP."""
+
+from __future__ import annotations
+
+from tests.conftest import ADMIN, MEMBER, REVIEW, REVIEWER
+
+FILE_ICE = ('file vendor="Paragon Solutions" product=Graphite agency="ICE" component="HSI Division 3" '
+            "value=2000000 awarded=2024-09-27 purpose=operational")
+
+
+def test_file_posts_parent_and_asks_scope_questions(running):
+    r = running.command(FILE_ICE)
+    assert r.status == 200
+    assert "CR-1" in r.json["text"] and r.json.get("response_type") == "ephemeral"
+    parent = running.parent(1)
+    assert "CR-1" in parent["text"] and "Paragon Solutions" in parent["text"]
+    assert "answered 0 of 20" in parent["text"]
+    thread = running.thread(1)
+    asked = [m for m in thread if any(b.get("type") == "actions" for b in m.get("blocks") or [])]
+    assert [m["text"].split(":")[0] for m in asked] == [f"CR-1 SCOPE-{i}" for i in range(1, 6)]
+    labels = [e["text"]["text"] for e in asked[0]["blocks"][-1]["elements"]]
+    assert labels[:3] == ["Yes", "No", "Unknown"]
+
+
+def test_button_answer_updates_question_and_progress(running):
+    running.command(FILE_ICE)
+    thread = running.thread(1)
+    q = next(m for m in thread if m["text"].startswith("CR-1 SCOPE-1"))
+    r = running.slack.block_action(user_id=REVIEWER, action_id="answer_yes", value="1:SCOPE-1",
+                                   message={"ts": q["ts"], "channel": REVIEW}, channel_id=REVIEW)
+    assert r.status == 200
+    running.double.wait_for(lambda d: "Answer: Yes" in str(d.message(REVIEW, q["ts"])["blocks"]))
+    running.double.wait_for(lambda d: "answered 1 of 20" in d.message(REVIEW, running.bot.service.show(1).parent_ts)["text"])
+
+
+def test_non_reviewer_button_is_refused_privately(running):
+    running.command(FILE_ICE)
+    running.thread(1)
+    url = running.double.new_response_url()
+    r = running.slack.block_action(user_id=MEMBER, action_id="answer_no", value="1:SCOPE-1", response_url=url)
+    assert r.status == 200
+    running.double.wait_for(lambda d: any("reviewer" in (p["body"].get("text") or "") for p in d.responses(url)))
+    assert running.bot.service.show(1).answered == 0
+
+
+def test_scope_1_no_ends_questioning(running):
+    running.command(FILE_ICE)
+    running.thread(1)
+    r = running.command("answer CR-1 SCOPE-1 no", user=REVIEWER)
+    assert "Recorded" in r.json["text"]
+    thread = running.thread(1)
+    assert any("does not apply" in m["text"] for m in thread)
+    assert not any(m["text"].startswith("CR-1 PROC-") for m in thread)
+
+
+def test_completing_scope_asks_procurement(running):
+    running.command(FILE_ICE)
+    for i in range(1, 6):
+        assert "Recorded" in running.command(f"answer CR-1 SCOPE-{i} yes", user=REVIEWER).json["text"]
+    thread = running.thread(1)
+    assert [m["text"].split(":")[0] for m in thread if m["text"].startswith("CR-1 PROC-")] == [
+        f"CR-1 PROC-{i}" for i in range(1, 5)]
+
+
+def test_show_list_help_and_roles(running):
+    running.command(FILE_ICE)
+    show = running.command("show CR-1")
+    assert "not permitted" in show.json["text"]
+    assert "CR-1" in running.command("list").json["text"] or "1 contract" in running.command("list").json["text"]
+    assert "/contract" in running.command("help").json["text"]
+    r = running.command("admin grant <@UNEW1|new> reviewer", user=ADMIN)
+    assert "reviewer" in r.json["text"]
+    assert "UNEW1" in running.command("admin roles", user=ADMIN).json["text"]
+    refused = running.command("admin roles", user=MEMBER)
+    assert "admin" in refused.json["text"]
+
+
+def test_bad_input_changes_nothing(running):
+    for text, expect in [("frobnicate", "subcommand"), ("file vendor=x", "missing"), ("show CR-999", "CR-999"),
+                         ("show CR-x", "reference"), ('file vendor="unbalanced product=a agency=b', "quote"),
+                         ("file vendor=a product=b agency=c awarded=2024-13-40", "date"),
+                         ("file vendor=a product=b agency=c value=abc", "value"),
+                         ('file vendor="SECRET//NOFORN" product=b agency=c', "classified")]:
+        r = running.command(text)
+        assert r.status == 200
+        assert expect.lower() in r.json["text"].lower(), (text, r.json["text"])
+    assert running.bot.service.list_contracts().total == 0
+
+
+def test_injection_is_stored_as_typed_and_shown_escaped(running):
+    r = running.command("file vendor=<!channel> product=<@U123> agency=ICE")
+    assert "CR-1" in r.json["text"]
+    view = running.bot.service.show(1)
+    assert view.vendor == "<!channel>" and view.product == "<@U123>"
+    parent = running.parent(1)
+    assert "<!channel>" not in str(parent) and "&lt;!channel&gt;" in parent["text"]
+
+
+def test_bad_signature_is_401_and_writes_nothing(running):
+    import time
+
+    assert running.slack.command(FILE_ICE, user_id=MEMBER, signature="v0=bad").status == 401
+    assert running.slack.command(FILE_ICE, user_id=MEMBER, unsigned=True).status == 401
+    assert running.slack.command(FILE_ICE, user_id=MEMBER, timestamp=int(time.time()) - 600).status == 401
+    assert running.bot.service.list_contracts().total == 0
+
+
+def test_healthz(running):
+    from tests.support.slack_requests import healthz
+
+    assert healthz(running.url)[0] == 200
