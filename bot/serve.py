@@ -40,7 +40,7 @@ def serve(settings: Settings) -> int:
         return 0
     from waitress import create_server
 
-    server = create_server(bot.wsgi, host="0.0.0.0", port=settings.port, threads=32, ident="contract-bot")
+    server = create_server(bot.wsgi, host="0.0.0.0", port=settings.port, threads=64, ident="contract-bot")
 
     def stop(*_):  # noqa: ANN002
         server.close()

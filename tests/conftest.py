@@ -99,7 +99,7 @@ def make_settings(double: SlackDouble, database_url: str, **overrides) -> Settin
 
 def serve_bot(bot: ContractBot):
     """Serve a bot with waitress on an ephemeral loopback port; returns (url, stop)."""
-    server = create_server(bot.wsgi, host="127.0.0.1", port=0, threads=32)
+    server = create_server(bot.wsgi, host="127.0.0.1", port=0, threads=64)
     port = server.socket.getsockname()[1]
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
