@@ -211,9 +211,13 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
     if v.verdict.earliest_on and not v.verdict.permitted:
         facts.append(f"*Earliest permitted operational use:* {day(v.verdict.earliest_on)}")
     if s.waiver_issued_on:
-        revoked = f", revoked {day(s.waiver_revoked_on)}" if s.waiver_revoked_on else ""
-        facts.append(f"*Waiver (§2(m)):* by the {esc(v.waiver_official)}, issued {day(s.waiver_issued_on)}, expires after "
-                     f"{day(s.waiver_until)}{revoked}")
+        if s.waiver_revoked_on:
+            life = f"in force through {day(s.waiver_until)}, revoked {day(s.waiver_revoked_on)}"
+        elif s.waiver_until and v.today > s.waiver_until:
+            life = f"expired after {day(s.waiver_until)}"
+        else:
+            life = f"in force through {day(s.waiver_until)} (expires after that day)"
+        facts.append(f"*Waiver (§2(m)):* by the {esc(v.waiver_official)}, issued {day(s.waiver_issued_on)}, {life}")
     if v.waiver_report_due:
         facts.append(f"*72-hour report due:* {when(v.waiver_report_due, zone)}")
     if s.closed_on:

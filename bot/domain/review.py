@@ -5,6 +5,7 @@ Pure: takes a ``ReviewState`` snapshot and dates; raises ``InvalidState`` naming
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -79,32 +80,61 @@ def waiver_in_force(state: ReviewState, today: date) -> bool:
     )
 
 
+def waiver_counts(state: ReviewState, today: date) -> bool:
+    """A waiver permits use only while it waives the current prohibition (not one a re-determination replaced)."""
+    return (
+        state.determination == PROHIBITED
+        and waiver_in_force(state, today)
+        and (state.determined_on is None or state.waiver_issued_on >= state.determined_on)
+    )
+
+
+def _waiver_note(state: ReviewState, today: date) -> str | None:
+    """Why an issued waiver does not permit use today (revoked or expired), if one was issued."""
+    if state.waiver_issued_on is None:
+        return None
+    if state.waiver_revoked_on is not None:
+        return f"the waiver was revoked on {state.waiver_revoked_on.isoformat()}"
+    if state.waiver_until is not None and today > state.waiver_until:
+        return f"the waiver expired after {state.waiver_until.isoformat()}"
+    if state.determined_on is not None and state.waiver_issued_on < state.determined_on:
+        return f"the waiver of {state.waiver_issued_on.isoformat()} predates the current determination"
+    return None
+
+
 def operational_use(state: ReviewState, today: date) -> UseVerdict:
     """SPEC "Operational use": every condition that must hold, and the ones still missing on ``today``."""
     blockers: list[str] = []
     if state.closed_on is not None:
         blockers.append(f"the contract was closed on {state.closed_on.isoformat()}")
     if state.stopwork_since is not None:
-        blockers.append(f"a stop-work order has been in effect since {state.stopwork_since.isoformat()} (`resume` lifts it)")
+        days = (today - state.stopwork_since).days
+        blockers.append(f"a stop-work order has been in effect since {state.stopwork_since.isoformat()} "
+                        f"({days} day{'s' if days != 1 else ''}; `resume` lifts it)")
     if state.determination == OUT_OF_SCOPE:
         return UseVerdict(False, (*blockers, "the order does not apply (out of scope): no operational-use clearance is tracked"))
-    if waiver_in_force(state, today) and not blockers:
-        return UseVerdict(True, (), via_waiver=True)
+    if waiver_counts(state, today):
+        if not blockers:
+            return UseVerdict(True, (), via_waiver=True)
+        return UseVerdict(False, tuple(blockers), via_waiver=False)
 
     missing: list[str] = list(blockers)
     end = waiting_period_end(state)
+    if state.determination == PROHIBITED:
+        note = _waiver_note(state, today)
+        missing.append("the determination is `prohibited`: only a waiver in force (§2(m)) permits use"
+                       + (f" ({note})" if note else ""))
+        return UseVerdict(False, tuple(missing))
     if state.determination != NOT_RISKY:
-        if state.determination == PROHIBITED:
-            missing.append("the determination is `prohibited`: only a waiver in force (§2(m)) permits use")
-        else:
-            missing.append("a `not-risky` determination (§2(a)) by an official")
-    if state.determination == NOT_RISKY and state.certified_on is None:
+        missing.append("a `not-risky` determination (§2(a)) by an official: `determine`")
+    if state.certified_on is None:
         missing.append("certification by a relevant official (§2(f)): `certify`")
-    if state.determination == NOT_RISKY and state.notice_on is None:
-        missing.append("notice to the APNSA (§2(g)): `notify`")
-    if end is not None and today < end and state.determination == NOT_RISKY:
+    if state.notice_on is None:
+        missing.append(f"notice to the APNSA (§2(g)): `notify`, then the {WAITING_DAYS}-day waiting period")
+    elif end is not None and today < end:
         left = (end - today).days
-        missing.append(f"the 7-day waiting period: {left} day{'s' if left != 1 else ''} left, ends {end.isoformat()} (or APNSA clearance: `clear`)")
+        missing.append(f"the {WAITING_DAYS}-day waiting period: {left} day{'s' if left != 1 else ''} left, "
+                       f"ends {end.isoformat()} (or APNSA clearance: `clear`)")
     earliest = end if (state.determination == NOT_RISKY and end is not None and not blockers) else None
     return UseVerdict(not missing, tuple(missing), earliest_on=earliest)
 
@@ -118,7 +148,7 @@ def status(state: ReviewState, today: date) -> str:
     if state.determination == OUT_OF_SCOPE:
         return "out-of-scope"
     if state.determination == PROHIBITED:
-        return "waiver" if waiver_in_force(state, today) else "prohibited"
+        return "waiver" if waiver_counts(state, today) else "prohibited"
     if state.determination == NOT_RISKY:
         if state.notice_on is not None:
             return "cleared" if operational_use(state, today).permitted else "waiting"
@@ -152,7 +182,8 @@ def check_answer(state: ReviewState) -> None:
     if state.determination is not None:
         raise InvalidState(
             f"Answers on {state.ref} are frozen: the determination `{state.determination}` was recorded "
-            f"on {state.determined_on.isoformat() if state.determined_on else 'an earlier date'}."
+            f"on {state.determined_on.isoformat() if state.determined_on else 'an earlier date'}. The audit log keeps "
+            f"every version; new information calls for a re-determination (§2(j)) by an official."
         )
 
 
@@ -168,7 +199,10 @@ def check_determination(state: ReviewState, outcome: str, reason: str, on: date)
                 f"(§2(j)) and a different outcome."
             )
         if state.determination == OUT_OF_SCOPE:
-            raise InvalidState(f"{state.ref} was determined out of scope; the order does not apply to it.")
+            raise InvalidState(
+                f"{state.ref} was determined out of scope; the order does not apply to it. If its scope changed, "
+                "file it again as a new contract."
+            )
     _not_before(on, state.determined_on, "the previous determination", state.ref, "determine")
     answers = state.answers
     if outcome == OUT_OF_SCOPE:
@@ -200,13 +234,17 @@ def check_determination(state: ReviewState, outcome: str, reason: str, on: date)
                     f"{state.ref} has red flags ({', '.join(flags)}): `not-risky` also needs the mitigation "
                     f"questions answered Yes or No (open: {', '.join(open_mit)})."
                 )
-            upper = reason.upper()
-            unaddressed = [qid for qid in flags if qid not in upper]
+            unaddressed = [qid for qid in flags if not names_question(reason, qid)]
             if unaddressed:
                 raise InvalidState(
                     f"{state.ref} has red flags ({', '.join(flags)}): the reason must address each of them by ID "
                     f"(missing: {', '.join(unaddressed)}), e.g. reason=\"{flags[0]}: why it is not significant\"."
                 )
+
+
+def names_question(text: str, qid: str) -> bool:
+    """True when ``text`` names the question ID as a word (``CI-1`` but not ``CI-12`` or ``XCI-1``)."""
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(qid)}(?![0-9])", text, flags=re.IGNORECASE) is not None
 
 
 def apply_determination(state: ReviewState, outcome: str, on: date) -> ReviewState:
@@ -223,7 +261,8 @@ def check_certify(state: ReviewState, on: date) -> None:
     if state.determination != NOT_RISKY:
         raise InvalidState(
             f"Certification (§2(f)) certifies a `not-risky` determination; {state.ref} is "
-            f"{'`' + state.determination + '`' if state.determination else 'not determined yet'}."
+            f"{'`' + state.determination + '`' if state.determination else 'not determined yet'} "
+            f"(`determine {state.ref} not-risky reason=\"…\"` comes first)."
         )
     if state.certified_on is not None:
         raise InvalidState(f"{state.ref} was already certified on {state.certified_on.isoformat()} by {state.certified_by}.")
@@ -260,14 +299,21 @@ def check_stopwork(state: ReviewState, on: date) -> None:
     """A stop-work order can be issued once at a time."""
     check_open(state, "stopwork")
     if state.stopwork_since is not None:
-        raise InvalidState(f"A stop-work order has been in effect on {state.ref} since {state.stopwork_since.isoformat()}.")
+        raise InvalidState(
+            f"A stop-work order has been in effect on {state.ref} since {state.stopwork_since.isoformat()}; "
+            f"`resume {state.ref} reason=\"…\"` lifts it before a new one can be recorded."
+        )
+    _not_before(on, state.awarded_on, "the award", state.ref, "stopwork")
 
 
 def check_resume(state: ReviewState, on: date) -> None:
     """Only a stop-work order in effect can be lifted, not before it started."""
     check_open(state, "resume")
     if state.stopwork_since is None:
-        raise InvalidState(f"No stop-work order is in effect on {state.ref}; there is nothing to resume.")
+        raise InvalidState(
+            f"No stop-work order is in effect on {state.ref}; there is nothing to resume "
+            f"(`stopwork {state.ref} reason=\"…\"` records one)."
+        )
     _not_before(on, state.stopwork_since, "the stop-work order", state.ref, "resume")
 
 
@@ -285,11 +331,21 @@ def check_waiver(state: ReviewState, on: date, until: date) -> None:
     if state.determination != PROHIBITED:
         raise InvalidState(
             f"A waiver (§2(m)) waives a prohibition; {state.ref} is "
-            f"{'`' + state.determination + '`' if state.determination else 'not determined'}, not `prohibited`."
+            f"{'`' + state.determination + '`' if state.determination else 'not determined'}, not `prohibited` "
+            f"(an official records `determine {state.ref} prohibited reason=\"…\"` first)."
         )
-    if waiver_in_force(state, on):
-        raise InvalidState(f"A waiver is already in force on {state.ref} until {state.waiver_until.isoformat()}.")
+    if waiver_counts(state, on):
+        raise InvalidState(
+            f"A waiver is already in force on {state.ref} through {state.waiver_until.isoformat()}; "
+            f"`revoke-waiver {state.ref} reason=\"…\"` first to replace it."
+        )
     _not_before(on, state.determined_on, "the prohibition", state.ref, "waiver")
+    _not_before(on, state.waiver_revoked_on, "the revocation of the previous waiver", state.ref, "waiver")
+    if pending_waiver_report(state) == "revocation":
+        raise InvalidState(
+            f"The 72-hour report of the revocation of the previous waiver on {state.ref} is still outstanding; "
+            f"record it with `waiver-report {state.ref}` before issuing a new waiver."
+        )
     limit = max_waiver_until(on)
     if until <= on:
         raise InvalidState(f"`until` ({until.isoformat()}) must be after the issue date ({on.isoformat()}).")
@@ -303,7 +359,10 @@ def check_revoke_waiver(state: ReviewState, on: date) -> None:
     """Only a waiver in force can be revoked."""
     check_open(state, "revoke-waiver")
     if state.waiver_issued_on is None or state.waiver_revoked_on is not None or not waiver_in_force(state, on):
-        raise InvalidState(f"No waiver is in force on {state.ref}; there is nothing to revoke.")
+        raise InvalidState(
+            f"No waiver is in force on {state.ref} on that date; there is nothing to revoke (`show {state.ref}` "
+            "shows the waiver)."
+        )
     _not_before(on, state.waiver_issued_on, "the waiver", state.ref, "revoke-waiver")
 
 
@@ -321,7 +380,10 @@ def check_waiver_report(state: ReviewState, on: date) -> str:
     check_open(state, "waiver-report")
     which = pending_waiver_report(state)
     if which is None:
-        raise InvalidState(f"No waiver or revocation report is outstanding on {state.ref}.")
+        raise InvalidState(
+            f"No waiver or revocation report is outstanding on {state.ref}: every 72-hour report was recorded "
+            "(or no waiver was issued)."
+        )
     start = state.waiver_revoked_on if which == "revocation" else state.waiver_issued_on
     _not_before(on, start, f"the {which}", state.ref, "waiver-report")
     return which

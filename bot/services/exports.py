@@ -13,6 +13,7 @@ from bot.services.views import build_contract_view
 from storage import repositories as repo
 from storage.db import SessionFactory, unit_of_work
 
+FORMULA_STARTS = "=+-@\t\r"
 MILESTONES = ("stopwork_since", "determination", "determined_on", "certified_on", "certified_by", "notice_on",
               "cleared_on", "waiver_issued_on", "waiver_until", "waiver_revoked_on", "closed_on")
 
@@ -34,7 +35,11 @@ def export_rows(session_factory: SessionFactory, clock: Clock, calendar: Busines
                        "awarded_on": v.awarded_on, "purpose": v.purpose, "status": v.status,
                        "answered": v.answered, "total_questions": v.total, "red_flags": ",".join(v.red_flags),
                        "operational_use_permitted": v.verdict.permitted,
-                       "still_missing": "; ".join(v.verdict.missing)}
+                       "still_missing": "; ".join(v.verdict.missing),
+                       "earliest_operational_use": v.verdict.earliest_on, "waiting_period_end": v.waiting_end,
+                       "stopwork_reason": v.stopwork_reason, "determination_reason": v.determination_reason,
+                       "determined_by": v.determined_by, "waiver_official": v.waiver_official,
+                       "waiver_report_due": v.waiver_report_due, "close_reason": v.close_reason}
                 for m in MILESTONES:
                     row[m] = getattr(v.state, m)
                 for q in qs.QUESTIONS:
@@ -57,6 +62,7 @@ def build_export(session_factory: SessionFactory, clock: Clock, calendar: Busine
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     for row in rows:
-        # NOTE: a cell starting with = + - @ would run as a formula in a spreadsheet; prefix it.
-        writer.writerow({k: ("'" + str(v)) if isinstance(v, str) and v[:1] in "=+-@" else v for k, v in row.items()})
+        # NOTE: a cell starting with = + - @ (or a tab / CR) would run as a formula in a spreadsheet; prefix it.
+        writer.writerow({k: ("'" + v) if isinstance(v, str) and v[:1] and v[:1] in FORMULA_STARTS else v
+                         for k, v in row.items()})
     return f"contract-bot-export-{stamp}.csv", buf.getvalue().encode()

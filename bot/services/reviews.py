@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.clock import Clock
@@ -18,8 +19,8 @@ from bot.config import Settings
 from bot.domain import questions as qs
 from bot.domain import review, roles
 from bot.domain.calendar import BusinessCalendar
-from bot.domain.errors import DomainError, InvalidState, NotFound, PermissionDenied
-from bot.domain.text import escape_mrkdwn
+from bot.domain.errors import DomainError, InputError, InvalidState, NotFound, PermissionDenied
+from bot.domain.text import escape_mrkdwn, find_classification_marking
 from bot.services import planner
 from bot.services.views import ContractView, build_contract_view, ref_of, state_of
 from storage import repositories as repo
@@ -156,6 +157,30 @@ class ReviewService:
         else:
             self.on_commit()
 
+    def refuse_input(self, actor: str, action: str, role: str, contract_id: int | None, exc: DomainError) -> DomainError:
+        """A malformed attempt at an action: audited as refused (nothing else is written).
+
+        When the actor lacks the action's role, that is the refusal (and admins are told), not the typo.
+        Returns the error to show the user.
+        """
+        now = self.clock.now()
+        refusal: DomainError = exc
+        try:
+            with unit_of_work(self.session_factory) as s:
+                if role != roles.ANYONE:
+                    try:
+                        self._require(s, actor, role, action)
+                    except PermissionDenied as denied:
+                        refusal = denied
+        except Exception:  # noqa: BLE001 - the user still gets the input error
+            log.exception("could not check the role of %s for %s", actor, action)
+        audited = refusal
+        if refusal is exc and find_classification_marking(exc.message):
+            # the log keeps references and status only: input quoted back with a marking is not kept
+            audited = InputError(f"`{action}` was refused: its input carried a classification marking (not kept).")
+        self._audit_refusal(actor, action, contract_id, audited, now)
+        return refusal
+
     def _require(self, s: Session, actor: str, role: str, action: str) -> None:
         roles.require_role(self.roles_of(s, actor), role, action)
 
@@ -211,7 +236,17 @@ class ReviewService:
                         f"{escape_mrkdwn(contract.product)} for {escape_mrkdwn(contract.agency)}. "
                         f"The review runs in <#{channel}>.", contract.id)
 
-        return self._run(actor, "file", None, work)
+        try:
+            return self._run(actor, "file", None, work)
+        except IntegrityError:
+            # the same form submitted twice at once: the other submission filed it (unique source_key)
+            if not source_key:
+                raise
+            with unit_of_work(self.session_factory) as s:
+                existing = repo.get_contract_by_source(s, source_key)
+            if existing is None:
+                raise
+            return Done(f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False)
 
     def _hour(self, s: Session) -> int:
         try:
@@ -349,17 +384,25 @@ class ReviewService:
     # ---- compliance actions -----------------------------------------------------------------------------
 
     def _transition(self, actor: str, contract_id: int | None, action: str, role: str, on: date | None,
-                    apply: Callable[[Session, Contract, review.ReviewState, date, datetime], str]) -> Done:
+                    apply: Callable[[Session, Contract, review.ReviewState, date, datetime],
+                                    str | tuple[str, str, str | None]]) -> Done:
+        """A dated compliance action: role, date and state checks, the change, audit, thread line, parent update.
+
+        ``apply`` returns the thread line, or (line, audited action, audit note) to audit under another name.
+        """
+
         def work(s: Session, now: datetime) -> Done:
             c = self._load(s, contract_id)
             self._require(s, actor, role, action)
             day = self._on(on, now)
             state = state_of(c, repo.list_questions(s, c.id))
             before = contract_snapshot(c)
-            line = apply(s, c, state, day, now)
+            result = apply(s, c, state, day, now)
+            line, audited, note = (result, action, None) if isinstance(result, str) else result
             self._refresh(s, c, now)
-            repo.record_audit(s, at=now, actor=actor, action=action, contract_id=c.id, before=before,
-                              after=contract_snapshot(c), detail=f"on {day.isoformat()}")
+            detail = f"on {day.isoformat()}" + (f": {note}" if note else "")
+            repo.record_audit(s, at=now, actor=actor, action=audited, contract_id=c.id, before=before,
+                              after=contract_snapshot(c), detail=detail)
             self._thread(s, c, now, f"{line} (by <@{actor}>)")
             return Done(line, c.id)
 
@@ -402,7 +445,10 @@ class ReviewService:
                                                                           new.notice_on, new.cleared_on)
             repo.cancel_reminders(s, c.id, ["unanswered", "escalation", "waiting"])
             kind = "Re-determination (§2(j))" if again else "Determination (§2(a))"
-            return f":scales: {kind} on {ref_of(c.id)}: *{outcome}* on {day.isoformat()}. Reason: {escape_mrkdwn(reason)}"
+            line = f":scales: {kind} on {ref_of(c.id)}: *{outcome}* on {day.isoformat()}. Reason: {escape_mrkdwn(reason)}"
+            if again:
+                return line, "re-determine", f"re-determination (§2(j)): {state.determination} → {outcome}"
+            return line
 
         action = "determine"
         return self._transition(actor, contract_id, action, roles.OFFICIAL, on, apply)
@@ -575,14 +621,7 @@ class ReviewService:
         def work(s: Session, now: datetime) -> Done:
             self._require(s, actor, roles.MANAGER, "snooze")
             due = schedule.snooze_until(now, choice, self.calendar, self._hour(s))
-            moved = 0
-            for key in keys[:50]:
-                original = repo.get_reminder_by_key(s, key)
-                if original is None:
-                    continue
-                if repo.add_reminder(s, key=f"{key}:snooze:{due.isoformat()}", kind=original.kind, due_at=due,
-                                     contract_id=original.contract_id, data=repo.reminder_data(original)):
-                    moved += 1
+            moved = planner.snooze(s, keys[:50], due)
             if not moved:
                 return Done("Those reminders were already snoozed or no longer exist.", changed=False)
             repo.record_audit(s, at=now, actor=actor, action="snooze", after={"keys": keys[:50], "until": due.isoformat()})
@@ -601,7 +640,7 @@ class ReviewService:
             counts = repo.count_by_status(s)
             stopworks = [(ref_of(c.id), c.vendor, c.stopwork_since) for c in repo.list_stopworks(s, limit)]
             waiting = []
-            for c in repo.list_waiting(s, limit):
+            for c in repo.list_waiting(s, limit, today=today):
                 end = review.waiting_period_end(state_of(c, []))
                 waiting.append((ref_of(c.id), c.vendor, end))
             deadlines = [(ref_of(r.contract_id) if r.contract_id else "—", r.kind, r.due_at)

@@ -1,0 +1,352 @@
+"""The EO 14093 review rules, table-driven over (state, action, role): who may act, what each state allows,
+and what `show` says is still missing before operational use."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from bot.domain import questions as qs
+from bot.domain import review as rv
+from bot.domain import roles
+from bot.domain.args import COMMANDS
+from bot.domain.errors import InvalidState, PermissionDenied
+
+D = date(2025, 8, 1)  # the day states below were reached
+TODAY = date(2025, 9, 1)
+
+CLEAN = {q.qid: ("yes" if q.section in ("SCOPE", "PROC", "MIT") else "no") for q in qs.QUESTIONS}
+FLAGGED = {**CLEAN, "CI-4": "yes", "IU-1": "yes"}
+FLAGGED_OPEN_MIT = {k: v for k, v in FLAGGED.items() if not k.startswith("MIT")} | {"MIT-2": "unknown"}
+
+
+def st(answers=CLEAN, **kw) -> rv.ReviewState:  # noqa: ANN001
+    return rv.ReviewState(ref="CR-7", awarded_on=date(2024, 9, 27), answers=answers, **kw)
+
+
+STATES: dict[str, rv.ReviewState] = {
+    "fresh": st({}),
+    "answered": st(),
+    "unknown-ci": st({**CLEAN, "CI-2": "unknown"}),
+    "unanswered-iu": st({k: v for k, v in CLEAN.items() if k != "IU-3"}),
+    "flagged": st(FLAGGED),
+    "flagged-open-mit": st(FLAGGED_OPEN_MIT),
+    "scope-no": st({"SCOPE-1": "no"}),
+    "out-of-scope": st({"SCOPE-1": "no"}, determination=rv.OUT_OF_SCOPE, determined_on=D),
+    "determined": st(determination=rv.NOT_RISKY, determined_on=D),
+    "certified": st(determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="Attorney General"),
+    "notified": st(determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="Attorney General",
+                   notice_on=TODAY - timedelta(days=2)),
+    "wait-over": st(determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="Attorney General",
+                    notice_on=D),
+    "cleared": st(determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="Attorney General",
+                  notice_on=TODAY - timedelta(days=2), cleared_on=TODAY - timedelta(days=1)),
+    "prohibited": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D),
+    "waived": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D, waiver_issued_on=D,
+                 waiver_until=date(2026, 8, 1)),
+    "waived-reported": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D, waiver_issued_on=D,
+                          waiver_until=date(2026, 8, 1), waiver_reported=True),
+    "revoked": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D, waiver_issued_on=D,
+                  waiver_until=date(2026, 8, 1), waiver_reported=True, waiver_revoked_on=TODAY - timedelta(days=1)),
+    "waiver-expired": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D, waiver_issued_on=D,
+                         waiver_until=D + timedelta(days=10), waiver_reported=True),
+    "stop-work": st(stopwork_since=date(2024, 10, 8)),
+    "stopped-cleared": st(determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="AG",
+                          notice_on=D, stopwork_since=date(2024, 10, 8)),
+    "stopped-waived": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D, waiver_issued_on=D,
+                         waiver_until=date(2026, 8, 1), stopwork_since=D),
+    "closed": st(determination=rv.NOT_RISKY, determined_on=D, closed_on=D),
+}
+
+OK = "ok"
+
+
+def attempt(state: rv.ReviewState, action: str, *, on: date = TODAY, reason: str = "because",
+            until: date | None = None) -> str:
+    """Run the state check of an action; "ok" or the refusal's message."""
+    name, _, arg = action.partition(" ")
+    try:
+        match name:
+            case "determine":
+                rv.check_determination(state, arg, reason, on)
+            case "certify":
+                rv.check_certify(state, on)
+            case "notify":
+                rv.check_notify(state, on)
+            case "clear":
+                rv.check_clear(state, on)
+            case "stopwork":
+                rv.check_stopwork(state, on)
+            case "resume":
+                rv.check_resume(state, on)
+            case "waiver":
+                rv.check_waiver(state, on, until or on + timedelta(days=90))
+            case "waiver-report":
+                rv.check_waiver_report(state, on)
+            case "revoke-waiver":
+                rv.check_revoke_waiver(state, on)
+            case "close":
+                rv.check_close(state, on)
+            case "answer":
+                rv.check_answer(state)
+            case "assign":
+                rv.check_open(state, "assign")
+            case _:
+                raise AssertionError(action)
+    except InvalidState as exc:
+        return exc.message
+    return OK
+
+
+# ---- (state, action) -> allowed, or the reason it is refused ------------------------------------------------
+
+STATE_TABLE = [
+    # determination preconditions
+    ("fresh", "determine not-risky", "unanswered: CI-1"),
+    ("answered", "determine not-risky", OK),
+    ("unknown-ci", "determine not-risky", "answered Unknown: CI-2"),
+    ("unanswered-iu", "determine not-risky", "unanswered: IU-3"),
+    ("flagged-open-mit", "determine not-risky", "mitigation questions answered"),
+    ("flagged", "determine not-risky", "missing: CI-4, IU-1"),
+    ("fresh", "determine prohibited", OK),
+    ("answered", "determine out-of-scope", "needs SCOPE-1 answered No"),
+    ("scope-no", "determine out-of-scope", OK),
+    ("determined", "determine not-risky", "already determined"),
+    ("prohibited", "determine prohibited", "already determined"),
+    ("prohibited", "determine not-risky", "missing: CI-4, IU-1"),  # §2(j): allowed, but on the same rules
+    ("determined", "determine prohibited", OK),
+    ("out-of-scope", "determine prohibited", "out of scope"),
+    ("closed", "determine prohibited", "closed"),
+    # answers freeze once a determination is recorded
+    ("answered", "answer", OK),
+    ("determined", "answer", "frozen"),
+    ("prohibited", "answer", "frozen"),
+    ("closed", "answer", "closed"),
+    # certification only after not-risky, once
+    ("answered", "certify", "not determined yet"),
+    ("prohibited", "certify", "`prohibited`"),
+    ("determined", "certify", OK),
+    ("certified", "certify", "already certified"),
+    # notice only after certification, once
+    ("determined", "notify", "not certified yet"),
+    ("answered", "notify", "not certified yet"),
+    ("certified", "notify", OK),
+    ("notified", "notify", "already notified"),
+    # clearance ends a running waiting period
+    ("certified", "clear", "`notify` first"),
+    ("notified", "clear", OK),
+    ("cleared", "clear", "already cleared"),
+    ("wait-over", "clear", "already ended"),
+    # stop-work
+    ("answered", "stopwork", OK),
+    ("stop-work", "stopwork", "`resume CR-7"),
+    ("answered", "resume", "nothing to resume"),
+    ("stop-work", "resume", OK),
+    # waivers of a prohibition
+    ("answered", "waiver", "not `prohibited`"),
+    ("determined", "waiver", "not `prohibited`"),
+    ("prohibited", "waiver", OK),
+    ("waived", "waiver", "already in force"),
+    ("waiver-expired", "waiver", OK),
+    ("revoked", "waiver", "still outstanding; record it with `waiver-report CR-7`"),
+    ("prohibited", "revoke-waiver", "nothing to revoke"),
+    ("waived", "revoke-waiver", OK),
+    ("revoked", "revoke-waiver", "nothing to revoke"),
+    ("waiver-expired", "revoke-waiver", "nothing to revoke"),
+    ("prohibited", "waiver-report", "No waiver or revocation report is outstanding"),
+    ("waived", "waiver-report", OK),
+    ("waived-reported", "waiver-report", "No waiver or revocation report is outstanding"),
+    ("revoked", "waiver-report", OK),
+    # closed contracts accept nothing but show, list and audit
+    ("answered", "close", OK),
+    *[("closed", a, "accepts only `show`, `list` and `audit`") for a in (
+        "certify", "notify", "clear", "stopwork", "resume", "waiver", "waiver-report", "revoke-waiver", "close",
+        "assign")],
+]
+
+
+@pytest.mark.parametrize(("state", "action", "expected"), STATE_TABLE, ids=[f"{s}-{a}" for s, a, _ in STATE_TABLE])
+def test_state_allows_or_refuses(state, action, expected):
+    result = attempt(STATES[state], action)
+    if expected == OK:
+        assert result == OK
+    else:
+        assert result != OK and expected in result, result
+
+
+def test_a_red_flag_reason_must_name_each_flag_as_a_word():
+    flagged = STATES["flagged"]
+    assert attempt(flagged, "determine not-risky", reason="ci-4: US-owned; IU-1: cut off") == OK
+    assert "missing: IU-1" in attempt(flagged, "determine not-risky", reason="CI-4 handled; IU-12 n/a")
+    assert "missing: CI-4" in attempt(flagged, "determine not-risky", reason="XCI-4 IU-1")
+    assert "missing: CI-4, IU-1" in attempt(flagged, "determine not-risky", reason="")
+
+
+# ---- dates: backdating is bounded by the steps before it --------------------------------------------------
+
+DATE_TABLE = [
+    ("determined", "certify", D - timedelta(days=1), "before the determination"),
+    ("determined", "certify", D, OK),
+    ("certified", "notify", D - timedelta(days=1), "before the certification"),
+    ("notified", "clear", TODAY - timedelta(days=3), "before the APNSA notice"),
+    ("stop-work", "resume", date(2024, 10, 7), "before the stop-work order"),
+    ("stop-work", "resume", date(2025, 8, 29), OK),
+    ("answered", "stopwork", date(2024, 9, 26), "before the award"),
+    ("answered", "close", date(2024, 9, 1), "before the award"),
+    ("determined", "determine prohibited", D - timedelta(days=1), "before the previous determination"),
+    ("prohibited", "waiver", D - timedelta(days=1), "before the prohibition"),
+    ("waived", "revoke-waiver", D - timedelta(days=1), "nothing to revoke"),
+    ("revoked", "waiver-report", TODAY - timedelta(days=2), "before the revocation"),
+]
+
+
+@pytest.mark.parametrize(("state", "action", "on", "expected"), DATE_TABLE)
+def test_dated_actions_keep_their_order(state, action, on, expected):
+    result = attempt(STATES[state], action, on=on)
+    assert result == OK if expected == OK else expected in result, result
+
+
+def test_future_dates_are_refused_and_past_ones_accepted():
+    rv.check_on_date(TODAY, TODAY)
+    rv.check_on_date(date(2024, 10, 8), TODAY)
+    with pytest.raises(InvalidState, match="future"):
+        rv.check_on_date(TODAY + timedelta(days=1), TODAY)
+
+
+@pytest.mark.parametrize(("issued", "latest"), [(date(2025, 8, 1), date(2026, 8, 1)),
+                                                (date(2024, 2, 29), date(2025, 2, 28))])
+def test_a_waiver_lasts_at_most_one_year(issued, latest):
+    prohibited = STATES["prohibited"].with_(determined_on=issued)
+    assert attempt(prohibited, "waiver", on=issued, until=latest) == OK
+    assert "at most one year" in attempt(prohibited, "waiver", on=issued, until=latest + timedelta(days=1))
+    assert "must be after" in attempt(prohibited, "waiver", on=issued, until=issued)
+
+
+# ---- roles: who may do what; admin alone never decides -----------------------------------------------------
+
+ROLE_OF = {
+    "assign": roles.MANAGER, "stopwork": roles.MANAGER, "resume": roles.MANAGER, "notify": roles.MANAGER,
+    "clear": roles.MANAGER, "close": roles.MANAGER,
+    "determine": roles.OFFICIAL, "certify": roles.OFFICIAL, "waiver": roles.OFFICIAL,
+    "waiver-report": roles.OFFICIAL, "revoke-waiver": roles.OFFICIAL,
+    "answer": roles.REVIEWER,
+    "show": roles.ANYONE, "list": roles.ANYONE, "audit": roles.ANYONE, "file": roles.ANYONE,
+}
+HOLDERS = {"member": set(), "reviewer": {roles.REVIEWER}, "manager": {roles.MANAGER},
+           "official": {roles.OFFICIAL}, "admin": {roles.ADMIN}, "admin+manager": {roles.ADMIN, roles.MANAGER}}
+ROLE_TABLE = [(action, holder) for action in ROLE_OF for holder in HOLDERS]
+
+
+@pytest.mark.parametrize(("action", "holder"), ROLE_TABLE)
+def test_role_table(action, holder):
+    needed = ROLE_OF[action]
+    assert COMMANDS[action].role == needed  # the parser's table agrees with the SPEC's
+    held = HOLDERS[holder]
+    allowed = needed == roles.ANYONE or needed in held
+    if allowed:
+        roles.require_role(held, needed, action)
+    else:
+        with pytest.raises(PermissionDenied) as exc:
+            roles.require_role(held, needed, action)
+        assert exc.value.role == needed and f"*{needed}*" in exc.value.message
+
+
+def test_admin_alone_cannot_decide():
+    for action in ("determine", "certify", "waiver", "revoke-waiver", "stopwork", "resume", "notify", "clear"):
+        assert not roles.has_role({roles.ADMIN}, ROLE_OF[action]), action
+
+
+# ---- operational use: every condition, and exactly what is missing ---------------------------------------
+
+USE_TABLE = [
+    ("fresh", False, ["a `not-risky` determination", "certification", "notice to the APNSA"]),
+    ("determined", False, ["certification", "notice to the APNSA"]),
+    ("certified", False, ["notice to the APNSA"]),
+    ("notified", False, ["5 days left, ends 2025-09-06"]),
+    ("wait-over", True, []),
+    ("cleared", True, []),
+    ("prohibited", False, ["only a waiver in force"]),
+    ("waived", True, []),
+    ("revoked", False, ["revoked on 2025-08-31"]),
+    ("waiver-expired", False, ["the waiver expired after 2025-08-11"]),
+    ("stop-work", False, ["since 2024-10-08 (328 days", "a `not-risky` determination"]),
+    ("stopped-cleared", False, ["since 2024-10-08"]),
+    ("stopped-waived", False, ["since 2025-08-01"]),
+    ("out-of-scope", False, ["does not apply"]),
+    ("closed", False, ["closed on 2025-08-01"]),
+]
+
+
+@pytest.mark.parametrize(("state", "permitted", "missing"), USE_TABLE, ids=[s for s, _, _ in USE_TABLE])
+def test_operational_use(state, permitted, missing):
+    verdict = rv.operational_use(STATES[state], TODAY)
+    assert verdict.permitted is permitted, verdict.missing
+    text = " | ".join(verdict.missing)
+    for part in missing:
+        assert part in text, text
+    if permitted:
+        assert verdict.missing == ()
+    if state in ("stopped-cleared", "stopped-waived"):
+        assert len(verdict.missing) == 1  # the stop-work order is the only thing missing
+
+
+def test_waiting_period_clock():
+    notified = STATES["certified"].with_(notice_on=date(2025, 8, 14))
+    assert rv.waiting_period_end(notified) == date(2025, 8, 21)
+    assert not rv.operational_use(notified, date(2025, 8, 20)).permitted
+    assert "1 day left, ends 2025-08-21" in rv.operational_use(notified, date(2025, 8, 20)).missing[0]
+    assert rv.operational_use(notified, date(2025, 8, 21)).permitted
+    assert rv.operational_use(notified, date(2025, 8, 18)).earliest_on == date(2025, 8, 21)
+    cleared = notified.with_(cleared_on=date(2025, 8, 16))
+    assert rv.waiting_period_end(cleared) == date(2025, 8, 16)
+    assert rv.operational_use(cleared, date(2025, 8, 16)).permitted
+
+
+def test_waiver_in_force_through_its_last_day_and_only_for_a_prohibition():
+    waived = STATES["waived"]
+    assert rv.operational_use(waived, date(2026, 8, 1)).via_waiver
+    assert not rv.operational_use(waived, date(2026, 8, 2)).permitted
+    # a re-determination to not-risky voids the waiver's effect: the not-risky path applies
+    redetermined = rv.apply_determination(waived, rv.NOT_RISKY, TODAY)
+    verdict = rv.operational_use(redetermined, TODAY)
+    assert not verdict.permitted and "certification" in " ".join(verdict.missing)
+
+
+def test_a_waiver_does_not_survive_a_later_determination():
+    waived = STATES["waived"]
+    again = rv.apply_determination(rv.apply_determination(waived, rv.NOT_RISKY, D + timedelta(days=5)),
+                                   rv.PROHIBITED, D + timedelta(days=9))
+    verdict = rv.operational_use(again, TODAY)
+    assert not verdict.permitted and "predates the current determination" in verdict.missing[0]
+    assert rv.status(again, TODAY) == "prohibited"
+    assert attempt(again, "waiver", on=TODAY) == OK  # a new waiver for the new prohibition
+
+
+def test_redetermination_voids_certification_and_notice():
+    after = rv.apply_determination(STATES["cleared"], rv.PROHIBITED, TODAY)
+    assert (after.certified_on, after.notice_on, after.cleared_on) == (None, None, None)
+    assert after.determination == rv.PROHIBITED and after.determined_on == TODAY
+
+
+def test_72_hour_reports_follow_issue_then_revocation():
+    assert rv.pending_waiver_report(STATES["prohibited"]) is None
+    assert rv.pending_waiver_report(STATES["waived"]) == "waiver"
+    assert rv.pending_waiver_report(STATES["waived-reported"]) is None
+    assert rv.pending_waiver_report(STATES["revoked"]) == "revocation"
+    assert rv.check_waiver_report(STATES["revoked"], TODAY) == "revocation"
+    assert rv.pending_waiver_report(STATES["revoked"].with_(revocation_reported=True)) is None
+
+
+STATUS_TABLE = [
+    ("fresh", "intake"), ("answered", "in-review"), ("determined", "determined"), ("certified", "certified"),
+    ("notified", "waiting"), ("wait-over", "cleared"), ("cleared", "cleared"), ("prohibited", "prohibited"),
+    ("waived", "waiver"), ("revoked", "prohibited"), ("waiver-expired", "prohibited"), ("stop-work", "stop-work"),
+    ("stopped-cleared", "stop-work"), ("out-of-scope", "out-of-scope"), ("closed", "closed"),
+]
+
+
+@pytest.mark.parametrize(("state", "expected"), STATUS_TABLE)
+def test_status(state, expected):
+    assert rv.status(STATES[state], TODAY) == expected
+    assert expected in rv.STATUSES
