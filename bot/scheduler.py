@@ -2,24 +2,53 @@
 
 The jobs keep no state of their own: the database holds every reminder, and each sweep claims due
 rows atomically, so restarts, misfires and several processes neither lose nor duplicate a reminder.
+The scheduler uses an in-memory job store (never a shared persistent one: SLACK-FACTS F3.1) and one
+per process; a second start in the same process reuses it and replaces the jobs by id.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
+SWEEP_JOB_ID = "reminders.sweep"
+DELIVERY_JOB_ID = "outbox.deliver"
+DELIVERY_SAFETY_NET_SECONDS = 30
 
 
 def start_scheduler(bot) -> BackgroundScheduler:  # noqa: ANN001 - bot.app.ContractBot (import cycle)
-    """Start the in-process scheduler running the sweep every REMINDER_INTERVAL_SECONDS."""
-    scheduler = BackgroundScheduler(timezone="UTC")
+    """Start (or refresh) this process's scheduler: the sweep every REMINDER_INTERVAL_SECONDS, delivery every 30 s."""
+    scheduler = getattr(bot, "_scheduler", None)
+    if not isinstance(scheduler, BackgroundScheduler) or not scheduler.running:
+        scheduler = BackgroundScheduler(timezone="UTC")
     common = {"replace_existing": True, "coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-    scheduler.add_job(reminders_sweep_job, "interval", seconds=bot.settings.reminder_interval_seconds,
-                      id="reminders.sweep", args=[bot], next_run_time=bot.clock.now(), **common)
-    scheduler.start()
+    # NOTE: APScheduler runs on the real clock; the injected clock is business time (a test's ManualClock may
+    # stand hours ahead), so the first run is "now" on the real clock.
+    first = datetime.now(UTC)
+    scheduler.add_job(
+        reminders_sweep_job,
+        "interval",
+        seconds=bot.settings.reminder_interval_seconds,
+        id=SWEEP_JOB_ID,
+        args=[bot],
+        next_run_time=first,
+        **common,
+    )
+    scheduler.add_job(
+        outbox_delivery_job,
+        "interval",
+        seconds=DELIVERY_SAFETY_NET_SECONDS,
+        id=DELIVERY_JOB_ID,
+        args=[bot],
+        next_run_time=first,
+        **common,
+    )
+    if not scheduler.running:
+        scheduler.start()
+    bot._scheduler = scheduler
     return scheduler
 
 
@@ -28,7 +57,16 @@ def reminders_sweep_job(bot) -> None:  # noqa: ANN001
     try:
         result = bot.sweeper.sweep()
         if result.claimed:
-            log.info("reminder sweep: %s claimed, %s sent, %s no longer applied", result.claimed, result.sent,
-                     result.skipped)
+            log.info(
+                "reminder sweep: %s claimed, %s sent, %s no longer applied",
+                result.claimed,
+                result.sent,
+                result.skipped,
+            )
     except Exception:  # noqa: BLE001 - the next run tries again; the rows stay due
         log.exception("reminder sweep failed")
+
+
+def outbox_delivery_job(bot) -> None:  # noqa: ANN001
+    """Safety net: wake the delivery loop even if no commit in this process did (rows queued by another one)."""
+    bot.wake_delivery()

@@ -150,7 +150,7 @@ class OutboxMessage(SQLModel, table=True):
     target: str  # channel ID, "thread" (the contract's thread), or a user ID
     message_key: str | None = None  # names the Slack message: "parent", "q:CI-4"
     payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON: what to render
-    status: str = Field(default="pending")  # pending | sent | dead
+    status: str = Field(default="pending")  # pending | sent | skipped (no longer applied at send time) | dead
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_column=utc_column(nullable=False))
     claimed_by: str | None = None

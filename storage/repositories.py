@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,23 @@ def get_contract(s: Session, contract_id: int, *, for_update: bool = False) -> C
     if for_update:
         stmt = stmt.with_for_update()
     return s.execute(stmt).scalars().first()
+
+
+def get_contracts(s: Session, ids: Sequence[int] | set[int]) -> dict[int, Contract]:
+    """Several contracts by number, in one query."""
+    if not ids:
+        return {}
+    return {c.id: c for c in s.execute(select(Contract).where(Contract.id.in_(list(ids)))).scalars()}
+
+
+def list_questions_of(s: Session, ids: Sequence[int] | set[int]) -> dict[int, list[Question]]:
+    """Questions asked so far for several contracts, in one query: contract id -> questions in asking order."""
+    out: dict[int, list[Question]] = {}
+    if ids:
+        stmt = select(Question).where(Question.contract_id.in_(list(ids))).order_by(Question.id)
+        for q in s.execute(stmt).scalars():
+            out.setdefault(q.contract_id, []).append(q)
+    return out
 
 
 def get_contract_by_source(s: Session, source_key: str) -> Contract | None:
@@ -180,10 +197,11 @@ def record_audit(s: Session, *, at: datetime, actor: str, action: str, outcome: 
     """Append one entry to the chain; locking the head row serialises concurrent appends."""
     head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalars().first()
     if head is None:
+        # The migration seeds this row; this only runs on a database whose row was removed.
         head = AuditHead(id=1, seq=0, hash=GENESIS)
-        s.add(head)
         try:
-            with s.begin_nested():
+            with s.begin_nested():  # add inside the savepoint, so a clash rolls back only this insert
+                s.add(head)
                 s.flush()
         except IntegrityError:  # another process created it first
             head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalars().one()
@@ -283,13 +301,40 @@ def count_outbox(s: Session, status: str = "pending") -> int:
 
 def add_reminder(s: Session, *, key: str, kind: str, due_at: datetime, contract_id: int | None = None,
                  data: dict | None = None) -> bool:
-    """Schedule a reminder unless one with the same key exists; True when added."""
-    if s.execute(select(Reminder.id).where(Reminder.key == key)).first():
-        return False
-    s.add(Reminder(key=key, kind=kind, due_at=due_at, contract_id=contract_id,
-                   data=None if data is None else json.dumps(data, default=str)))
+    """Schedule a reminder unless one with the same key is pending or done; True when added.
+
+    A cancelled row with the same key is revived (it never went out): a stop-work lifted and issued again on
+    the same day must ping again. A sent or skipped one is never scheduled twice.
+    """
+    existing = s.execute(select(Reminder).where(Reminder.key == key)).scalars().first()
+    encoded = None if data is None else json.dumps(data, default=str)
+    if existing is not None:
+        if existing.status != "cancelled":
+            return False
+        existing.status, existing.due_at, existing.data, existing.kind = "pending", due_at, encoded, kind
+        existing.claimed_by = existing.lease_until = existing.sent_at = None
+        s.add(existing)
+        s.flush()
+        return True
+    s.add(Reminder(key=key, kind=kind, due_at=due_at, contract_id=contract_id, data=encoded))
     s.flush()
     return True
+
+
+def postpone_reminders(s: Session, *, contract_id: int | None, kind: str, until: datetime,
+                       section: str | None = None) -> int:
+    """Move a recurring series' pending occurrences due before ``until`` to ``until`` (a snooze); how many."""
+    stmt = select(Reminder).where(Reminder.status == "pending", Reminder.kind == kind, Reminder.due_at < until)
+    stmt = stmt.where(Reminder.contract_id.is_(None) if contract_id is None else Reminder.contract_id == contract_id)
+    moved = 0
+    for r in s.execute(stmt).scalars():
+        if section is not None and (reminder_data(r) or {}).get("section") != section:
+            continue
+        r.due_at, r.lease_until = until, None
+        s.add(r)
+        moved += 1
+    s.flush()
+    return moved
 
 
 def cancel_reminders(s: Session, contract_id: int, kinds: Sequence[str] | None = None) -> int:
@@ -340,9 +385,9 @@ def record_seen(s: Session, key: str, at: datetime) -> bool:
     """Remember a delivery key; False when it was seen before (the caller then does nothing)."""
     if s.get(SeenRequest, key) is not None:
         return False
-    s.add(SeenRequest(key=key, at=at))
     try:
-        with s.begin_nested():
+        with s.begin_nested():  # add inside the savepoint: begin_nested() flushes what is already pending
+            s.add(SeenRequest(key=key, at=at))
             s.flush()
     except IntegrityError:
         return False
@@ -372,7 +417,13 @@ def list_stopworks(s: Session, limit: int) -> list[Contract]:
     return list(s.execute(stmt).scalars())
 
 
-def list_waiting(s: Session, limit: int) -> list[Contract]:
-    """Open contracts whose APNSA waiting period is running or just ended."""
-    stmt = (select(Contract).where(Contract.status == "waiting").order_by(Contract.notice_on).limit(limit))
+def list_waiting(s: Session, limit: int, today: date | None = None) -> list[Contract]:
+    """Open contracts whose APNSA waiting period is running or just ended. Given ``today``, every open contract whose
+    7-day period has not ended by then, also under a stop-work order (where the status says stop-work)."""
+    if today is None:
+        stmt = select(Contract).where(Contract.status == "waiting").order_by(Contract.notice_on).limit(limit)
+    else:
+        stmt = (select(Contract).where(Contract.notice_on.is_not(None), Contract.notice_on >= today - timedelta(days=7),
+                                       Contract.cleared_on.is_(None), Contract.closed_on.is_(None))
+                .order_by(Contract.notice_on, Contract.id).limit(limit))
     return list(s.execute(stmt).scalars())

@@ -14,7 +14,8 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 METADATA_EVENT = "contract_bot_outbox"
 MAX_ATTEMPTS = 12
 LEASE = timedelta(seconds=60)
+LOOKBACK = 1000  # messages searched for an earlier attempt's post after a crash
 
 # render(payload, view) -> {"text": ..., "blocks": [...]}; view is None for messages about no contract
 Renderer = Callable[[dict, ContractView | None], dict]
@@ -44,10 +46,15 @@ class DeliveryStats:
     retried: int = 0
     dead: int = 0
     deferred: int = 0
+    skipped: int = 0
 
 
 class Deferred(Exception):
     """The message cannot go yet (its thread's parent has not been posted)."""
+
+
+class Obsolete(Exception):
+    """The message no longer applies (a reminder whose condition ended while it waited): it is not sent."""
 
 
 def worker_id() -> str:
@@ -59,7 +66,11 @@ class OutboxDispatcher:
     """Delivers due outbox rows; call ``deliver_due`` from a loop or a scheduler job."""
 
     def __init__(self, session_factory: SessionFactory, client, clock: Clock, render: Renderer, calendar,  # noqa: ANN001
-                 *, batch: int = 50, lease: timedelta = LEASE) -> None:
+                 *, batch: int = 50, lease: timedelta = LEASE, admin_user_ids: Iterable[str] = (),
+                 recheck: Callable[[Session, dict], dict | None] | None = None) -> None:
+        self.admin_user_ids = tuple(admin_user_ids)
+        self.recheck = recheck  # re-checks a reminder's conditions at delivery (ReminderSweeper.recheck)
+        self._blocked_until: dict[str, float] = {}  # Web API method -> monotonic time its Retry-After ends
         self.session_factory = session_factory
         self.client = client
         self.clock = clock
@@ -84,7 +95,7 @@ class OutboxDispatcher:
                 for row in rows:
                     outcome = self._deliver_one(row)
                     setattr(stats, outcome, getattr(stats, outcome) + 1)
-                    progressed = progressed or outcome == "sent"
+                    progressed = progressed or outcome in ("sent", "skipped", "dead")
                 if not progressed:
                     break
         return stats
@@ -98,11 +109,21 @@ class OutboxDispatcher:
             result_ts = self._send(row, channel, thread_ts, ts_to_update, message)
         except Deferred:
             return self._retry(row, None, delay=timedelta(seconds=2), count=False)
+        except Obsolete:
+            with unit_of_work(self.session_factory) as s:
+                fresh = s.get(OutboxMessage, row.id)
+                fresh.status, fresh.lease_until, fresh.last_error = "skipped", None, "no longer applied when sent"
+                s.add(fresh)
+            return "skipped"
         except SlackApiError as exc:
             status = exc.response.status_code if exc.response is not None else None
             error = exc.response.get("error") if exc.response is not None else str(exc)
             if status == 429:
-                retry_after = int(exc.response.headers.get("Retry-After", exc.response.headers.get("retry-after", 1)))
+                retry_after = _retry_after(exc)
+                # NOTE: the limit is per method (F1.15): nothing of this method goes out of this process before
+                # Retry-After has passed, in real time whatever the injected clock says.
+                method = _method_of(exc)
+                self._blocked_until[method] = max(self._blocked_until.get(method, 0.0), time.monotonic() + retry_after)
                 return self._retry(row, f"rate limited ({error})", delay=timedelta(seconds=max(retry_after, 1)))
             if error in ("channel_not_found", "not_in_channel", "invalid_auth", "account_inactive", "is_archived",
                          "message_not_found", "invalid_blocks", "msg_too_long", "no_text"):
@@ -117,6 +138,10 @@ class OutboxDispatcher:
 
     def _prepare(self, s: Session, row: OutboxMessage) -> tuple[str, str | None, str | None, dict]:
         payload = json.loads(row.payload)
+        if self.recheck is not None and payload.get("parts"):
+            payload = self.recheck(s, payload)
+            if payload is None:
+                raise Obsolete()
         contract = repo.get_contract(s, row.contract_id) if row.contract_id else None
         view = build_contract_view(s, contract, self.calendar.local_date(self.clock.now())) if contract else None
         message = self.render(payload, view)
@@ -151,18 +176,27 @@ class OutboxDispatcher:
             return q.message_ts if q else None
         return None
 
+    def _pace(self, method: str) -> None:
+        """Wait out a Retry-After this process was given for ``method`` (our own delivery thread, never Bolt's)."""
+        wait = self._blocked_until.get(method, 0.0) - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
     def _send(self, row: OutboxMessage, channel: str, thread_ts: str | None, ts_to_update: str | None,
               message: dict) -> str | None:
         if ts_to_update:
+            self._pace("chat.update")
             self.client.chat_update(channel=channel, ts=ts_to_update, text=message["text"],
                                     blocks=message.get("blocks"))
             return ts_to_update
         if row.op == "dm":
+            self._pace("conversations.open")
             channel = self.client.conversations_open(users=row.target)["channel"]["id"]
         if row.attempts > 1:
             found = self._find_posted(row, channel, thread_ts)
             if found:
                 return found
+        self._pace("chat.postMessage")
         response = self.client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=message["text"], blocks=message.get("blocks"),
             unfurl_links=False, unfurl_media=False,
@@ -171,17 +205,33 @@ class OutboxDispatcher:
         return response["ts"]
 
     def _find_posted(self, row: OutboxMessage, channel: str, thread_ts: str | None) -> str | None:
-        """After a crash, find a message an earlier attempt posted (by its metadata) instead of posting again."""
-        since = row.created_at - timedelta(minutes=1)
-        kwargs = {"channel": channel, "limit": 200, "include_all_metadata": True, "oldest": f"{since.timestamp():.6f}"}
-        if thread_ts:
-            response = self.client.conversations_replies(ts=thread_ts, **kwargs)
-        else:
-            response = self.client.conversations_history(**kwargs)
-        for message in response.get("messages", []):
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("outbox_id") == row.id:
-                return message.get("ts")
+        """After a crash, find a message an earlier attempt posted (by its metadata) instead of posting again.
+
+        NOTE: no ``oldest`` filter: our clock and Slack's ``ts`` need not agree (a test double's ``ts`` are not
+        wall-clock times). The newest LOOKBACK messages of the channel (or the whole thread) are searched; a
+        lease expires a minute after the crash, so the earlier attempt's message is among them.
+        """
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        cursor, seen = None, 0
+        while seen < LOOKBACK:
+            kwargs = {"channel": channel, "limit": 200, "include_all_metadata": True}
+            if cursor:
+                kwargs["cursor"] = cursor
+            self._pace(method)
+            if thread_ts:
+                response = self.client.conversations_replies(ts=thread_ts, **kwargs)
+            else:
+                response = self.client.conversations_history(**kwargs)
+            messages = response.get("messages", [])
+            seen += len(messages)
+            for message in messages:
+                meta = message.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == METADATA_EVENT and str(payload.get("outbox_id")) == str(row.id):
+                    return message.get("ts")
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor or not messages:
+                break
         return None
 
     def _record_sent(self, s: Session, row: OutboxMessage, channel: str, ts: str | None) -> None:
@@ -214,6 +264,21 @@ class OutboxDispatcher:
             s.add(fresh)
         return "retried" if count else "deferred"
 
+    def _report_dead(self, s: Session, row: OutboxMessage, error: str) -> None:
+        """Tell the admins by DM (through the outbox, in the same transaction) that a message was given up on."""
+        payload = json.loads(row.payload) if row.payload else {}
+        if payload.get("dead_notice"):
+            return  # a notice about a dead message that died itself: the log line is all that is left
+        admins = list(dict.fromkeys([*self.admin_user_ids, *repo.list_users_with_role(s, "admin")]))
+        what = f"{row.op} to {'the thread of CR-' + str(row.contract_id) if row.target == 'thread' else row.target}"
+        text = (f":warning: contract-bot could not deliver outbox message #{row.id} ({what}) after "
+                f"{row.attempts} attempt(s): {error}. It is kept as dead and was not sent. "
+                f"{repo.count_outbox(s, 'dead')} dead message(s) in all; fix the cause (e.g. invite the bot to the "
+                "channel or correct the channel setting) and re-file or repeat the action.")
+        for admin in admins:
+            repo.add_outbox(s, at=self.clock.now(), op="dm", target=admin,
+                            payload={"render": "text", "text": text, "dead_notice": True})
+
     def _dead(self, row: OutboxMessage, error: str, session: Session | None = None) -> str:
         log.error("outbox %s (%s to %s) failed for good and is kept as dead: %s", row.id, row.op, row.target, error)
 
@@ -221,6 +286,7 @@ class OutboxDispatcher:
             fresh = s.get(OutboxMessage, row.id)
             fresh.status, fresh.last_error, fresh.lease_until = "dead", error, None
             s.add(fresh)
+            self._report_dead(s, fresh, error)
 
         if session is not None:
             mark(session)
@@ -228,6 +294,24 @@ class OutboxDispatcher:
             with unit_of_work(self.session_factory) as s:
                 mark(s)
         return "dead"
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    """The Retry-After of a 429, in seconds (at least 1)."""
+    headers = exc.response.headers or {}
+    raw = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if isinstance(raw, list):
+        raw = raw[0] if raw else None
+    try:
+        return max(float(raw), 1.0)
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def _method_of(exc: SlackApiError) -> str:
+    """The Web API method a SlackApiError came from ("chat.postMessage")."""
+    url = getattr(exc.response, "api_url", "") or ""
+    return url.rstrip("/").rsplit("/", 1)[-1] or "unknown"
 
 
 def now_utc(clock: Clock) -> datetime:

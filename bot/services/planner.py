@@ -41,10 +41,14 @@ def add_one_offs(s: Session, contract: Contract, kind: str, key_prefix: str, tim
 
 
 def first_after(first: datetime, step, now: datetime, limit: int = 5000) -> datetime:  # noqa: ANN001
-    """The first occurrence of a recurring reminder that is not before ``now`` (or ``first`` itself)."""
+    """The first occurrence of a recurring reminder strictly after ``now`` (``first`` itself if it is).
+
+    Strictly: the occurrence due exactly ``now`` is the one being sent, so a series that catches up after
+    downtime sends once now and next at its following occurrence, never twice at one moment.
+    """
     due = first
     for _ in range(limit):
-        if due >= now:
+        if due > now:
             return due
         due = step(due)
     return due
@@ -103,3 +107,33 @@ def on_waiver_revoked(s: Session, c: Contract, now: datetime) -> None:
     """A revocation starts its own 72-hour report clock."""
     add_one_offs(s, c, "waiver-report-revocation", f"waiver-report:{c.id}:{c.waiver_revoked_on.isoformat()}:revoke",
                  schedule.waiver_report_reminders(c.waiver_revoked_at), now)
+
+
+RECURRING = ("stopwork", "unanswered")
+
+
+def snooze(s: Session, keys: list[str], until: datetime) -> int:
+    """Postpone the reminders named by ``keys`` to ``until``; how many of them will remind again then.
+
+    A recurring series (stop-work, unanswered) is postponed: its pending occurrences due before ``until`` move
+    to ``until`` and it carries on from there, so a snooze never adds a second ping at the same moment. A
+    one-off reminder gets a copy due at ``until`` (re-checked when it falls due, like any reminder).
+    """
+    handled = 0
+    for key in dict.fromkeys(keys):
+        original = repo.get_reminder_by_key(s, key)
+        if original is None:
+            continue
+        data = repo.reminder_data(original) or {}
+        if original.kind in RECURRING:
+            repo.postpone_reminders(s, contract_id=original.contract_id, kind=original.kind, until=until,
+                                    section=data.get("section") if original.kind == "unanswered" else None)
+            pending = [r for r in repo.list_pending_reminders(s, contract_id=original.contract_id)
+                       if r.kind == original.kind]
+            handled += 1 if pending else 0
+            continue
+        base = key.split(":snooze:")[0]
+        if repo.add_reminder(s, key=f"{base}:snooze:{until.isoformat()}", kind=original.kind, due_at=until,
+                             contract_id=original.contract_id, data=data or None):
+            handled += 1
+    return handled

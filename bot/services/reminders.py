@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.clock import Clock
@@ -25,6 +26,7 @@ from bot.domain import review, schedule
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.text import escape_mrkdwn
 from bot.services import planner
+from bot.services.outbox import worker_id
 from bot.services.views import ref_of, state_of
 from storage import repositories as repo
 from storage.db import SessionFactory, unit_of_work
@@ -32,6 +34,7 @@ from storage.models import Contract, Reminder
 
 log = logging.getLogger(__name__)
 MANAGER = "manager"
+NOT_DEADLINES = ("digest", "stopwork")  # recurring pings, not deadlines: the digest lists stop-works on their own
 
 
 @dataclass
@@ -55,13 +58,19 @@ class ReminderSweeper:
         self.settings = settings
         self.on_commit = on_commit or (lambda: None)
         self.batch = batch
+        self.worker = worker_id()
 
     def sweep(self, now: datetime | None = None, max_batches: int = 1000) -> SweepResult:
         """Send every reminder due by now (in batches), once."""
         total = SweepResult()
+        now = now or self.clock.now()
+        # The next digest is planned in its own short transaction, so that several processes planning the same
+        # row at once do not wait on each other's whole claim transaction (the unique key makes one of them win).
+        with unit_of_work(self.session_factory) as s:
+            self._ensure_digest(s, now, self._hour(s))
         for _ in range(max_batches):
             with unit_of_work(self.session_factory) as s:
-                result = self._sweep_batch(s, now or self.clock.now())
+                result = self._sweep_batch(s, now, plan_digest=False)
             total.claimed += result.claimed
             total.sent += result.sent
             total.skipped += result.skipped
@@ -92,18 +101,27 @@ class ReminderSweeper:
 
     # ---- one batch ----------------------------------------------------------------------------------------
 
-    def _sweep_batch(self, s: Session, now: datetime) -> SweepResult:
+    def _hour(self, s: Session) -> int:
+        return _int(repo.get_settings(s).get("reminder_hour"), 9)
+
+    def _sweep_batch(self, s: Session, now: datetime, *, plan_digest: bool = True) -> SweepResult:
         settings = {**{"manager_channel": self.settings.manager_channel or "", "reminder_hour": "9",
                        "stopwork_reminders": "on", "digest": "on"}, **repo.get_settings(s)}
         hour = _int(settings.get("reminder_hour"), 9)
-        self._ensure_digest(s, now, hour)
-        rows = repo.claim_due_reminders(s, worker="sweep", now=now, lease=timedelta(minutes=5), limit=self.batch)
+        if plan_digest:
+            self._ensure_digest(s, now, hour)
+        rows = repo.claim_due_reminders(s, worker=self.worker, now=now, lease=timedelta(minutes=5), limit=self.batch)
         result = SweepResult(claimed=len(rows))
         to_manager: list[tuple[str, str]] = []  # (reminder key, text)
         to_thread: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        ids = {r.contract_id for r in rows if r.contract_id}
+        contracts = repo.get_contracts(s, ids)  # one query per batch, not one per reminder
+        questions = repo.list_questions_of(s, ids)
         for r in rows:
-            contract = repo.get_contract(s, r.contract_id) if r.contract_id else None
-            parts = self._evaluate(s, r, contract, now, hour, settings)
+            contract = contracts.get(r.contract_id) if r.contract_id else None
+            with s.no_autoflush:
+                parts = self._evaluate(s, r, contract, now, hour, settings,
+                                       questions.get(r.contract_id, []) if contract else None)
             r.status = "sent" if parts else "skipped"
             r.sent_at = now
             r.lease_until = None
@@ -119,9 +137,11 @@ class ReminderSweeper:
                     to_thread[r.contract_id].append((r.key, text))
         s.flush()
         manager_channel = settings.get("manager_channel")
-        if to_manager:
-            text = "\n\n".join(t for _, t in to_manager)
-            payload = {"render": "reminder", "text": text, "snooze_keys": [k for k, _ in to_manager]}
+        # One message per recipient per sweep; split only where Slack's per-block limit would cut it short.
+        for group in _merge(to_manager):
+            text = "\n\n".join(t for _, t in group)
+            payload = {"render": "reminder", "text": text, "snooze_keys": [k for k, _ in group],
+                       "parts": [{"key": k, "text": t} for k, t in group]}
             if manager_channel:
                 repo.add_outbox(s, at=now, op="post", target=manager_channel, payload=payload)
             else:
@@ -129,18 +149,74 @@ class ReminderSweeper:
                     repo.add_outbox(s, at=now, op="dm", target=admin, payload=payload)
             result.messages.append((manager_channel or "admins", text))
         for contract_id, parts in to_thread.items():
-            text = "\n\n".join(t for _, t in parts)
-            repo.add_outbox(s, at=now, op="post", target="thread", contract_id=contract_id,
-                            payload={"render": "reminder", "text": text})
-            result.messages.append((f"thread of {ref_of(contract_id)}", text))
+            for group in _merge(parts):
+                text = "\n\n".join(t for _, t in group)
+                repo.add_outbox(s, at=now, op="post", target="thread", contract_id=contract_id,
+                                payload={"render": "reminder", "text": text,
+                                         "parts": [{"key": k, "text": t} for k, t in group]})
+                result.messages.append((f"thread of {ref_of(contract_id)}", text))
         return result
 
     def _ensure_digest(self, s: Session, now: datetime, hour: int) -> None:
+        """Plan the next weekly digest (once: another process planning it at the same moment is not an error)."""
         nxt = schedule.next_weekly_digest(now - timedelta(seconds=1), self.calendar, hour)
-        repo.add_reminder(s, key=f"digest:{nxt.isoformat()}", kind="digest", due_at=nxt)
+        key = f"digest:{nxt.isoformat()}"
+        if repo.get_reminder_by_key(s, key) is not None:
+            return
+        try:
+            with s.begin_nested():
+                repo.add_reminder(s, key=key, kind="digest", due_at=nxt)
+        except IntegrityError:
+            log.debug("digest %s was planned by another process", key)
+
+    def recheck(self, s: Session, payload: dict) -> dict | None:
+        """At delivery: drop the parts of a queued reminder message whose condition no longer holds.
+
+        The sweep checks each reminder when it claims it; if Slack was unreachable and the message waited in the
+        outbox, a stop-work lifted (or a report recorded, a contract closed ...) in the meantime must not be
+        reported as still due. Returns the payload to send, or None when nothing of it applies any more.
+        """
+        parts = payload.get("parts")
+        if not parts:
+            return payload
+        keep = [p for p in parts if self._still_applies(s, p.get("key"))]
+        if not keep:
+            return None
+        if len(keep) == len(parts):
+            return payload
+        out = {**payload, "parts": keep, "text": "\n\n".join(p["text"] for p in keep)}
+        if "snooze_keys" in payload:
+            out["snooze_keys"] = [p["key"] for p in keep]
+        return out
+
+    def _still_applies(self, s: Session, key: str | None) -> bool:
+        """Whether the reminder behind ``key`` still describes the contract as it is now."""
+        r = repo.get_reminder_by_key(s, key) if key else None
+        if r is None or r.kind == "digest":
+            return True
+        c = repo.get_contract(s, r.contract_id) if r.contract_id else None
+        if c is None or c.closed_on is not None:
+            return False
+        data = repo.reminder_data(r) or {}
+        questions = repo.list_questions(s, c.id)
+        state = state_of(c, questions)
+        match r.kind:
+            case "stopwork":
+                return c.stopwork_since is not None and c.stopwork_since.isoformat() == data.get("since")
+            case "unanswered" | "escalation":
+                section = data.get("section")
+                return state.determination is None and any(
+                    q.answer is None and (section is None or q.qid.startswith(section + "-")) for q in questions)
+            case "waiting":
+                return c.notice_on is not None and c.notice_on.isoformat() == data.get("notice_on")
+            case "waiver-report-waiver" | "waiver-report-revocation":
+                return review.pending_waiver_report(state) == r.kind.rsplit("-", 1)[1]
+            case "waiver-expiry":
+                return c.waiver_issued_on is not None and c.waiver_revoked_on is None
+        return True
 
     def _evaluate(self, s: Session, r: Reminder, c: Contract | None, now: datetime, hour: int,
-                  settings: dict) -> list[tuple[str, str]]:
+                  settings: dict, questions: list | None = None) -> list[tuple[str, str]]:
         """Re-check a reminder's condition now; the messages to send (none: it no longer applies)."""
         data = json.loads(r.data) if r.data else {}
         if r.kind == "digest":
@@ -150,7 +226,7 @@ class ReminderSweeper:
             return []
         ref, link = ref_of(c.id), _thread_link(c)
         today = self.calendar.local_date(now)
-        questions = repo.list_questions(s, c.id)
+        questions = repo.list_questions(s, c.id) if questions is None else questions
         state = state_of(c, questions)
         since_local = r.due_at
         match r.kind:
@@ -167,7 +243,7 @@ class ReminderSweeper:
                 open_q = qs.open_questions(state.answers, {q.qid for q in questions})
                 return [(MANAGER, f":octagonal_sign: Reminder: the stop-work order on *{ref}* "
                          f"({escape_mrkdwn(c.vendor)} / {escape_mrkdwn(c.product)}) is still in effect, since "
-                         f"{c.stopwork_since.isoformat()} ({days} days). {len(open_q)} question(s) open"
+                         f"{c.stopwork_since.isoformat()} ({_days(days)}). {len(open_q)} question(s) open"
                          f"{': ' + ', '.join(open_q[:10]) if open_q else ''}. Next: finish the review, then "
                          f"`/contract resume {ref} reason=\"…\"` when it is lifted. {link}")]
             case "unanswered" | "escalation":
@@ -185,14 +261,14 @@ class ReminderSweeper:
                              f"{self.calendar.local_date(asked).isoformat()}). Next: "
                              f"{'chase ' + ', '.join(f'<@{u}>' for u in reviewers) if reviewers else 'assign reviewers with `/contract assign ' + ref + ' @user`'}. {link}")]
                 n = int(data.get("n", 1))
-                nxt = schedule.unanswered_next_ping(r.due_at, self.calendar, hour)
-                nxt = planner.first_after(nxt, lambda d: schedule.unanswered_next_ping(d, self.calendar, hour), now)
+                # "then every 2 business days": counted from this ping, which after downtime is later than due
+                nxt = schedule.unanswered_next_ping(max(r.due_at, now), self.calendar, hour)
                 repo.add_reminder(s, key=f"unanswered:{c.id}:{section}:{n + 1}", kind="unanswered", due_at=nxt,
                                   contract_id=c.id, data={"section": section, "n": n + 1})
                 who = ", ".join(f"<@{u}>" for u in reviewers) if reviewers else "Reviewers (none assigned yet)"
                 return [("thread", f":memo: Reminder: {who}, {len(open_q)} question(s) on *{ref}* are still unanswered "
                          f"since {self.calendar.local_date(asked).isoformat()}: {', '.join(open_q)}. Next: answer with the "
-                         f"buttons above or `/contract answer {ref} QID yes|no|unknown`.")]
+                         f"buttons above or `/contract answer {ref} QID yes|no|unknown`. {link}")]
             case "waiting":
                 if c.notice_on is None or c.notice_on.isoformat() != data.get("notice_on"):
                     return []
@@ -228,7 +304,7 @@ class ReminderSweeper:
                             f"{link}")
                 else:
                     text = (f":page_facing_up: Reminder: the waiver on *{ref}* expires after {c.waiver_until.isoformat()} "
-                            f"({(c.waiver_until - today).days + 1} days left). Next: decide on renewal or wind-down. {link}")
+                            f"({_days((c.waiver_until - today).days + 1)} left). Next: decide on renewal or wind-down. {link}")
                 return [("thread", text), (MANAGER, text)]
             case "excluded-notice":
                 if c.purpose != "excluded" or c.awarded_on is None:
@@ -266,7 +342,7 @@ class ReminderSweeper:
         if waiting:
             lines.append("Waiting periods: " + "; ".join(
                 f"{ref_of(c.id)} ends {review.waiting_period_end(state_of(c, [])).isoformat()}" for c in waiting))
-        upcoming = [r for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=20) if r.kind != "digest"]
+        upcoming = [r for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=20) if r.kind not in NOT_DEADLINES]
         if upcoming:
             lines.append("Deadlines this week: " + "; ".join(
                 f"{ref_of(r.contract_id)} {planner.KINDS.get(r.kind, r.kind)} "
@@ -275,10 +351,31 @@ class ReminderSweeper:
         return "\n".join(lines)
 
 
+MESSAGE_LIMIT = 2900  # a section block holds 3,000 characters (SLACK-FACTS F1 Block Kit limits)
+
+
+def _merge(parts: list[tuple[str, str]], limit: int = MESSAGE_LIMIT) -> list[list[tuple[str, str]]]:
+    """Group (key, text) parts into as few messages as fit ``limit`` characters each (usually one)."""
+    groups: list[list[tuple[str, str]]] = []
+    size = 0
+    for part in parts:
+        if groups and size + 2 + len(part[1]) <= limit:
+            groups[-1].append(part)
+            size += 2 + len(part[1])
+        else:
+            groups.append([part])
+            size = len(part[1])
+    return groups
+
+
 def _thread_link(c: Contract) -> str:
     if c.channel_id and c.parent_ts:
         return f"Thread: https://slack.com/archives/{c.channel_id}/p{c.parent_ts.replace('.', '')}"
     return f"See `/contract show {ref_of(c.id)}`."
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
 
 
 def _int(raw: str | None, default: int) -> int:

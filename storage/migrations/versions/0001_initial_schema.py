@@ -185,8 +185,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('question', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_question_contract_id'), ['contract_id'], unique=False)
-
-
+    # The audit chain's head row: appends lock it, so concurrent first appends cannot both create it.
+    op.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '" + "0" * 64 + "')")
 
 
 def downgrade() -> None:

@@ -1,0 +1,79 @@
+"""A bot process for crash and multi-process tests: `python -m tests.support.worker_process --db URL --api URL ...`.
+
+It builds the real app with ``create_app`` (the given database, schema and Slack double URL), then starts what
+`contract-bot serve` starts in the background: the outbox delivery loop and the APScheduler sweep job. Its
+clock is business time that starts at ``--start`` and runs at real speed, so a restarted process can be told
+to start later (past the leases a killed one held). It prints ``ready <pid>`` once running and stops cleanly
+on SIGTERM; tests also SIGKILL it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+
+class RunningClock:
+    """Business time: ``start`` plus the real time elapsed since the process began."""
+
+    def __init__(self, start: datetime) -> None:
+        self._start = start.astimezone(UTC)
+        self._t0 = time.monotonic()
+
+    def now(self) -> datetime:
+        """Aware UTC now on this clock."""
+        return self._start + timedelta(seconds=time.monotonic() - self._t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one bot process until SIGTERM."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--schema")
+    parser.add_argument("--api", required=True)
+    parser.add_argument("--start", required=True, help="ISO instant the business clock starts at")
+    parser.add_argument("--batch", type=int, default=100, help="reminders claimed per sweep transaction")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s worker %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+
+    from bot.app import create_app
+    from bot.config import Settings
+    from storage.db import make_engine
+
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="s",
+        slack_api_url=args.api,
+        database_url=args.db,
+        review_channel="CREVIEW1",
+        manager_channel="CMANAGER1",
+        admin_user_ids=("UADMIN1",),
+        bot_timezone="America/New_York",
+        reminder_interval_seconds=1,
+    )
+    bot = create_app(
+        settings,
+        engine=make_engine(args.db, schema=args.schema),
+        clock=RunningClock(datetime.fromisoformat(args.start)),
+    )
+    bot.sweeper.batch = args.batch
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    bot.start_background(scheduler=True)
+    print(f"ready {bot.dispatcher.worker}", flush=True)
+    stop.wait()
+    bot.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
