@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -16,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.engine import Engine
 
 import handlers
@@ -27,7 +29,7 @@ from bot.services.outbox import OutboxDispatcher
 from bot.services.reminders import ReminderSweeper
 from bot.services.reviews import ReviewService
 from handlers.blocks import render_outbox
-from handlers.context import HandlerContext
+from handlers.context import HandlerContext, payload_problem
 from handlers.replies import make_reply_renderer
 from storage.db import SessionFactory, make_engine, migrate, ping, session_factory
 
@@ -69,7 +71,7 @@ class ContractBot:
     _scheduler: object | None = None
 
     def __post_init__(self) -> None:
-        self._slack_handler = SlackRequestHandler(self.bolt)
+        self._slack_handler = _GuardedRequestHandler(self.bolt, self.settings)
 
     def wsgi(self, environ: dict, start_response: Callable) -> list[bytes]:
         """WSGI entry: POST /slack/events to Bolt, GET /healthz reports whether the database answers."""
@@ -80,7 +82,18 @@ class ContractBot:
             start_response(status, [("Content-Type", "text/plain")])
             return [b"ok" if healthy else b"database unavailable"]
         if path == "/slack/events":
-            return self._slack_handler(environ, start_response)
+            if not self.settings.socket_mode and not _signature_headers_parse(environ):
+                # slack_sdk's verifier raises (Bolt answers 500) on a non-numeric timestamp or a non-ASCII signature
+                start_response("401 Unauthorized", [("Content-Type", "application/json")])
+                return [b'{"error":"invalid request"}']
+            try:
+                return self._slack_handler(environ, start_response)
+            except Exception:  # noqa: BLE001
+                # Bolt reads IDs out of the body before any check or listener, and raises on shapes Slack never
+                # sends (e.g. "channel": false): refuse those as malformed instead of a 500
+                log.warning("refused a malformed request to /slack/events", exc_info=True)
+                start_response("400 Bad Request", [("Content-Type", "application/json")], sys.exc_info())
+                return [b'{"error":"malformed request"}']
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]
 
@@ -89,10 +102,11 @@ class ContractBot:
         self._wake.set()
 
     def start_background(self, *, scheduler: bool = True) -> None:
-        """Start outbox delivery and (optionally) the APScheduler reminder jobs in this process."""
-        t = threading.Thread(target=self._delivery_loop, name="outbox-delivery", daemon=True)
-        t.start()
-        self._threads.append(t)
+        """Start outbox delivery and (optionally) the APScheduler reminder jobs in this process (idempotent)."""
+        if not any(t.is_alive() for t in self._threads):
+            t = threading.Thread(target=self._delivery_loop, name="outbox-delivery", daemon=True)
+            t.start()
+            self._threads.append(t)
         if scheduler:
             from bot.scheduler import start_scheduler
 
@@ -121,8 +135,42 @@ class ContractBot:
         self.engine.dispose()
 
 
+class _GuardedRequestHandler(SlackRequestHandler):
+    """Bolt's WSGI handler, but a signed body of a shape Slack never sends is acknowledged and dropped: Bolt's own
+    middleware and matchers index into it (``body["event"].get``, ``action["action_id"]``) and would answer 500."""
+
+    def __init__(self, app: App, settings: Settings) -> None:
+        super().__init__(app)
+        self._verifier = None if settings.socket_mode else SignatureVerifier(settings.slack_signing_secret or "")
+
+    def dispatch(self, request):  # noqa: ANN001, ANN201 - slack_bolt.adapter.wsgi types
+        bolt_request = BoltRequest(body=request.get_body(), query=request.query_string, headers=request.get_headers())
+        headers = bolt_request.headers  # lower-case names, lists of values
+        if self._verifier is not None and self._verifier.is_valid(
+                bolt_request.raw_body, (headers.get("x-slack-request-timestamp") or ["0"])[0],
+                (headers.get("x-slack-signature") or [""])[0]):
+            problem = payload_problem(bolt_request.body)
+            if problem is not None:
+                log.warning("ignored a malformed request: %s", problem)
+                return BoltResponse(status=200, body="")
+        return self.app.dispatch(bolt_request)
+
+
+def _signature_headers_parse(environ: dict) -> bool:
+    """False when the signing headers are present but could never verify (not a number, not ASCII)."""
+    timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+    signature = environ.get("HTTP_X_SLACK_SIGNATURE")
+    try:
+        if timestamp is not None:
+            int(timestamp)
+    except ValueError:
+        return False
+    return signature is None or signature.isascii()
+
+
 def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None,
-               client: WebClient | None = None, listener_threads: int = 32, work_threads: int = 16) -> ContractBot:
+               client: WebClient | None = None, listener_threads: int = 64, work_threads: int = 16,
+               ack_budget: float | None = None) -> ContractBot:
     """Build everything from settings; tests inject their own engine, clock and Slack client."""
     engine = engine or make_engine(settings.database_url)
     migrate(engine)
@@ -132,8 +180,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     client = client or make_web_client(settings)
     wake = threading.Event()
     service = ReviewService(factory, clock, calendar, settings, on_commit=wake.set)
-    dispatcher = OutboxDispatcher(factory, client, clock, render_outbox, calendar)
     sweeper = ReminderSweeper(factory, clock, calendar, settings, on_commit=wake.set)
+    dispatcher = OutboxDispatcher(factory, client, clock, render_outbox, calendar,
+                                  admin_user_ids=settings.admin_user_ids, recheck=sweeper.recheck)
     bolt = App(
         token=settings.slack_bot_token or "xoxb-not-configured",
         signing_secret=settings.slack_signing_secret or "socket-mode-has-no-signing-secret",
@@ -146,8 +195,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         listener_executor=ThreadPoolExecutor(max_workers=listener_threads, thread_name_prefix="bolt-listener"),
     )
     work_pool = ThreadPoolExecutor(max_workers=work_threads, thread_name_prefix="contract-work")
-    ctx = HandlerContext(service=service, work_pool=work_pool, render=make_reply_renderer(calendar.zone),
+    ctx = HandlerContext(service=service, work_pool=work_pool, capacity=work_threads, render=make_reply_renderer(calendar.zone),
                          exporter=lambda fmt: build_export(factory, clock, calendar, fmt))
+    if ack_budget is not None:  # the console answers in-process and can wait longer than Slack's 3 s
+        ctx.ack_budget = ack_budget
     handlers.register(bolt, ctx)
     bot = ContractBot(settings=settings, engine=engine, session_factory=factory, clock=clock, calendar=calendar,
                       client=client, bolt=bolt, service=service, dispatcher=dispatcher, sweeper=sweeper,

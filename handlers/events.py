@@ -7,7 +7,7 @@ import time
 from slack_bolt import App, BoltResponse
 
 from handlers.context import HandlerContext, log
-from handlers.home import build_home_view
+from handlers.home import MAX_ROWS, build_home_view
 
 
 def register(app: App, ctx: HandlerContext) -> None:
@@ -32,7 +32,9 @@ def register(app: App, ctx: HandlerContext) -> None:
         if not user:
             return
         try:
-            client.views_publish(user_id=user, view=build_home_view(ctx.service.dashboard(user)))
+            # NOTE: published afresh on every app_home_opened, so the tab is current each time it is opened.
+            dashboard = ctx.service.dashboard(user, limit=MAX_ROWS + 1)
+            client.views_publish(user_id=user, view=build_home_view(dashboard, ctx.service.calendar.zone))
         except Exception:  # noqa: BLE001
             log.exception("could not publish App Home for %s", user)
 

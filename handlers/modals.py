@@ -19,7 +19,7 @@ from slack_sdk.models.views import View
 from bot.domain import args
 from bot.domain.errors import DomainError, InputError
 from bot.domain.forms import validate_file_form
-from bot.domain.text import check_free_text
+from bot.domain.text import check_free_text, unescape_slack
 from bot.services.router import contract_fields
 from handlers.context import HandlerContext, error_reply, log
 from handlers.ids import BlockId, CallbackId
@@ -61,9 +61,11 @@ def build_file_modal(prefill: dict[str, str] | None = None) -> dict:
         label = FIELD_LABELS.get(opt.key, opt.key)
         if opt.kind in (args.Kind.CHOICE, args.Kind.YES_NO):
             choices = opt.choices or ("yes", "no")
+            options = [Option(text=PlainTextObject(text=c), value=c) for c in choices]
+            initial = next((o for o, c in zip(options, choices, strict=True) if c == (prefill.get(opt.key) or "").lower()),
+                           None)
             element = StaticSelectElement(
-                action_id=opt.key, placeholder=PlainTextObject(text="Choose"),
-                options=[Option(text=PlainTextObject(text=c), value=c) for c in choices])
+                action_id=opt.key, placeholder=PlainTextObject(text="Choose"), options=options, initial_option=initial)
         else:
             multiline = opt.kind is args.Kind.LONG_TEXT
             element = PlainTextInputElement(action_id=opt.key, multiline=multiline,
@@ -160,14 +162,37 @@ def register(app: App, ctx: HandlerContext) -> None:
             ack(response_action="errors", errors={BlockId.NOTE.value: reply["text"][:150]})
 
     @app.shortcut(CallbackId.FILE_SHORTCUT.value)
-    def handle_file_shortcut(ack, shortcut, client):  # noqa: ANN001
+    def handle_file_shortcut(ack, shortcut, client, respond):  # noqa: ANN001
         ack()
-        message = shortcut.get("message") or {}
-        prefill = {"scope": (message.get("text") or "")[: args.LONG_TEXT_MAX]}
+        message = shortcut.get("message")
+        text = message.get("text") if isinstance(message, dict) else None
+        prefill = prefill_from_message(text if isinstance(text, str) else "")
         try:
             client.views_open(trigger_id=shortcut.get("trigger_id"), view=build_file_modal(prefill))
-        except Exception:  # noqa: BLE001
-            error_reply(log)
+        except Exception:  # noqa: BLE001 - e.g. an expired trigger: tell the user instead of going quiet
+            text = error_reply(log)
+            if shortcut.get("response_url"):
+                try:
+                    respond(response_type="ephemeral", text=text + " You can also file with `/contract file`.")
+                except Exception:  # noqa: BLE001
+                    log.exception("could not tell the user the form did not open")
+
+
+def prefill_from_message(text: str) -> dict[str, str]:
+    """Filing fields from a message: its `key=value` pairs (as `/contract file` takes them) and the text as the scope."""
+    raw = unescape_slack(text)  # NOTE: message text arrives with &, < and > escaped, as in slash commands
+    prefill = {"scope": raw[: args.LONG_TEXT_MAX]}
+    try:
+        tokens = args.tokenize(raw)
+    except InputError:
+        return prefill
+    keys = {opt.key for opt in args.COMMANDS["file"].options}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if sep and key.lower() in keys and value.strip():
+            # one-line fields get one line; only the scope keeps the message's line breaks
+            prefill[key.lower()] = value.strip() if key.lower() == "scope" else " ".join(value.split())
+    return prefill
 
 
 def _dm_result(client, user: str, result: dict) -> None:  # noqa: ANN001

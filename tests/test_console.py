@@ -1,0 +1,128 @@
+"""`contract-bot console` driven through a pipe: the real app, the real Bolt dispatch, a loopback Slack."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.config import Settings
+from bot.console import run_console
+
+ROOT = Path(__file__).resolve().parents[1]
+START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York
+FILE = 'file vendor="Paragon Solutions" product=Graphite agency=ICE awarded=2026-11-02 purpose=operational'
+
+
+def console(*lines: str, database: str | None = None) -> str:
+    """Run the console on these lines (as a pipe would) and return the transcript."""
+    out = io.StringIO()
+    code = run_console(Settings(), database=database, stdin=io.StringIO("\n".join(lines) + "\n"), stdout=out,
+                       start=START)
+    assert code == 0
+    return out.getvalue()
+
+
+def test_file_shows_the_thread_with_numbered_choices_and_pressing_one_answers():
+    out = console(f"/contract {FILE}", "as rae", "1", "/contract show CR-1")
+    assert "(only @mel sees this) Filed CR-1: Paragon Solutions / Graphite for ICE" in out
+    assert "[#contract-reviews] CR-1: Paragon Solutions / Graphite" in out
+    assert "in the thread of CR-1 (#contract-reviews):" in out
+    assert "    * SCOPE-1 (§5(b))" in out  # thread replies are indented under the parent
+    assert "[1] Yes  [2] No  [3] Unknown  [4] Add note" in out
+    assert "(@rae pressed [1] Yes)" in out
+    assert "answered Yes" in out and "answered 1 of 20" in out
+    assert "`SCOPE-1` yes" in out  # `show` reads it back from the database
+
+
+def test_a_refused_button_is_answered_privately_and_changes_nothing():
+    out = console(f"/contract {FILE}", "press SCOPE-1 No", "/contract show CR-1")
+    assert "(only @mel sees this) `answer` needs the reviewer role" in out
+    assert "answered 0 of 20" in out
+
+
+def test_users_roles_and_mentions():
+    out = console("users", "as manager", f"/contract {FILE}", "/contract assign CR-1 @rae", "as nobody",
+                  "as ada", "/contract admin roles")
+    for name, role in (("ada", "admin"), ("rae", "reviewer"), ("max", "manager"), ("olu", "official"),
+                       ("mel", "member")):
+        assert f"@{name}" in out and role in out
+    assert "You are now @max (manager)." in out
+    assert "Assigned @rae to CR-1." in out
+    assert "No user 'nobody'" in out
+    assert "reviewer: @rae" in out and "official: @olu" in out
+
+
+def test_time_moves_the_clock_and_reminders_fire():
+    out = console("as max", f"/contract {FILE}", '/contract stopwork CR-1 reason="EO 14093 review"', "time +1d",
+                  "time +2h", "time 2026-12-01", "reminders")
+    assert "Time is now Wed 2026-11-25 10:00 EST." in out
+    assert "Time is now Wed 2026-11-25 12:00 EST." in out
+    assert "Time is now Tue 2026-12-01 10:00 EST." in out
+    assert "[#compliance-managers] [STOP] Reminder: the stop-work order on CR-1" in out
+    assert "reminder(s) fired" in out
+    listed = out.split("max> reminders", 1)[1]
+    assert "2026-11-25 10:00 #compliance-managers: [STOP] Reminder: the stop-work order on CR-1" in listed
+
+
+def test_modal_from_file_without_arguments_can_be_submitted_once():
+    out = console("/contract file", "submit vendor=Acme product=Spy agency=FBI value=abc",
+                  "submit vendor=Acme product=Spy agency=FBI value=12", "/contract list")
+    assert "[modal for @mel: File a contract]" in out and "vendor= Vendor (required)" in out
+    assert "[form error] value:" in out
+    assert "Filed CR-1: Acme / Spy for FBI." in out
+    assert "1 contract" in out
+
+
+def test_note_button_opens_a_modal_and_the_shortcut_prefills_from_the_message():
+    out = console(f"/contract {FILE}", "as rae", "4", 'submit note="see https://example.org/report"',
+                  "say vendor=Acme product=Spy agency=FBI — a new award", "shortcut",
+                  "submit", "/contract show CR-2")
+    assert "[modal for @rae: Note on SCOPE-1]" in out
+    assert "[modal for @rae: File a contract]" in out
+    assert "[prefilled: Acme]" in out
+    assert "Filed CR-2: Acme / Spy for FBI." in out
+
+
+def test_app_home_shows_the_dashboard():
+    out = console("as max", f"/contract {FILE}", '/contract stopwork CR-1 reason="review"', "time +2d", "home")
+    home = out.split("max> home", 1)[1]
+    assert "[App Home of @max]" in home
+    assert "CR-1 Paragon Solutions: since 2026-11-24 (2 days)" in home
+    assert "Your roles: manager" in home
+
+
+def test_bad_lines_do_not_end_the_session():
+    out = console("frobnicate", "/other", "/contract frobnicate", "99", "submit a=b", "time soon",
+                  "# a comment", "help", "quit", "/contract list")
+    assert "Unknown console command 'frobnicate'" in out
+    assert "Only /contract is a command of this bot" in out
+    assert "subcommand" in out.lower()
+    assert "There is no choice [99]" in out
+    assert "No form is open." in out
+    assert "time takes +3d" in out
+    assert "# a comment" in out
+    assert "as <user>" in out  # help
+    assert "No contracts" not in out  # nothing after quit ran
+
+
+def test_a_database_url_keeps_the_record_between_sessions(tmp_path):
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    console(f"/contract {FILE}", database=url)
+    out = console("/contract list", database=url)
+    assert "1 contract" in out and "CR-1" in out
+
+
+def test_the_command_line_console_works_from_a_pipe_with_no_slack_settings():
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT)}
+    script = "\n".join([f"/contract {FILE}", "as rae", "press SCOPE-1 Yes", "quit"]) + "\n"
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "console"], input=script, capture_output=True,
+                          text=True, env=env, cwd=ROOT / "tests", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "mel> /contract file" in done.stdout  # the transcript shows what was typed, no prompts
+    assert "Filed CR-1" in done.stdout and "(@rae pressed [1] Yes)" in done.stdout
+    assert "answered 1 of 20" in done.stdout
+    assert "Traceback" not in done.stderr
