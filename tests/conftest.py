@@ -105,7 +105,9 @@ def serve_bot(bot: ContractBot):
     thread.start()
 
     def stop():
-        server.close()
+        # Close from inside the server's own loop (its trigger): closing from this thread races its poll()
+        # (EBADF) and waits out waitress's 1 s loop timeout.
+        server.trigger.pull_trigger(server.close)
         thread.join(timeout=5)
 
     return f"http://127.0.0.1:{port}", stop

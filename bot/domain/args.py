@@ -10,7 +10,13 @@ from datetime import date
 from enum import StrEnum
 
 from bot.domain.errors import InputError
-from bot.domain.text import check_free_text, escape_mrkdwn, parse_channel_ref, parse_user_mention
+from bot.domain.text import (
+    check_free_text,
+    escape_mrkdwn,
+    find_classification_marking,
+    parse_channel_ref,
+    parse_user_mention,
+)
 
 __all__ = [
     "ANSWER_VALUES",
@@ -584,6 +590,8 @@ _SHOWN_MAX = 40
 
 def _shown(s: str) -> str:
     """User input made safe to quote back inside a code span: shortened, no backticks, mrkdwn-escaped."""
+    if find_classification_marking(s):  # never post marked text back, not even in a refusal
+        return "(text with a classification marking, not repeated)"
     s = s if len(s) <= _SHOWN_MAX else s[: _SHOWN_MAX - 1] + "…"
     s = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in s)
     return escape_mrkdwn(s.replace("`", "'"))

@@ -109,3 +109,47 @@ def test_healthz(running):
     from tests.support.slack_requests import healthz
 
     assert healthz(running.url)[0] == 200
+
+
+def _state(**values):
+    """Slack's view.state.values for the filing modal (block id == action id == field key)."""
+    out = {}
+    for key, value in values.items():
+        if key in ("purpose", "third_party"):
+            out[key] = {key: {"type": "static_select", "selected_option": {"value": value}}}
+        else:
+            out[key] = {key: {"type": "plain_text_input", "value": value}}
+    return out
+
+
+def test_bare_file_opens_the_filing_modal(running):
+    r = running.command("file")
+    assert r.status == 200
+    running.double.wait_for(lambda d: len(d.views_opened()) == 1)
+    view = running.double.views_opened()[0]
+    assert view["callback_id"] == "file_contract_modal"
+    required = {b["block_id"] for b in view["blocks"] if not b.get("optional")}
+    assert required == {"vendor", "product", "agency"}
+
+
+def test_modal_errors_are_shown_on_the_fields_and_nothing_is_filed(running):
+    r = running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal", view_id="V1",
+                                      state_values=_state(vendor="", product="Graphite", agency="ICE", value="abc",
+                                                          awarded="2024-13-40", scope="SECRET//NOFORN details"))
+    assert r.status == 200 and r.json["response_action"] == "errors"
+    assert set(r.json["errors"]) == {"vendor", "value", "awarded", "scope"}
+    assert running.bot.service.list_contracts().total == 0
+
+
+def test_modal_submission_files_once_per_view(running):
+    state = _state(vendor="Paragon Solutions", product="Graphite", agency="ICE", value="2,000,000",
+                   awarded="2024-09-27", purpose="operational", third_party="no")
+    first = running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal", view_id="V9",
+                                          state_values=state)
+    again = running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal", view_id="V9",
+                                          state_values=state)
+    assert first.json["response_action"] == "update" and "CR-1" in str(first.json["view"])
+    assert "already filed" in str(again.json["view"])
+    view = running.bot.service.show(1)
+    assert view.value_cents == 200_000_000 and view.third_party is False
+    assert running.bot.service.list_contracts().total == 1
