@@ -93,10 +93,10 @@ def _reminders_due(settings: Settings, at: str | None) -> int:
 
 def _audit_verify(settings: Settings) -> int:
     from storage import repositories as repo
-    from storage.db import unit_of_work
+    from storage.db import read_only
 
     factory, _, _ = _offline(settings)
-    with unit_of_work(factory) as s:
+    with read_only(factory) as s:
         checked, broken, why = repo.verify_audit_chain(s)
     if broken is None and why is None:
         print(f"audit log OK: {checked} entries, hash chain intact")

@@ -22,6 +22,7 @@ def serve(settings: Settings) -> int:
     bot = create_app(settings)
     try:
         auth = bot.client.auth_test()
+        bot.identity.prime(auth.data)
         log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
     except Exception as exc:  # noqa: BLE001
         print(f"contract-bot: SLACK_BOT_TOKEN was refused by Slack ({exc.__class__.__name__}); check the token",

@@ -52,22 +52,27 @@ class HandlerContext:
     def answer_within_deadline(self, fn: Callable[[], object], received_at: float, ack: Callable,
                                respond: Callable | None) -> None:
         """Ack with the result if it is ready in time; else ack "working on it" and respond when done."""
-        with self._lock:
-            # When every worker is busy the work will queue: waiting for it would only hold this request's
-            # thread and delay the acks of the requests behind it, so answer at once.
-            saturated = self.in_flight >= self.capacity
-            self.in_flight += 1
-        future: Future = self.work_pool.submit(self.outcome, fn)
-        future.add_done_callback(self._done)
-        remaining = 0.0 if saturated else self.ack_budget - (time.monotonic() - received_at)
+        future, wait = self.submit_with_budget(lambda: self.outcome(fn), received_at)
         try:
-            reply = future.result(timeout=max(remaining, 0.01))
+            reply = future.result(timeout=wait)
         except FutureTimeout:
             ack(response_type="ephemeral", text=":hourglass_flowing_sand: Working on it; the answer will follow here.")
             if respond is not None:
                 future.add_done_callback(lambda f: _respond_safely(respond, f.result()))
             return
         ack(response_type="ephemeral", **reply)
+
+    def submit_with_budget(self, fn: Callable[[], object], received_at: float) -> tuple[Future, float]:
+        """Submit work to the pool; returns its future and how long the ack may wait for it."""
+        with self._lock:
+            # When every worker is busy the work will queue: waiting for it would only hold this request's
+            # thread and delay the acks of the requests behind it, so answer at once.
+            saturated = self.in_flight >= self.capacity
+            self.in_flight += 1
+        future: Future = self.work_pool.submit(fn)
+        future.add_done_callback(self._done)
+        remaining = 0.0 if saturated else self.ack_budget - (time.monotonic() - received_at)
+        return future, max(remaining, 0.01)
 
     def _done(self, _future: Future) -> None:
         with self._lock:

@@ -136,10 +136,9 @@ def register(app: App, ctx: HandlerContext) -> None:
             except Exception:  # noqa: BLE001
                 return {"response_action": "update", "view": build_done_view(error_reply(log))}
 
-        future = ctx.work_pool.submit(file)
-        remaining = ctx.ack_budget - (time.monotonic() - received)
+        future, wait = ctx.submit_with_budget(file, received)
         try:
-            ack(**future.result(timeout=max(remaining, 0.05)))
+            ack(**future.result(timeout=wait))
         except TimeoutError:
             ack(response_action="update", view=build_done_view(
                 ":hourglass_flowing_sand: Filing… you will get a direct message with the reference."))

@@ -14,6 +14,7 @@ from sqlmodel import Session, create_engine
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SessionFactory = Callable[[], Session]
+READ_ONLY = "contract_bot_read_only"
 
 
 def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> Engine:
@@ -36,7 +37,9 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A unit of work that may write takes the write lock up front; a read-only one (see `read_only`)
+            # must not, or every `show` would queue behind writers (WAL lets it read alongside them).
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     connect_args = {}
@@ -52,6 +55,17 @@ def session_factory(engine: Engine) -> SessionFactory:
         return Session(engine, expire_on_commit=False)
 
     return factory
+
+
+@contextlib.contextmanager
+def read_only(factory: SessionFactory) -> Iterator[Session]:
+    """A transaction that only reads: on SQLite it does not take the write lock; nothing is committed."""
+    session = factory()
+    try:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
+    finally:
+        session.close()  # ends the transaction; unlike rollback() it leaves loaded objects readable
 
 
 @contextlib.contextmanager
@@ -83,6 +97,10 @@ def migrate(engine: Engine) -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             conn.commit()
+            if conn.dialect.name == "sqlite":
+                # Give SQLite's planner statistics, or it may walk the wrong index as tables grow.
+                conn.exec_driver_sql("PRAGMA optimize")
+                conn.commit()
         finally:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_unlock(140930)"))

@@ -142,7 +142,10 @@ class OutboxMessage(SQLModel, table=True):
     """A message the bot must send to Slack, written in the same transaction as its cause."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    # status+id: the claim takes the oldest pending rows without walking the backlog; contract+status+id:
+    # the "no earlier pending message for this contract" check is one index probe.
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"), Index("ix_outbox_status_id", "status", "id"),
+                      Index("ix_outbox_contract_pending", "contract_id", "status", "id"))
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
     contract_id: int | None = Field(default=None, index=True)
@@ -164,7 +167,9 @@ class Reminder(SQLModel, table=True):
     """A reminder due at a time; claimed atomically by the sweep so it is sent once."""
 
     __tablename__ = "reminder"
-    __table_args__ = (Index("ix_reminder_due", "status", "due_at"),)
+    # contract+status+due_at: a contract's next reminders (every `show` and delivery) without a scan
+    __table_args__ = (Index("ix_reminder_due", "status", "due_at"),
+                      Index("ix_reminder_contract_pending", "contract_id", "status", "due_at"))
     id: int | None = Field(default=None, primary_key=True)
     contract_id: int | None = Field(default=None, index=True)
     kind: str

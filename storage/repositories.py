@@ -163,6 +163,7 @@ def get_settings(s: Session) -> dict[str, str]:
 
 def put_setting(s: Session, key: str, value: str, actor: str, at: datetime) -> str | None:
     """Set a runtime setting and return its previous value."""
+    s.info.pop("runtime_settings", None)  # the service caches settings per unit of work
     row = s.get(Setting, key)
     before = row.value if row else None
     if row is None:
@@ -256,8 +257,7 @@ def add_outbox(s: Session, *, at: datetime, op: str, target: str, payload: dict,
     """Queue a message for Slack in the caller's transaction."""
     row = OutboxMessage(created_at=at, contract_id=contract_id, op=op, target=target, message_key=message_key,
                         payload=json.dumps(payload, ensure_ascii=False), next_attempt_at=at)
-    s.add(row)
-    s.flush()
+    s.add(row)  # written by the next query's autoflush or the commit: one round trip per row is not needed
     return row
 
 
@@ -314,10 +314,9 @@ def add_reminder(s: Session, *, key: str, kind: str, due_at: datetime, contract_
         existing.status, existing.due_at, existing.data, existing.kind = "pending", due_at, encoded, kind
         existing.claimed_by = existing.lease_until = existing.sent_at = None
         s.add(existing)
-        s.flush()
         return True
+    # the key lookup above autoflushes pending rows, so a repeat in this same transaction is still seen
     s.add(Reminder(key=key, kind=kind, due_at=due_at, contract_id=contract_id, data=encoded))
-    s.flush()
     return True
 
 

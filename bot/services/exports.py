@@ -11,7 +11,7 @@ from bot.domain import questions as qs
 from bot.domain.calendar import BusinessCalendar
 from bot.services.views import build_contract_view
 from storage import repositories as repo
-from storage.db import SessionFactory, unit_of_work
+from storage.db import SessionFactory, read_only
 
 FORMULA_STARTS = "=+-@\t\r"
 MILESTONES = ("stopwork_since", "determination", "determined_on", "certified_on", "certified_by", "notice_on",
@@ -21,7 +21,7 @@ MILESTONES = ("stopwork_since", "determination", "determined_on", "certified_on"
 def export_rows(session_factory: SessionFactory, clock: Clock, calendar: BusinessCalendar) -> list[dict]:
     """One dict per contract, oldest first."""
     rows = []
-    with unit_of_work(session_factory) as s:
+    with read_only(session_factory) as s:
         today = calendar.local_date(clock.now())
         offset = 0
         while True:

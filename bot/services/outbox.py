@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
 from sqlmodel import Session
 
 from bot.clock import Clock
 from bot.services.views import ContractView, build_contract_view
 from storage import repositories as repo
-from storage.db import SessionFactory, unit_of_work
+from storage.db import SessionFactory, read_only, unit_of_work
 from storage.models import Contract, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,11 @@ class OutboxDispatcher:
         self.worker = worker_id()
         self._lock = threading.Lock()
 
-    def deliver_due(self, max_rounds: int = 100) -> DeliveryStats:
-        """Send what is due now, in rounds until nothing more can go (per-contract order needs several)."""
+    def deliver_due(self, max_rounds: int = 100, stop: Callable[[], bool] | None = None) -> DeliveryStats:
+        """Send what is due now, in rounds until nothing more can go (per-contract order needs several).
+
+        ``stop`` is asked between messages (shutdown): the rest of the batch is handed back at once.
+        """
         stats = DeliveryStats()
         with self._lock:  # one pass at a time per process; other processes are kept apart by the claim
             for _ in range(max_rounds):
@@ -92,7 +96,10 @@ class OutboxDispatcher:
                 if not rows:
                     break
                 progressed = False
-                for row in rows:
+                for index, row in enumerate(rows):
+                    if stop is not None and stop():
+                        self._release([r.id for r in rows[index:]])
+                        return stats
                     outcome = self._deliver_one(row)
                     setattr(stats, outcome, getattr(stats, outcome) + 1)
                     progressed = progressed or outcome in ("sent", "skipped", "dead")
@@ -100,11 +107,20 @@ class OutboxDispatcher:
                     break
         return stats
 
+    def _release(self, ids: list[int]) -> None:
+        """Give back claimed, unsent messages so another sender (or this one restarted) takes them at once."""
+        with unit_of_work(self.session_factory) as s:
+            for message in s.execute(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).scalars():
+                if message.claimed_by == self.worker and message.status == "pending":
+                    message.lease_until = None
+                    message.attempts = max(message.attempts - 1, 0)  # this claim sent nothing
+                    s.add(message)
+
     # ---- one message ------------------------------------------------------------------------------------
 
     def _deliver_one(self, row: OutboxMessage) -> str:
         try:
-            with unit_of_work(self.session_factory) as s:
+            with read_only(self.session_factory) as s:
                 channel, thread_ts, ts_to_update, message = self._prepare(s, row)
             result_ts = self._send(row, channel, thread_ts, ts_to_update, message)
         except Deferred:

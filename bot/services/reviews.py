@@ -24,7 +24,7 @@ from bot.domain.text import escape_mrkdwn, find_classification_marking
 from bot.services import planner
 from bot.services.views import ContractView, build_contract_view, ref_of, state_of
 from storage import repositories as repo
-from storage.db import SessionFactory, unit_of_work
+from storage.db import SessionFactory, read_only, unit_of_work
 from storage.models import Assignment, AuditEntry, Contract, Question, RoleGrant
 
 log = logging.getLogger(__name__)
@@ -103,10 +103,14 @@ class ReviewService:
 
     def runtime_settings(self, s: Session) -> dict[str, str]:
         """Settings from `/contract admin set`, falling back to the environment."""
+        cached = s.info.get("runtime_settings")
+        if cached is not None:  # read once per unit of work (put_setting clears it)
+            return dict(cached)
         values = {"review_channel": self.settings.review_channel or "", "manager_channel": self.settings.manager_channel or "",
                   "reminder_hour": "9"}
         values.update(repo.get_settings(s))
-        return values
+        s.info["runtime_settings"] = values
+        return dict(values)
 
     def roles_of(self, s: Session, user_id: str) -> set[str]:
         """A user's roles: database grants plus bootstrap admin from ADMIN_USER_IDS."""
@@ -265,7 +269,6 @@ class ReviewService:
                 section = qs.SECTION_BY_KEY[q.section]
                 self._thread(s, c, now, f"*{section.title}*: {section.help}")
             s.add(Question(contract_id=c.id, qid=q.qid, asked_at=now))
-            s.flush()
             repo.add_outbox(s, at=now, op="post", target="thread", contract_id=c.id, message_key=f"q:{q.qid}",
                             payload={"render": "question", "qid": q.qid})
         for section in sections:
@@ -363,13 +366,13 @@ class ReviewService:
 
     def show(self, contract_id: int | None) -> ContractView:
         """The full view of one contract."""
-        with unit_of_work(self.session_factory) as s:
+        with read_only(self.session_factory) as s:
             c = self._load(s, contract_id, for_update=False)
             return build_contract_view(s, c, self.today())
 
     def list_contracts(self, status: str | None = None, limit: int = 25) -> ContractList:
         """Contracts newest first, optionally of one status."""
-        with unit_of_work(self.session_factory) as s:
+        with read_only(self.session_factory) as s:
             today = self.today()
             rows = repo.list_contracts(s, status=status, limit=limit)
             views = tuple(build_contract_view(s, c, today, with_reminders=False) for c in rows)
@@ -377,7 +380,7 @@ class ReviewService:
 
     def timeline(self, contract_id: int | None) -> Timeline:
         """Every audited event of one contract, refusals included."""
-        with unit_of_work(self.session_factory) as s:
+        with read_only(self.session_factory) as s:
             c = self._load(s, contract_id, for_update=False)
             return Timeline(ref_of(c.id), tuple(repo.list_audit(s, contract_id=c.id)))
 
@@ -634,7 +637,7 @@ class ReviewService:
         """App Home: open reviews by status, stop-works, waiting periods, deadlines this week, my questions."""
         from datetime import timedelta
 
-        with unit_of_work(self.session_factory) as s:
+        with read_only(self.session_factory) as s:
             now = self.clock.now()
             today = self.calendar.local_date(now)
             counts = repo.count_by_status(s)
