@@ -12,29 +12,11 @@ from bot.domain.questions import QUESTIONS
 from storage import repositories as repo
 from storage.db import unit_of_work
 from tests.conftest import ADMIN, MANAGER, MANAGERS, MEMBER, OFFICIAL, REVIEWER
+from tests.support.replies import flat
 
 FILE = ('file vendor="Paragon Solutions" product=Graphite agency=ICE component="HSI Division 3" '
         "value=2000000 awarded=2024-09-27 purpose=operational")
 DHS = 'official="Secretary of Homeland Security"'
-
-
-def flat(body: dict) -> str:
-    """A reply's text and every text in its blocks, as one string."""
-    parts = [body.get("text") or ""]
-
-    def walk(node):  # noqa: ANN001, ANN202
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k == "text" and isinstance(v, str):
-                    parts.append(v)
-                else:
-                    walk(v)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(body.get("blocks") or [])
-    return "\n".join(parts)
 
 
 def cmd(running, text: str, user: str = MEMBER) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tests.conftest import MANAGER, MEMBER, OFFICIAL, REVIEW, REVIEWER
+from tests.support.replies import flat
 
 FILE_ICE = ('file vendor="Paragon Solutions" product="unnamed (Graphite UNCONFIRMED)" agency=ICE '
             'component="HSI Division 3" value=2000000 awarded=2024-09-27 term="one year" purpose=operational '
@@ -29,24 +30,6 @@ ANSWERS = {
 }
 DETERMINE = ('determine CR-1 not-risky reason="[supposed] IU-1: vendor ended the Italian contracts (MIT-2) and now '
              'operates under U.S. ownership with verifiable end-use controls"')
-
-
-def flat(body: dict) -> str:
-    parts = [body.get("text") or ""]
-
-    def walk(node):  # noqa: ANN001, ANN202
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if k == "text" and isinstance(v, str):
-                    parts.append(v)
-                else:
-                    walk(v)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(body.get("blocks") or [])
-    return "\n".join(parts)
 
 
 def say(running, text: str, user: str = MEMBER) -> str:
