@@ -153,3 +153,16 @@ def test_modal_submission_files_once_per_view(running):
     view = running.bot.service.show(1)
     assert view.value_cents == 200_000_000 and view.third_party is False
     assert running.bot.service.list_contracts().total == 1
+
+
+def test_button_on_a_contract_that_no_longer_exists_is_answered_privately(running):
+    url = running.double.new_response_url()
+    r = running.slack.block_action(user_id=REVIEWER, action_id="answer_yes", value="999:SCOPE-1", response_url=url)
+    assert r.status == 200
+    running.double.wait_for(lambda d: any("CR-999" in (p["body"].get("text") or "") for p in d.responses(url)))
+    assert running.bot.service.list_contracts().total == 0
+
+
+def test_ten_thousand_character_argument_is_refused(running):
+    r = running.command(f'file vendor="{"x" * 10_000}" product=P agency=A')
+    assert "10,000" in r.json["text"] and running.bot.service.list_contracts().total == 0
