@@ -8,14 +8,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from bot.domain import questions as qs
+from bot.domain import schedule
 from bot.domain.errors import InvalidState
 
 NOT_RISKY, PROHIBITED, OUT_OF_SCOPE = "not-risky", "prohibited", "out-of-scope"
 OUTCOMES = (NOT_RISKY, PROHIBITED, OUT_OF_SCOPE)
-WAITING_DAYS = 7  # §2(g): calendar days (EO14093.md §3.2 reads it as calendar days)
+WAITING_DAYS = schedule.WAITING_PERIOD_DAYS  # §2(g): calendar days (EO14093.md §3.2 reads it as calendar days)
 
 STATUSES = (
     "intake", "in-review", "stop-work", "determined", "prohibited", "certified",
@@ -64,7 +65,7 @@ def waiting_period_end(state: ReviewState) -> date | None:
     """The day the §2(g) waiting period ends: notice + 7 days, or the APNSA clearance day if earlier."""
     if state.notice_on is None:
         return None
-    end = state.notice_on + timedelta(days=WAITING_DAYS)
+    end = schedule.waiting_period_end(state.notice_on)
     if state.cleared_on is not None and state.cleared_on < end:
         return state.cleared_on
     return end
@@ -290,7 +291,7 @@ def check_clear(state: ReviewState, on: date) -> None:
     if state.cleared_on is not None:
         raise InvalidState(f"The APNSA already cleared {state.ref} on {state.cleared_on.isoformat()}.")
     _not_before(on, state.notice_on, "the APNSA notice", state.ref, "clear")
-    end = state.notice_on + timedelta(days=WAITING_DAYS)
+    end = schedule.waiting_period_end(state.notice_on)
     if on >= end:
         raise InvalidState(f"The waiting period for {state.ref} already ended on {end.isoformat()}; there is nothing to clear.")
 
@@ -317,14 +318,6 @@ def check_resume(state: ReviewState, on: date) -> None:
     _not_before(on, state.stopwork_since, "the stop-work order", state.ref, "resume")
 
 
-def max_waiver_until(issued_on: date) -> date:
-    """§2(m): a waiver lasts at most one year from issue (29 Feb -> 28 Feb)."""
-    try:
-        return issued_on.replace(year=issued_on.year + 1)
-    except ValueError:
-        return issued_on.replace(year=issued_on.year + 1, day=28)
-
-
 def check_waiver(state: ReviewState, on: date, until: date) -> None:
     """§2(m): a waiver of a prohibition, at most one year, not while another is in force."""
     check_open(state, "waiver")
@@ -346,7 +339,7 @@ def check_waiver(state: ReviewState, on: date, until: date) -> None:
             f"The 72-hour report of the revocation of the previous waiver on {state.ref} is still outstanding; "
             f"record it with `waiver-report {state.ref}` before issuing a new waiver."
         )
-    limit = max_waiver_until(on)
+    limit = schedule.waiver_max_until(on)
     if until <= on:
         raise InvalidState(f"`until` ({until.isoformat()}) must be after the issue date ({on.isoformat()}).")
     if until > limit:
@@ -395,7 +388,7 @@ def check_close(state: ReviewState, on: date) -> None:
     _not_before(on, state.awarded_on, "the award", state.ref, "close")
 
 
-def check_on_date(on: date, today: date, awarded_on: date | None = None) -> None:
+def check_on_date(on: date, today: date) -> None:
     """Dates in the past are accepted and shift every clock; dates in the future are refused."""
     if on > today:
         raise InvalidState(f"`on={on.isoformat()}` is in the future; dates in the future are refused (today is {today.isoformat()}).")

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
@@ -329,7 +329,3 @@ def _method_of(exc: SlackApiError) -> str:
     url = getattr(exc.response, "api_url", "") or ""
     return url.rstrip("/").rsplit("/", 1)[-1] or "unknown"
 
-
-def now_utc(clock: Clock) -> datetime:
-    """The clock's time (helper for callers without a clock of their own)."""
-    return clock.now()

@@ -36,7 +36,7 @@ def add_one_offs(s: Session, contract: Contract, kind: str, key_prefix: str, tim
     if past:
         keep.insert(0, past[-1])
     for label, due in keep:
-        repo.add_reminder(s, key=f"{key_prefix}:{label}", kind=kind, due_at=max(due, now) if due <= now else due,
+        repo.add_reminder(s, key=f"{key_prefix}:{label}", kind=kind, due_at=max(due, now),
                           contract_id=contract.id, data={"label": label})
 
 

@@ -228,7 +228,6 @@ class ReminderSweeper:
         today = self.calendar.local_date(now)
         questions = repo.list_questions(s, c.id) if questions is None else questions
         state = state_of(c, questions)
-        since_local = r.due_at
         match r.kind:
             case "stopwork":
                 if c.stopwork_since is None or c.stopwork_since.isoformat() != data.get("since"):
@@ -316,7 +315,6 @@ class ReminderSweeper:
                         f"of the purchase, its purpose and authorized uses. {link}")
                 return [("thread", text), (MANAGER, text)]
         log.warning("unknown reminder kind %s (%s)", r.kind, r.key)
-        del since_local
         return []
 
     def _refresh_status(self, s: Session, c: Contract, now: datetime, questions) -> None:  # noqa: ANN001

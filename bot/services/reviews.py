@@ -134,7 +134,8 @@ class ReviewService:
             with unit_of_work(self.session_factory) as s:
                 result = work(s, now)
         except (PermissionDenied, InvalidState, NotFound) as exc:
-            if not (isinstance(exc, NotFound) and contract_id is not None and action != "answer-button"):
+            # An unknown CR-n is bad input (nothing written); role and state refusals are audited.
+            if not (isinstance(exc, NotFound) and contract_id is not None):
                 self._audit_refusal(actor, action, contract_id, exc, now)
             raise
         self.on_commit()

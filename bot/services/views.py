@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlmodel import Session
 
 from bot.domain import questions as qs
-from bot.domain import review
+from bot.domain import review, schedule
 from storage import repositories as repo
 from storage.models import Contract, Question
 
@@ -114,12 +114,9 @@ def build_contract_view(s: Session, contract: Contract, today: date, *, with_rem
     answered, total = qs.progress(answers)
     report_due = None
     pending = review.pending_waiver_report(state)
-    if pending == "revocation" and contract.waiver_revoked_at:
-        from datetime import timedelta
-        report_due = contract.waiver_revoked_at + timedelta(hours=72)
-    elif pending == "waiver" and contract.waiver_issued_at:
-        from datetime import timedelta
-        report_due = contract.waiver_issued_at + timedelta(hours=72)
+    decided_at = {"revocation": contract.waiver_revoked_at, "waiver": contract.waiver_issued_at}.get(pending)
+    if decided_at is not None:
+        report_due = schedule.waiver_report_deadline(decided_at)
     reminders: tuple[tuple[str, datetime], ...] = ()
     if with_reminders:
         reminders = tuple((r.kind, r.due_at) for r in repo.list_pending_reminders(s, contract_id=contract.id, limit=5))
