@@ -2,10 +2,13 @@
 
     /work/venv/bin/python bench/startup_memory.py            # 200,000 contracts vs a 1-contract baseline
     /work/venv/bin/python bench/startup_memory.py --quick    # 20,000 contracts vs the baseline
+    ... --backend postgresql                                 # the same on PostgreSQL (a fresh schema per database)
 
 For each database (baseline: CR-1 only; big: N contracts, ids 1..N, each with one pending reminder due in
-30 days), filled beforehand with SQLAlchemy core (SQLite file), a fresh child process does what
-``contract-bot serve`` does, bound to 127.0.0.1: ``create_app(settings)``, ``auth.test`` against the Slack
+30 days), filled beforehand with SQLAlchemy core (a SQLite file, or with --backend postgresql a fresh schema
+in PG_URL, dropped afterwards), a fresh child process does what ``contract-bot serve`` does, bound to
+127.0.0.1: ``create_app(settings)`` (on PostgreSQL with ``engine=make_engine(url, schema=...)``, since the
+settings carry only the URL), ``auth.test`` against the Slack
 double (own process), ``start_background()`` (outbox delivery + the APScheduler sweep job, whose first run is
 immediate), then waitress as in tests/conftest.py ``serve_bot``. This process measures, from the moment it
 started the child: the time until ``GET /healthz`` answers 200, then until a signed ``/contract show CR-1``
@@ -20,11 +23,13 @@ import time
 T_IMPORT = time.monotonic()  # the child's phases are measured from here
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import uuid  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -32,21 +37,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PY, ROOT, DoubleProcess, loadavg, machine, peak_rss_mb, proc_status_mb, seed_contracts  # noqa: E402
 
 SECRET = "test-signing-secret"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime.now(UTC)
 
 
-def _child_serve(db: str, api_url: str) -> None:
-    """The server process (mirrors bot/serve.py `serve`, but on 127.0.0.1 and an ephemeral port)."""
+def _child_serve(url: str, api_url: str, schema: str | None = None) -> None:
+    """The server process (mirrors bot/serve.py `serve`, but on 127.0.0.1 and an ephemeral port).
+
+    ``schema`` (PostgreSQL only): create_app builds its engine from ``settings.database_url``, which has no
+    schema, so the engine is built here with ``make_engine(url, schema=schema)`` and passed in, as
+    sweep_scaling.py does. On SQLite create_app builds its own engine, as `serve` does.
+    """
     from types import SimpleNamespace
 
     phases = {}
     rss = {"start": peak_rss_mb()}
     from bot.app import create_app
+    from storage.db import make_engine
     from tests.conftest import make_settings, serve_bot
 
     phases["imports"] = time.monotonic() - T_IMPORT
     rss["imports"] = peak_rss_mb()
-    bot = create_app(make_settings(SimpleNamespace(api_url=api_url), f"sqlite:///{db}"))
+    engine = make_engine(url, schema=schema) if schema else None
+    bot = create_app(make_settings(SimpleNamespace(api_url=api_url), url), engine=engine)
     phases["create_app"] = time.monotonic() - T_IMPORT
     rss["create_app"] = peak_rss_mb()
     bot.client.auth_test()
@@ -77,11 +90,12 @@ def _get(url: str, timeout: float = 5.0) -> int:
         return 0
 
 
-def measure(db: Path, dbl: DoubleProcess, settle: float, bound: float) -> dict:
+def measure(url: str, schema: str | None, dbl: DoubleProcess, settle: float, bound: float) -> dict:
     from tests.support.slack_requests import SlackRequester
 
     t0 = time.monotonic()
-    proc = subprocess.Popen([PY, __file__, "_serve", str(db), dbl.api_url], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([PY, __file__, "_serve", url, dbl.api_url, *([schema] if schema else [])],
+                            stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
     try:
         line = proc.stdout.readline()
@@ -122,6 +136,35 @@ def measure(db: Path, dbl: DoubleProcess, settle: float, bound: float) -> dict:
             "peak_settled_mb": mem_settled.get("VmHWM")}
 
 
+@contextlib.contextmanager
+def _database(backend: str, path: Path):  # noqa: ANN202
+    """Yield (url, schema, size_mb) of a fresh, empty database: a SQLite file, or a PostgreSQL schema that is
+    dropped on exit. ``size_mb()`` is the file's size, or the schema's tables with their indexes and TOAST."""
+    if backend == "sqlite":
+        yield f"sqlite:///{path}", None, lambda: path.stat().st_size / 2**20
+        return
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+    def size_mb() -> float:
+        with admin.connect() as conn:
+            return conn.execute(text(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relkind = 'r'"),
+                {"s": schema}).scalar() / 2**20
+
+    try:
+        yield PG_URL, schema, size_mb
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -129,24 +172,30 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="start each server this many times (best and median shown)")
     ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait after the first show for a 2nd sample")
     ap.add_argument("--max-seconds", type=float, default=300.0)
-    ap.add_argument("--analyze", action="store_true", help="run ANALYZE after seeding (production never does)")
+    ap.add_argument("--analyze", action="store_true",
+                    help="run ANALYZE after seeding (production never does; PostgreSQL is always analyzed)")
+    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                    help=f"sqlite: a file per database; postgresql: a fresh schema per database in {PG_URL}, dropped "
+                         "afterwards")
     a = ap.parse_args()
     big = a.contracts or (20_000 if a.quick else 200_000)
     print(f"startup_memory: {machine()}")
-    print(f"ANALYZE after seeding: {'yes' if a.analyze else 'no (as in production)'}")
+    print(f"backend={a.backend}; ANALYZE after seeding: "
+          f"{'yes' if a.analyze or a.backend == 'postgresql' else 'no (as in production)'}")
     from storage.db import make_engine, migrate
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="startbench-") as tmp, DoubleProcess(n_response_urls=1) as dbl:
         for name, n in (("baseline", 1), ("big", big)):
-            db = Path(tmp) / f"{name}.db"
-            engine = make_engine(f"sqlite:///{db}")
-            migrate(engine)
-            seeded = seed_contracts(engine, n, now=NOW, due=0, analyze=a.analyze)
-            engine.dispose()
-            runs = [measure(db, dbl, a.settle, a.max_seconds) for _ in range(a.repeat)]
+            with _database(a.backend, Path(tmp) / f"{name}.db") as (url, schema, size_mb):
+                engine = make_engine(url, schema=schema)
+                migrate(engine)
+                seeded = seed_contracts(engine, n, now=NOW, due=0, analyze=a.analyze)
+                engine.dispose()
+                runs = [measure(url, schema, dbl, a.settle, a.max_seconds) for _ in range(a.repeat)]
+                db_mb = size_mb()
             results[name] = runs
-            print(f"\n[{name}: {n} contracts, db {db.stat().st_size / 2**20:.1f} MiB, seeded in {seeded['seconds']:.1f} s]"
+            print(f"\n[{name}: {n} contracts, {a.backend} db {db_mb:.1f} MiB, seeded in {seeded['seconds']:.1f} s]"
                   f" {a.repeat} fresh starts")
             for i, r in enumerate(runs):
                 ph = r["child_phases"]
@@ -176,6 +225,6 @@ if __name__ == "__main__":
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        _child_serve(sys.argv[2], sys.argv[3])
+        _child_serve(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
         sys.exit(0)
     sys.exit(main())
