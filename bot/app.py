@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -26,13 +27,14 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.domain.calendar import BusinessCalendar
 from bot.services.exports import build_export
+from bot.services.inbox import AckGate, Inbox
 from bot.services.outbox import OutboxDispatcher
 from bot.services.reminders import ReminderSweeper
 from bot.services.reviews import ReviewService
 from handlers.blocks import render_outbox
 from handlers.context import HandlerContext, payload_problem
 from handlers.replies import make_reply_renderer
-from storage.db import SessionFactory, make_engine, migrate, ping, session_factory
+from storage.db import SessionFactory, inbox_engine, make_engine, migrate, ping, session_factory
 
 log = logging.getLogger("contract_bot")
 
@@ -66,7 +68,9 @@ class ContractBot:
     dispatcher: OutboxDispatcher
     sweeper: ReminderSweeper
     work_pool: ThreadPoolExecutor
+    inbox: Inbox
     identity: BotIdentity | None = None
+    inbox_engine: Engine | None = None  # where acknowledged requests are recorded (a file of its own on SQLite)
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -84,27 +88,40 @@ class ContractBot:
             start_response(status, [("Content-Type", "text/plain")])
             return [b"ok" if healthy else b"database unavailable"]
         if path == "/slack/events":
-            if not self.settings.socket_mode and not _signature_headers_parse(environ):
-                # slack_sdk's verifier raises (Bolt answers 500) on a non-numeric timestamp or a non-ASCII signature
-                start_response("401 Unauthorized", [("Content-Type", "application/json")])
-                return [b'{"error":"invalid request"}']
-            try:
-                return self._slack_handler(environ, start_response)
-            except Exception:  # noqa: BLE001
-                # Bolt reads IDs out of the body before any check or listener, and raises on shapes Slack never
-                # sends (e.g. "channel": false): refuse those as malformed instead of a 500
-                log.warning("refused a malformed request to /slack/events", exc_info=True)
-                start_response("400 Bad Request", [("Content-Type", "application/json")], sys.exc_info())
-                return [b'{"error":"malformed request"}']
+            with self.inbox.gate.request():  # background work waits while a request is being acknowledged
+                return self._slack_events(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]
+
+    def _slack_events(self, environ: dict, start_response: Callable) -> list[bytes]:
+        if not self.settings.socket_mode and not _signature_headers_parse(environ):
+            # slack_sdk's verifier raises (Bolt answers 500) on a non-numeric timestamp or a non-ASCII signature
+            start_response("401 Unauthorized", [("Content-Type", "application/json")])
+            return [b'{"error":"invalid request"}']
+        try:
+            return self._slack_handler(environ, start_response)
+        except Exception:  # noqa: BLE001
+            # Bolt reads IDs out of the body before any check or listener, and raises on shapes Slack never
+            # sends (e.g. "channel": false): refuse those as malformed instead of a 500
+            log.warning("refused a malformed request to /slack/events", exc_info=True)
+            start_response("400 Bad Request", [("Content-Type", "application/json")], sys.exc_info())
+            return [b'{"error":"malformed request"}']
 
     def wake_delivery(self) -> None:
         """Tell the delivery loop there is something to send."""
         self._wake.set()
 
     def start_background(self, *, scheduler: bool = True) -> None:
-        """Start outbox delivery and (optionally) the APScheduler reminder jobs in this process (idempotent)."""
+        """Start the inbox worker, outbox delivery and (optionally) the APScheduler reminder jobs (idempotent)."""
+        # NOTE: CPython hands the GIL to a waiting thread only after the holder has run for the switch interval
+        # (5 ms by default). Background work is CPU-bound Python; an acknowledgement waits behind it once per
+        # GIL hand-off, several times per request. 1 ms keeps acknowledgements quick while work runs.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+        # NOTE: what start-up built (Bolt, SQLAlchemy's mappers and compiled statements) lives as long as the
+        # process; frozen, the collector stops walking it, and its full collections stop pausing every thread.
+        gc.collect()
+        gc.freeze()
+        self.inbox.start()
         if not any(t.is_alive() for t in self._threads):
             t = threading.Thread(target=self._delivery_loop, name="outbox-delivery", daemon=True)
             t.start()
@@ -126,12 +143,17 @@ class ContractBot:
             if self._stop.is_set():
                 break
             try:
-                self.dispatcher.deliver_due(stop=self._stop.is_set)
+                self.dispatcher.deliver_due(stop=self._stop.is_set, pace=self._give_way)
             except Exception:  # noqa: BLE001 - keep delivering; the rows stay in the outbox
                 log.exception("outbox delivery pass failed")
 
+    def _give_way(self) -> None:
+        # Let requests being acknowledged go first; bounded, so delivery keeps moving under a burst that never stops.
+        self.inbox.gate.wait_quiet(self.inbox.yield_max)
+
     def stop(self) -> None:
         """Stop background work (waits for the delivery thread) and release the pool."""
+        self.inbox.stop()
         self._stop.set()
         self._wake.set()
         if self._scheduler is not None:
@@ -140,6 +162,8 @@ class ContractBot:
             t.join(timeout=10)
         self.work_pool.shutdown(wait=True)
         self.engine.dispose()
+        if self.inbox_engine is not None and self.inbox_engine is not self.engine:
+            self.inbox_engine.dispose()
 
 
 class _GuardedRequestHandler(SlackRequestHandler):
@@ -156,7 +180,7 @@ class _GuardedRequestHandler(SlackRequestHandler):
         if self._verifier is not None and self._verifier.is_valid(
                 bolt_request.raw_body, (headers.get("x-slack-request-timestamp") or ["0"])[0],
                 (headers.get("x-slack-signature") or [""])[0]):
-            problem = payload_problem(bolt_request.body)
+            problem = payload_problem(bolt_request.body, bolt_request.raw_body)
             if problem is not None:
                 log.warning("ignored a malformed request: %s", problem)
                 return BoltResponse(status=200, body="")
@@ -233,18 +257,27 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         signing_secret=settings.slack_signing_secret or "socket-mode-has-no-signing-secret",
         client=client,
         request_verification_enabled=not settings.socket_mode,
-        process_before_response=False,
-        # NOTE: Bolt's default pool has 5 threads and answers the 6th busy request 404 after 3 s (F2.5).
-        # Listeners here only parse and hand work to our own pool, so a bigger pool keeps acks fast.
+        # NOTE: our listeners only parse, record and hand work on (HandlerContext.accept, after_ack), so Bolt may
+        # run them in the request's own thread and answer when they return. Its default runs them in a pool and
+        # polls for ack() every 10 ms (slack_bolt/listener/thread_runner.py), which puts a 10 ms step in every
+        # acknowledgement.
+        process_before_response=True,
+        # NOTE: Bolt's default pool has 5 threads and answers the 6th busy request 404 after 3 s (F2.5). With
+        # process_before_response it only runs lazy listeners (we have none); kept large in case one is added.
         listener_executor=ThreadPoolExecutor(max_workers=listener_threads, thread_name_prefix="bolt-listener"),
     )
     work_pool = ThreadPoolExecutor(max_workers=work_threads, thread_name_prefix="contract-work")
-    ctx = HandlerContext(service=service, work_pool=work_pool, capacity=work_threads, render=make_reply_renderer(calendar.zone),
+    store = inbox_engine(engine)
+    inbox = Inbox(factory, store, clock, AckGate())
+    ctx = HandlerContext(service=service, work_pool=work_pool, capacity=work_threads, inbox=inbox, client=client,
+                         render=make_reply_renderer(calendar.zone),
                          exporter=lambda fmt: build_export(factory, clock, calendar, fmt))
+    inbox.execute, inbox.deliver = ctx.execute, ctx.deliver
     if ack_budget is not None:  # the console answers in-process and can wait longer than Slack's 3 s
         ctx.ack_budget = ack_budget
     handlers.register(bolt, ctx)
     bot = ContractBot(settings=settings, engine=engine, session_factory=factory, clock=clock, calendar=calendar,
                       client=client, bolt=bolt, service=service, dispatcher=dispatcher, sweeper=sweeper,
-                      work_pool=work_pool, identity=identity, _wake=wake)
+                      work_pool=work_pool, inbox=inbox, identity=identity, _wake=wake,
+                      inbox_engine=store)
     return bot

@@ -633,6 +633,7 @@ class Console:
             self.bot.bolt.listener_runner.listener_executor.submit(lambda: None).result()
             for _ in range(3):
                 self.bot.work_pool.submit(lambda: None).result()
+            self.bot.inbox.drain()  # what was queued behind other work (the console has no background worker)
             self.bot.dispatcher.deliver_due()
         events = self.slack.drain()
         if not quiet:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from slack_bolt import App
 
 from bot.domain.errors import InputError
@@ -23,22 +25,11 @@ def parse_question_value(value: object) -> tuple[int, str]:
 def register(app: App, ctx: HandlerContext) -> None:
     """Register the button listeners."""
 
-    def handle_answer_button(ack, body, action, respond):  # noqa: ANN001
-        ack()  # the work below may be slow; the ack must not wait for it (F2.5)
-        actor = (body.get("user") or {}).get("id", "")
-        value = ANSWER_ACTIONS[ActionId(action["action_id"])]
-
-        def work() -> None:
-            try:
-                contract_id, qid = parse_question_value(action.get("value"))
-            except InputError as exc:
-                _reply(respond, exc.user_text())
-                return
-            reply = ctx.outcome(lambda: ctx.service.answer(actor, contract_id, qid, value, via="answer"))
-            if not reply["text"].startswith("Recorded"):
-                _reply(respond, reply["text"])
-
-        ctx.work_pool.submit(work)
+    def handle_answer_button(ack, body, action, context):  # noqa: ANN001
+        received = context.get("received_at", time.monotonic())
+        payload = {"user": (body.get("user") or {}).get("id", ""), "value": action.get("value"),
+                   "answer": ANSWER_ACTIONS[ActionId(action["action_id"])], "response_url": body.get("response_url")}
+        ctx.accept("answer", payload, received, ack, durable=True)
 
     for action_id in ANSWER_ACTIONS:
         app.action(action_id.value)(handle_answer_button)
@@ -46,23 +37,47 @@ def register(app: App, ctx: HandlerContext) -> None:
     @app.action(ActionId.ADD_NOTE.value)
     def handle_add_note_button(ack, body, action, client, respond):  # noqa: ANN001
         ack()
-        try:
-            contract_id, qid = parse_question_value(action.get("value"))
-            client.views_open(trigger_id=body.get("trigger_id"), view=build_note_modal(NoteMetadata(contract_id, qid)))
-        except InputError as exc:
-            _reply(respond, exc.user_text())
-        except Exception:  # noqa: BLE001
-            _reply(respond, error_reply(log))
 
-    def handle_snooze_button(ack, body, action, respond):  # noqa: ANN001
-        ack()
-        actor = (body.get("user") or {}).get("id", "")
+        def open_note_form() -> None:
+            try:
+                contract_id, qid = parse_question_value(action.get("value"))
+                client.views_open(trigger_id=body.get("trigger_id"),
+                                  view=build_note_modal(NoteMetadata(contract_id, qid)))
+            except InputError as exc:
+                _reply(respond, exc.user_text())
+            except Exception:  # noqa: BLE001
+                _reply(respond, error_reply(log))
+
+        ctx.after_ack(open_note_form)
+
+    def handle_snooze_button(ack, body, action, context):  # noqa: ANN001
+        received = context.get("received_at", time.monotonic())
         choice = "tomorrow" if action.get("action_id") == ActionId.SNOOZE_TOMORROW.value else "3d"
-        keys = [k for k in str(action.get("value") or "").split(",") if k]
-        ctx.work_pool.submit(lambda: _reply(respond, ctx.outcome(lambda: ctx.service.snooze(actor, keys, choice))["text"]))
+        payload = {"user": (body.get("user") or {}).get("id", ""), "choice": choice,
+                   "keys": [k for k in str(action.get("value") or "").split(",") if k][:50],
+                   "response_url": body.get("response_url")}
+        ctx.accept("snooze", payload, received, ack, durable=True)
 
     app.action(ActionId.SNOOZE_TOMORROW.value)(handle_snooze_button)
     app.action(ActionId.SNOOZE_3D.value)(handle_snooze_button)
+
+
+def run_answer_job(ctx: HandlerContext, payload: dict) -> dict | None:
+    """Carry out an answer button; a reply only when it was not recorded (the question's message shows it)."""
+    try:
+        contract_id, qid = parse_question_value(payload.get("value"))
+    except InputError as exc:
+        return {"text": exc.user_text()}
+    reply = ctx.outcome(lambda: ctx.service.answer(payload.get("user") or "", contract_id, qid,
+                                                   payload.get("answer"), via="answer"))
+    return None if reply["text"].startswith("Recorded") else {"text": reply["text"]}
+
+
+def run_snooze_job(ctx: HandlerContext, payload: dict) -> dict:
+    """Carry out a snooze button on a reminder."""
+    keys = [str(k) for k in payload.get("keys") or []]
+    return {"text": ctx.outcome(lambda: ctx.service.snooze(payload.get("user") or "", keys,
+                                                           payload.get("choice") or "tomorrow"))["text"]}
 
 
 def _reply(respond, text: str) -> None:  # noqa: ANN001

@@ -22,39 +22,59 @@ def register(app: App, ctx: HandlerContext) -> None:
     def handle_contract_command(ack, command, respond, client, context):  # noqa: ANN001
         received = context.get("received_at", time.monotonic())
         actor = command.get("user_id", "")
+        text = command.get("text") or ""
         try:
             # NOTE: Slack sends &, < and > typed by the user as &amp; &lt; &gt;; mentions arrive as real <@U…> tokens.
-            parsed = parse_command(unescape_slack(command.get("text") or ""), today=ctx.today())
+            parsed = parse_command(unescape_slack(text), today=ctx.today())
         except InputError as exc:
-            attempted, contract_id = attempted_action(command.get("text") or "")
+            attempted, _ = attempted_action(text)
             if attempted is None or not actor:
-                ack(response_type="ephemeral", text=exc.user_text())
+                ack(response_type="ephemeral", text=exc.user_text())  # nothing to record: answered here and now
                 return
-
-            def refuse(error: InputError = exc) -> object:
-                # an attempt at a known action is audited as refused (a missing role first), within Slack's deadline
-                raise ctx.service.refuse_input(actor, attempted.name, attempted.role, contract_id, error)
-
-            ctx.answer_within_deadline(refuse, received, ack, respond)
-            return
+            parsed = None  # an attempt at a known action: the job audits the refusal
         except Exception:  # noqa: BLE001
             ack(response_type="ephemeral", text=error_reply(log))
             return
-        if parsed.opens_modal:
+        if parsed is not None and parsed.opens_modal:
             ack()
-            try:
-                client.views_open(trigger_id=command.get("trigger_id"), view=build_file_modal())
-            except Exception:  # noqa: BLE001
-                respond(response_type="ephemeral", text=error_reply(log))
+
+            def open_filing_form() -> None:
+                try:
+                    client.views_open(trigger_id=command.get("trigger_id"), view=build_file_modal())
+                except Exception:  # noqa: BLE001
+                    respond(response_type="ephemeral", text=error_reply(log))
+
+            ctx.after_ack(open_filing_form)
             return
+        payload = {"text": text, "user": actor, "channel": command.get("channel_id"),
+                   "response_url": command.get("response_url")}
+        # A read loses nothing if a crash drops it; everything else is recorded before the acknowledgement.
+        ctx.accept("command", payload, received, ack, durable=parsed is None or parsed.name not in READ_ONLY)
 
-        def work() -> object:
-            result = run_command(ctx.service, actor, parsed)
-            if isinstance(result, ExportRequest):
-                ctx.work_pool.submit(send_export, client, actor, result.format, ctx)
-            return result
 
-        ctx.answer_within_deadline(work, received, ack, respond)
+def run_command_job(ctx: HandlerContext, payload: dict) -> dict:
+    """Carry out a `/contract` command (live or replayed); returns the private reply."""
+    text, actor = payload.get("text") or "", payload.get("user") or ""
+    try:
+        parsed = parse_command(unescape_slack(text), today=ctx.today())
+    except InputError as exc:
+        attempted, contract_id = attempted_action(text)
+        if attempted is None or not actor:
+            return {"text": exc.user_text()}
+
+        def refuse(error: InputError = exc) -> object:
+            # an attempt at a known action is audited as refused (a missing role first)
+            raise ctx.service.refuse_input(actor, attempted.name, attempted.role, contract_id, error)
+
+        return ctx.outcome(refuse)
+
+    def work() -> object:
+        result = run_command(ctx.service, actor, parsed)
+        if isinstance(result, ExportRequest):
+            ctx.work_pool.submit(send_export, ctx.client, actor, result.format, ctx)
+        return result
+
+    return ctx.outcome(work)
 
 
 _REF = re.compile(r"^CR-(\d{1,9})$", re.IGNORECASE)

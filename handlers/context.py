@@ -12,14 +12,18 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import date
 
+from slack_sdk import WebClient
+
 from bot.domain.errors import DomainError
+from bot.services.inbox import GONE, Inbox, InboxItemGone, InboxJob
 from bot.services.reviews import ReviewService
 
 log = logging.getLogger("contract_bot.handlers")
 
-# Slack allows 3 s for the HTTP 200; we answer with the result when the work is done by this budget,
-# measured from when the request arrived, and otherwise say "working on it" and reply through response_url.
-# Normal work takes milliseconds; the budget only matters when the database or Slack is slow.
+# Slack allows 3 s for the HTTP 200. A request carried out at once (nothing queued) answers in the acknowledgement
+# when its work is done by this budget, measured from when the request arrived; otherwise the acknowledgement says
+# "working on it" and the answer follows through response_url. Normal work takes milliseconds; the budget only
+# matters when the database or Slack is slow.
 ACK_BUDGET_SECONDS = 1.0
 
 
@@ -31,8 +35,11 @@ class HandlerContext:
     work_pool: ThreadPoolExecutor
     render: Callable[[object], dict]
     exporter: Callable[[str], tuple[str, bytes]]
+    inbox: Inbox
+    client: WebClient | None = None  # for late replies that have no Bolt `respond` (replays after a crash)
     ack_budget: float = ACK_BUDGET_SECONDS
     capacity: int = 16  # the work pool's size
+    inline_limit: int = 4  # requests carried out in their own acknowledgement at once; more go to the queue
     in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -41,49 +48,118 @@ class HandlerContext:
         return self.service.today()
 
     def outcome(self, fn: Callable[[], object]) -> dict:
-        """Run a service call and turn its result or error into a reply message (never raises)."""
+        """Run a service call and turn its result or error into a reply message (never raises but InboxItemGone)."""
         try:
             return self.render(fn())
         except DomainError as exc:
             return {"text": exc.user_text()}
+        except InboxItemGone:
+            raise
         except Exception:  # noqa: BLE001 - the one error funnel: log with an ID, tell the user only the ID
             return {"text": error_reply(log)}
 
-    def answer_within_deadline(self, fn: Callable[[], object], received_at: float, ack: Callable,
-                               respond: Callable | None) -> None:
-        """Ack with the result if it is ready in time; else ack "working on it" and respond when done."""
-        future, wait = self.submit_with_budget(lambda: self.outcome(fn), received_at)
+    def accept(self, kind: str, payload: dict, received_at: float, ack: Callable, *, durable: bool) -> None:
+        """Acknowledge a request and see it carried out: the one path of every listener that does work.
+
+        A request that changes something is recorded in the inbox first (``durable``), so an acknowledged request
+        survives a crash. When nothing is queued it is carried out at once and its answer goes in the
+        acknowledgement (when the surface allows one and it is ready within the budget); otherwise it joins the
+        queue and the acknowledgement goes back at once, the answer following through response_url or a DM.
+        """
+        from handlers.jobs import JOBS
+
+        spec = JOBS[kind]
+        job = InboxJob(kind, payload)
+        if durable:
+            recording = self.inbox.record(job)
+            try:
+                recording.result(timeout=max(self.ack_budget - (time.monotonic() - received_at), 0.01))
+            except FutureTimeout:
+                # The database did not take the write in time (locked or slow): acknowledge now and carry the
+                # request out once it is recorded. Only in this window does a crash lose an acknowledged request.
+                ack(**spec.deferred_ack())
+                recording.add_done_callback(lambda f: self._recorded_late(job, f))
+                return
+            except Exception:  # noqa: BLE001 - not recorded, so not accepted: say so instead of acknowledging silently
+                text = error_reply(log)
+                ack(**spec.failed_ack(text))
+                if not spec.reply_in_ack:
+                    self.deliver(job, {"text": text})
+                return
+        with self._lock:
+            inline = self.inbox.idle() and self.in_flight < self.inline_limit
+            if inline:
+                self.in_flight += 1
+        if not inline:
+            self.inbox.enqueue(job)
+            ack(**spec.deferred_ack())
+            return
+        future: Future = self.work_pool.submit(self.inbox.run, job)
+        future.add_done_callback(self._done)
+        if not spec.reply_in_ack:  # e.g. a button: Slack shows nothing of an acknowledgement body
+            ack()
+            future.add_done_callback(lambda f: self._late(job, f))
+            return
+        wait = max(self.ack_budget - (time.monotonic() - received_at), 0.01)
         try:
             reply = future.result(timeout=wait)
         except FutureTimeout:
-            ack(response_type="ephemeral", text=":hourglass_flowing_sand: Working on it; the answer will follow here.")
-            if respond is not None:
-                future.add_done_callback(lambda f: _respond_safely(respond, f.result()))
+            ack(**spec.deferred_ack())
+            future.add_done_callback(lambda f: self._late(job, f))
             return
-        ack(response_type="ephemeral", **reply)
+        except Exception:  # noqa: BLE001
+            ack(**spec.failed_ack(error_reply(log)))
+            return
+        ack(**spec.ack_with(None if reply is GONE else reply))
 
-    def submit_with_budget(self, fn: Callable[[], object], received_at: float) -> tuple[Future, float]:
-        """Submit work to the pool; returns its future and how long the ack may wait for it."""
-        with self._lock:
-            # When every worker is busy the work will queue: waiting for it would only hold this request's
-            # thread and delay the acks of the requests behind it, so answer at once.
-            saturated = self.in_flight >= self.capacity
-            self.in_flight += 1
-        future: Future = self.work_pool.submit(fn)
-        future.add_done_callback(self._done)
-        remaining = 0.0 if saturated else self.ack_budget - (time.monotonic() - received_at)
-        return future, max(remaining, 0.01)
+    def after_ack(self, fn: Callable[[], None]) -> None:
+        """Run Slack calls that follow an acknowledgement (views.open, views.publish) off the request's thread:
+        Bolt runs listeners before it answers (process_before_response), so the answer must not wait for them."""
+
+        def run() -> None:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001
+                log.exception("work after an acknowledgement failed")
+
+        self.work_pool.submit(run)
+
+    def execute(self, job: InboxJob) -> object:
+        """Carry out a job (the inbox calls this, inside the job's settlement); returns its reply or None."""
+        from handlers.jobs import JOBS
+
+        return JOBS[job.kind].run(self, job.payload)
+
+    def deliver(self, job: InboxJob, reply: object) -> None:
+        """Send the reply of a job carried out after its acknowledgement."""
+        from handlers.jobs import JOBS
+
+        if reply is None or reply is GONE:
+            return
+        try:
+            JOBS[job.kind].late(self, job.payload, reply)
+        except Exception:  # noqa: BLE001
+            log.exception("could not deliver a late reply for %s", job.kind)
+
+    def _recorded_late(self, job: InboxJob, recording: Future) -> None:
+        try:
+            recording.result()
+        except Exception:  # noqa: BLE001
+            self.deliver(job, {"text": error_reply(log)})
+            return
+        self.inbox.enqueue(job)
+
+    def _late(self, job: InboxJob, future: Future) -> None:
+        try:
+            reply = future.result()
+        except Exception:  # noqa: BLE001
+            log.exception("job %s failed", job.kind)
+            return
+        self.deliver(job, reply)
 
     def _done(self, _future: Future) -> None:
         with self._lock:
             self.in_flight -= 1
-
-
-def _respond_safely(respond: Callable, reply: dict) -> None:
-    try:
-        respond(response_type="ephemeral", replace_original=False, **reply)
-    except Exception:  # noqa: BLE001
-        log.exception("could not deliver a late reply")
 
 
 def error_reply(logger: logging.Logger) -> str:
@@ -124,7 +200,12 @@ def _user_ok(body: dict) -> bool:
     return isinstance(user, dict) and _str(user.get("id", ""))
 
 
-def payload_problem(body: object) -> str | None:
+def _may_hold_nul(raw_body: str | None) -> bool:
+    """False when the raw request cannot carry a NUL: not as a byte, form-encoded (%00) or JSON-escaped (\\u0000)."""
+    return raw_body is None or "\x00" in raw_body or "%00" in raw_body or "u0000" in raw_body
+
+
+def payload_problem(body: object, raw_body: str | None = None) -> str | None:
     """Why a (signed) request body is not a shape Slack sends, else None.
 
     Bolt's middleware and listener matchers index into the body (``action["action_id"]``, ``body["callback_id"]``,
@@ -135,7 +216,7 @@ def payload_problem(body: object) -> str | None:
     if "command" in body:  # a slash command: its text is checked by the parser; the IDs are stored
         if any("\x00" in str(body.get(k) or "") for k in ("user_id", "channel_id", "team_id")):
             return "a NUL character in an ID"
-    elif _has_nul(_without_form_input(body)):  # PostgreSQL cannot store one (event_id, view.id, user IDs are stored)
+    elif _may_hold_nul(raw_body) and _has_nul(_without_form_input(body)):  # PostgreSQL cannot store one (IDs are stored)
         return "a NUL character (Slack never sends one)"
     kind = body.get("type")
     if kind == "block_actions":

@@ -31,12 +31,16 @@ def register(app: App, ctx: HandlerContext) -> None:
         user = event.get("user")
         if not user:
             return
-        try:
-            # NOTE: published afresh on every app_home_opened, so the tab is current each time it is opened.
-            dashboard = ctx.service.dashboard(user, limit=MAX_ROWS + 1)
-            client.views_publish(user_id=user, view=build_home_view(dashboard, ctx.service.calendar.zone))
-        except Exception:  # noqa: BLE001
-            log.exception("could not publish App Home for %s", user)
+
+        def publish() -> None:
+            try:
+                # NOTE: published afresh on every app_home_opened, so the tab is current each time it is opened.
+                dashboard = ctx.service.dashboard(user, limit=MAX_ROWS + 1)
+                client.views_publish(user_id=user, view=build_home_view(dashboard, ctx.service.calendar.zone))
+            except Exception:  # noqa: BLE001
+                log.exception("could not publish App Home for %s", user)
+
+        ctx.after_ack(publish)
 
     @app.event("message")
     def ignore_message_events() -> None:

@@ -20,6 +20,7 @@ from bot.domain import args
 from bot.domain.errors import DomainError, InputError
 from bot.domain.forms import validate_file_form
 from bot.domain.text import check_free_text, unescape_slack
+from bot.services.inbox import InboxItemGone
 from bot.services.router import contract_fields
 from handlers.context import HandlerContext, error_reply, log
 from handlers.ids import BlockId, CallbackId
@@ -119,34 +120,19 @@ def register(app: App, ctx: HandlerContext) -> None:
     """Register modal and shortcut listeners."""
 
     @app.view(CallbackId.FILE_MODAL.value)
-    def handle_file_modal_submission(ack, body, view, client, context):  # noqa: ANN001
+    def handle_file_modal_submission(ack, body, view, context):  # noqa: ANN001
         received = context.get("received_at", time.monotonic())
-        actor = (body.get("user") or {}).get("id", "")
-        values, errors = validate_file_form(form_values(view), today=ctx.today())
-        if errors:
+        form = form_values(view)
+        _values, errors = validate_file_form(form, today=ctx.today())
+        if errors:  # the form stays open with its errors; nothing to record
             ack(response_action="errors", errors=errors)
             return
-
-        def file() -> dict:
-            try:
-                done = ctx.service.file_contract(actor, contract_fields(values), source_key=f"view:{view.get('id')}")
-                return {"response_action": "update", "view": build_done_view(done.text)}
-            except DomainError as exc:
-                return {"response_action": "errors", "errors": {"vendor": exc.message[:150]}}
-            except Exception:  # noqa: BLE001
-                return {"response_action": "update", "view": build_done_view(error_reply(log))}
-
-        future, wait = ctx.submit_with_budget(file, received)
-        try:
-            ack(**future.result(timeout=wait))
-        except TimeoutError:
-            ack(response_action="update", view=build_done_view(
-                ":hourglass_flowing_sand: Filing… you will get a direct message with the reference."))
-            future.add_done_callback(lambda f: _dm_result(client, actor, f.result()))
+        payload = {"user": (body.get("user") or {}).get("id", ""), "form": form, "view_id": view.get("id")}
+        ctx.accept("file_modal", payload, received, ack, durable=True)
 
     @app.view(CallbackId.NOTE_MODAL.value)
     def handle_note_modal_submission(ack, body, view, context):  # noqa: ANN001
-        actor = (body.get("user") or {}).get("id", "")
+        received = context.get("received_at", time.monotonic())
         try:
             meta = NoteMetadata.load(view.get("private_metadata") or "")
             note = check_free_text(form_values(view).get(BlockId.NOTE.value) or "", field="note",
@@ -154,11 +140,9 @@ def register(app: App, ctx: HandlerContext) -> None:
         except InputError as exc:
             ack(response_action="errors", errors={BlockId.NOTE.value: exc.message[:150]})
             return
-        reply = ctx.outcome(lambda: ctx.service.add_note(actor, meta.contract_id, meta.qid, note))
-        if reply["text"].startswith("Note added"):
-            ack()
-        else:
-            ack(response_action="errors", errors={BlockId.NOTE.value: reply["text"][:150]})
+        payload = {"user": (body.get("user") or {}).get("id", ""), "contract_id": meta.contract_id, "qid": meta.qid,
+                   "note": note}
+        ctx.accept("note_modal", payload, received, ack, durable=True)
 
     @app.shortcut(CallbackId.FILE_SHORTCUT.value)
     def handle_file_shortcut(ack, shortcut, client, respond):  # noqa: ANN001
@@ -166,15 +150,19 @@ def register(app: App, ctx: HandlerContext) -> None:
         message = shortcut.get("message")
         text = message.get("text") if isinstance(message, dict) else None
         prefill = prefill_from_message(text if isinstance(text, str) else "")
-        try:
-            client.views_open(trigger_id=shortcut.get("trigger_id"), view=build_file_modal(prefill))
-        except Exception:  # noqa: BLE001 - e.g. an expired trigger: tell the user instead of going quiet
-            text = error_reply(log)
-            if shortcut.get("response_url"):
-                try:
-                    respond(response_type="ephemeral", text=text + " You can also file with `/contract file`.")
-                except Exception:  # noqa: BLE001
-                    log.exception("could not tell the user the form did not open")
+
+        def open_filing_form() -> None:
+            try:
+                client.views_open(trigger_id=shortcut.get("trigger_id"), view=build_file_modal(prefill))
+            except Exception:  # noqa: BLE001 - e.g. an expired trigger: tell the user instead of going quiet
+                error = error_reply(log)
+                if shortcut.get("response_url"):
+                    try:
+                        respond(response_type="ephemeral", text=error + " You can also file with `/contract file`.")
+                    except Exception:  # noqa: BLE001
+                        log.exception("could not tell the user the form did not open")
+
+        ctx.after_ack(open_filing_form)
 
 
 def prefill_from_message(text: str) -> dict[str, str]:
@@ -194,10 +182,47 @@ def prefill_from_message(text: str) -> dict[str, str]:
     return prefill
 
 
-def _dm_result(client, user: str, result: dict) -> None:  # noqa: ANN001
-    view = result.get("view") or {}
-    text = ((view.get("blocks") or [{}])[0].get("text") or {}).get("text") or str(result.get("errors"))
+def run_file_modal_job(ctx: HandlerContext, payload: dict) -> dict:
+    """Carry out a filing form; returns the view response (the done view, or the form's errors)."""
+    values, errors = validate_file_form(payload.get("form") or {}, today=ctx.today())
+    if errors:
+        return {"response_action": "errors", "errors": errors}
     try:
-        client.chat_postMessage(channel=user, text=text)
+        done = ctx.service.file_contract(payload.get("user") or "", contract_fields(values),
+                                         source_key=f"view:{payload.get('view_id')}")
+        return {"response_action": "update", "view": build_done_view(done.text)}
+    except DomainError as exc:
+        return {"response_action": "errors", "errors": {"vendor": exc.message[:150]}}
+    except InboxItemGone:
+        raise
     except Exception:  # noqa: BLE001
-        log.exception("could not send the filing result")
+        return {"response_action": "update", "view": build_done_view(error_reply(log))}
+
+
+def run_note_job(ctx: HandlerContext, payload: dict) -> dict:
+    """Carry out a note form; {} closes the form, else the form's error."""
+    reply = ctx.outcome(lambda: ctx.service.add_note(payload.get("user") or "", int(payload.get("contract_id") or 0),
+                                                     str(payload.get("qid") or ""), payload.get("note") or ""))
+    if reply["text"].startswith("Note added"):
+        return {}
+    return {"response_action": "errors", "errors": {BlockId.NOTE.value: reply["text"][:150]}}
+
+
+def dm_filing_result(ctx: HandlerContext, payload: dict, result: dict) -> None:
+    """The result of a filing that finished after its form closed, as a direct message."""
+    from handlers.jobs import direct_message
+
+    view = result.get("view") or {}
+    text = ((view.get("blocks") or [{}])[0].get("text") or {}).get("text")
+    if not text:
+        text = "Your filing was not accepted: " + "; ".join(f"{k}: {v}" for k, v in (result.get("errors") or {}).items())
+    direct_message(ctx, payload, {"text": text})
+
+
+def dm_note_error(ctx: HandlerContext, payload: dict, result: dict) -> None:
+    """A note refused after its form closed, as a direct message."""
+    from handlers.jobs import direct_message
+
+    errors = result.get("errors") or {}
+    if errors:
+        direct_message(ctx, payload, {"text": "Your note was not added: " + "; ".join(errors.values())})

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, text
@@ -21,7 +26,48 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
     """An engine for ``url``: SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE; PostgreSQL a pool."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        write_lock = threading.Lock()
+
+        class WriterConnection(sqlite3.Connection):
+            """Holds this process's write lock from BEGIN IMMEDIATE to COMMIT/ROLLBACK.
+
+            SQLite's busy handler retries a locked database by sleeping 1, 2, 5 … 100 ms, with no order among the
+            waiters: under a burst one writer can lose for a second. Threads of one process queue on a lock
+            instead and go the instant it is free; other processes still meet SQLite's own lock.
+            """
+
+            holds_write_lock = False
+
+            def take_write_lock(self) -> None:
+                if not write_lock.acquire(timeout=30):
+                    raise sqlite3.OperationalError("database is locked (waited 30 s for this process's writers)")
+                self.holds_write_lock = True
+
+            def _release(self) -> None:
+                if self.holds_write_lock:
+                    self.holds_write_lock = False
+                    write_lock.release()
+
+            def commit(self) -> None:
+                try:
+                    super().commit()
+                finally:
+                    self._release()
+
+            def rollback(self) -> None:
+                try:
+                    super().rollback()
+                finally:
+                    self._release()
+
+            def close(self) -> None:
+                try:
+                    super().close()
+                finally:
+                    self._release()
+
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30,
+                                                  "factory": WriterConnection})
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):  # noqa: ANN001
@@ -39,13 +85,35 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
         def _sqlite_begin(conn):  # noqa: ANN001
             # A unit of work that may write takes the write lock up front; a read-only one (see `read_only`)
             # must not, or every `show` would queue behind writers (WAL lets it read alongside them).
-            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+                return
+            dbapi_conn = conn.connection.dbapi_connection
+            dbapi_conn.take_write_lock()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                dbapi_conn.rollback()  # releases the lock; there is no transaction to end
+                raise
 
         return engine
     connect_args = {}
     if schema:
         connect_args["options"] = f"-csearch_path={schema}"
     return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
+
+
+def inbox_engine(engine: Engine) -> Engine:
+    """Where acknowledged requests are recorded: on a SQLite file, a file of its own beside it (``<file>.inbox``),
+    so recording one never waits behind the main database's single write lock; otherwise the same database."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+        return engine
+    from storage.models import InboxItem
+
+    inbox = make_engine(str(url.set(database=f"{url.database}.inbox")))
+    InboxItem.__table__.create(inbox, checkfirst=True)  # a spool, not part of the migrated schema
+    return inbox
 
 
 def session_factory(engine: Engine) -> SessionFactory:
@@ -68,13 +136,48 @@ def read_only(factory: SessionFactory) -> Iterator[Session]:
         session.close()  # ends the transaction; unlike rollback() it leaves loaded objects readable
 
 
+class InboxItemGone(Exception):
+    """The acknowledged request this work carries out was already carried out (by another process): roll back."""
+
+
+@dataclass
+class Settlement:
+    """The acknowledged request (inbox key) the current thread is carrying out, and whether a commit settled it."""
+
+    key: str
+    settled: bool = False
+
+
+_settlement: ContextVar[Settlement | None] = ContextVar("contract_bot_settlement", default=None)
+
+
+@contextlib.contextmanager
+def settling(key: str | None) -> Iterator[Settlement | None]:
+    """Carry out an inbox request: the first unit of work that commits in this block records the request's key as
+    seen in its own transaction, so the work and "it is done" are one atomic fact (a crash replays it once)."""
+    settlement = Settlement(key) if key is not None else None
+    token = _settlement.set(settlement)
+    try:
+        yield settlement
+    finally:
+        _settlement.reset(token)
+
+
 @contextlib.contextmanager
 def unit_of_work(factory: SessionFactory) -> Iterator[Session]:
     """One transaction: commit when the block ends normally, roll back on any exception."""
     session = factory()
+    settlement = _settlement.get()
     try:
         yield session
+        if settlement is not None and not settlement.settled:
+            from storage.repositories import record_seen
+
+            if not record_seen(session, f"inbox:{settlement.key}", datetime.now(UTC)):
+                raise InboxItemGone(f"inbox request {settlement.key} was already carried out")
         session.commit()
+        if settlement is not None:
+            settlement.settled = True
     except BaseException:
         session.rollback()
         raise

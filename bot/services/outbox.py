@@ -82,10 +82,12 @@ class OutboxDispatcher:
         self.worker = worker_id()
         self._lock = threading.Lock()
 
-    def deliver_due(self, max_rounds: int = 100, stop: Callable[[], bool] | None = None) -> DeliveryStats:
+    def deliver_due(self, max_rounds: int = 100, stop: Callable[[], bool] | None = None,
+                    pace: Callable[[], object] | None = None) -> DeliveryStats:
         """Send what is due now, in rounds until nothing more can go (per-contract order needs several).
 
-        ``stop`` is asked between messages (shutdown): the rest of the batch is handed back at once.
+        ``stop`` is asked between messages (shutdown): the rest of the batch is handed back at once. ``pace`` is
+        called before each message (the background loop lets acknowledgements go first).
         """
         stats = DeliveryStats()
         with self._lock:  # one pass at a time per process; other processes are kept apart by the claim
@@ -100,6 +102,8 @@ class OutboxDispatcher:
                     if stop is not None and stop():
                         self._release([r.id for r in rows[index:]])
                         return stats
+                    if pace is not None:
+                        pace()
                     outcome = self._deliver_one(row)
                     setattr(stats, outcome, getattr(stats, outcome) + 1)
                     progressed = progressed or outcome in ("sent", "skipped", "dead")

@@ -88,7 +88,8 @@ def _pending_outbox(running: Running) -> int:
 
 
 def _pool_backlog(running: Running) -> int:
-    return running.bot.work_pool._work_queue.qsize()  # noqa: SLF001 - only to know the pool is idle
+    # the work pool's queue (requests carried out at once) and the inbox's (requests queued behind them)
+    return running.bot.work_pool._work_queue.qsize() + running.bot.inbox.backlog()  # noqa: SLF001 - only to know both are idle
 
 
 # ---- what the bot said -----------------------------------------------------------------------------------
