@@ -3,8 +3,11 @@
 It builds the real app with ``create_app`` (the given database, schema and Slack double URL), then starts what
 `contract-bot serve` starts in the background: the outbox delivery loop and the APScheduler sweep job. Its
 clock is business time that starts at ``--start`` and runs at real speed, so a restarted process can be told
-to start later (past the leases a killed one held). It prints ``ready <pid>`` once running and stops cleanly
-on SIGTERM; tests also SIGKILL it.
+to start later (past the leases a killed one held). It prints ``ready <worker>`` once running (with ``--serve``,
+``ready <worker> <url>``) and stops cleanly on SIGTERM; tests also SIGKILL it.
+
+With ``--serve`` it also serves the bot over HTTP, as `contract-bot serve` does: waitress on 127.0.0.1 on an
+ephemeral port (tests.conftest.serve_bot), signing secret ``s``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api", required=True)
     parser.add_argument("--start", required=True, help="ISO instant the business clock starts at")
     parser.add_argument("--batch", type=int, default=100, help="reminders claimed per sweep transaction")
+    parser.add_argument("--serve", action="store_true", help="also serve the bot over HTTP (waitress, loopback)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING,
@@ -69,8 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     bot.start_background(scheduler=True)
-    print(f"ready {bot.dispatcher.worker}", flush=True)
+    url, stop_serving = None, None
+    if args.serve:
+        from tests.conftest import serve_bot
+
+        url, stop_serving = serve_bot(bot)
+    print(f"ready {bot.dispatcher.worker}" + (f" {url}" if url else ""), flush=True)
     stop.wait()
+    if stop_serving is not None:
+        stop_serving()
     bot.stop()
     return 0
 
