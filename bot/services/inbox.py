@@ -62,8 +62,10 @@ class InboxJob:
 class AckGate:
     """Counts the requests being acknowledged, so background work can wait for a quiet moment."""
 
-    def __init__(self) -> None:
+    def __init__(self, settle: float = 0.02) -> None:
+        self.settle = settle  # quiet means no request for this long: a burst has gaps between its requests
         self._active = 0
+        self._last_end = 0.0
         self._cv = threading.Condition()
 
     @contextmanager
@@ -76,13 +78,22 @@ class AckGate:
         finally:
             with self._cv:
                 self._active -= 1
+                self._last_end = time.monotonic()
                 if self._active == 0:
                     self._cv.notify_all()
 
     def wait_quiet(self, max_wait: float) -> bool:
-        """Wait until no request is being acknowledged, at most ``max_wait`` s; True if it is quiet."""
+        """Wait until no request has been acknowledged for ``settle`` s, at most ``max_wait`` s; True if quiet."""
+        deadline = time.monotonic() + max_wait
         with self._cv:
-            return self._cv.wait_for(lambda: self._active == 0, timeout=max_wait)
+            while True:
+                now = time.monotonic()
+                if self._active == 0 and now - self._last_end >= self.settle:
+                    return True
+                if now >= deadline:
+                    return False
+                wait = deadline - now if self._active else self.settle - (now - self._last_end)
+                self._cv.wait(min(wait, deadline - now))
 
     @property
     def active(self) -> int:
