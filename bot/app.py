@@ -6,6 +6,7 @@ import gc
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -175,15 +176,20 @@ class _GuardedRequestHandler(SlackRequestHandler):
         self._verifier = None if settings.socket_mode else SignatureVerifier(settings.slack_signing_secret or "")
 
     def dispatch(self, request):  # noqa: ANN001, ANN201 - slack_bolt.adapter.wsgi types
+        received_at = time.monotonic()  # the ack budget counts from here, not from when a listener got to it
         bolt_request = BoltRequest(body=request.get_body(), query=request.query_string, headers=request.get_headers())
         headers = bolt_request.headers  # lower-case names, lists of values
-        if self._verifier is not None and self._verifier.is_valid(
-                bolt_request.raw_body, (headers.get("x-slack-request-timestamp") or ["0"])[0],
-                (headers.get("x-slack-signature") or [""])[0]):
+        if self._verifier is not None:
+            # NOTE: verified here, once; Bolt's own check is off (create_app) because it would repeat this one.
+            # slack_sdk's verifier also refuses a timestamp more than 5 minutes off, as Bolt does.
+            if not self._verifier.is_valid(bolt_request.raw_body, (headers.get("x-slack-request-timestamp") or ["0"])[0],
+                                           (headers.get("x-slack-signature") or [""])[0]):
+                return BoltResponse(status=401, body={"error": "invalid request"})
             problem = payload_problem(bolt_request.body, bolt_request.raw_body)
             if problem is not None:
                 log.warning("ignored a malformed request: %s", problem)
                 return BoltResponse(status=200, body="")
+        bolt_request.context["received_at"] = received_at
         return self.app.dispatch(bolt_request)
 
 
@@ -225,10 +231,16 @@ class BotIdentity:
         A plain function, because Bolt passes its arguments by name and a bound method's signature has ``self``.
         """
 
+        results: dict[tuple, AuthorizeResult] = {}
+
         def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
-            me = self.get()
-            return AuthorizeResult(enterprise_id=enterprise_id, team_id=me.get("team_id") or team_id,
-                                   bot_user_id=me.get("user_id"), bot_id=me.get("bot_id"), bot_token=self.client.token)
+            result = results.get((enterprise_id, team_id))
+            if result is None:  # one per workspace: built once, not on every request
+                me = self.get()
+                result = results[(enterprise_id, team_id)] = AuthorizeResult(
+                    enterprise_id=enterprise_id, team_id=me.get("team_id") or team_id, bot_user_id=me.get("user_id"),
+                    bot_id=me.get("bot_id"), bot_token=self.client.token)
+            return result
 
         return authorize
 
@@ -256,7 +268,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         authorize=identity.authorizer(),
         signing_secret=settings.slack_signing_secret or "socket-mode-has-no-signing-secret",
         client=client,
-        request_verification_enabled=not settings.socket_mode,
+        # Requests over HTTP are verified by _GuardedRequestHandler before Bolt sees them (Socket Mode has none).
+        request_verification_enabled=False,
         # NOTE: our listeners only parse, record and hand work on (HandlerContext.accept, after_ack), so Bolt may
         # run them in the request's own thread and answer when they return. Its default runs them in a pool and
         # polls for ack() every 10 ms (slack_bolt/listener/thread_runner.py), which puts a 10 ms step in every

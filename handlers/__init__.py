@@ -11,7 +11,8 @@ def register(app: App, ctx: HandlerContext) -> None:
     """Register every listener on the Bolt app."""
     from handlers import actions, commands, events, modals
 
-    events.register(app, ctx)
+    # Bolt tries listeners in registration order: the most frequent requests first.
     commands.register(app, ctx)
     actions.register(app, ctx)
     modals.register(app, ctx)
+    events.register(app, ctx)

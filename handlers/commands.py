@@ -23,19 +23,20 @@ def register(app: App, ctx: HandlerContext) -> None:
         received = context.get("received_at", time.monotonic())
         actor = command.get("user_id", "")
         text = command.get("text") or ""
-        try:
-            # NOTE: Slack sends &, < and > typed by the user as &amp; &lt; &gt;; mentions arrive as real <@U…> tokens.
-            parsed = parse_command(unescape_slack(text), today=ctx.today())
-        except InputError as exc:
-            attempted, _ = attempted_action(text)
-            if attempted is None or not actor:
+        # Only the subcommand is read here: the job parses the rest (a known subcommand's mistakes are answered,
+        # and audited when they attempt an action, by the same code live or replayed).
+        known = subcommand_of(text)
+        if known is None:
+            try:
+                # NOTE: Slack sends &, < and > typed by the user as &amp; &lt; &gt;; mentions arrive as real <@U…>.
+                parse_command(unescape_slack(text), today=ctx.today())
+            except InputError as exc:
                 ack(response_type="ephemeral", text=exc.user_text())  # nothing to record: answered here and now
                 return
-            parsed = None  # an attempt at a known action: the job audits the refusal
-        except Exception:  # noqa: BLE001
-            ack(response_type="ephemeral", text=error_reply(log))
-            return
-        if parsed is not None and parsed.opens_modal:
+            except Exception:  # noqa: BLE001
+                ack(response_type="ephemeral", text=error_reply(log))
+                return
+        elif known.name == "file" and len(text.split()) == 1:  # a bare `/contract file` opens the form
             ack()
 
             def open_filing_form() -> None:
@@ -49,7 +50,18 @@ def register(app: App, ctx: HandlerContext) -> None:
         payload = {"text": text, "user": actor, "channel": command.get("channel_id"),
                    "response_url": command.get("response_url")}
         # A read loses nothing if a crash drops it; everything else is recorded before the acknowledgement.
-        ctx.accept("command", payload, received, ack, durable=parsed is None or parsed.name not in READ_ONLY)
+        ctx.accept("command", payload, received, ack, durable=known is not None and known.name not in READ_ONLY)
+
+
+def subcommand_of(text: str) -> Command | None:
+    """The subcommand a `/contract` text names (its first word, or the first two after `admin`), if it is one."""
+    words = unescape_slack(text).split()[:2]
+    if not words:
+        return None
+    name = words[0].lower()
+    if name == "admin" and len(words) > 1:
+        name = f"admin {words[1].lower()}"
+    return COMMANDS.get(name)
 
 
 def run_command_job(ctx: HandlerContext, payload: dict) -> dict:

@@ -1,8 +1,6 @@
-"""Events API listeners (App Home) and the middleware every request passes through."""
+"""Events API listeners (App Home), with the guard that makes Slack's retries of an event take effect once."""
 
 from __future__ import annotations
-
-import time
 
 from slack_bolt import App, BoltResponse
 
@@ -11,20 +9,20 @@ from handlers.home import MAX_ROWS, build_home_view
 
 
 def register(app: App, ctx: HandlerContext) -> None:
-    """Register the middleware and event listeners."""
+    """Register the event listeners."""
 
-    @app.middleware
-    def stamp_and_dedupe(body, context, next, request):  # noqa: A002, ANN001
-        # When the request arrived: the ack budget counts from here, not from when a pool thread got to it.
-        context["received_at"] = time.monotonic()
+    def once_per_event(body, next, request):  # noqa: A002, ANN001
+        # Slack retries an event it thinks we missed (X-Slack-Retry-Num): only the first delivery acts.
         event_id = body.get("event_id") if isinstance(body, dict) else None
         if event_id and not ctx.service.first_delivery(f"event:{event_id}"):
             log.info("event %s already handled (retry %s); acknowledged, not repeated", event_id,
                      request.headers.get("x-slack-retry-num"))
             return BoltResponse(status=200, body="")  # Bolt acknowledges with 200 and runs nothing: Slack's retries take effect once
-        next()
+        return next()
 
-    @app.event("app_home_opened")
+    # NOTE: a listener middleware, not a global one: the global kind costs every command, button and form
+    # (Bolt builds its arguments per call), and only events carry an event_id.
+    @app.event("app_home_opened", middleware=[once_per_event])
     def handle_app_home_opened_event(event, client):  # noqa: ANN001
         if event.get("tab") not in (None, "home"):
             return
