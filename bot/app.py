@@ -282,7 +282,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     work_pool = ThreadPoolExecutor(max_workers=work_threads, thread_name_prefix="contract-work")
     store = inbox_engine(engine)
     inbox = Inbox(factory, store, clock, AckGate())
-    ctx = HandlerContext(service=service, work_pool=work_pool, capacity=work_threads, inbox=inbox, client=client,
+    ctx = HandlerContext(service=service, work_pool=work_pool, inbox=inbox, client=client,
                          render=make_reply_renderer(calendar.zone),
                          exporter=lambda fmt: build_export(factory, clock, calendar, fmt))
     inbox.execute, inbox.deliver = ctx.execute, ctx.deliver

@@ -38,7 +38,6 @@ class HandlerContext:
     inbox: Inbox
     client: WebClient | None = None  # for late replies that have no Bolt `respond` (replays after a crash)
     ack_budget: float = ACK_BUDGET_SECONDS
-    capacity: int = 16  # the work pool's size
     inline_limit: int = 4  # requests carried out in their own acknowledgement at once; more go to the queue
     in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,7 +72,7 @@ class HandlerContext:
         if durable:
             recording = self.inbox.record(job)
             try:
-                recording.result(timeout=max(self.ack_budget - (time.monotonic() - received_at), 0.01))
+                recording.result(timeout=self._budget_left(received_at))
             except FutureTimeout:
                 # The database did not take the write in time (locked or slow): acknowledge now and carry the
                 # request out once it is recorded. Only in this window does a crash lose an acknowledged request.
@@ -100,9 +99,8 @@ class HandlerContext:
             ack()
             future.add_done_callback(lambda f: self._late(job, f))
             return
-        wait = max(self.ack_budget - (time.monotonic() - received_at), 0.01)
         try:
-            reply = future.result(timeout=wait)
+            reply = future.result(timeout=self._budget_left(received_at))
         except FutureTimeout:
             ack(**spec.deferred_ack())
             future.add_done_callback(lambda f: self._late(job, f))
@@ -111,6 +109,10 @@ class HandlerContext:
             ack(**spec.failed_ack(error_reply(log)))
             return
         ack(**spec.ack_with(None if reply is GONE else reply))
+
+    def _budget_left(self, received_at: float) -> float:
+        """How long the acknowledgement may still wait (at least a moment, so a ready result is taken)."""
+        return max(self.ack_budget - (time.monotonic() - received_at), 0.01)
 
     def after_ack(self, fn: Callable[[], None]) -> None:
         """Run Slack calls that follow an acknowledgement (views.open, views.publish) off the request's thread:

@@ -12,9 +12,9 @@ Carrying out happens in one of two places:
 * at once, in the request's own thread pool, when nothing is queued (the result then goes in the
   acknowledgement itself, as a user expects from a quiet system);
 * otherwise in order, by one background worker that gives way to acknowledgements: before each job it waits
-  (up to ``yield_max`` seconds) until no request is being acknowledged. Under a burst the acknowledgements stay
-  as fast as an app that does nothing, the queue grows, and it drains as soon as the burst ends; the answer
-  reaches the user through ``response_url`` or a direct message.
+  (up to ``yield_max`` seconds) until no request has been acknowledged for ``AckGate.settle`` (20 ms). Under a
+  burst the acknowledgements keep the interpreter, the queue grows, and it drains as soon as the burst ends;
+  the answer reaches the user through ``response_url`` or a direct message.
 """
 
 from __future__ import annotations
