@@ -301,28 +301,28 @@ def count_outbox(s: Session, status: str = "pending") -> int:
 # ---- inbox of acknowledged requests -------------------------------------------------------------------------
 
 
+def _inbox_rows(rows: Sequence[dict], at: datetime, owner: str, lease: timedelta) -> list[dict]:
+    """What a newly recorded request holds, column by column (both ways of inserting below use this)."""
+    return [{"key": r["key"], "kind": r["kind"], "payload": json.dumps(r["payload"], ensure_ascii=False),
+             "received_at": at, "status": "pending", "owner": owner, "lease_until": at + lease, "attempts": 0}
+            for r in rows]
+
+
 def add_inbox(s: Session | Connection, rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta) -> None:
     """Record acknowledged requests ({key, kind, payload}); one core INSERT for the lot (group commit; on the
     acknowledgement path, so it takes a plain Connection too)."""
-    s.execute(InboxItem.__table__.insert(), [
-        {"key": r["key"], "kind": r["kind"], "payload": json.dumps(r["payload"], ensure_ascii=False),
-         "received_at": at, "status": "pending", "owner": owner, "lease_until": at + lease, "attempts": 0}
-        for r in rows])
+    s.execute(InboxItem.__table__.insert(), _inbox_rows(rows, at, owner, lease))
 
 
 def inbox_insert_sql(rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta) -> tuple[str, list]:
     """The same rows as add_inbox, as one SQLite INSERT … VALUES (…), (…) and its parameters (for a DB-API cursor
     in autocommit; timestamps in the text form UTCDateTime stores on SQLite)."""
-    def stamp(value: datetime) -> str:
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-    received, until = stamp(at), stamp(at + lease)
-    params: list = []
-    for r in rows:
-        params += [r["key"], r["kind"], json.dumps(r["payload"], ensure_ascii=False), received, "pending", owner, until, 0]
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-    return ("INSERT INTO inbox (key, kind, payload, received_at, status, owner, lease_until, attempts) "
-            f"VALUES {values}"), params
+    values = _inbox_rows(rows, at, owner, lease)
+    columns = list(values[0])
+    params = [v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
+              for row in values for v in row.values()]
+    placeholders = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(values))
+    return f"INSERT INTO inbox ({', '.join(columns)}) VALUES {placeholders}", params
 
 
 def delete_inbox(s: Session, key: str) -> None:

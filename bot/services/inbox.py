@@ -211,7 +211,7 @@ class Inbox:
         if job.replayed and self._seen(job):
             self._forget(job)  # carried out before the crash; only its row was left
             return GONE
-        with settling(job.key) as _settlement:
+        with settling(job.key):
             try:
                 reply = self.execute(job)
             except InboxItemGone:
