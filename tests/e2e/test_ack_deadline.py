@@ -40,6 +40,7 @@ def test_fifty_commands_acked_in_time_while_database_is_locked(running, database
     finally:
         lock.execute("ROLLBACK")
         lock.close()
+        running.double.latency = 0  # the acks were timed against a slow Slack; the late replies need not wait
     slowest = max(t for _, t in results)
     assert all(r.status == 200 for r, _ in results), [r.status for r, _ in results]
     assert slowest < SLACK_DEADLINE, f"slowest ack took {slowest:.2f}s"

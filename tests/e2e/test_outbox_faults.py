@@ -86,7 +86,7 @@ def test_server_errors_and_dropped_connections_are_retried(running):
 
 
 def test_thirty_percent_faults_deliver_every_message_exactly_once(running):
-    running.double.fail_share(0.3, kinds=("429", "503", "slow"), seed=7)
+    running.double.fail_share(0.3, kinds=("429", "503", "slow"), seed=7, slow_seconds=0.1)
     for i in range(4):
         running.command(FILE.replace("Graphite", f"Graphite{i}"))
         running.command(f'stopwork CR-{i + 1} reason="hold"', user=MANAGER)
