@@ -9,7 +9,7 @@ from slack_bolt import App
 from bot.domain.errors import InputError
 from handlers.context import HandlerContext, error_reply, log
 from handlers.ids import ANSWER_ACTIONS, ActionId
-from handlers.modals import NoteMetadata, build_note_modal
+from handlers.modals import NoteMetadata, build_note_modal, one_of
 
 
 def parse_question_value(value: object) -> tuple[int, str]:
@@ -25,17 +25,13 @@ def parse_question_value(value: object) -> tuple[int, str]:
 def register(app: App, ctx: HandlerContext) -> None:
     """Register the button listeners."""
 
-    def handle_answer_button(ack, body, action, context):  # noqa: ANN001
+    def handle_answer_button(ack, body, action, context, client, respond):  # noqa: ANN001, ARG001
         received = context.get("received_at", time.monotonic())
         payload = {"user": (body.get("user") or {}).get("id", ""), "value": action.get("value"),
                    "answer": ANSWER_ACTIONS[ActionId(action["action_id"])], "response_url": body.get("response_url")}
         ctx.accept("answer", payload, received, ack, durable=True)
 
-    for action_id in ANSWER_ACTIONS:
-        app.action(action_id.value)(handle_answer_button)
-
-    @app.action(ActionId.ADD_NOTE.value)
-    def handle_add_note_button(ack, body, action, client, respond):  # noqa: ANN001
+    def handle_add_note_button(ack, body, action, context, client, respond):  # noqa: ANN001, ARG001
         ack()
 
         def open_note_form() -> None:
@@ -50,7 +46,7 @@ def register(app: App, ctx: HandlerContext) -> None:
 
         ctx.after_ack(open_note_form)
 
-    def handle_snooze_button(ack, body, action, context):  # noqa: ANN001
+    def handle_snooze_button(ack, body, action, context, client, respond):  # noqa: ANN001, ARG001
         received = context.get("received_at", time.monotonic())
         choice = "tomorrow" if action.get("action_id") == ActionId.SNOOZE_TOMORROW.value else "3d"
         payload = {"user": (body.get("user") or {}).get("id", ""), "choice": choice,
@@ -58,8 +54,13 @@ def register(app: App, ctx: HandlerContext) -> None:
                    "response_url": body.get("response_url")}
         ctx.accept("snooze", payload, received, ack, durable=True)
 
-    app.action(ActionId.SNOOZE_TOMORROW.value)(handle_snooze_button)
-    app.action(ActionId.SNOOZE_3D.value)(handle_snooze_button)
+    buttons = {**{a.value: handle_answer_button for a in ANSWER_ACTIONS}, ActionId.ADD_NOTE.value: handle_add_note_button,
+               ActionId.SNOOZE_TOMORROW.value: handle_snooze_button, ActionId.SNOOZE_3D.value: handle_snooze_button}
+
+    # NOTE: one listener for every button (handlers.modals.one_of says why)
+    @app.action(one_of(buttons))
+    def handle_button(ack, body, action, context, client, respond):  # noqa: ANN001
+        buttons[action["action_id"]](ack, body, action, context, client, respond)
 
 
 def run_answer_job(ctx: HandlerContext, payload: dict) -> dict | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from slack_bolt import App
@@ -116,10 +118,14 @@ def form_values(view: dict) -> dict[str, str | None]:
     return out
 
 
+def one_of(ids: Iterable[str]) -> re.Pattern:
+    """A Bolt constraint matching exactly these IDs."""
+    return re.compile("^(?:" + "|".join(re.escape(i) for i in ids) + ")$")
+
+
 def register(app: App, ctx: HandlerContext) -> None:
     """Register modal and shortcut listeners."""
 
-    @app.view(CallbackId.FILE_MODAL.value)
     def handle_file_modal_submission(ack, body, view, context):  # noqa: ANN001
         received = context.get("received_at", time.monotonic())
         form = form_values(view)
@@ -130,7 +136,6 @@ def register(app: App, ctx: HandlerContext) -> None:
         payload = {"user": (body.get("user") or {}).get("id", ""), "form": form, "view_id": view.get("id")}
         ctx.accept("file_modal", payload, received, ack, durable=True)
 
-    @app.view(CallbackId.NOTE_MODAL.value)
     def handle_note_modal_submission(ack, body, view, context):  # noqa: ANN001
         received = context.get("received_at", time.monotonic())
         try:
@@ -143,6 +148,15 @@ def register(app: App, ctx: HandlerContext) -> None:
         payload = {"user": (body.get("user") or {}).get("id", ""), "contract_id": meta.contract_id, "qid": meta.qid,
                    "note": note}
         ctx.accept("note_modal", payload, received, ack, durable=True)
+
+    submissions = {CallbackId.FILE_MODAL.value: handle_file_modal_submission,
+                   CallbackId.NOTE_MODAL.value: handle_note_modal_submission}
+
+    # NOTE: one listener for both forms: Bolt tries every listener registered before the matching one, and each
+    # try costs as much as a small request (it builds all of a listener's arguments to call its matcher).
+    @app.view(one_of(submissions))
+    def handle_view_submission(ack, body, view, context):  # noqa: ANN001
+        submissions[view["callback_id"]](ack, body, view, context)
 
     @app.shortcut(CallbackId.FILE_SHORTCUT.value)
     def handle_file_shortcut(ack, shortcut, client, respond):  # noqa: ANN001
