@@ -79,7 +79,7 @@ def waitress_threads() -> int:
 
 # ==== servers (run in a child process: `ack_latency.py _serve contract|bare API_URL DB_PATH`) ================
 
-def _serve_contract(api_url: str, db_path: str, seed: int = 0) -> None:
+def _serve_contract(api_url: str, db_path: str, seed: int = 0, drain: bool = True) -> None:
     from types import SimpleNamespace
 
     from bot.app import create_app
@@ -109,7 +109,7 @@ def _serve_contract(api_url: str, db_path: str, seed: int = 0) -> None:
 
         # The load is over: how much acknowledged work was still queued, and how long it takes to carry it out.
         queued_at_end, t0 = bot.inbox.backlog(), time.monotonic()
-        while bot.inbox.backlog() and time.monotonic() - t0 < 900:
+        while drain and bot.inbox.backlog() and time.monotonic() - t0 < 900:
             time.sleep(0.05)
         drain = time.monotonic() - t0
         with bot.engine.connect() as conn:
@@ -310,7 +310,8 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
     db = workdir / f"{target}.db"
     err_path = workdir / f"{target}.stderr"
     with open(err_path, "w") as err:
-        proc = subprocess.Popen([PY, __file__, "_serve", target, dbl.api_url, str(db), str(args.seed_contracts)],
+        proc = subprocess.Popen([PY, __file__, "_serve", target, dbl.api_url, str(db), str(args.seed_contracts),
+                                 "no-drain" if args.no_drain else "drain"],
                                 stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(ROOT))
     try:
@@ -421,6 +422,9 @@ def main() -> int:
                          "runs Bolt) and contract")
     ap.add_argument("--seed-contracts", type=int, default=0,
                     help="contracts (with one pending reminder each) already in contract-bot's database (default 0)")
+    ap.add_argument("--no-drain", action="store_true",
+                    help="do not wait for contract-bot to carry out its backlog after the load (it stays in the "
+                         "inbox; for quick experiments on the acknowledgement path only)")
     ap.add_argument("--rows-out", default=None, help="write every (kind, start, latency, status, ok) to PREFIX.<target>.json")
     args = ap.parse_args()
     args.requests = args.requests or (100 if args.quick else 2000)
@@ -448,7 +452,8 @@ if __name__ == "__main__":
 
         logging.basicConfig(level=logging.WARNING)
         if sys.argv[2] == "contract":
-            _serve_contract(sys.argv[3], sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else 0)
+            _serve_contract(sys.argv[3], sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else 0,
+                            drain=len(sys.argv) <= 6 or sys.argv[6] != "no-drain")
         else:  # "bare": Bolt's defaults; "bare-sync": process_before_response=True, as contract-bot runs it
             _serve_bare(sys.argv[3], process_before_response=sys.argv[2] == "bare-sync")
         sys.exit(0)
