@@ -35,7 +35,7 @@ from bot.services.reviews import ReviewService
 from handlers.blocks import render_outbox
 from handlers.context import HandlerContext, payload_problem
 from handlers.replies import make_reply_renderer
-from storage.db import SessionFactory, inbox_engine, make_engine, migrate, ping, session_factory
+from storage.db import SessionFactory, inbox_engine, journal_dir, make_engine, migrate, ping, session_factory
 
 log = logging.getLogger("contract_bot")
 
@@ -281,7 +281,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     )
     work_pool = ThreadPoolExecutor(max_workers=work_threads, thread_name_prefix="contract-work")
     store = inbox_engine(engine)
-    inbox = Inbox(factory, store, clock, AckGate())
+    inbox = Inbox(factory, store, clock, AckGate(), journal_dir=journal_dir(engine, settings.inbox_journal_dir))
     ctx = HandlerContext(service=service, work_pool=work_pool, inbox=inbox, client=client,
                          render=make_reply_renderer(calendar.zone),
                          exporter=lambda fmt: build_export(factory, clock, calendar, fmt))

@@ -116,6 +116,18 @@ def inbox_engine(engine: Engine) -> Engine:
     return inbox
 
 
+def journal_dir(engine: Engine, setting: str | None = None) -> str | None:
+    """Where acknowledged requests are journaled (storage.journal): ``setting`` (INBOX_JOURNAL_DIR) when given,
+    "off" for none; by default a directory beside a SQLite file (``<file>.journal``) and none otherwise (a
+    PostgreSQL deployment may run where the local disk does not outlive the process, so it opts in)."""
+    if setting:
+        return None if setting.strip().lower() == "off" else setting
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+        return None
+    return f"{url.database}.journal"
+
+
 def session_factory(engine: Engine) -> SessionFactory:
     """A factory of sessions that keep loaded objects usable after commit."""
 

@@ -303,13 +303,14 @@ def count_outbox(s: Session, status: str = "pending") -> int:
 
 def _inbox_rows(rows: Sequence[dict], at: datetime, owner: str, lease: timedelta) -> list[dict]:
     """What a newly recorded request holds, column by column (both ways of inserting below use this)."""
-    return [{"key": r["key"], "kind": r["kind"], "payload": json.dumps(r["payload"], ensure_ascii=False),
+    return [{"key": r["key"], "kind": r["kind"],
+             "payload": r["payload_json"] if "payload_json" in r else json.dumps(r["payload"], ensure_ascii=False),
              "received_at": at, "status": "pending", "owner": owner, "lease_until": at + lease, "attempts": 0}
             for r in rows]
 
 
 def add_inbox(s: Session | Connection, rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta) -> None:
-    """Record acknowledged requests ({key, kind, payload}); one core INSERT for the lot (group commit; on the
+    """Record acknowledged requests ({key, kind, payload} or {key, kind, payload_json}); one core INSERT for the lot (group commit; on the
     acknowledgement path, so it takes a plain Connection too)."""
     s.execute(InboxItem.__table__.insert(), _inbox_rows(rows, at, owner, lease))
 
@@ -328,6 +329,14 @@ def inbox_insert_sql(rows: Sequence[dict], *, at: datetime, owner: str, lease: t
 def delete_inbox(s: Session, key: str) -> None:
     """Forget a request that has been carried out (its key is in seen_request)."""
     s.execute(delete(InboxItem).where(InboxItem.key == key).execution_options(synchronize_session=False))
+
+
+def existing_inbox_keys(s: Session, keys: Sequence[str]) -> set[str]:
+    """Which of these request keys have a row in the inbox."""
+    found: set[str] = set()
+    for i in range(0, len(keys), 500):
+        found.update(s.execute(select(InboxItem.key).where(InboxItem.key.in_(keys[i:i + 500]))).scalars())
+    return found
 
 
 def inbox_key_seen(s: Session, key: str) -> bool:

@@ -1,11 +1,17 @@
 """Acknowledged requests: recorded before the acknowledgement, carried out once, replayed after a crash.
 
 Slack gives 3 seconds for the HTTP 200 and a user expects it in far less. A request that changes something is
-written to the ``inbox`` table and committed before the acknowledgement, so once Slack has its 200 the request
-cannot be lost: the transaction that carries it out also records the request's key as seen (storage.db.settling),
-and rows left by a process that died are taken over when their lease runs out and carried out then, once. On
-SQLite the inbox is a file of its own (storage.db.inbox_engine): recording a request never waits behind the main
-database's single write lock.
+recorded before the acknowledgement, so once Slack has its 200 the request cannot be lost:
+
+* with a request journal (storage.journal; the default beside a SQLite file) as one line appended to this
+  process's journal file; the recorder thread copies the lines into the ``inbox`` table afterwards, in batches, at
+  a quiet moment, and a dead process's journal is copied by the next process that looks;
+* without one, as a row of the ``inbox`` table, committed by the recorder thread before the acknowledgement.
+
+The transaction that carries a request out also records its key as seen (storage.db.settling), and rows left by a
+process that died are taken over when their lease runs out and carried out then, once. A request carried out
+before the recorder got to it is never written to the table at all. On SQLite the inbox is a file of its own
+(storage.db.inbox_engine): copying a request never waits behind the main database's single write lock.
 
 Carrying out happens in one of two places:
 
@@ -19,6 +25,7 @@ Carrying out happens in one of two places:
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -38,6 +45,7 @@ from sqlalchemy.engine import Engine
 from bot.clock import Clock
 from storage import repositories as repo
 from storage.db import InboxItemGone, SessionFactory, session_factory, settling, unit_of_work
+from storage.journal import JournalBroken, RequestJournal
 
 __all__ = ["GONE", "AckGate", "Inbox", "InboxItemGone", "InboxJob"]
 
@@ -57,54 +65,63 @@ class InboxJob:
     payload: dict
     key: str | None = None  # its inbox row, and "inbox:<key>" in seen_request once carried out; None: not recorded
     replayed: bool = False
+    record: _Record | None = field(default=None, repr=False)  # its way into the table (Inbox.record)
 
 
 class AckGate:
-    """Counts the requests being acknowledged, so background work can wait for a quiet moment."""
+    """Counts the requests being acknowledged, so background work can wait for a quiet moment.
+
+    NOTE: the request side takes no lock. A request thread that blocks on a lock held by a background thread which
+    lost the GIL waits for that thread's next turn, and under a burst that turn is milliseconds away; set.add and
+    set.discard are single atomic steps. The waiting side polls instead of being notified.
+    """
 
     def __init__(self, settle: float = 0.02) -> None:
         self.settle = settle  # quiet means no request for this long: a burst has gaps between its requests
-        self._active = 0
+        self._active: set[object] = set()
         self._last_end = 0.0
-        self._cv = threading.Condition()
 
     @contextmanager
     def request(self) -> Iterator[None]:
         """Around the handling of one incoming request."""
-        with self._cv:
-            self._active += 1
+        token = object()
+        self._active.add(token)
         try:
             yield
         finally:
-            with self._cv:
-                self._active -= 1
-                self._last_end = time.monotonic()
-                if self._active == 0:
-                    self._cv.notify_all()
+            self._active.discard(token)
+            self._last_end = time.monotonic()
 
     def wait_quiet(self, max_wait: float) -> bool:
         """Wait until no request has been acknowledged for ``settle`` s, at most ``max_wait`` s; True if quiet."""
         deadline = time.monotonic() + max_wait
-        with self._cv:
-            while True:
-                now = time.monotonic()
-                if self._active == 0 and now - self._last_end >= self.settle:
-                    return True
-                if now >= deadline:
-                    return False
-                wait = deadline - now if self._active else self.settle - (now - self._last_end)
-                self._cv.wait(min(wait, deadline - now))
+        while True:
+            now = time.monotonic()
+            quiet_for = now - self._last_end
+            if not self._active and quiet_for >= self.settle:
+                return True
+            if now >= deadline:
+                return False
+            # poll at most every settle/2 while requests come in; sleep out the rest of a quiet spell at once
+            step = self.settle / 2 if self._active else self.settle - quiet_for
+            time.sleep(max(min(step, deadline - now), 0.001))
 
     @property
     def active(self) -> int:
         """Requests being acknowledged now."""
-        return self._active
+        return len(self._active)
 
 
 @dataclass
-class _PendingRecord:
+class _Record:
+    """One request on its way into the inbox table."""
+
     job: InboxJob
-    future: Future = field(default_factory=Future)
+    journaled: bool  # already in this process's journal (acknowledged without waiting for the table)
+    stored: Future = field(default_factory=Future)  # done once it is in the table (or no longer needs to be)
+    payload_json: str = ""
+    state: str = "pending"  # pending -> writing -> stored | dropped (carried out before the recorder got to it)
+    done: bool = False  # carried out; the recorder drops it, or deletes its row once written
 
 
 @dataclass
@@ -115,18 +132,21 @@ class Inbox:
     store_engine: Engine  # where the inbox rows live (storage.db.inbox_engine)
     clock: Clock
     gate: AckGate = field(default_factory=AckGate)
+    journal_dir: str | None = None  # where this process's request journal lives (storage.journal); None: none
     lease: timedelta = LEASE
     yield_max: float = 0.25  # under a burst that never pauses, background work still takes a step this often
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}")
     execute: Callable[[InboxJob], object] | None = None  # set by the handlers: run a job, return its reply
     deliver: Callable[[InboxJob, object], None] | None = None  # set by the handlers: send a late reply
-    _queue: deque[InboxJob] = field(default_factory=deque)
-    _cv: threading.Condition = field(default_factory=threading.Condition)
+    _queue: deque[InboxJob] = field(default_factory=deque)  # appended by request threads without a lock
+    _job_ready: threading.Event = field(default_factory=threading.Event)
+    _cv: threading.Condition = field(default_factory=threading.Condition)  # among the threads that take jobs
     _busy: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-    _pending: list[_PendingRecord] = field(default_factory=list)
-    _record_cv: threading.Condition = field(default_factory=threading.Condition)
+    _incoming: deque[_Record] = field(default_factory=deque)  # appended by request threads without a lock
+    _record_wake: threading.Event = field(default_factory=threading.Event)
+    _record_cv: threading.Condition = field(default_factory=threading.Condition)  # guards _Record.state/done
     _recorder: threading.Thread | None = None
     _closed: bool = False
     _raw: object | None = None  # the SQLite recorder's own DB-API connection
@@ -134,47 +154,117 @@ class Inbox:
 
     def __post_init__(self) -> None:
         self.store_factory = session_factory(self.store_engine)
+        self._key_prefix = secrets.token_hex(6)  # keys: this prefix and a counter (unique across processes)
+        self._key_counter = itertools.count(1)
+        self.journal: RequestJournal | None = None
+        if self.journal_dir is not None:
+            try:
+                self.journal = RequestJournal(self.journal_dir, self.owner).open()
+            except OSError as exc:  # still safe: every request then waits for its row in the table
+                log.error("cannot use the request journal directory %s (%s); requests are recorded in the inbox "
+                          "table before each acknowledgement instead", self.journal_dir, exc)
 
     # ---- the acknowledgement path --------------------------------------------------------------------------
 
     def record(self, job: InboxJob) -> Future:
-        """Record an acknowledged request; the future is done when it is committed (wait before acknowledging).
+        """Record an acknowledged request; the future is done when it is safe to acknowledge.
 
-        One recorder thread commits whatever has gathered since its last commit in one statement (group commit):
-        a burst costs one write per batch, not one per request, and the requests' threads never queue on a lock
-        (they only wait for their own future, so they wake together when their batch is in).
+        With a journal (storage.journal) that is at once: one line appended to this process's file, which survives
+        the process being killed; the recorder thread copies it into the table afterwards, at a quiet moment. Without
+        one (or when the journal broke) it is when the recorder has committed the request's row. The recorder
+        commits whatever has gathered since its last commit in one statement (group commit).
         """
-        job.key = secrets.token_hex(16)
-        pending = _PendingRecord(job)
-        with self._record_cv:
-            self._pending.append(pending)
-            self._record_cv.notify()
-            if self._recorder is None or not self._recorder.is_alive():
-                self._recorder = threading.Thread(target=self._record_loop, name="inbox-recorder", daemon=True)
-                self._recorder.start()
-        return pending.future
+        job.key = f"{self._key_prefix}{next(self._key_counter):010x}"
+        rec = _Record(job, journaled=False, payload_json=json.dumps(job.payload, ensure_ascii=False))
+        if self.journal is not None and self.journal.usable:
+            try:
+                self.journal.append(job.key, job.kind, rec.payload_json)
+                rec.journaled = True
+            except JournalBroken:
+                pass  # logged by the journal; this request and the next ones wait for the table instead
+        job.record = rec
+        # NOTE: no lock on this path: a request thread that blocked on a lock held by a preempted thread would wait
+        # for that thread's next turn with the GIL. deque.append is atomic.
+        self._incoming.append(rec)
+        self._record_wake.set()
+        recorder = self._recorder
+        if recorder is None or not recorder.is_alive():
+            with self._record_cv:
+                if self._recorder is None or not self._recorder.is_alive():
+                    self._recorder = threading.Thread(target=self._record_loop, name="inbox-recorder", daemon=True)
+                    self._recorder.start()
+        if rec.journaled:
+            accepted: Future = Future()
+            accepted.set_result(job)
+            return accepted
+        return rec.stored
+
+    def _take_incoming(self) -> list[_Record]:
+        batch = []
+        while True:
+            try:
+                batch.append(self._incoming.popleft())
+            except IndexError:
+                return batch
 
     def _record_loop(self) -> None:
+        retry: list[_Record] = []
         while True:
+            self._record_wake.clear()
+            if not self._incoming and not retry:
+                if self._closed:
+                    return
+                self._record_wake.wait(timeout=1.0)
+                continue
+            if self.journal is not None and self.journal.usable and not self._closed:
+                # Everything waiting is safe in the journal and already acknowledged: copy it when no request is
+                # being acknowledged (bounded, so a burst that never pauses still gets copied).
+                self.gate.wait_quiet(self.yield_max)
+            batch = retry + self._take_incoming()
+            retry = []
             with self._record_cv:
-                while not self._pending:
+                for rec in batch:
+                    rec.state = "dropped" if rec.done else "writing"
+            writing = [rec for rec in batch if rec.state == "writing"]
+            try:
+                if writing:
+                    self._insert([{"key": r.job.key, "kind": r.job.kind, "payload_json": r.payload_json}
+                                  for r in writing])
+            except Exception as exc:  # noqa: BLE001
+                journaled = [rec for rec in writing if rec.journaled]
+                for rec in writing:
+                    if not rec.journaled:  # not acknowledged yet: its request is refused (the waiter says so)
+                        rec.stored.set_exception(exc)
+                if journaled:
+                    # Acknowledged already and safe in the journal: keep trying (a stop leaves them in the file,
+                    # and the next process copies them from there).
+                    log.warning("could not copy %s journaled request(s) into the inbox table (%s); retrying",
+                                len(journaled), exc)
+                    with self._record_cv:
+                        for rec in journaled:
+                            rec.state = "pending"
                     if self._closed:
                         return
-                    self._record_cv.wait(timeout=1.0)
-                batch, self._pending = self._pending, []
-            rows = [{"key": p.job.key, "kind": p.job.kind, "payload": p.job.payload} for p in batch]
-            try:
-                if self.store_engine.dialect.name == "sqlite":
-                    self._insert_sqlite(rows)
-                else:
-                    with self.store_engine.begin() as conn:
-                        repo.add_inbox(conn, rows, at=self.clock.now(), owner=self.owner, lease=self.lease)
-            except Exception as exc:  # noqa: BLE001 - each waiter tells its user the request was not accepted
-                for p in batch:
-                    p.future.set_exception(exc)
+                    time.sleep(0.5)  # the database is locked or down: do not spin
+                    retry = journaled
                 continue
-            for p in batch:
-                p.future.set_result(p.job)
+            with self._record_cv:
+                for rec in writing:
+                    rec.state = "stored"
+                finished = [rec.job.key for rec in writing if rec.done]  # carried out while being written
+            if finished:
+                self._delete_rows(finished)
+            if self.journal is not None:
+                self.journal.committed([rec.job.key for rec in batch if rec.journaled])
+            for rec in batch:
+                rec.stored.set_result(rec.job)
+
+    def _insert(self, rows: list[dict]) -> None:
+        if self.store_engine.dialect.name == "sqlite":
+            self._insert_sqlite(rows)
+        else:
+            with self.store_engine.begin() as conn:
+                repo.add_inbox(conn, rows, at=self.clock.now(), owner=self.owner, lease=self.lease)
 
     def _insert_sqlite(self, rows: list[dict]) -> None:
         """One INSERT statement in autocommit: a single step of SQLite, so the recorder lets go of the GIL (and
@@ -195,9 +285,8 @@ class Inbox:
 
     def enqueue(self, job: InboxJob) -> None:
         """Queue a job for the background worker (in arrival order)."""
-        with self._cv:
-            self._queue.append(job)
-            self._cv.notify()
+        self._queue.append(job)  # atomic; no lock on the acknowledgement path (see AckGate)
+        self._job_ready.set()
 
     def backlog(self) -> int:
         """Jobs queued or being carried out in the background."""
@@ -229,29 +318,50 @@ class Inbox:
             return repo.inbox_key_seen(s, job.key or "")
 
     def _forget(self, job: InboxJob) -> None:
+        """The job is carried out: its row goes (or, not written yet, is never written)."""
         if job.key is None:
             return
+        rec = job.record
+        if rec is not None:
+            with self._record_cv:
+                if rec.state in ("pending", "writing"):
+                    rec.done = True  # the recorder drops it, or deletes the row right after writing it
+                    return
+                if rec.state == "dropped":
+                    return
+        self._delete_rows([job.key])
+
+    def _delete_rows(self, keys: list[str]) -> None:
         try:
             with unit_of_work(self.store_factory) as s:
-                repo.delete_inbox(s, job.key)
+                for key in keys:
+                    repo.delete_inbox(s, key)
         except Exception:  # noqa: BLE001 - a row left behind is found seen when replayed, and only then deleted
-            log.exception("could not delete inbox request %s", job.key)
+            log.exception("could not delete inbox request(s) %s", ", ".join(keys))
 
     def drain(self) -> int:
         """Carry out every queued job now, in this thread (tests, the console); returns how many ran."""
         ran = 0
         while True:
-            with self._cv:
-                if not self._queue:
-                    return ran
-                job = self._queue.popleft()
-                self._busy += 1
+            job = self._take_job()
+            if job is None:
+                return ran
             try:
                 self._run_and_deliver(job)
             finally:
                 with self._cv:
                     self._busy -= 1
             ran += 1
+
+    def _take_job(self) -> InboxJob | None:
+        """The next queued job, counted busy (before it leaves the queue, so idle() never misses it), or None."""
+        with self._cv:
+            self._busy += 1
+            try:
+                return self._queue.popleft()
+            except IndexError:
+                self._busy -= 1
+                return None
 
     def _run_and_deliver(self, job: InboxJob) -> None:
         try:
@@ -273,35 +383,34 @@ class Inbox:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the worker after its current job; queued jobs stay in the table and are replayed later."""
-        with self._record_cv:
-            self._closed = True
-            self._record_cv.notify_all()
+        self._closed = True
+        self._record_wake.set()
         if self._recorder is not None:
-            self._recorder.join(timeout=timeout)
+            self._recorder.join(timeout=timeout)  # it writes what is pending first
         if self._raw is not None:
             self._raw.close()
             self._raw = None
+        if self.journal is not None:
+            self.journal.close(remove=True)  # kept (for the next process) if a line never reached the table
         self._stop.set()
-        with self._cv:
-            self._cv.notify_all()
+        self._job_ready.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
         self.recover()
         while not self._stop.is_set():
-            with self._cv:
-                if not self._queue:
-                    self._cv.wait(timeout=1.0)
-                job = self._queue.popleft() if self._queue and not self._stop.is_set() else None
-                if job is not None:
-                    self._busy += 1
-            if job is not None:
+            self._job_ready.clear()
+            job = self._take_job()
+            if job is None:
+                self._job_ready.wait(timeout=1.0)
+            else:
                 # Give way to acknowledgements: under a burst this keeps them as fast as doing nothing, and the
                 # bound keeps the queue moving even when the burst never pauses.
                 self.gate.wait_quiet(self.yield_max)
                 try:
-                    self._run_and_deliver(job)
+                    if not self._stop.is_set():
+                        self._run_and_deliver(job)
                 finally:
                     with self._cv:
                         self._busy -= 1
@@ -314,6 +423,7 @@ class Inbox:
         now = self.clock.now()
         taken = 0
         try:
+            taken += self._adopt_orphan_journals(now)
             with unit_of_work(self.store_factory) as s:
                 repo.renew_inbox(s, owner=self.owner, until=now + self.lease)
             while True:
@@ -334,4 +444,30 @@ class Inbox:
             log.exception("could not renew or recover inbox items")
         if taken:
             log.warning("took over %s acknowledged request(s) left by a stopped process", taken)
+        return taken
+
+    def _adopt_orphan_journals(self, now) -> int:  # noqa: ANN001
+        """Copy into the table (as this process's) the journaled requests of processes that stopped before their
+        recorder did; queue them; delete their files. A row already in the table is left to its lease."""
+        if self.journal is None:
+            return 0
+        taken = 0
+        for orphan in self.journal.orphans():
+            try:
+                keys = [e["key"] for e in orphan.entries]
+                with unit_of_work(self.store_factory) as s:
+                    have = repo.existing_inbox_keys(s, keys)
+                    new = [e for e in orphan.entries if e["key"] not in have]
+                    if new:
+                        repo.add_inbox(s, new, at=now, owner=self.owner, lease=self.lease)
+            except Exception:  # noqa: BLE001 - the file stays; the next round tries again
+                orphan.keep()
+                log.exception("could not copy the journal %s into the inbox table", orphan.path)
+                continue
+            orphan.release()
+            for e in new:
+                self.enqueue(InboxJob(e["kind"], e["payload"], e["key"], replayed=True))
+            taken += len(new)
+            log.warning("took over %s acknowledged request(s) from the journal of a stopped process (%s)",
+                        len(new), orphan.path.name)
         return taken

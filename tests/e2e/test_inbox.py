@@ -3,12 +3,18 @@ over from a process that died (bot/services/inbox.py). Real app over HTTP, on SQ
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
+import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import text
 
 from bot.services.inbox import GONE, AckGate, Inbox, InboxJob
+from storage.db import journal_dir, make_engine
+from storage.journal import RequestJournal, read_journal
 from tests.conftest import MEMBER, REVIEW, REVIEWER
 from tests.support.replies import flat
 
@@ -161,3 +167,77 @@ def test_background_work_waits_for_a_quiet_moment_but_not_forever():
         waiter.start()
     waiter.join(timeout=10)
     assert released == [True] and gate.active == 0
+
+
+def test_the_journal_is_beside_a_sqlite_file_and_on_postgresql_only_when_asked(running, database, tmp_path):
+    url, _ = database
+    bot = running.bot
+    if url.startswith("sqlite"):
+        assert bot.inbox.journal is not None and bot.inbox.journal.usable
+        assert bot.inbox.journal.path.parent.name == "bot.db.journal" and bot.inbox.journal.path.exists()
+    else:
+        assert bot.inbox.journal is None  # the local disk may not outlive the process: opt in
+    assert journal_dir(bot.engine, "off") is None
+    assert journal_dir(bot.engine, str(tmp_path / "j")) == str(tmp_path / "j")
+    assert journal_dir(make_engine("sqlite://")) is None  # nothing outlives an in-memory database anyway
+
+
+def test_journaled_requests_of_a_stopped_process_are_taken_over_at_once_and_carried_out_once(running, tmp_path):
+    """A process died with requests in its journal that never reached the table: the next look takes them (no lease
+    to wait for: nobody holds the file), except those whose "committed" line says the table has them."""
+    bot = running.bot
+    inbox = Inbox(bot.inbox.session_factory, bot.inbox_engine, running.clock, AckGate(), journal_dir=str(tmp_path / "j"))
+    inbox.execute, inbox.deliver = bot.inbox.execute, bot.inbox.deliver
+    url = running.double.new_response_url()
+    dead = RequestJournal(tmp_path / "j", "dead-process").open()
+    lost = {"text": "file vendor=Acme product=JOURNAL-1 agency=ICE", "user": MEMBER, "channel": REVIEW,
+            "response_url": url}
+    in_table = {**lost, "text": "file vendor=Acme product=JOURNAL-2 agency=ICE"}
+    dead.append("k-lost", "command", json.dumps(lost))
+    dead.append("k-in-table", "command", json.dumps(in_table))
+    dead.committed(["k-in-table"])  # its row reached the table (and was carried out and deleted since)
+    dead.close(remove=True)  # a line is uncommitted: the file stays
+    try:
+        assert inbox.recover() == 1
+        assert inbox.drain() == 1
+        assert contracts_named(running, "JOURNAL-1") == 1 and contracts_named(running, "JOURNAL-2") == 0
+        assert any("Filed" in (p["body"].get("text") or "") for p in running.double.responses(url))
+        assert not dead.path.exists() and inbox_rows(running) == []
+        assert inbox.recover() == 0 and inbox.drain() == 0  # nothing is carried out twice
+    finally:
+        inbox.stop()
+
+
+def test_with_both_databases_locked_a_filing_is_acknowledged_from_the_journal_and_carried_out_later(running, database):
+    """The acknowledgement waits for neither the inbox table nor the contract tables; the line in the journal is
+    what makes it safe. Once the locks go, the filing is carried out once and the journal is cut back."""
+    url, _ = database
+    if not url.startswith("sqlite"):
+        pytest.skip("the journal is on by default beside a SQLite file")
+    locks = [sqlite3.connect(path, isolation_level=None, timeout=10)
+             for path in (running.bot.engine.url.database, running.bot.inbox_engine.url.database)]
+    for lock in locks:
+        lock.execute("BEGIN IMMEDIATE")
+    response_url = running.double.new_response_url()
+    journal = running.bot.inbox.journal
+    try:
+        started = time.monotonic()
+        r = running.command("file vendor=Acme product=LOCKED-1 agency=ICE", response_url=response_url)
+        assert time.monotonic() - started < 3 and "Working on it" in r.json["text"]  # the budget, not the lock
+        assert [e["payload"]["text"] for e in read_journal(journal.path)] == ["file vendor=Acme product=LOCKED-1 agency=ICE"]
+        assert inbox_rows_unlocked(locks[1]) == []  # the table could not take it
+    finally:
+        for lock in locks:
+            lock.execute("ROLLBACK")
+            lock.close()
+    running.double.wait_for(lambda d: any("Filed" in (p["body"].get("text") or "") for p in d.responses(response_url)))
+    assert contracts_named(running, "LOCKED-1") == 1
+    deadline = time.monotonic() + 10  # the recorder copies the line, sees it carried out, deletes the row
+    while read_journal(journal.path) or inbox_rows(running):
+        assert time.monotonic() < deadline, (read_journal(journal.path), inbox_rows(running))
+        time.sleep(0.02)
+
+
+def inbox_rows_unlocked(conn) -> list:  # noqa: ANN001
+    """The inbox rows, read through the connection that holds the inbox file's write lock."""
+    return conn.execute("SELECT key FROM inbox").fetchall()
