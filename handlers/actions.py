@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 
-from slack_bolt import App
-
 from bot.domain.errors import InputError
 from handlers.context import HandlerContext, error_reply, log
 from handlers.ids import ANSWER_ACTIONS, ActionId
-from handlers.modals import NoteMetadata, build_note_modal, one_of
+from handlers.modals import NoteMetadata, build_note_modal
+from handlers.routes import Routes
 
 
 def parse_question_value(value: object) -> tuple[int, str]:
@@ -22,7 +21,7 @@ def parse_question_value(value: object) -> tuple[int, str]:
     return int(raw_id), qid
 
 
-def register(app: App, ctx: HandlerContext) -> None:
+def register(routes: Routes, ctx: HandlerContext) -> None:
     """Register the button listeners."""
 
     def handle_answer_button(ack, body, action, context, client, respond):  # noqa: ANN001, ARG001
@@ -54,13 +53,9 @@ def register(app: App, ctx: HandlerContext) -> None:
                    "response_url": body.get("response_url")}
         ctx.accept("snooze", payload, received, ack, durable=True)
 
-    buttons = {**{a.value: handle_answer_button for a in ANSWER_ACTIONS}, ActionId.ADD_NOTE.value: handle_add_note_button,
-               ActionId.SNOOZE_TOMORROW.value: handle_snooze_button, ActionId.SNOOZE_3D.value: handle_snooze_button}
-
-    # NOTE: one listener for every button (handlers.modals.one_of says why)
-    @app.action(one_of(buttons))
-    def handle_button(ack, body, action, context, client, respond):  # noqa: ANN001
-        buttons[action["action_id"]](ack, body, action, context, client, respond)
+    routes.actions([a.value for a in ANSWER_ACTIONS], handle_answer_button)
+    routes.actions([ActionId.ADD_NOTE.value], handle_add_note_button)
+    routes.actions([ActionId.SNOOZE_TOMORROW.value, ActionId.SNOOZE_3D.value], handle_snooze_button)
 
 
 def run_answer_job(ctx: HandlerContext, payload: dict) -> dict | None:

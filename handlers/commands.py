@@ -5,20 +5,18 @@ from __future__ import annotations
 import re
 import time
 
-from slack_bolt import App
-
 from bot.domain.args import COMMANDS, Command, parse_command
 from bot.domain.errors import InputError
 from bot.domain.text import unescape_slack
 from bot.services.router import ExportRequest, run_command
 from handlers.context import HandlerContext, error_reply, log
 from handlers.modals import build_file_modal
+from handlers.routes import Routes
 
 
-def register(app: App, ctx: HandlerContext) -> None:
+def register(routes: Routes, ctx: HandlerContext) -> None:
     """Register the command listener."""
 
-    @app.command("/contract")
     def handle_contract_command(ack, command, respond, client, context):  # noqa: ANN001
         received = context.get("received_at", time.monotonic())
         actor = command.get("user_id", "")
@@ -51,6 +49,8 @@ def register(app: App, ctx: HandlerContext) -> None:
                    "response_url": command.get("response_url")}
         # A read loses nothing if a crash drops it; everything else is recorded before the acknowledgement.
         ctx.accept("command", payload, received, ack, durable=known is not None and known.name not in READ_ONLY)
+
+    routes.command("/contract", handle_contract_command)
 
 
 def subcommand_of(text: str) -> Command | None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from slack_bolt import App
@@ -26,6 +24,7 @@ from bot.services.inbox import InboxItemGone
 from bot.services.router import contract_fields
 from handlers.context import HandlerContext, error_reply, log
 from handlers.ids import BlockId, CallbackId
+from handlers.routes import Routes
 
 FIELD_LABELS = {
     "vendor": "Vendor", "product": "Product", "agency": "Agency", "component": "Component / office",
@@ -118,12 +117,7 @@ def form_values(view: dict) -> dict[str, str | None]:
     return out
 
 
-def one_of(ids: Iterable[str]) -> re.Pattern:
-    """A Bolt constraint matching exactly these IDs."""
-    return re.compile("^(?:" + "|".join(re.escape(i) for i in ids) + ")$")
-
-
-def register(app: App, ctx: HandlerContext) -> None:
+def register(app: App, routes: Routes, ctx: HandlerContext) -> None:
     """Register modal and shortcut listeners."""
 
     def handle_file_modal_submission(ack, body, view, context):  # noqa: ANN001
@@ -149,14 +143,8 @@ def register(app: App, ctx: HandlerContext) -> None:
                    "note": note}
         ctx.accept("note_modal", payload, received, ack, durable=True)
 
-    submissions = {CallbackId.FILE_MODAL.value: handle_file_modal_submission,
-                   CallbackId.NOTE_MODAL.value: handle_note_modal_submission}
-
-    # NOTE: one listener for both forms: Bolt tries every listener registered before the matching one, and each
-    # try costs as much as a small request (it builds all of a listener's arguments to call its matcher).
-    @app.view(one_of(submissions))
-    def handle_view_submission(ack, body, view, context):  # noqa: ANN001
-        submissions[view["callback_id"]](ack, body, view, context)
+    routes.views([CallbackId.FILE_MODAL.value], handle_file_modal_submission)
+    routes.views([CallbackId.NOTE_MODAL.value], handle_note_modal_submission)
 
     @app.shortcut(CallbackId.FILE_SHORTCUT.value)
     def handle_file_shortcut(ack, shortcut, client, respond):  # noqa: ANN001
