@@ -146,6 +146,37 @@ def fire(requester: SlackRequester, filing: Filing) -> Filing:
     return filing
 
 
+def burst_and_kill(server: Server, requester: SlackRequester, filings: list[Filing], kill_after: int) -> float | None:
+    """Fire every filing from CLIENTS threads and SIGKILL the server from the client thread that sees the
+    ``kill_after``-th acknowledgement; returns when the kill happened (time.monotonic), None if it never did."""
+    lock = threading.Lock()
+    acks = [0]
+    killing, killed = threading.Event(), threading.Event()
+    kill_time: list[float] = []
+
+    def one(filing: Filing) -> Filing:
+        if killing.is_set():
+            # Past the kill point no new request starts before the kill: the requests in flight meet it, and
+            # the rest find the server gone, however slow or fast the machine is today.
+            killed.wait(timeout=30)
+        fire(requester, filing)
+        if filing.acknowledged:
+            with lock:
+                acks[0] += 1
+                kill_now = acks[0] == kill_after
+            if kill_now:
+                killing.set()
+                server.kill()  # SIGKILL from this client thread, at once
+                kill_time.append(time.monotonic())
+                killed.set()
+        return filing
+
+    with ThreadPoolExecutor(max_workers=CLIENTS, thread_name_prefix="slack-client") as clients:
+        for fut in [clients.submit(one, f) for f in filings]:
+            fut.result()
+    return kill_time[0] if kill_time else None
+
+
 def marker_of(kind: str, payload: dict) -> str:
     """The marker (product) of the filing an inbox row holds."""
     if kind == "command":
@@ -272,34 +303,9 @@ def test_sigkill_during_a_burst_of_filings_and_due_reminders_loses_and_doubles_n
         # A sweeps at once and starts delivering the reminders (10 per message): the burst starts on top of that.
         double.wait_for(lambda d: len(d.calls("chat.postMessage")) >= 1, timeout=20)
         requester = SlackRequester(a.url, SECRET, double=double, timeout=20)
-        lock = threading.Lock()
-        acks = [0]
-        killing, killed = threading.Event(), threading.Event()
-        kill_time: list[float] = []
-
-        def one(filing: Filing) -> Filing:
-            if killing.is_set():
-                # Past the kill point no new request starts before the kill: the requests in flight meet it, and
-                # the rest find the server gone, however slow or fast the machine is today.
-                killed.wait(timeout=30)
-            fire(requester, filing)
-            if filing.acknowledged:
-                with lock:
-                    acks[0] += 1
-                    kill_now = acks[0] == KILL_AFTER
-                if kill_now:
-                    killing.set()
-                    a.kill()  # SIGKILL from this client thread, at once
-                    kill_time.append(time.monotonic())
-                    killed.set()
-            return filing
-
         t_burst = time.monotonic()
-        with ThreadPoolExecutor(max_workers=CLIENTS, thread_name_prefix="slack-client") as clients:
-            for fut in [clients.submit(one, f) for f in filings]:
-                fut.result()
-        assert killed.is_set(), f"only {acks[0]} of {FILINGS} filings were acknowledged, A was not killed"
-        killed_at = kill_time[0]
+        killed_at = burst_and_kill(a, requester, filings, KILL_AFTER)
+        assert killed_at is not None, f"only {sum(f.acknowledged for f in filings)} of {FILINGS} filings were acknowledged, A was not killed"
         a_clock_at_kill = START + timedelta(seconds=killed_at - a_launched)
         double.fail_share(0)
         reminders_before_kill = len(refs(double, STOPWORK_RE))
@@ -422,27 +428,8 @@ def test_sigkill_while_the_inbox_table_is_locked_loses_nothing_acknowledged(data
         lock.execute("BEGIN IMMEDIATE")  # from now on A cannot write its inbox table
         locked = True
         requester = SlackRequester(a.url, SECRET, double=double, timeout=20)
-        acks, lock_acks = [0], threading.Lock()
-        killing, killed = threading.Event(), threading.Event()
-
-        def one(filing: Filing) -> Filing:
-            if killing.is_set():
-                killed.wait(timeout=30)
-            fire(requester, filing)
-            if filing.acknowledged:
-                with lock_acks:
-                    acks[0] += 1
-                    kill_now = acks[0] == JOURNAL_KILL_AFTER
-                if kill_now:
-                    killing.set()
-                    a.kill()
-                    killed.set()
-            return filing
-
-        with ThreadPoolExecutor(max_workers=CLIENTS) as clients:
-            for fut in [clients.submit(one, f) for f in filings]:
-                fut.result()
-        assert killed.is_set(), f"only {acks[0]} of {JOURNAL_FILINGS} filings were acknowledged"
+        killed_at = burst_and_kill(a, requester, filings, JOURNAL_KILL_AFTER)
+        assert killed_at is not None, f"only {sum(f.acknowledged for f in filings)} of {JOURNAL_FILINGS} filings were acknowledged"
         lock.execute("ROLLBACK")  # A is dead: what it left can be read
         locked = False
         pending, done_at_kill, only_journal = inbox_at_kill(database)
