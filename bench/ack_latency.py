@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PY, ROOT, DoubleProcess, fmt_ms, loadavg, machine, percentile  # noqa: E402
 
 SECRET = "test-signing-secret"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REVIEW, MEMBER, REVIEWER, ADMIN = "CREVIEW1", "UMEMBER1", "UREVIEW1", "UADMIN1"
 KINDS = ("file", "show", "button", "modal")
 FILE_TEXT = ('file vendor="Paragon Solutions" product=Graphite agency="ICE" component="HSI Division 3" '
@@ -79,14 +80,31 @@ def waitress_threads() -> int:
 
 # ==== servers (run in a child process: `ack_latency.py _serve contract|bare API_URL DB_PATH`) ================
 
-def _serve_contract(api_url: str, db_path: str, seed: int = 0, drain: bool = True) -> None:
+def _serve_contract(api_url: str, db_path: str, seed: int = 0, drain: bool = True, backend: str = "sqlite",
+                    journal: str = "auto") -> None:
+    import uuid
     from types import SimpleNamespace
 
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
+
     from bot.app import create_app
+    from storage.db import make_engine
     from tests.conftest import make_settings, serve_bot
 
-    settings = make_settings(SimpleNamespace(api_url=api_url), f"sqlite:///{db_path}")
-    bot = create_app(settings)
+    journal_setting = {"auto": None, "off": "off", "on": f"{db_path}.journal"}[journal]
+    schema = None
+    if backend == "postgresql":  # a fresh schema of PG_URL, dropped at the end
+        schema = f"ackbench_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sql(f'CREATE SCHEMA "{schema}"'))
+        settings = make_settings(SimpleNamespace(api_url=api_url), PG_URL, inbox_journal_dir=journal_setting)
+        bot = create_app(settings, engine=make_engine(PG_URL, schema=schema))
+    else:
+        settings = make_settings(SimpleNamespace(api_url=api_url), f"sqlite:///{db_path}",
+                                 inbox_journal_dir=journal_setting)
+        bot = create_app(settings)
     bot.service.grant(ADMIN, REVIEWER, "reviewer")
     bot.service.file_contract(MEMBER, {"vendor": "Paragon Solutions", "product": "Graphite", "agency": "ICE",
                                        "purpose": "operational"})
@@ -119,8 +137,12 @@ def _serve_contract(api_url: str, db_path: str, seed: int = 0, drain: bool = Tru
             inbox_left = conn.execute(text("SELECT count(*) FROM inbox")).scalar_one()
         bot.stop()
         print(json.dumps({"contracts": contracts, "outbox": stats, "inbox_queued_at_end": queued_at_end,
-                          "inbox_drain_s": round(drain, 1), "inbox_rows_left": inbox_left}),
+                          "inbox_drain_s": round(drain, 1), "inbox_rows_left": inbox_left,
+                          "backend": backend, "journal": bot.inbox.journal is not None}),
               file=sys.stderr, flush=True)
+        if schema is not None:
+            with admin.connect() as conn:
+                conn.execute(sql(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 def _serve_bare(api_url: str, process_before_response: bool = False) -> None:
@@ -311,7 +333,7 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
     err_path = workdir / f"{target}.stderr"
     with open(err_path, "w") as err:
         proc = subprocess.Popen([PY, __file__, "_serve", target, dbl.api_url, str(db), str(args.seed_contracts),
-                                 "no-drain" if args.no_drain else "drain"],
+                                 "no-drain" if args.no_drain else "drain", args.backend, args.journal],
                                 stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(ROOT))
     try:
@@ -425,6 +447,10 @@ def main() -> int:
     ap.add_argument("--no-drain", action="store_true",
                     help="do not wait for contract-bot to carry out its backlog after the load (it stays in the "
                          "inbox; for quick experiments on the acknowledgement path only)")
+    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                    help=f"contract-bot's database: a SQLite file, or a fresh schema in {PG_URL} (dropped afterwards)")
+    ap.add_argument("--journal", choices=("auto", "on", "off"), default="auto",
+                    help="contract-bot's request journal: as deployed (on beside SQLite, off on PostgreSQL), on, off")
     ap.add_argument("--rows-out", default=None, help="write every (kind, start, latency, status, ok) to PREFIX.<target>.json")
     args = ap.parse_args()
     args.requests = args.requests or (100 if args.quick else 2000)
@@ -432,7 +458,7 @@ def main() -> int:
     print(f"ack_latency: {machine()}")
     print(f"clients={args.clients} (over {args.client_procs} processes) requests/client={args.requests} "
           f"warmup/client={args.warmup} waitress threads={waitress_threads()} "
-          f"Bolt listener threads={listener_threads()} contracts pre-seeded={args.seed_contracts} bound={args.max_seconds:.0f} s/target")
+          f"Bolt listener threads={listener_threads()} contracts pre-seeded={args.seed_contracts} backend={args.backend} journal={args.journal} bound={args.max_seconds:.0f} s/target")
     results = {}
     with tempfile.TemporaryDirectory(prefix="ackbench-") as tmp, DoubleProcess(n_response_urls=args.clients) as dbl:
         for target in args.targets.split(","):
@@ -452,8 +478,9 @@ if __name__ == "__main__":
 
         logging.basicConfig(level=logging.WARNING)
         if sys.argv[2] == "contract":
-            _serve_contract(sys.argv[3], sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else 0,
-                            drain=len(sys.argv) <= 6 or sys.argv[6] != "no-drain")
+            extra = sys.argv[5:] + ["0", "drain", "sqlite", "auto"][len(sys.argv) - 5:]
+            _serve_contract(sys.argv[3], sys.argv[4], int(extra[0]), drain=extra[1] != "no-drain", backend=extra[2],
+                            journal=extra[3])
         else:  # "bare": Bolt's defaults; "bare-sync": process_before_response=True, as contract-bot runs it
             _serve_bare(sys.argv[3], process_before_response=sys.argv[2] == "bare-sync")
         sys.exit(0)
