@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 
 import pytest
 
@@ -106,3 +107,25 @@ def test_a_journal_that_cannot_be_written_says_so_and_is_not_used_again(tmp_path
     with pytest.raises(JournalBroken):
         j.append("k3", "command", "{}")
     j._fd = None  # noqa: SLF001 - already closed above
+
+
+def test_lines_from_many_threads_never_interleave(tmp_path):
+    j = journal(tmp_path)
+    big = json.dumps({"text": "x" * 3000, "form": {"scope": "y" * 2000}})  # lines larger than a pipe's atomic size
+
+    def write(t: int) -> None:
+        for i in range(300):
+            j.append(f"t{t}-{i}", "command", big if i % 3 == 0 else payload(i))
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    entries = read_journal(j.path)
+    assert len(entries) == 8 * 300
+    assert {e["key"] for e in entries} == {f"t{t}-{i}" for t in range(8) for i in range(300)}
+    assert [e["key"] for e in entries if e["key"].startswith("t3-")] == [f"t3-{i}" for i in range(300)]  # in order
+    j.committed([e["key"] for e in entries])
+    assert os.path.getsize(j.path) == 0
+    j.close(remove=True)
