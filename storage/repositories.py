@@ -326,6 +326,12 @@ def inbox_insert_sql(rows: Sequence[dict], *, at: datetime, owner: str, lease: t
     return f"INSERT INTO inbox ({', '.join(columns)}) VALUES {placeholders}", params
 
 
+def inbox_copy_rows(rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta) -> tuple[list[str], list[tuple]]:
+    """The same rows as add_inbox, as column names and value tuples for PostgreSQL's COPY."""
+    values = _inbox_rows(rows, at, owner, lease)
+    return list(values[0]), [tuple(v.values()) for v in values]
+
+
 def delete_inbox(s: Session, key: str) -> None:
     """Forget a request that has been carried out (its key is in seen_request)."""
     s.execute(delete(InboxItem).where(InboxItem.key == key).execution_options(synchronize_session=False))
