@@ -112,13 +112,19 @@ class AckGate:
         return len(self._active)
 
 
+_ACCEPTED: Future = Future()  # what record() returns for a journaled request: safe at once
+_ACCEPTED.set_result(None)
+
+
 @dataclass
 class _Record:
     """One request on its way into the inbox table."""
 
     job: InboxJob
     journaled: bool  # already in this process's journal (acknowledged without waiting for the table)
-    stored: Future = field(default_factory=Future)  # done once it is in the table (or no longer needs to be)
+    # done once it is in the table (or no longer needs to be); only a request that waits for it has one (a Future
+    # is a dozen objects for the garbage collector, and a burst queues tens of thousands of journaled requests)
+    stored: Future | None = None
     payload_json: str = ""
     state: str = "pending"  # pending -> writing -> stored | dropped (carried out before the recorder got to it)
     done: bool = False  # carried out; the recorder drops it, or deletes its row once written
@@ -182,6 +188,8 @@ class Inbox:
                 rec.journaled = True
             except JournalBroken:
                 pass  # logged by the journal; this request and the next ones wait for the table instead
+        if not rec.journaled:
+            rec.stored = Future()
         job.record = rec
         # NOTE: no lock on this path: a request thread that blocked on a lock held by a preempted thread would wait
         # for that thread's next turn with the GIL. deque.append is atomic.
@@ -193,11 +201,7 @@ class Inbox:
                 if self._recorder is None or not self._recorder.is_alive():
                     self._recorder = threading.Thread(target=self._record_loop, name="inbox-recorder", daemon=True)
                     self._recorder.start()
-        if rec.journaled:
-            accepted: Future = Future()
-            accepted.set_result(job)
-            return accepted
-        return rec.stored
+        return _ACCEPTED if rec.journaled else rec.stored
 
     def _take_incoming(self) -> list[_Record]:
         batch = []
@@ -233,7 +237,7 @@ class Inbox:
             except Exception as exc:  # noqa: BLE001
                 journaled = [rec for rec in writing if rec.journaled]
                 for rec in writing:
-                    if not rec.journaled:  # not acknowledged yet: its request is refused (the waiter says so)
+                    if rec.stored is not None:  # not acknowledged yet: its request is refused (the waiter says so)
                         rec.stored.set_exception(exc)
                 if journaled:
                     # Acknowledged already and safe in the journal: keep trying (a stop leaves them in the file,
@@ -252,12 +256,15 @@ class Inbox:
                 for rec in writing:
                     rec.state = "stored"
                 finished = [rec.job.key for rec in writing if rec.done]  # carried out while being written
+                for rec in batch:
+                    rec.job.record = None  # from now on the job is a row like any other (or gone): less to track
             if finished:
                 self._delete_rows(finished)
             if self.journal is not None:
                 self.journal.committed([rec.job.key for rec in batch if rec.journaled])
             for rec in batch:
-                rec.stored.set_result(rec.job)
+                if rec.stored is not None:
+                    rec.stored.set_result(rec.job)
 
     def _insert(self, rows: list[dict]) -> None:
         if self.store_engine.dialect.name == "sqlite":
