@@ -4,6 +4,7 @@ over from a process that died (bot/services/inbox.py). Real app over HTTP, on SQ
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -12,11 +13,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from bot.app import create_app
+from bot.clock import ManualClock
 from bot.services.inbox import GONE, AckGate, Inbox, InboxJob
 from storage.db import journal_dir, make_engine
 from storage.journal import RequestJournal, read_journal
-from tests.conftest import MEMBER, REVIEW, REVIEWER
+from tests.conftest import MEMBER, REVIEW, REVIEWER, SECRET, START, make_settings, serve_bot
 from tests.support.replies import flat
+from tests.support.slack_requests import SlackRequester
 
 FILE_ICE = 'file vendor="Paragon Solutions" product=Graphite agency=ICE'
 
@@ -241,3 +245,24 @@ def test_with_both_databases_locked_a_filing_is_acknowledged_from_the_journal_an
 def inbox_rows_unlocked(conn) -> list:  # noqa: ANN001
     """The inbox rows, read through the connection that holds the inbox file's write lock."""
     return conn.execute("SELECT key FROM inbox").fetchall()
+
+
+def test_a_journal_directory_that_cannot_be_used_is_reported_and_requests_wait_for_the_table(
+        database, double, tmp_path, caplog):
+    url, schema = database
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    settings = make_settings(double, url, inbox_journal_dir=str(blocker / "journal"))
+    with caplog.at_level(logging.ERROR, logger="contract_bot.inbox"):
+        bot = create_app(settings, engine=make_engine(url, schema=schema), clock=ManualClock(START))
+    assert bot.inbox.journal is None
+    assert any("cannot use the request journal directory" in r.getMessage() for r in caplog.records)
+    bot.start_background(scheduler=False)
+    base, stop = serve_bot(bot)
+    try:
+        r = SlackRequester(base, SECRET, double=double).command("file vendor=Acme product=NOJOURNAL-1 agency=ICE",
+                                                                 user_id=MEMBER, channel_id=REVIEW)
+        assert r.status == 200 and "Filed *CR-1*" in r.json["text"]
+    finally:
+        stop()
+        bot.stop()
