@@ -24,13 +24,13 @@ def parse_question_value(value: object) -> tuple[int, str]:
 def register(routes: Routes, ctx: HandlerContext) -> None:
     """Register the button listeners."""
 
-    def handle_answer_button(ack, body, action, context, client, respond):  # noqa: ANN001, ARG001
+    def handle_answer_button(ack, body, action, context, **_):  # noqa: ANN001, ANN003
         received = context.get("received_at", time.monotonic())
         payload = {"user": (body.get("user") or {}).get("id", ""), "value": action.get("value"),
                    "answer": ANSWER_ACTIONS[ActionId(action["action_id"])], "response_url": body.get("response_url")}
         ctx.accept("answer", payload, received, ack, durable=True)
 
-    def handle_add_note_button(ack, body, action, context, client, respond):  # noqa: ANN001, ARG001
+    def handle_add_note_button(ack, body, action, client, respond, **_):  # noqa: ANN001, ANN003
         ack()
 
         def open_note_form() -> None:
@@ -45,7 +45,7 @@ def register(routes: Routes, ctx: HandlerContext) -> None:
 
         ctx.after_ack(open_note_form)
 
-    def handle_snooze_button(ack, body, action, context, client, respond):  # noqa: ANN001, ARG001
+    def handle_snooze_button(ack, body, action, context, **_):  # noqa: ANN001, ANN003
         received = context.get("received_at", time.monotonic())
         choice = "tomorrow" if action.get("action_id") == ActionId.SNOOZE_TOMORROW.value else "3d"
         payload = {"user": (body.get("user") or {}).get("id", ""), "choice": choice,
