@@ -63,101 +63,163 @@ class OrphanJournal:
         os.close(self.fd)
 
 
-class RequestJournal:
-    """This process's journal file; thread-safe. ``append`` is the acknowledgement path: one write, no waiting."""
+SEGMENT_BYTES = 64 * 2**20  # under load that never pauses, a new file after this much; the old one goes when done
 
-    def __init__(self, directory: str | os.PathLike, owner: str) -> None:
+
+@dataclass
+class _Segment:
+    """One file of this process's journal."""
+
+    number: int
+    path: Path
+    fd: int
+    outstanding: int = 0  # lines written (or being written) here whose "committed" line is not written yet
+    size: int = 0
+
+
+class RequestJournal:
+    """This process's journal; thread-safe. ``append`` is the acknowledgement path: one write, no waiting.
+
+    The journal is one file (``<owner>.journal``) that is cut back to nothing whenever all its lines are committed.
+    Under load that never leaves that moment, the file would only grow: past ``segment_bytes`` the next line starts
+    a new file (``<owner>.<n>.journal``), and an old file is deleted once all its lines are committed."""
+
+    def __init__(self, directory: str | os.PathLike, owner: str, *, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.directory = Path(directory)
-        self.name = re.sub(r"[^A-Za-z0-9_.-]", "_", owner) + SUFFIX
-        self.path = self.directory / self.name
-        self._fd: int | None = None
+        self.stem = re.sub(r"[^A-Za-z0-9_.-]", "_", owner)
+        self.segment_bytes = segment_bytes
+        self._segments: dict[int, _Segment] = {}
+        self._current: _Segment | None = None
+        self._where: dict[str, int] = {}  # key of an uncommitted line -> the segment it is in
         self._lock = threading.Lock()
-        self._outstanding = 0  # lines written (or being written) whose "committed" line is not written yet
         self.broken = False
 
+    @property
+    def path(self) -> Path:
+        """The file lines are appended to now."""
+        return self._current.path if self._current is not None else self.directory / f"{self.stem}{SUFFIX}"
+
     def open(self) -> RequestJournal:
-        """Create and lock the file (under a temporary name first, so no other process ever sees it unlocked)."""
+        """Create and lock the first file."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.directory / f".{self.name}.new"
+        self._current = self._new_segment(0)
+        return self
+
+    def _new_segment(self, number: int) -> _Segment:
+        """Create and lock a file (under a temporary name first, so no other process ever sees it unlocked)."""
+        path = self.directory / f"{self.stem}{f'.{number}' if number else ''}{SUFFIX}"
+        tmp = self.directory / f".{path.name}.new"
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.rename(tmp, self.path)
+            os.rename(tmp, path)
         except BaseException:
             os.close(fd)
             raise
-        self._fd = fd
-        return self
+        segment = self._segments[number] = _Segment(number, path, fd)
+        return segment
 
     @property
     def usable(self) -> bool:
         """True while lines can be appended."""
-        return self._fd is not None and not self.broken
+        return self._current is not None and not self.broken
+
+    def files(self) -> list[Path]:
+        """This process's journal files."""
+        with self._lock:
+            return [s.path for s in self._segments.values()]
 
     def append(self, key: str, kind: str, payload_json: str) -> None:
         """Write one request (its payload already JSON); when this returns, it survives the process. Raises
         JournalBroken if it could not. ``key`` and ``kind`` are plain identifiers (the inbox makes them)."""
         data = f'{{"key":"{key}","kind":"{kind}","payload":{payload_json}}}\n'.encode()
-        with self._lock:  # NOTE: no system call under this lock: a thread blocked on it would queue for the GIL too
+        with self._lock:  # NOTE: no system call under this lock (but once per segment_bytes): a thread blocked
+            # on it would queue for the GIL behind the holder too
             if not self.usable:
                 raise JournalBroken(errno.EIO, "the request journal is closed or broken")
-            self._outstanding += 1
+            segment = self._current
+            if segment.size >= self.segment_bytes and segment.outstanding:
+                try:
+                    segment = self._current = self._new_segment(segment.number + 1)
+                except OSError as exc:
+                    self._break(f"could not start a new journal file: {exc}")
+                    raise JournalBroken(exc.errno or errno.EIO, str(exc)) from exc
+            segment.outstanding += 1
+            segment.size += len(data)
+            self._where[key] = segment.number
         try:
-            written = os.write(self._fd, data)  # O_APPEND: lines from many threads never interleave
+            written = os.write(segment.fd, data)  # O_APPEND: lines from many threads never interleave
         except OSError as exc:
-            self._give_up(f"write failed: {exc}")
+            self._give_up(key, segment, f"write failed: {exc}")
             raise JournalBroken(exc.errno or errno.EIO, str(exc)) from exc
         if written != len(data):
             # A partial line would run into the next one; stop using the file (the reader skips the partial line).
-            self._give_up(f"short write ({written} of {len(data)} bytes)")
+            self._give_up(key, segment, f"short write ({written} of {len(data)} bytes)")
             raise JournalBroken(errno.ENOSPC, "short write to the request journal")
 
     def committed(self, keys: list[str]) -> None:
-        """Note that these requests are in the table; when nothing is left uncommitted, cut the file back.
-        Called by one thread (the inbox's recorder)."""
-        if not keys:
-            return
+        """Note that these requests are in the table. A file with nothing left uncommitted is cut back (the one
+        being appended to) or deleted (an older one). Called by one thread (the inbox's recorder)."""
+        by_segment: dict[int, list[str]] = {}
         with self._lock:
-            self._outstanding -= len(keys)
-            if self._fd is None:
-                return
-            if self._outstanding == 0:
-                # Every line in the file is in the table and no append is under way (it would be outstanding).
-                # Only at a quiet moment, so the appends rarely wait for this lock.
-                try:
-                    os.ftruncate(self._fd, 0)
-                except OSError as exc:
-                    log.warning("could not cut back the request journal: %s", exc)
-                return
-        try:
-            os.write(self._fd, (json.dumps({"committed": keys}, separators=(",", ":")) + "\n").encode())
-        except OSError as exc:  # the lines stay uncommitted here; an import later finds them in the table
-            log.warning("could not mark %s journal line(s) committed: %s", len(keys), exc)
+            for key in keys:
+                number = self._where.pop(key, None)
+                if number is not None:
+                    by_segment.setdefault(number, []).append(key)
+        for number, done in by_segment.items():
+            with self._lock:
+                segment = self._segments.get(number)
+                if segment is None:
+                    continue
+                segment.outstanding -= len(done)
+                if segment.outstanding == 0:
+                    # Every line in the file is in the table and no append to it is under way (it would be
+                    # outstanding): a quiet moment, so the appends rarely wait for this lock.
+                    try:
+                        if segment is self._current:
+                            os.ftruncate(segment.fd, 0)
+                            segment.size = 0
+                        else:
+                            segment.path.unlink(missing_ok=True)
+                            os.close(segment.fd)
+                            del self._segments[number]
+                    except OSError as exc:
+                        log.warning("could not cut back or delete the request journal %s: %s", segment.path, exc)
+                    continue
+            try:
+                os.write(segment.fd, (json.dumps({"committed": done}, separators=(",", ":")) + "\n").encode())
+            except OSError as exc:  # the lines stay uncommitted here; an import later finds them in the table
+                log.warning("could not mark %s journal line(s) committed: %s", len(done), exc)
 
     def close(self, *, remove: bool) -> None:
-        """Close the file; ``remove`` deletes it too (a clean stop with every line committed)."""
+        """Close the files; ``remove`` deletes those with every line committed (a clean stop)."""
         with self._lock:
-            if self._fd is None:
-                return
-            if remove and self._outstanding == 0:
-                self.path.unlink(missing_ok=True)
-            os.close(self._fd)  # closing lets go of the lock: a file left behind is taken by the next process
-            self._fd = None
+            for segment in self._segments.values():
+                if remove and segment.outstanding == 0:
+                    segment.path.unlink(missing_ok=True)
+                os.close(segment.fd)  # closing lets go of the lock: a file left behind is taken by the next process
+            self._segments.clear()
+            self._current = None
 
-    def _give_up(self, why: str) -> None:
+    def _give_up(self, key: str, segment: _Segment, why: str) -> None:
         with self._lock:
-            self._outstanding -= 1
-            if not self.broken:
-                self.broken = True
-                log.error("request journal %s: %s; requests are now recorded in the inbox table before the "
-                          "acknowledgement", self.path, why)
+            segment.outstanding -= 1
+            self._where.pop(key, None)
+            self._break(why)
+
+    def _break(self, why: str) -> None:
+        if not self.broken:
+            self.broken = True
+            log.error("request journal %s: %s; requests are now recorded in the inbox table before the "
+                      "acknowledgement", self.path, why)
 
     # ---- journals of processes that stopped --------------------------------------------------------------------
 
     def orphans(self) -> Iterator[OrphanJournal]:
         """The journals in the directory that no live process holds, each locked for the caller until released."""
         try:
-            names = sorted(p for p in self.directory.iterdir() if p.name.endswith(SUFFIX) and p.name != self.name)
+            own = {p.name for p in self.files()}
+            names = sorted(p for p in self.directory.iterdir() if p.name.endswith(SUFFIX) and p.name not in own)
         except FileNotFoundError:
             return
         for path in names:

@@ -100,13 +100,13 @@ def test_lines_of_another_shape_are_ignored(tmp_path):
 def test_a_journal_that_cannot_be_written_says_so_and_is_not_used_again(tmp_path):
     j = journal(tmp_path)
     j.append("k1", "command", "{}")
-    os.close(j._fd)  # noqa: SLF001 - the file is gone from under us (as with EIO or a full disk)
+    os.close(j._current.fd)  # noqa: SLF001 - the file is gone from under us (as with EIO or a full disk)
     with pytest.raises(JournalBroken):
         j.append("k2", "command", "{}")
     assert not j.usable
     with pytest.raises(JournalBroken):
         j.append("k3", "command", "{}")
-    j._fd = None  # noqa: SLF001 - already closed above
+    j._segments.clear()  # noqa: SLF001 - its descriptor is already closed above
 
 
 def test_lines_from_many_threads_never_interleave(tmp_path):
@@ -129,3 +129,42 @@ def test_lines_from_many_threads_never_interleave(tmp_path):
     j.committed([e["key"] for e in entries])
     assert os.path.getsize(j.path) == 0
     j.close(remove=True)
+
+
+def line_bytes() -> int:
+    """The size of one line of these tests (keys k00…k99)."""
+    return len(f'{{"key":"k00","kind":"command","payload":{payload(1)}}}\n'.encode())
+
+
+def test_under_load_that_never_pauses_a_new_file_is_started_and_the_old_one_deleted_once_committed(tmp_path):
+    j = RequestJournal(tmp_path / "j", "busy", segment_bytes=4 * line_bytes()).open()  # 4 lines a file
+    keys = [f"k{i:02d}" for i in range(12)]
+    for key in keys:
+        j.append(key, "command", payload(1))
+    files = j.files()
+    assert len(files) == 3 and all(p.exists() for p in files)
+    assert [e["key"] for p in files for e in read_journal(p)] == keys
+    j.committed(keys[:4])  # all of the first file's lines: it goes
+    assert not files[0].exists() and files[1].exists()
+    j.committed(keys[5:8])  # part of the second: it stays, with the committed line
+    assert [e["key"] for e in read_journal(files[1])] == ["k04"]
+    # a stopped process's files are each taken
+    j.close(remove=True)
+    live = journal(tmp_path, "live")
+    taken = {o.path.name: [e["key"] for e in o.entries] for o in live.orphans()}
+    assert taken == {files[1].name: ["k04"], files[2].name: keys[8:]}
+    live.close(remove=True)
+
+
+def test_the_file_being_appended_to_is_cut_back_not_deleted(tmp_path):
+    j = RequestJournal(tmp_path / "j", "busy", segment_bytes=4 * line_bytes()).open()
+    for i in range(6):
+        j.append(f"k{i:02d}", "command", payload(1))
+    first, second = j.files()
+    j.committed([f"k{i:02d}" for i in range(6)])
+    assert not first.exists() and second.exists() and os.path.getsize(second) == 0
+    j.append("k06", "command", payload(1))
+    assert j.files() == [second] and [e["key"] for e in read_journal(second)] == ["k06"]
+    j.committed(["k06"])
+    j.close(remove=True)
+    assert not second.exists()

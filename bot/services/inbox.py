@@ -410,11 +410,16 @@ class Inbox:
         self._record_wake.set()
         if self._recorder is not None:
             self._recorder.join(timeout=timeout)  # it writes what is pending first
-        if self._raw is not None:
-            self._raw.close()
-            self._raw = None
-        if self.journal is not None:
-            self.journal.close(remove=True)  # kept (for the next process) if a line never reached the table
+        if self._recorder is not None and self._recorder.is_alive():
+            # Still copying (the database is locked or down): leave its connection and the journal files to it;
+            # the process's exit closes them, and the next process copies what the files hold.
+            log.warning("the inbox recorder did not finish in %s s; its journal is left for the next process", timeout)
+        else:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
+            if self.journal is not None:
+                self.journal.close(remove=True)  # kept (for the next process) if a line never reached the table
         self._stop.set()
         self._job_ready.set()
         if self._thread is not None:
