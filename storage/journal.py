@@ -12,7 +12,9 @@ over (bot/services/inbox.py).
 One file per process (``<owner>.journal`` in the journal directory), held with an exclusive ``flock`` for the
 process's life. A file nobody holds belongs to a process that stopped: the next process to look (at start and every
 few seconds) takes it, copies the lines that have no "committed" line into the table, and deletes it. The file is
-cut back to nothing whenever every line in it is committed, so it only grows during a burst.
+cut back to nothing whenever every line in it is committed, so it only grows during a burst; under load that never
+pauses, a new file (``<owner>.<n>.journal``) starts past ``SEGMENT_BYTES`` and an old one is deleted once all its
+lines are committed.
 
 Lines are JSON: ``{"key", "kind", "payload"}`` for a request and ``{"committed": [keys]}`` for a batch in the
 table. A line that does not parse (cut off by a power cut or a full disk) is skipped: it was never acknowledged,
