@@ -103,15 +103,23 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
     return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
 
 
+def sqlite_file(engine: Engine) -> str | None:
+    """The file of a SQLite database on disk; None for another database or an in-memory one."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+        return None
+    return url.database
+
+
 def inbox_engine(engine: Engine) -> Engine:
     """Where acknowledged requests are recorded: on a SQLite file, a file of its own beside it (``<file>.inbox``),
     so recording one never waits behind the main database's single write lock; otherwise the same database."""
-    url = engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+    path = sqlite_file(engine)
+    if path is None:
         return engine
     from storage.models import InboxItem
 
-    inbox = make_engine(str(url.set(database=f"{url.database}.inbox")))
+    inbox = make_engine(str(engine.url.set(database=f"{path}.inbox")))
     InboxItem.__table__.create(inbox, checkfirst=True)  # a spool, not part of the migrated schema
     return inbox
 
@@ -122,10 +130,8 @@ def journal_dir(engine: Engine, setting: str | None = None) -> str | None:
     PostgreSQL deployment may run where the local disk does not outlive the process, so it opts in)."""
     if setting:
         return None if setting.strip().lower() == "off" else setting
-    url = engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or "mode=memory" in str(url):
-        return None
-    return f"{url.database}.journal"
+    path = sqlite_file(engine)
+    return None if path is None else f"{path}.journal"
 
 
 def session_factory(engine: Engine) -> SessionFactory:
