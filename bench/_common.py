@@ -28,6 +28,7 @@ PY = sys.executable
 
 # ---- the Slack double -----------------------------------------------------------------------------------
 
+
 def _indexed_double_class():
     from tests.support.slack_double import SlackDouble
 
@@ -70,7 +71,10 @@ def run_double_forever(n_response_urls: int, keep_calls: bool) -> None:
 
         threading.Thread(target=trim, daemon=True).start()
     urls = [double.new_response_url(channel="CREVIEW1", user="UREVIEW1") for _ in range(n_response_urls)]
-    print(json.dumps({"api_url": double.api_url, "base_url": double.base_url, "response_urls": urls}), flush=True)
+    print(
+        json.dumps({"api_url": double.api_url, "base_url": double.base_url, "response_urls": urls}),
+        flush=True,
+    )
     try:
         sys.stdin.read()  # returns when the parent closes our stdin (or exits)
     finally:
@@ -84,8 +88,13 @@ class DoubleProcess:
     """The Slack double in a child process (``python bench/_common.py double N``)."""
 
     def __init__(self, n_response_urls: int = 16, keep_calls: bool = False) -> None:
-        self.proc = subprocess.Popen([PY, str(Path(__file__)), "double", str(n_response_urls), str(int(keep_calls))],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+        self.proc = subprocess.Popen(
+            [PY, str(Path(__file__)), "double", str(n_response_urls), str(int(keep_calls))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=str(ROOT),
+        )
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError("the Slack double process did not start")
@@ -115,8 +124,18 @@ class DoubleProcess:
 REVIEW_CHANNEL = "CREVIEW1"
 
 
-def seed_contracts(engine, n_contracts: int, *, now, due: int = 0, kind: str = "stopwork",  # noqa: ANN001
-                   future_reminders: int = 1, chunk: int = 5000, analyze: bool = False, first_id: int = 1) -> dict:
+def seed_contracts(
+    engine,
+    n_contracts: int,
+    *,
+    now,
+    due: int = 0,
+    kind: str = "stopwork",  # noqa: ANN001
+    future_reminders: int = 1,
+    chunk: int = 5000,
+    analyze: bool = False,
+    first_id: int = 1,
+) -> dict:
     """Insert ``n_contracts`` contracts (ids first_id..) directly; the first ``due`` get one reminder due before ``now``.
 
     kind="stopwork": the due contracts have a stop-work order in effect (stopwork_since set) and a stop-work
@@ -146,33 +165,76 @@ def seed_contracts(engine, n_contracts: int, *, now, due: int = 0, kind: str = "
             rows, qrows, rrows = [], [], []
             for i in ids:
                 is_due = i < first_id + due
-                rows.append(dict(
-                    id=i, vendor=f"Vendor {i}", product=f"Product {i % 97}", agency=f"Agency {i % 13}",
-                    component=None, value_cents=100_000 * (i % 50), awarded_on=None, term=None,
-                    purpose="operational", third_party=None, parent=None, contract_no=f"K-{i}", scope=None,
-                    filed_by="UMEMBER1", filed_at=now - timedelta(days=30), source_key=None,
-                    status="in-review" if is_due else statuses[i % len(statuses)],
-                    channel_id=REVIEW_CHANNEL, parent_ts=f"{1_600_000_000 + i}.000100",
-                    stopwork_since=since if (is_due and kind == "stopwork") else None,
-                    stopwork_reason="bench" if (is_due and kind == "stopwork") else None,
-                ))
+                rows.append(
+                    dict(
+                        id=i,
+                        vendor=f"Vendor {i}",
+                        product=f"Product {i % 97}",
+                        agency=f"Agency {i % 13}",
+                        component=None,
+                        value_cents=100_000 * (i % 50),
+                        awarded_on=None,
+                        term=None,
+                        purpose="operational",
+                        third_party=None,
+                        parent=None,
+                        contract_no=f"K-{i}",
+                        scope=None,
+                        filed_by="UMEMBER1",
+                        filed_at=now - timedelta(days=30),
+                        source_key=None,
+                        status="in-review" if is_due else statuses[i % len(statuses)],
+                        channel_id=REVIEW_CHANNEL,
+                        parent_ts=f"{1_600_000_000 + i}.000100",
+                        stopwork_since=since if (is_due and kind == "stopwork") else None,
+                        stopwork_reason="bench" if (is_due and kind == "stopwork") else None,
+                    )
+                )
                 if is_due:
                     due_at = now - timedelta(minutes=60) + timedelta(microseconds=i)
                     if kind == "stopwork":
-                        rrows.append(dict(contract_id=i, kind="stopwork", key=f"stopwork:{i}:{since}:{due_at.isoformat()}",
-                                          due_at=due_at, status="pending", data=_json.dumps({"since": since.isoformat()})))
+                        rrows.append(
+                            dict(
+                                contract_id=i,
+                                kind="stopwork",
+                                key=f"stopwork:{i}:{since}:{due_at.isoformat()}",
+                                due_at=due_at,
+                                status="pending",
+                                data=_json.dumps({"since": since.isoformat()}),
+                            )
+                        )
                     else:
                         for k in range(1, 6):
-                            qrows.append(dict(contract_id=i, qid=f"SCOPE-{k}", asked_at=now - timedelta(days=5),
-                                              message_ts=f"{1_600_000_000 + i}.{k:06d}"))
-                        rrows.append(dict(contract_id=i, kind="unanswered", key=f"unanswered:{i}:SCOPE:1",
-                                          due_at=due_at, status="pending",
-                                          data=_json.dumps({"section": "SCOPE", "n": 1})))
+                            qrows.append(
+                                dict(
+                                    contract_id=i,
+                                    qid=f"SCOPE-{k}",
+                                    asked_at=now - timedelta(days=5),
+                                    message_ts=f"{1_600_000_000 + i}.{k:06d}",
+                                )
+                            )
+                        rrows.append(
+                            dict(
+                                contract_id=i,
+                                kind="unanswered",
+                                key=f"unanswered:{i}:SCOPE:1",
+                                due_at=due_at,
+                                status="pending",
+                                data=_json.dumps({"section": "SCOPE", "n": 1}),
+                            )
+                        )
                 else:
                     for k in range(future_reminders):
-                        rrows.append(dict(contract_id=i, kind="escalation", key=f"escalation:{i}:F{k}",
-                                          due_at=now + timedelta(days=30, minutes=i % 1440), status="pending",
-                                          data=_json.dumps({"section": "SCOPE"})))
+                        rrows.append(
+                            dict(
+                                contract_id=i,
+                                kind="escalation",
+                                key=f"escalation:{i}:F{k}",
+                                due_at=now + timedelta(days=30, minutes=i % 1440),
+                                status="pending",
+                                data=_json.dumps({"section": "SCOPE"}),
+                            )
+                        )
             conn.execute(ct.insert(), rows)
             if qrows:
                 conn.execute(qt.insert(), qrows)
@@ -184,11 +246,17 @@ def seed_contracts(engine, n_contracts: int, *, now, due: int = 0, kind: str = "
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
-    return {"contracts": n_contracts, "due": due, "kind": kind, "seconds": time.perf_counter() - t0,
-            "analyzed": analyze}
+    return {
+        "contracts": n_contracts,
+        "due": due,
+        "kind": kind,
+        "seconds": time.perf_counter() - t0,
+        "analyzed": analyze,
+    }
 
 
 # ---- figures --------------------------------------------------------------------------------------------
+
 
 def percentile(sorted_values: list[float], p: float) -> float:
     """Nearest-rank percentile of an already sorted list (p in 0..100)."""
@@ -236,8 +304,10 @@ def machine() -> str:
             mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.0f} GiB"
     except OSError:
         pass
-    return (f"nproc={os.cpu_count()} cpu='{model}' mem={mem} python={platform.python_version()} "
-            f"sqlite={sqlite3.sqlite_version} kernel={platform.release()} {loadavg()}")
+    return (
+        f"nproc={os.cpu_count()} cpu='{model}' mem={mem} python={platform.python_version()} "
+        f"sqlite={sqlite3.sqlite_version} kernel={platform.release()} {loadavg()}"
+    )
 
 
 def loadavg() -> str:
@@ -260,7 +330,9 @@ def noop(*_args, **_kwargs) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "double":
-        run_double_forever(int(sys.argv[2]) if len(sys.argv) > 2 else 16,
-                           bool(int(sys.argv[3])) if len(sys.argv) > 3 else False)
+        run_double_forever(
+            int(sys.argv[2]) if len(sys.argv) > 2 else 16,
+            bool(int(sys.argv[3])) if len(sys.argv) > 3 else False,
+        )
     else:
         print(machine())

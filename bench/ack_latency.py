@@ -46,16 +46,24 @@ SECRET = "test-signing-secret"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REVIEW, MEMBER, REVIEWER, ADMIN = "CREVIEW1", "UMEMBER1", "UREVIEW1", "UADMIN1"
 KINDS = ("file", "show", "button", "modal")
-FILE_TEXT = ('file vendor="Paragon Solutions" product=Graphite agency="ICE" component="HSI Division 3" '
-             "value=2000000 awarded=2024-09-27 purpose=operational")
+FILE_TEXT = (
+    'file vendor="Paragon Solutions" product=Graphite agency="ICE" component="HSI Division 3" '
+    "value=2000000 awarded=2024-09-27 purpose=operational"
+)
 MODAL_STATE = {
     "vendor": {"vendor": {"type": "plain_text_input", "value": "Paragon Solutions"}},
     "product": {"product": {"type": "plain_text_input", "value": "Graphite"}},
     "agency": {"agency": {"type": "plain_text_input", "value": "ICE"}},
     "value": {"value": {"type": "plain_text_input", "value": "2000000"}},
-    "purpose": {"purpose": {"type": "static_select",
-                            "selected_option": {"text": {"type": "plain_text", "text": "operational"},
-                                                "value": "operational"}}},
+    "purpose": {
+        "purpose": {
+            "type": "static_select",
+            "selected_option": {
+                "text": {"type": "plain_text", "text": "operational"},
+                "value": "operational",
+            },
+        }
+    },
 }
 
 
@@ -80,8 +88,15 @@ def waitress_threads() -> int:
 
 # ==== servers (run in a child process: `ack_latency.py _serve contract|bare API_URL DB_PATH`) ================
 
-def _serve_contract(api_url: str, db_path: str, seed: int = 0, drain: bool = True, backend: str = "sqlite",
-                    journal: str = "auto") -> None:
+
+def _serve_contract(
+    api_url: str,
+    db_path: str,
+    seed: int = 0,
+    drain: bool = True,
+    backend: str = "sqlite",
+    journal: str = "auto",
+) -> None:
     import uuid
     from types import SimpleNamespace
 
@@ -102,12 +117,15 @@ def _serve_contract(api_url: str, db_path: str, seed: int = 0, drain: bool = Tru
         settings = make_settings(SimpleNamespace(api_url=api_url), PG_URL, inbox_journal_dir=journal_setting)
         bot = create_app(settings, engine=make_engine(PG_URL, schema=schema))
     else:
-        settings = make_settings(SimpleNamespace(api_url=api_url), f"sqlite:///{db_path}",
-                                 inbox_journal_dir=journal_setting)
+        settings = make_settings(
+            SimpleNamespace(api_url=api_url), f"sqlite:///{db_path}", inbox_journal_dir=journal_setting
+        )
         bot = create_app(settings)
     bot.service.grant(ADMIN, REVIEWER, "reviewer")
-    bot.service.file_contract(MEMBER, {"vendor": "Paragon Solutions", "product": "Graphite", "agency": "ICE",
-                                       "purpose": "operational"})
+    bot.service.file_contract(
+        MEMBER,
+        {"vendor": "Paragon Solutions", "product": "Graphite", "agency": "ICE", "purpose": "operational"},
+    )
     bot.dispatcher.deliver_due()
     if seed:  # a database that has been in use: more contracts (CR-2 ...), each with a pending reminder
         from datetime import UTC, datetime
@@ -131,15 +149,28 @@ def _serve_contract(api_url: str, db_path: str, seed: int = 0, drain: bool = Tru
             time.sleep(0.05)
         drain = time.monotonic() - t0
         with bot.engine.connect() as conn:
-            stats = {r[0]: r[1] for r in conn.execute(text("SELECT status, count(*) FROM outbox GROUP BY status"))}
+            stats = {
+                r[0]: r[1] for r in conn.execute(text("SELECT status, count(*) FROM outbox GROUP BY status"))
+            }
             contracts = conn.execute(text("SELECT count(*) FROM contract")).scalar_one()
         with bot.inbox_engine.connect() as conn:  # on SQLite the inbox is a file of its own
             inbox_left = conn.execute(text("SELECT count(*) FROM inbox")).scalar_one()
         bot.stop()
-        print(json.dumps({"contracts": contracts, "outbox": stats, "inbox_queued_at_end": queued_at_end,
-                          "inbox_drain_s": round(drain, 1), "inbox_rows_left": inbox_left,
-                          "backend": backend, "journal": bot.inbox.journal is not None}),
-              file=sys.stderr, flush=True)
+        print(
+            json.dumps(
+                {
+                    "contracts": contracts,
+                    "outbox": stats,
+                    "inbox_queued_at_end": queued_at_end,
+                    "inbox_drain_s": round(drain, 1),
+                    "inbox_rows_left": inbox_left,
+                    "backend": backend,
+                    "journal": bot.inbox.journal is not None,
+                }
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
         if schema is not None:
             with admin.connect() as conn:
                 conn.execute(sql(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -151,9 +182,17 @@ def _serve_bare(api_url: str, process_before_response: bool = False) -> None:
     from slack_bolt import App
     from slack_bolt.adapter.wsgi import SlackRequestHandler
     from slack_sdk import WebClient
-    app = App(token="xoxb-test", signing_secret=SECRET, client=WebClient(token="xoxb-test", base_url=api_url),
-              token_verification_enabled=False, process_before_response=process_before_response,
-              listener_executor=ThreadPoolExecutor(max_workers=listener_threads(), thread_name_prefix="bolt-listener"))
+
+    app = App(
+        token="xoxb-test",
+        signing_secret=SECRET,
+        client=WebClient(token="xoxb-test", base_url=api_url),
+        token_verification_enabled=False,
+        process_before_response=process_before_response,
+        listener_executor=ThreadPoolExecutor(
+            max_workers=listener_threads(), thread_name_prefix="bolt-listener"
+        ),
+    )
 
     @app.command("/contract")
     def _cmd(ack):  # noqa: ANN001
@@ -194,6 +233,7 @@ def _serve_bare(api_url: str, process_before_response: bool = False) -> None:
 
 # ==== clients ===============================================================================================
 
+
 def _make_requester(base_url: str, response_url: str):  # noqa: ANN202
     from tests.support.slack_requests import SlackRequester, SlackResponse
 
@@ -210,10 +250,23 @@ def _make_requester(base_url: str, response_url: str):  # noqa: ANN202
         def _response_url(self, channel, message_ts=None, user=None):  # noqa: ANN001, ANN202
             return response_url  # registered with the double (a response_url stays valid for many posts)
 
-        def raw(self, body, content_type="application/x-www-form-urlencoded", *, timestamp=None, signature=None,  # noqa: ANN001
-                unsigned=False, headers=None, tamper=None, path=None):  # noqa: ANN001
+        def raw(
+            self,
+            body,
+            content_type="application/x-www-form-urlencoded",
+            *,
+            timestamp=None,
+            signature=None,  # noqa: ANN001
+            unsigned=False,
+            headers=None,
+            tamper=None,
+            path=None,
+        ):  # noqa: ANN001
             data = body.encode("utf-8") if isinstance(body, str) else body
-            hdrs = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
+            hdrs = {
+                "Content-Type": content_type,
+                "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+            }
             if not unsigned:
                 hdrs.update(self.signed_headers(data, timestamp=timestamp, signature=signature))
             if headers:
@@ -247,13 +300,18 @@ def _one(rq, kind: str, q_ts: str):  # noqa: ANN001, ANN202
     if kind == "show":
         return rq.command("show CR-1", user_id=MEMBER, channel_id=REVIEW)
     if kind == "button":
-        return rq.block_action(user_id=REVIEWER, action_id="answer_yes", value="1:SCOPE-1",
-                               message={"ts": q_ts, "channel": REVIEW}, channel_id=REVIEW)
+        return rq.block_action(
+            user_id=REVIEWER,
+            action_id="answer_yes",
+            value="1:SCOPE-1",
+            message={"ts": q_ts, "channel": REVIEW},
+            channel_id=REVIEW,
+        )
     return rq.view_submission(user_id=MEMBER, callback_id="file_contract_modal", state_values=MODAL_STATE)
 
 
 def _outcome(kind: str, target: str, resp) -> str:  # noqa: ANN001
-    """"ok"; "deferred" (acked with "working on it / filing…": the answer follows later); "error"."""
+    """ "ok"; "deferred" (acked with "working on it / filing…": the answer follows later); "error"."""
     if resp.status != 200:
         return "error"
     if target.startswith("bare"):
@@ -270,9 +328,21 @@ def _outcome(kind: str, target: str, resp) -> str:  # noqa: ANN001
     return "ok"
 
 
-def _client_process(pidx: int, threads: int, first_client: int, per_client: int, warmup: int, base_url: str,
-                    response_urls: list[str], q_ts: str, target: str, max_seconds: float, ready_q, go_event,
-                    result_q) -> None:
+def _client_process(
+    pidx: int,
+    threads: int,
+    first_client: int,
+    per_client: int,
+    warmup: int,
+    base_url: str,
+    response_urls: list[str],
+    q_ts: str,
+    target: str,
+    max_seconds: float,
+    ready_q,
+    go_event,
+    result_q,
+) -> None:
     sys.path.insert(0, str(ROOT))
     local_ready = threading.Barrier(threads + 1)
     local_go = threading.Event()
@@ -332,10 +402,25 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
     db = workdir / f"{target}.db"
     err_path = workdir / f"{target}.stderr"
     with open(err_path, "w") as err:
-        proc = subprocess.Popen([PY, __file__, "_serve", target, dbl.api_url, str(db), str(args.seed_contracts),
-                                 "no-drain" if args.no_drain else "drain", args.backend, args.journal],
-                                stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=err, text=True, cwd=str(ROOT))
+        proc = subprocess.Popen(
+            [
+                PY,
+                __file__,
+                "_serve",
+                target,
+                dbl.api_url,
+                str(db),
+                str(args.seed_contracts),
+                "no-drain" if args.no_drain else "drain",
+                args.backend,
+                args.journal,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            cwd=str(ROOT),
+        )
     try:
         line = proc.stdout.readline()
         if not line:
@@ -343,13 +428,34 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
         info = json.loads(line)
         ctx = mp.get_context("fork")
         ready_q, result_q, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-        procs, per_proc = [], [args.clients // args.client_procs + (1 if i < args.clients % args.client_procs else 0)
-                               for i in range(args.client_procs)]
+        procs, per_proc = (
+            [],
+            [
+                args.clients // args.client_procs + (1 if i < args.clients % args.client_procs else 0)
+                for i in range(args.client_procs)
+            ],
+        )
         first = 0
         for pidx, n in enumerate(per_proc):
-            p = ctx.Process(target=_client_process, args=(pidx, n, first, args.requests, args.warmup, info["url"],
-                                                           dbl.response_urls, info["q_ts"], target, args.max_seconds,
-                                                           ready_q, go, result_q), daemon=True)
+            p = ctx.Process(
+                target=_client_process,
+                args=(
+                    pidx,
+                    n,
+                    first,
+                    args.requests,
+                    args.warmup,
+                    info["url"],
+                    dbl.response_urls,
+                    info["q_ts"],
+                    target,
+                    args.max_seconds,
+                    ready_q,
+                    go,
+                    result_q,
+                ),
+                daemon=True,
+            )
             p.start()
             procs.append(p)
             first += n
@@ -370,7 +476,9 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
         if proc.poll() is None:
             proc.stdin.close()
             try:
-                proc.wait(timeout=1000)  # contract-bot first carries out what it acknowledged (bounded at 900 s)
+                proc.wait(
+                    timeout=1000
+                )  # contract-bot first carries out what it acknowledged (bounded at 900 s)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -385,25 +493,43 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
 def summarize(target: str, rows: list, samples: dict, server_stats: dict, cpu: float, wall: float) -> dict:
     def stats(sel: list) -> dict:
         lats = sorted(r[2] for r in sel)
-        return {"n": len(sel), "p50": percentile(lats, 50), "p99": percentile(lats, 99), "max": lats[-1] if lats else float("nan"),
-                "deferred": sum(1 for r in sel if r[4] == "deferred"), "bad": sum(1 for r in sel if r[4] == "error")}
+        return {
+            "n": len(sel),
+            "p50": percentile(lats, 50),
+            "p99": percentile(lats, 99),
+            "max": lats[-1] if lats else float("nan"),
+            "deferred": sum(1 for r in sel if r[4] == "deferred"),
+            "bad": sum(1 for r in sel if r[4] == "error"),
+        }
 
     span = (max(r[1] + r[2] for r in rows) - min(r[1] for r in rows)) if rows else float("nan")
-    out = {"target": target, "all": stats(rows), "rps": len(rows) / span if span else float("nan"), "span": span,
-           "kinds": {k: stats([r for r in rows if r[0] == i]) for i, k in enumerate(KINDS)},
-           "samples": samples, "server": server_stats, "server_cpu_s": cpu, "wall_s": wall,
-           "cpu_ms_per_req": cpu / len(rows) * 1000 if rows else float("nan")}
+    out = {
+        "target": target,
+        "all": stats(rows),
+        "rps": len(rows) / span if span else float("nan"),
+        "span": span,
+        "kinds": {k: stats([r for r in rows if r[0] == i]) for i, k in enumerate(KINDS)},
+        "samples": samples,
+        "server": server_stats,
+        "server_cpu_s": cpu,
+        "wall_s": wall,
+        "cpu_ms_per_req": cpu / len(rows) * 1000 if rows else float("nan"),
+    }
     return out
 
 
 def print_result(r: dict) -> None:
     a = r["all"]
-    print(f"\n[{r['target']}] {a['n']} requests in {r['span']:.1f} s = {r['rps']:.0f} req/s; "
-          f"errors={a['bad']} deferred={a['deferred']}; server CPU {r['server_cpu_s']:.1f} s ({r['cpu_ms_per_req']:.2f} ms/request)")
+    print(
+        f"\n[{r['target']}] {a['n']} requests in {r['span']:.1f} s = {r['rps']:.0f} req/s; "
+        f"errors={a['bad']} deferred={a['deferred']}; server CPU {r['server_cpu_s']:.1f} s ({r['cpu_ms_per_req']:.2f} ms/request)"
+    )
     print(f"  {'kind':8} {'n':>6} {'p50':>11} {'p99':>11} {'max':>11} {'errors':>6} {'deferred':>8}")
     for k, s in [("ALL", a), *r["kinds"].items()]:
-        print(f"  {k:8} {s['n']:6d} {fmt_ms(s['p50'])} {fmt_ms(s['p99'])} {fmt_ms(s['max'])} {s['bad']:6d} "
-              f"{s['deferred']:8d}")
+        print(
+            f"  {k:8} {s['n']:6d} {fmt_ms(s['p50'])} {fmt_ms(s['p99'])} {fmt_ms(s['max'])} {s['bad']:6d} "
+            f"{s['deferred']:8d}"
+        )
     if r["server"]:
         print(f"  server after the run: {r['server']}")
     for k, v in sorted(r["samples"].items()):
@@ -427,40 +553,75 @@ def compare(contract: dict, bare: dict, name: str) -> None:
         worst = max(worst, kr)
         print(f"  {kind:6} p99: {kc['p99'] * 1000:6.1f} ms / {kb['p99'] * 1000:6.1f} ms = x{kr:.2f}")
     print(f"  p99 ratio <= 1.5 for every kind: {'YES' if worst <= 1.5 else 'NO'} (worst x{worst:.2f})")
-    print(f"  errors: contract-bot {c['bad']}, {name} {b['bad']}; contract-bot acks that said 'working on it' "
-          f"(recorded, answer follows through response_url or a DM): {c['deferred']}")
+    print(
+        f"  errors: contract-bot {c['bad']}, {name} {b['bad']}; contract-bot acks that said 'working on it' "
+        f"(recorded, answer follows through response_url or a DM): {c['deferred']}"
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="100 requests per client instead of 2,000")
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--client-procs", type=int, default=2, help="processes the client threads are spread over")
-    ap.add_argument("--requests", type=int, default=None, help="requests per client (default 2000, --quick 100)")
+    ap.add_argument(
+        "--client-procs", type=int, default=2, help="processes the client threads are spread over"
+    )
+    ap.add_argument(
+        "--requests", type=int, default=None, help="requests per client (default 2000, --quick 100)"
+    )
     ap.add_argument("--warmup", type=int, default=8, help="unmeasured requests per client first")
-    ap.add_argument("--max-seconds", type=float, default=None, help="per-target time bound (default 900, quick 120)")
-    ap.add_argument("--targets", default="bare,contract",
-                    help="of bare (Bolt's defaults), bare-sync (process_before_response=True, as contract-bot "
-                         "runs Bolt) and contract")
-    ap.add_argument("--seed-contracts", type=int, default=0,
-                    help="contracts (with one pending reminder each) already in contract-bot's database (default 0)")
-    ap.add_argument("--no-drain", action="store_true",
-                    help="do not wait for contract-bot to carry out its backlog after the load (it stays in the "
-                         "inbox; for quick experiments on the acknowledgement path only)")
-    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
-                    help=f"contract-bot's database: a SQLite file, or a fresh schema in {PG_URL} (dropped afterwards)")
-    ap.add_argument("--journal", choices=("auto", "on", "off"), default="auto",
-                    help="contract-bot's request journal: as deployed (on beside SQLite, off on PostgreSQL), on, off")
-    ap.add_argument("--rows-out", default=None, help="write every (kind, start, latency, status, ok) to PREFIX.<target>.json")
+    ap.add_argument(
+        "--max-seconds", type=float, default=None, help="per-target time bound (default 900, quick 120)"
+    )
+    ap.add_argument(
+        "--targets",
+        default="bare,contract",
+        help="of bare (Bolt's defaults), bare-sync (process_before_response=True, as contract-bot "
+        "runs Bolt) and contract",
+    )
+    ap.add_argument(
+        "--seed-contracts",
+        type=int,
+        default=0,
+        help="contracts (with one pending reminder each) already in contract-bot's database (default 0)",
+    )
+    ap.add_argument(
+        "--no-drain",
+        action="store_true",
+        help="do not wait for contract-bot to carry out its backlog after the load (it stays in the "
+        "inbox; for quick experiments on the acknowledgement path only)",
+    )
+    ap.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help=f"contract-bot's database: a SQLite file, or a fresh schema in {PG_URL} (dropped afterwards)",
+    )
+    ap.add_argument(
+        "--journal",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="contract-bot's request journal: as deployed (on beside SQLite, off on PostgreSQL), on, off",
+    )
+    ap.add_argument(
+        "--rows-out",
+        default=None,
+        help="write every (kind, start, latency, status, ok) to PREFIX.<target>.json",
+    )
     args = ap.parse_args()
     args.requests = args.requests or (100 if args.quick else 2000)
     args.max_seconds = args.max_seconds or (120.0 if args.quick else 900.0)
     print(f"ack_latency: {machine()}")
-    print(f"clients={args.clients} (over {args.client_procs} processes) requests/client={args.requests} "
-          f"warmup/client={args.warmup} waitress threads={waitress_threads()} "
-          f"Bolt listener threads={listener_threads()} contracts pre-seeded={args.seed_contracts} backend={args.backend} journal={args.journal} bound={args.max_seconds:.0f} s/target")
+    print(
+        f"clients={args.clients} (over {args.client_procs} processes) requests/client={args.requests} "
+        f"warmup/client={args.warmup} waitress threads={waitress_threads()} "
+        f"Bolt listener threads={listener_threads()} contracts pre-seeded={args.seed_contracts} backend={args.backend} journal={args.journal} bound={args.max_seconds:.0f} s/target"
+    )
     results = {}
-    with tempfile.TemporaryDirectory(prefix="ackbench-") as tmp, DoubleProcess(n_response_urls=args.clients) as dbl:
+    with (
+        tempfile.TemporaryDirectory(prefix="ackbench-") as tmp,
+        DoubleProcess(n_response_urls=args.clients) as dbl,
+    ):
         for target in args.targets.split(","):
             results[target] = run_target(target, dbl, args, Path(tmp))
             print_result(results[target])
@@ -478,9 +639,15 @@ if __name__ == "__main__":
 
         logging.basicConfig(level=logging.WARNING)
         if sys.argv[2] == "contract":
-            extra = sys.argv[5:] + ["0", "drain", "sqlite", "auto"][len(sys.argv) - 5:]
-            _serve_contract(sys.argv[3], sys.argv[4], int(extra[0]), drain=extra[1] != "no-drain", backend=extra[2],
-                            journal=extra[3])
+            extra = sys.argv[5:] + ["0", "drain", "sqlite", "auto"][len(sys.argv) - 5 :]
+            _serve_contract(
+                sys.argv[3],
+                sys.argv[4],
+                int(extra[0]),
+                drain=extra[1] != "no-drain",
+                backend=extra[2],
+                journal=extra[3],
+            )
         else:  # "bare": Bolt's defaults; "bare-sync": process_before_response=True, as contract-bot runs it
             _serve_bare(sys.argv[3], process_before_response=sys.argv[2] == "bare-sync")
         sys.exit(0)

@@ -48,13 +48,26 @@ def main() -> int:
         engine = make_engine(f"sqlite:///{tmp}/plans.db")
         migrate(engine)
         seeded = seed_contracts(engine, n, now=NOW)
-        rows = [dict(created_at=NOW, contract_id=1 + i // 7, op="post", target="thread", message_key=None,
-                     payload=json.dumps({"render": "text", "text": "x"}), status="pending", attempts=0,
-                     next_attempt_at=NOW - timedelta(seconds=1)) for i in range(pending)]
+        rows = [
+            dict(
+                created_at=NOW,
+                contract_id=1 + i // 7,
+                op="post",
+                target="thread",
+                message_key=None,
+                payload=json.dumps({"render": "text", "text": "x"}),
+                status="pending",
+                attempts=0,
+                next_attempt_at=NOW - timedelta(seconds=1),
+            )
+            for i in range(pending)
+        ]
         with engine.begin() as conn:
             for i in range(0, len(rows), 5000):
-                conn.execute(OutboxMessage.__table__.insert(), rows[i:i + 5000])
-        print(f"{n} contracts + {n} pending reminders (seeded in {seeded['seconds']:.1f} s), {pending} pending outbox rows")
+                conn.execute(OutboxMessage.__table__.insert(), rows[i : i + 5000])
+        print(
+            f"{n} contracts + {n} pending reminders (seeded in {seeded['seconds']:.1f} s), {pending} pending outbox rows"
+        )
 
         def timed(fn, repeat: int = 5) -> float:  # noqa: ANN001
             times = []
@@ -67,25 +80,25 @@ def main() -> int:
             return statistics.median(times)
 
         queries = {
-            "list_pending_reminders(contract_id=1, limit=5)  [show, every outbox render]":
-                lambda s: repo.list_pending_reminders(s, contract_id=1, limit=5),
-            "claim_outbox(limit=50)  [every delivery round, under the SQLite write lock]":
-                lambda s: repo.claim_outbox(s, worker="w", now=NOW, lease=timedelta(seconds=60), limit=50),
-            "claim_due_reminders(limit=500)  [every sweep batch]":
-                lambda s: repo.claim_due_reminders(s, worker="w", now=NOW, lease=timedelta(minutes=5), limit=500),
+            "list_pending_reminders(contract_id=1, limit=5)  [show, every outbox render]": lambda s: (
+                repo.list_pending_reminders(s, contract_id=1, limit=5)
+            ),
+            "claim_outbox(limit=50)  [every delivery round, under the SQLite write lock]": lambda s: (
+                repo.claim_outbox(s, worker="w", now=NOW, lease=timedelta(seconds=60), limit=50)
+            ),
+            "claim_due_reminders(limit=500)  [every sweep batch]": lambda s: repo.claim_due_reminders(
+                s, worker="w", now=NOW, lease=timedelta(minutes=5), limit=500
+            ),
         }
         plans = {
-            "list_pending_reminders(contract_id=1, limit=5)  [show, every outbox render]":
-                "SELECT * FROM reminder WHERE status = 'pending' AND contract_id = 1 ORDER BY due_at, id LIMIT 5",
-            "claim_outbox(limit=50)  [every delivery round, under the SQLite write lock]":
-                "SELECT outbox.id FROM outbox WHERE outbox.status = 'pending' AND outbox.next_attempt_at <= '2026-11-24 15:00:00'"
-                " AND (outbox.lease_until IS NULL OR outbox.lease_until < '2026-11-24 15:00:00') AND (outbox.contract_id IS NULL"
-                " OR NOT (EXISTS (SELECT * FROM outbox AS earlier WHERE earlier.contract_id = outbox.contract_id AND"
-                " earlier.status = 'pending' AND earlier.id < outbox.id))) ORDER BY outbox.id LIMIT 50",
-            "claim_due_reminders(limit=500)  [every sweep batch]":
-                "SELECT reminder.id FROM reminder WHERE reminder.status = 'pending' AND reminder.due_at <= '2026-11-24 15:00:00'"
-                " AND (reminder.lease_until IS NULL OR reminder.lease_until < '2026-11-24 15:00:00') ORDER BY reminder.due_at,"
-                " reminder.id LIMIT 500",
+            "list_pending_reminders(contract_id=1, limit=5)  [show, every outbox render]": "SELECT * FROM reminder WHERE status = 'pending' AND contract_id = 1 ORDER BY due_at, id LIMIT 5",
+            "claim_outbox(limit=50)  [every delivery round, under the SQLite write lock]": "SELECT outbox.id FROM outbox WHERE outbox.status = 'pending' AND outbox.next_attempt_at <= '2026-11-24 15:00:00'"
+            " AND (outbox.lease_until IS NULL OR outbox.lease_until < '2026-11-24 15:00:00') AND (outbox.contract_id IS NULL"
+            " OR NOT (EXISTS (SELECT * FROM outbox AS earlier WHERE earlier.contract_id = outbox.contract_id AND"
+            " earlier.status = 'pending' AND earlier.id < outbox.id))) ORDER BY outbox.id LIMIT 50",
+            "claim_due_reminders(limit=500)  [every sweep batch]": "SELECT reminder.id FROM reminder WHERE reminder.status = 'pending' AND reminder.due_at <= '2026-11-24 15:00:00'"
+            " AND (reminder.lease_until IS NULL OR reminder.lease_until < '2026-11-24 15:00:00') ORDER BY reminder.due_at,"
+            " reminder.id LIMIT 500",
         }
         for phase in ("no statistics (production)", "after ANALYZE"):
             if phase == "after ANALYZE":

@@ -94,9 +94,14 @@ def measure(url: str, schema: str | None, dbl: DoubleProcess, settle: float, bou
     from tests.support.slack_requests import SlackRequester
 
     t0 = time.monotonic()
-    proc = subprocess.Popen([PY, __file__, "_serve", url, dbl.api_url, *([schema] if schema else [])],
-                            stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+    proc = subprocess.Popen(
+        [PY, __file__, "_serve", url, dbl.api_url, *([schema] if schema else [])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+    )
     try:
         line = proc.stdout.readline()
         if not line:
@@ -129,11 +134,20 @@ def measure(url: str, schema: str | None, dbl: DoubleProcess, settle: float, bou
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    return {"to_listening_s": t_listening, "to_healthz_s": t_health, "to_show_s": t_show, "show_ok": ok,
-            "show_body": r.body[:120], "second_show_s": t_show2, "child_phases": info["phases"],
-            "child_peak_rss_mb": info["peak_rss_mb"], "rss_after_show_mb": mem_first.get("VmRSS"),
-            "peak_after_show_mb": mem_first.get("VmHWM"), "rss_settled_mb": mem_settled.get("VmRSS"),
-            "peak_settled_mb": mem_settled.get("VmHWM")}
+    return {
+        "to_listening_s": t_listening,
+        "to_healthz_s": t_health,
+        "to_show_s": t_show,
+        "show_ok": ok,
+        "show_body": r.body[:120],
+        "second_show_s": t_show2,
+        "child_phases": info["phases"],
+        "child_peak_rss_mb": info["peak_rss_mb"],
+        "rss_after_show_mb": mem_first.get("VmRSS"),
+        "peak_after_show_mb": mem_first.get("VmHWM"),
+        "rss_settled_mb": mem_settled.get("VmRSS"),
+        "peak_settled_mb": mem_settled.get("VmHWM"),
+    }
 
 
 @contextlib.contextmanager
@@ -152,10 +166,16 @@ def _database(backend: str, path: Path):  # noqa: ANN202
 
     def size_mb() -> float:
         with admin.connect() as conn:
-            return conn.execute(text(
-                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relkind = 'r'"),
-                {"s": schema}).scalar() / 2**20
+            return (
+                conn.execute(
+                    text(
+                        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relkind = 'r'"
+                    ),
+                    {"s": schema},
+                ).scalar()
+                / 2**20
+            )
 
     try:
         yield PG_URL, schema, size_mb
@@ -169,19 +189,32 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--contracts", type=int, default=None)
-    ap.add_argument("--repeat", type=int, default=3, help="start each server this many times (best and median shown)")
-    ap.add_argument("--settle", type=float, default=3.0, help="seconds to wait after the first show for a 2nd sample")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="start each server this many times (best and median shown)"
+    )
+    ap.add_argument(
+        "--settle", type=float, default=3.0, help="seconds to wait after the first show for a 2nd sample"
+    )
     ap.add_argument("--max-seconds", type=float, default=300.0)
-    ap.add_argument("--analyze", action="store_true",
-                    help="run ANALYZE after seeding (production never does; PostgreSQL is always analyzed)")
-    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
-                    help=f"sqlite: a file per database; postgresql: a fresh schema per database in {PG_URL}, dropped "
-                         "afterwards")
+    ap.add_argument(
+        "--analyze",
+        action="store_true",
+        help="run ANALYZE after seeding (production never does; PostgreSQL is always analyzed)",
+    )
+    ap.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help=f"sqlite: a file per database; postgresql: a fresh schema per database in {PG_URL}, dropped "
+        "afterwards",
+    )
     a = ap.parse_args()
     big = a.contracts or (20_000 if a.quick else 200_000)
     print(f"startup_memory: {machine()}")
-    print(f"backend={a.backend}; ANALYZE after seeding: "
-          f"{'yes' if a.analyze or a.backend == 'postgresql' else 'no (as in production)'}")
+    print(
+        f"backend={a.backend}; ANALYZE after seeding: "
+        f"{'yes' if a.analyze or a.backend == 'postgresql' else 'no (as in production)'}"
+    )
     from storage.db import make_engine, migrate
 
     results = {}
@@ -195,24 +228,35 @@ def main() -> int:
                 runs = [measure(url, schema, dbl, a.settle, a.max_seconds) for _ in range(a.repeat)]
                 db_mb = size_mb()
             results[name] = runs
-            print(f"\n[{name}: {n} contracts, {a.backend} db {db_mb:.1f} MiB, seeded in {seeded['seconds']:.1f} s]"
-                  f" {a.repeat} fresh starts")
+            print(
+                f"\n[{name}: {n} contracts, {a.backend} db {db_mb:.1f} MiB, seeded in {seeded['seconds']:.1f} s]"
+                f" {a.repeat} fresh starts"
+            )
             for i, r in enumerate(runs):
                 ph = r["child_phases"]
-                print(f"  run {i + 1}: listening {r['to_listening_s']:.2f} s, /healthz 200 at {r['to_healthz_s']:.2f} s, "
-                      f"show CR-1 at {r['to_show_s']:.2f} s ({'ok' if r['show_ok'] else 'BAD: ' + r['show_body']}), "
-                      f"warm show {r['second_show_s'] * 1000:.0f} ms | child: imports {ph['imports']:.2f} s, "
-                      f"create_app {ph['create_app']:.2f} s, listening {ph['listening']:.2f} s")
-                print(f"         RSS {r['rss_after_show_mb']:.0f} MiB (peak {r['peak_after_show_mb']:.0f}) after the first "
-                      f"show; RSS {r['rss_settled_mb']:.0f} MiB (peak {r['peak_settled_mb']:.0f}) {a.settle:.0f} s later")
+                print(
+                    f"  run {i + 1}: listening {r['to_listening_s']:.2f} s, /healthz 200 at {r['to_healthz_s']:.2f} s, "
+                    f"show CR-1 at {r['to_show_s']:.2f} s ({'ok' if r['show_ok'] else 'BAD: ' + r['show_body']}), "
+                    f"warm show {r['second_show_s'] * 1000:.0f} ms | child: imports {ph['imports']:.2f} s, "
+                    f"create_app {ph['create_app']:.2f} s, listening {ph['listening']:.2f} s"
+                )
+                print(
+                    f"         RSS {r['rss_after_show_mb']:.0f} MiB (peak {r['peak_after_show_mb']:.0f}) after the first "
+                    f"show; RSS {r['rss_settled_mb']:.0f} MiB (peak {r['peak_settled_mb']:.0f}) {a.settle:.0f} s later"
+                )
     print("\n== big / baseline (median of runs) ==")
 
     def med(name: str, key: str) -> float:
         vals = sorted(r[key] for r in results[name])
         return vals[len(vals) // 2]
 
-    for key, unit in (("to_healthz_s", "s"), ("to_show_s", "s"), ("second_show_s", "s"), ("peak_after_show_mb", "MiB"),
-                      ("peak_settled_mb", "MiB")):
+    for key, unit in (
+        ("to_healthz_s", "s"),
+        ("to_show_s", "s"),
+        ("second_show_s", "s"),
+        ("peak_after_show_mb", "MiB"),
+        ("peak_settled_mb", "MiB"),
+    ):
         b, s = med("big", key), med("baseline", key)
         print(f"  {key:20}: {b:8.3f} {unit} / {s:8.3f} {unit} = x{b / s:.2f}")
     print(f"\nend: {loadavg()}")

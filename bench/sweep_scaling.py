@@ -46,8 +46,17 @@ NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York (te
 
 # ==== part 1: one sweep scenario (child process) =============================================================
 
-def sweep_scenario(contracts: int, due: int, kind: str, backend: str, api_url: str, workdir: str,
-                   max_seconds: float, analyze: bool = False) -> dict:
+
+def sweep_scenario(
+    contracts: int,
+    due: int,
+    kind: str,
+    backend: str,
+    api_url: str,
+    workdir: str,
+    max_seconds: float,
+    analyze: bool = False,
+) -> dict:
     from types import SimpleNamespace
 
     from sqlalchemy import create_engine, text
@@ -99,15 +108,37 @@ def sweep_scenario(contracts: int, due: int, kind: str, backend: str, api_url: s
                 break
         t2 = time.perf_counter()
         with engine.connect() as conn:
-            outbox = {r[0]: r[1] for r in conn.execute(text("SELECT status, count(*) FROM outbox GROUP BY status"))}
-            reminders = {r[0]: r[1] for r in conn.execute(text("SELECT status, count(*) FROM reminder GROUP BY status"))}
+            outbox = {
+                r[0]: r[1] for r in conn.execute(text("SELECT status, count(*) FROM outbox GROUP BY status"))
+            }
+            reminders = {
+                r[0]: r[1]
+                for r in conn.execute(text("SELECT status, count(*) FROM reminder GROUP BY status"))
+            }
         bot.stop()
-        return {"contracts": contracts, "due": due, "kind": kind, "backend": backend, "seed_s": seeded["seconds"],
-                "claimed": result.claimed, "reminders_sent": result.sent, "skipped": result.skipped,
-                "messages_queued": len(result.messages), "sweep_s": t1 - t0, "deliver_s": t2 - t1,
-                "total_s": t2 - t0, "delivered": sent, "deliver_calls": rounds, "outbox": outbox,
-                "reminders": reminders, "peak_rss_mb": peak_rss_mb(), "rss_after_seed_mb": rss_seeded,
-                "db_mb": (Path(f"{workdir}/sweep-{contracts}.db").stat().st_size / 2**20) if backend == "sqlite" else None}
+        return {
+            "contracts": contracts,
+            "due": due,
+            "kind": kind,
+            "backend": backend,
+            "seed_s": seeded["seconds"],
+            "claimed": result.claimed,
+            "reminders_sent": result.sent,
+            "skipped": result.skipped,
+            "messages_queued": len(result.messages),
+            "sweep_s": t1 - t0,
+            "deliver_s": t2 - t1,
+            "total_s": t2 - t0,
+            "delivered": sent,
+            "deliver_calls": rounds,
+            "outbox": outbox,
+            "reminders": reminders,
+            "peak_rss_mb": peak_rss_mb(),
+            "rss_after_seed_mb": rss_seeded,
+            "db_mb": (Path(f"{workdir}/sweep-{contracts}.db").stat().st_size / 2**20)
+            if backend == "sqlite"
+            else None,
+        }
     finally:
         engine.dispose()
         if schema:
@@ -117,6 +148,7 @@ def sweep_scenario(contracts: int, due: int, kind: str, backend: str, api_url: s
 
 
 # ==== part 2: APScheduler 3 with one job per reminder (child process) ========================================
+
 
 def apscheduler_scenario(jobs: int, due: int, workdir: str, max_seconds: float) -> dict:
     import threading
@@ -154,9 +186,20 @@ def apscheduler_scenario(jobs: int, due: int, workdir: str, max_seconds: float) 
     deadline = time.monotonic() + max_seconds
     for i in range(jobs):
         is_due = i % every == 0 and scheduled_due < due
-        run_date = now - timedelta(minutes=60) + timedelta(microseconds=i) if is_due else now + timedelta(days=30, seconds=i)
-        sched.add_job(_common.noop, "date", run_date=run_date, id=f"reminder-{i}", misfire_grace_time=None,
-                      coalesce=True, replace_existing=False)
+        run_date = (
+            now - timedelta(minutes=60) + timedelta(microseconds=i)
+            if is_due
+            else now + timedelta(days=30, seconds=i)
+        )
+        sched.add_job(
+            _common.noop,
+            "date",
+            run_date=run_date,
+            id=f"reminder-{i}",
+            misfire_grace_time=None,
+            coalesce=True,
+            replace_existing=False,
+        )
         scheduled += 1
         scheduled_due += is_due
         if time.monotonic() > deadline:
@@ -172,17 +215,30 @@ def apscheduler_scenario(jobs: int, due: int, workdir: str, max_seconds: float) 
 
     with sqlite3.connect(path) as conn:
         left = conn.execute("SELECT count(*) FROM apscheduler_jobs").fetchone()[0]
-    return {"jobs_requested": jobs, "jobs_scheduled": scheduled, "due_scheduled": scheduled_due,
-            "schedule_s": t1 - t0, "schedule_complete": scheduled == jobs,
-            "fire_s": t2 - t1, "fired_all": fired_in_time, **counts, "jobs_left_in_store": left,
-            "rss_start_mb": rss_start, "peak_rss_after_schedule_mb": rss_scheduled, "peak_rss_mb": rss_fired,
-            "store_mb": path.stat().st_size / 2**20}
+    return {
+        "jobs_requested": jobs,
+        "jobs_scheduled": scheduled,
+        "due_scheduled": scheduled_due,
+        "schedule_s": t1 - t0,
+        "schedule_complete": scheduled == jobs,
+        "fire_s": t2 - t1,
+        "fired_all": fired_in_time,
+        **counts,
+        "jobs_left_in_store": left,
+        "rss_start_mb": rss_start,
+        "peak_rss_after_schedule_mb": rss_scheduled,
+        "peak_rss_mb": rss_fired,
+        "store_mb": path.stat().st_size / 2**20,
+    }
 
 
 # ==== orchestration ============================================================================================
 
+
 def child(args: list[str], timeout: float) -> dict:
-    proc = subprocess.run([PY, __file__, *args], capture_output=True, text=True, cwd=str(ROOT), timeout=timeout)
+    proc = subprocess.run(
+        [PY, __file__, *args], capture_output=True, text=True, cwd=str(ROOT), timeout=timeout
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"child {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -200,8 +256,12 @@ def main() -> int:
     ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--max-seconds", type=float, default=None, help="bound of each timed phase")
     ap.add_argument("--skip-apscheduler", action="store_true")
-    ap.add_argument("--repeat", type=int, default=2, help="runs per database size, alternating (best is compared)")
-    ap.add_argument("--analyze", action="store_true", help="run ANALYZE after seeding (production never does)")
+    ap.add_argument(
+        "--repeat", type=int, default=2, help="runs per database size, alternating (best is compared)"
+    )
+    ap.add_argument(
+        "--analyze", action="store_true", help="run ANALYZE after seeding (production never does)"
+    )
     a = ap.parse_args()
     due = a.due or (1_000 if a.quick else 10_000)
     small = a.small or (2_000 if a.quick else 10_000)
@@ -209,22 +269,42 @@ def main() -> int:
     jobs = a.jobs or (20_000 if a.quick else 200_000)
     bound = a.max_seconds or (300.0 if a.quick else 1200.0)
     print(f"sweep_scaling: {machine()}")
-    print(f"due={due} kind={a.kind} backend={a.backend} contracts: {small} vs {large}; APScheduler jobs={jobs}; "
-          f"ANALYZE after seeding: {'yes' if a.analyze else 'no (as in production)'}")
+    print(
+        f"due={due} kind={a.kind} backend={a.backend} contracts: {small} vs {large}; APScheduler jobs={jobs}; "
+        f"ANALYZE after seeding: {'yes' if a.analyze else 'no (as in production)'}"
+    )
     runs: dict[int, list[dict]] = {small: [], large: []}
     with tempfile.TemporaryDirectory(prefix="sweepbench-") as tmp:
         for rep in range(a.repeat):  # alternate small and large, so that machine noise hits both alike
             for n in (small, large):
                 with DoubleProcess(n_response_urls=1) as dbl:
-                    r = child(["_sweep", str(n), str(due), a.kind, a.backend, dbl.api_url, tmp, str(bound),
-                               str(int(a.analyze))], timeout=bound * 3 + 600)
+                    r = child(
+                        [
+                            "_sweep",
+                            str(n),
+                            str(due),
+                            a.kind,
+                            a.backend,
+                            dbl.api_url,
+                            tmp,
+                            str(bound),
+                            str(int(a.analyze)),
+                        ],
+                        timeout=bound * 3 + 600,
+                    )
                 runs[n].append(r)
-                print(f"\n[{n} contracts, run {rep + 1}] seeded in {r['seed_s']:.1f} s; sweep claimed {r['claimed']} "
-                      f"(sent {r['reminders_sent']}, skipped {r['skipped']}) -> {r['messages_queued']} messages queued")
-                print(f"  sweep   {r['sweep_s']:8.2f} s   ({r['sweep_s'] / max(r['claimed'], 1) * 1000:.2f} ms/reminder)")
+                print(
+                    f"\n[{n} contracts, run {rep + 1}] seeded in {r['seed_s']:.1f} s; sweep claimed {r['claimed']} "
+                    f"(sent {r['reminders_sent']}, skipped {r['skipped']}) -> {r['messages_queued']} messages queued"
+                )
+                print(
+                    f"  sweep   {r['sweep_s']:8.2f} s   ({r['sweep_s'] / max(r['claimed'], 1) * 1000:.2f} ms/reminder)"
+                )
                 print(f"  deliver {r['deliver_s']:8.2f} s   ({r['delivered']} messages sent to the double)")
-                print(f"  total   {r['total_s']:8.2f} s   peak RSS {r['peak_rss_mb']:.0f} MiB"
-                      + (f"   db {r['db_mb']:.0f} MiB" if r['db_mb'] else ""))
+                print(
+                    f"  total   {r['total_s']:8.2f} s   peak RSS {r['peak_rss_mb']:.0f} MiB"
+                    + (f"   db {r['db_mb']:.0f} MiB" if r["db_mb"] else "")
+                )
                 print(f"  outbox after: {r['outbox']}; reminders after: {r['reminders']}")
         s = {k: min(r[k] for r in runs[small]) for k in ("sweep_s", "deliver_s", "total_s")}
         b = {k: min(r[k] for r in runs[large]) for k in ("sweep_s", "deliver_s", "total_s")}
@@ -236,21 +316,29 @@ def main() -> int:
         print(f"  total ratio <= 1.2: {'YES' if ratio <= 1.2 else 'NO'} (x{ratio:.2f})")
         if not a.skip_apscheduler:
             r = child(["_aps", str(jobs), str(due), tmp, str(bound)], timeout=bound * 2 + 600)
-            print(f"\n[APScheduler 3 SQLAlchemyJobStore, one job per reminder] scheduled {r['jobs_scheduled']}"
-                  f"/{r['jobs_requested']} jobs ({r['due_scheduled']} due) in {r['schedule_s']:.1f} s"
-                  f" = {r['jobs_scheduled'] / r['schedule_s']:.0f} jobs/s"
-                  + ("" if r["schedule_complete"] else f" (STOPPED at the {bound:.0f} s bound)"))
+            print(
+                f"\n[APScheduler 3 SQLAlchemyJobStore, one job per reminder] scheduled {r['jobs_scheduled']}"
+                f"/{r['jobs_requested']} jobs ({r['due_scheduled']} due) in {r['schedule_s']:.1f} s"
+                f" = {r['jobs_scheduled'] / r['schedule_s']:.0f} jobs/s"
+                + ("" if r["schedule_complete"] else f" (STOPPED at the {bound:.0f} s bound)")
+            )
             if not r["schedule_complete"]:
                 est = r["schedule_s"] * r["jobs_requested"] / max(r["jobs_scheduled"], 1)
                 print(f"  extrapolated time to schedule all {r['jobs_requested']}: {est:.0f} s")
-            print(f"  fired: executed={r['executed']} missed={r['missed']} error={r['error']} of {r['due_scheduled']} due "
-                  f"in {r['fire_s']:.2f} s{'' if r['fired_all'] else ' (NOT all within the bound)'}; "
-                  f"{r['jobs_left_in_store']} jobs left in the store ({r['store_mb']:.0f} MiB)")
-            print(f"  RSS: {r['rss_start_mb']:.0f} MiB at start, peak {r['peak_rss_after_schedule_mb']:.0f} MiB after "
-                  f"scheduling, peak {r['peak_rss_mb']:.0f} MiB after firing")
-            print(f"\n== firing {r['due_scheduled']} due: APScheduler {r['fire_s']:.2f} s (no-op jobs, nothing sent) vs "
-                  f"contract-bot sweep {b['sweep_s']:.2f} s + delivery {b['deliver_s']:.2f} s with {large} contracts; "
-                  f"peak RSS {r['peak_rss_mb']:.0f} vs {b['peak_rss_mb']:.0f} MiB")
+            print(
+                f"  fired: executed={r['executed']} missed={r['missed']} error={r['error']} of {r['due_scheduled']} due "
+                f"in {r['fire_s']:.2f} s{'' if r['fired_all'] else ' (NOT all within the bound)'}; "
+                f"{r['jobs_left_in_store']} jobs left in the store ({r['store_mb']:.0f} MiB)"
+            )
+            print(
+                f"  RSS: {r['rss_start_mb']:.0f} MiB at start, peak {r['peak_rss_after_schedule_mb']:.0f} MiB after "
+                f"scheduling, peak {r['peak_rss_mb']:.0f} MiB after firing"
+            )
+            print(
+                f"\n== firing {r['due_scheduled']} due: APScheduler {r['fire_s']:.2f} s (no-op jobs, nothing sent) vs "
+                f"contract-bot sweep {b['sweep_s']:.2f} s + delivery {b['deliver_s']:.2f} s with {large} contracts; "
+                f"peak RSS {r['peak_rss_mb']:.0f} vs {b['peak_rss_mb']:.0f} MiB"
+            )
     print(f"\nend: {loadavg()}")
     return 0
 
@@ -262,8 +350,13 @@ if __name__ == "__main__":
 
         logging.basicConfig(level=logging.WARNING)
         n, due, kind, backend, api_url, workdir, bound, analyze = sys.argv[2:10]
-        print(json.dumps(sweep_scenario(int(n), int(due), kind, backend, api_url, workdir, float(bound),
-                                        analyze == "1")))
+        print(
+            json.dumps(
+                sweep_scenario(
+                    int(n), int(due), kind, backend, api_url, workdir, float(bound), analyze == "1"
+                )
+            )
+        )
         sys.exit(0)
     if len(sys.argv) >= 2 and sys.argv[1] == "_aps":
         import logging

@@ -44,7 +44,8 @@ def make_web_client(settings: Settings) -> WebClient:
     """A WebClient for Slack (or GovSlack, a proxy, a test double) with retries for 429, 5xx and dropped connections."""
     kwargs = {"base_url": settings.slack_api_url.rstrip("/") + "/"} if settings.slack_api_url else {}
     return WebClient(
-        token=settings.slack_bot_token, timeout=15,
+        token=settings.slack_bot_token,
+        timeout=15,
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=2),  # sleeps Retry-After (+ jitter) in our own threads
@@ -71,7 +72,9 @@ class ContractBot:
     work_pool: ThreadPoolExecutor
     inbox: Inbox
     identity: BotIdentity | None = None
-    inbox_engine: Engine | None = None  # where acknowledged requests are recorded (a file of its own on SQLite)
+    inbox_engine: Engine | None = (
+        None  # where acknowledged requests are recorded (a file of its own on SQLite)
+    )
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -173,17 +176,24 @@ class _GuardedRequestHandler(SlackRequestHandler):
 
     def __init__(self, app: App, settings: Settings) -> None:
         super().__init__(app)
-        self._verifier = None if settings.socket_mode else SignatureVerifier(settings.slack_signing_secret or "")
+        self._verifier = (
+            None if settings.socket_mode else SignatureVerifier(settings.slack_signing_secret or "")
+        )
 
     def dispatch(self, request):  # noqa: ANN001, ANN201 - slack_bolt.adapter.wsgi types
         received_at = time.monotonic()  # the ack budget counts from here, not from when a listener got to it
-        bolt_request = BoltRequest(body=request.get_body(), query=request.query_string, headers=request.get_headers())
+        bolt_request = BoltRequest(
+            body=request.get_body(), query=request.query_string, headers=request.get_headers()
+        )
         headers = bolt_request.headers  # lower-case names, lists of values
         if self._verifier is not None:
             # NOTE: verified here, once; Bolt's own check is off (create_app) because it would repeat this one.
             # slack_sdk's verifier also refuses a timestamp more than 5 minutes off, as Bolt does.
-            if not self._verifier.is_valid(bolt_request.raw_body, (headers.get("x-slack-request-timestamp") or ["0"])[0],
-                                           (headers.get("x-slack-signature") or [""])[0]):
+            if not self._verifier.is_valid(
+                bolt_request.raw_body,
+                (headers.get("x-slack-request-timestamp") or ["0"])[0],
+                (headers.get("x-slack-signature") or [""])[0],
+            ):
                 return BoltResponse(status=401, body={"error": "invalid request"})
             problem = payload_problem(bolt_request.body, bolt_request.raw_body)
             if problem is not None:
@@ -238,16 +248,27 @@ class BotIdentity:
             if result is None:  # one per workspace: built once, not on every request
                 me = self.get()
                 result = results[(enterprise_id, team_id)] = AuthorizeResult(
-                    enterprise_id=enterprise_id, team_id=me.get("team_id") or team_id, bot_user_id=me.get("user_id"),
-                    bot_id=me.get("bot_id"), bot_token=self.client.token)
+                    enterprise_id=enterprise_id,
+                    team_id=me.get("team_id") or team_id,
+                    bot_user_id=me.get("user_id"),
+                    bot_id=me.get("bot_id"),
+                    bot_token=self.client.token,
+                )
             return result
 
         return authorize
 
 
-def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock | None = None,
-               client: WebClient | None = None, listener_threads: int = 64, work_threads: int = 16,
-               ack_budget: float | None = None) -> ContractBot:
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+    client: WebClient | None = None,
+    listener_threads: int = 64,
+    work_threads: int = 16,
+    ack_budget: float | None = None,
+) -> ContractBot:
     """Build everything from settings; tests inject their own engine, clock and Slack client."""
     engine = engine or make_engine(settings.database_url)
     migrate(engine)
@@ -258,8 +279,15 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
     wake = threading.Event()
     service = ReviewService(factory, clock, calendar, settings, on_commit=wake.set)
     sweeper = ReminderSweeper(factory, clock, calendar, settings, on_commit=wake.set)
-    dispatcher = OutboxDispatcher(factory, client, clock, render_outbox, calendar,
-                                  admin_user_ids=settings.admin_user_ids, recheck=sweeper.recheck)
+    dispatcher = OutboxDispatcher(
+        factory,
+        client,
+        clock,
+        render_outbox,
+        calendar,
+        admin_user_ids=settings.admin_user_ids,
+        recheck=sweeper.recheck,
+    )
     identity = BotIdentity(client)
     bolt = App(
         # NOTE: Bolt's single-team authorization calls auth.test on the first requests without a lock, so a
@@ -277,20 +305,42 @@ def create_app(settings: Settings, *, engine: Engine | None = None, clock: Clock
         process_before_response=True,
         # NOTE: Bolt's default pool has 5 threads and answers the 6th busy request 404 after 3 s (F2.5). With
         # process_before_response it only runs lazy listeners (we have none); kept large in case one is added.
-        listener_executor=ThreadPoolExecutor(max_workers=listener_threads, thread_name_prefix="bolt-listener"),
+        listener_executor=ThreadPoolExecutor(
+            max_workers=listener_threads, thread_name_prefix="bolt-listener"
+        ),
     )
     work_pool = ThreadPoolExecutor(max_workers=work_threads, thread_name_prefix="contract-work")
     store = inbox_engine(engine)
-    inbox = Inbox(factory, store, clock, AckGate(), journal_dir=journal_dir(engine, settings.inbox_journal_dir))
-    ctx = HandlerContext(service=service, work_pool=work_pool, inbox=inbox, client=client,
-                         render=make_reply_renderer(calendar.zone),
-                         exporter=lambda fmt: build_export(factory, clock, calendar, fmt))
+    inbox = Inbox(
+        factory, store, clock, AckGate(), journal_dir=journal_dir(engine, settings.inbox_journal_dir)
+    )
+    ctx = HandlerContext(
+        service=service,
+        work_pool=work_pool,
+        inbox=inbox,
+        client=client,
+        render=make_reply_renderer(calendar.zone),
+        exporter=lambda fmt: build_export(factory, clock, calendar, fmt),
+    )
     inbox.execute, inbox.deliver = ctx.execute, ctx.deliver
     if ack_budget is not None:  # the console answers in-process and can wait longer than Slack's 3 s
         ctx.ack_budget = ack_budget
     handlers.register(bolt, ctx)
-    bot = ContractBot(settings=settings, engine=engine, session_factory=factory, clock=clock, calendar=calendar,
-                      client=client, bolt=bolt, service=service, dispatcher=dispatcher, sweeper=sweeper,
-                      work_pool=work_pool, inbox=inbox, identity=identity, _wake=wake,
-                      inbox_engine=store)
+    bot = ContractBot(
+        settings=settings,
+        engine=engine,
+        session_factory=factory,
+        clock=clock,
+        calendar=calendar,
+        client=client,
+        bolt=bolt,
+        service=service,
+        dispatcher=dispatcher,
+        sweeper=sweeper,
+        work_pool=work_pool,
+        inbox=inbox,
+        identity=identity,
+        _wake=wake,
+        inbox_engine=store,
+    )
     return bot

@@ -78,14 +78,19 @@ def _reminders_due(settings: Settings, at: str | None) -> int:
         try:
             when = datetime.fromisoformat(at)
         except ValueError:
-            print(f"contract-bot: --at must be an ISO date-time like 2026-11-30T09:00, got {at!r}", file=sys.stderr)
+            print(
+                f"contract-bot: --at must be an ISO date-time like 2026-11-30T09:00, got {at!r}",
+                file=sys.stderr,
+            )
             return 2
         if when.tzinfo is None:
             when = when.replace(tzinfo=calendar.zone)
         when = when.astimezone(UTC)
     result = ReminderSweeper(factory, clock, calendar, settings).preview(when)
-    print(f"At {when.astimezone(calendar.zone):%Y-%m-%d %H:%M %Z}: {result.sent} reminder(s) would be sent "
-          f"in {len(result.messages)} message(s); {result.skipped} due but no longer applicable.")
+    print(
+        f"At {when.astimezone(calendar.zone):%Y-%m-%d %H:%M %Z}: {result.sent} reminder(s) would be sent "
+        f"in {len(result.messages)} message(s); {result.skipped} due but no longer applicable."
+    )
     for recipient, text in result.messages:
         print(f"\n-> {recipient}\n{text}")
     return 0
@@ -101,7 +106,11 @@ def _audit_verify(settings: Settings) -> int:
     if broken is None and why is None:
         print(f"audit log OK: {checked} entries, hash chain intact")
         return 0
-    where = f"entry #{broken.seq} (id {broken.id}, {broken.action} by {broken.actor} at {broken.at.isoformat()})" if broken else "the end of the log"
+    where = (
+        f"entry #{broken.seq} (id {broken.id}, {broken.action} by {broken.actor} at {broken.at.isoformat()})"
+        if broken
+        else "the end of the log"
+    )
     print(f"audit log BROKEN at {where}: {why}. {checked} entries before it verified.", file=sys.stderr)
     return 1
 

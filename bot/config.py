@@ -91,21 +91,33 @@ class Settings:
         admins = tuple(a.strip() for a in (get("ADMIN_USER_IDS") or "").split(",") if a.strip())
         for admin in admins:
             if not _USER_ID.match(admin):
-                raise SettingsError(f"ADMIN_USER_IDS must be comma-separated Slack user IDs like U0123ABCD, got {admin!r}")
+                raise SettingsError(
+                    f"ADMIN_USER_IDS must be comma-separated Slack user IDs like U0123ABCD, got {admin!r}"
+                )
         tz = get("BOT_TIMEZONE") or "America/New_York"
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(f"BOT_TIMEZONE must be an IANA zone like America/New_York, got {tz!r}") from None
+            raise SettingsError(
+                f"BOT_TIMEZONE must be an IANA zone like America/New_York, got {tz!r}"
+            ) from None
         interval = _int(get("REMINDER_INTERVAL_SECONDS"), "REMINDER_INTERVAL_SECONDS", 60, 1, 86400)
         port = _int(get("PORT"), "PORT", 3000, 1, 65535)
         journal = get("INBOX_JOURNAL_DIR")
         if journal and "\x00" in journal:
             raise SettingsError("INBOX_JOURNAL_DIR must be a directory path or 'off'")
         return cls(
-            slack_bot_token=bot_token, slack_signing_secret=get("SLACK_SIGNING_SECRET"), slack_app_token=app_token,
-            slack_api_url=api_url, database_url=database_url, review_channel=review, manager_channel=manager,
-            admin_user_ids=admins, bot_timezone=tz, reminder_interval_seconds=interval, port=port,
+            slack_bot_token=bot_token,
+            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            slack_app_token=app_token,
+            slack_api_url=api_url,
+            database_url=database_url,
+            review_channel=review,
+            manager_channel=manager,
+            admin_user_ids=admins,
+            bot_timezone=tz,
+            reminder_interval_seconds=interval,
+            port=port,
             inbox_journal_dir=journal,
         )
 
@@ -114,7 +126,9 @@ class Settings:
         if not self.slack_bot_token:
             raise SettingsError("SLACK_BOT_TOKEN is required for `contract-bot serve` (a bot token, xoxb-…)")
         if not self.socket_mode and not self.slack_signing_secret:
-            raise SettingsError("SLACK_SIGNING_SECRET is required for HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
+            raise SettingsError(
+                "SLACK_SIGNING_SECRET is required for HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+            )
 
 
 def _int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:

@@ -180,8 +180,9 @@ class LoopbackSlack:
             body = _json_or_form(raw, h.headers.get("Content-Type", ""))
             query = {k: v[0] for k, v in parse_qs(split.query).items()}
             with self._lock:
-                self._events.append(SlackEvent("respond", query.get("channel") or None, user=query.get("user"),
-                                               body=body))
+                self._events.append(
+                    SlackEvent("respond", query.get("channel") or None, user=query.get("user"), body=body)
+                )
             _send(h, 200, b"ok", "text/plain")
             return
         if split.path.startswith("/upload/"):
@@ -193,7 +194,7 @@ class LoopbackSlack:
         if not split.path.startswith("/api/"):
             _send(h, 404, b"not found", "text/plain")
             return
-        method = split.path[len("/api/"):]
+        method = split.path[len("/api/") :]
         params = {k: v[0] for k, v in parse_qs(split.query).items()}
         params.update(_json_or_form(raw, h.headers.get("Content-Type", "")))
         for key in ("blocks", "view", "metadata", "files", "attachments"):
@@ -213,15 +214,30 @@ class LoopbackSlack:
 
     # -- Web API methods
     def _m_auth_test(self, p: dict) -> dict:
-        return {"ok": True, "user_id": BOT_USER, "bot_id": BOT_ID, "team_id": TEAM, "user": "contract-bot",
-                "team": "console", "url": "https://console.invalid/"}
+        return {
+            "ok": True,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+            "team_id": TEAM,
+            "user": "contract-bot",
+            "team": "console",
+            "url": "https://console.invalid/",
+        }
 
     def _m_chat_postMessage(self, p: dict) -> dict:
         channel = self._channel(p.get("channel") or "")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
-        msg = {"type": "message", "channel": channel, "ts": self._next_ts(), "user": BOT_USER, "bot_id": BOT_ID,
-               "text": p.get("text") or "", "blocks": p.get("blocks") or [], "metadata": p.get("metadata")}
+        msg = {
+            "type": "message",
+            "channel": channel,
+            "ts": self._next_ts(),
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "text": p.get("text") or "",
+            "blocks": p.get("blocks") or [],
+            "metadata": p.get("metadata"),
+        }
         if p.get("thread_ts"):
             msg["thread_ts"] = p["thread_ts"]
         self.messages[(channel, msg["ts"])] = msg
@@ -252,8 +268,11 @@ class LoopbackSlack:
         return {"ok": True, "message_ts": self._next_ts()}
 
     def _m_chat_getPermalink(self, p: dict) -> dict:
-        return {"ok": True, "channel": p.get("channel"),
-                "permalink": f"https://console.invalid/archives/{p.get('channel')}/p{str(p.get('message_ts')).replace('.', '')}"}
+        return {
+            "ok": True,
+            "channel": p.get("channel"),
+            "permalink": f"https://console.invalid/archives/{p.get('channel')}/p{str(p.get('message_ts')).replace('.', '')}",
+        }
 
     def _m_conversations_open(self, p: dict) -> dict:
         users = str(p.get("users") or "").split(",")[0]
@@ -266,13 +285,18 @@ class LoopbackSlack:
 
     def _m_conversations_replies(self, p: dict) -> dict:
         channel, ts = p.get("channel"), p.get("ts")
-        found = [m for (c, t), m in self.messages.items() if c == channel and (t == ts or m.get("thread_ts") == ts)]
+        found = [
+            m for (c, t), m in self.messages.items() if c == channel and (t == ts or m.get("thread_ts") == ts)
+        ]
         return {"ok": True, "messages": found, "has_more": False}
 
     def _m_users_info(self, p: dict) -> dict:
         user = next((u for u in USERS if u.id == p.get("user")), None)
         name = user.name if user else str(p.get("user"))
-        return {"ok": True, "user": {"id": p.get("user"), "name": name, "real_name": name, "tz": "America/New_York"}}
+        return {
+            "ok": True,
+            "user": {"id": p.get("user"), "name": name, "real_name": name, "tz": "America/New_York"},
+        }
 
     def _open_view(self, p: dict) -> dict:
         trigger = p.get("trigger_id")
@@ -311,8 +335,11 @@ class LoopbackSlack:
             record = self.files.setdefault(f.get("id"), {"id": f.get("id")})
             record["title"] = f.get("title")
             done.append({"id": f.get("id"), "title": f.get("title"), "name": record.get("name")})
-            self._events.append(SlackEvent("file", p.get("channel_id"), body={
-                **record, "initial_comment": p.get("initial_comment")}))
+            self._events.append(
+                SlackEvent(
+                    "file", p.get("channel_id"), body={**record, "initial_comment": p.get("initial_comment")}
+                )
+            )
         return {"ok": True, "files": done}
 
     def _m_files_info(self, p: dict) -> dict:
@@ -356,9 +383,15 @@ def _json_or_form(raw: bytes, content_type: str) -> dict:
 # ---- turning Slack messages into terminal text -----------------------------------------------------------
 
 EMOJI = {
-    ":octagonal_sign:": "[STOP]", ":triangular_flag_on_post:": "[flag]", ":warning:": "[!]",
-    ":large_green_circle:": "[ok]", ":red_circle:": "[x]", ":no_entry:": "[prohibited]",
-    ":no_entry_sign:": "[x]", ":rotating_light:": "[!]", ":white_check_mark:": "[ok]",
+    ":octagonal_sign:": "[STOP]",
+    ":triangular_flag_on_post:": "[flag]",
+    ":warning:": "[!]",
+    ":large_green_circle:": "[ok]",
+    ":red_circle:": "[x]",
+    ":no_entry:": "[prohibited]",
+    ":no_entry_sign:": "[x]",
+    ":rotating_light:": "[!]",
+    ":white_check_mark:": "[ok]",
 }
 _EMOJI_RE = re.compile(r":[a-z][a-z0-9_+-]*:")
 _TOKEN_RE = re.compile(r"<([^<>]*)>")
@@ -418,8 +451,15 @@ class Choice:
 class Console:
     """One console session: the real bot, the loopback Slack, who is typing, and the numbered choices."""
 
-    def __init__(self, settings: Settings, *, database: str | None = None, out: TextIO | None = None,
-                 start: datetime | None = None, echo: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        database: str | None = None,
+        out: TextIO | None = None,
+        start: datetime | None = None,
+        echo: bool = False,
+    ) -> None:
         from bot.app import create_app
 
         self.out = out or sys.stdout
@@ -429,15 +469,27 @@ class Console:
         self.slack = LoopbackSlack().start()
         self.secret = secrets.token_hex(16)
         self.settings = dataclasses.replace(
-            settings, slack_bot_token="xoxb-console-not-a-real-token", slack_signing_secret=self.secret,
-            slack_app_token=None, slack_api_url=self.slack.api_url, database_url=url,
-            review_channel=REVIEW_CHANNEL, manager_channel=MANAGER_CHANNEL, admin_user_ids=(USERS[0].id,))
+            settings,
+            slack_bot_token="xoxb-console-not-a-real-token",
+            slack_signing_secret=self.secret,
+            slack_app_token=None,
+            slack_api_url=self.slack.api_url,
+            database_url=url,
+            review_channel=REVIEW_CHANNEL,
+            manager_channel=MANAGER_CHANNEL,
+            admin_user_ids=(USERS[0].id,),
+        )
         self.clock = ManualClock(start or datetime.now(UTC))
         # One listener thread and one worker: the console waits for both to be idle after each line, so
         # the transcript is in order. The ack budget is long: replies come back with the acknowledgement.
         try:
-            self.bot = create_app(self.settings, clock=self.clock, listener_threads=1, work_threads=1,
-                                  ack_budget=CONSOLE_ACK_BUDGET)
+            self.bot = create_app(
+                self.settings,
+                clock=self.clock,
+                listener_threads=1,
+                work_threads=1,
+                ack_budget=CONSOLE_ACK_BUDGET,
+            )
         except Exception:
             self.slack.stop()
             if self._tmpdir:
@@ -491,8 +543,9 @@ class Console:
             return f"DM to @{self.names.get('U' + channel[1:], channel)}"
         return "#" + CHANNEL_NAMES.get(channel, channel)
 
-    def render_blocks(self, blocks: list[dict], fallback: str, channel: str | None = None,
-                      ts: str | None = None) -> list[str]:
+    def render_blocks(
+        self, blocks: list[dict], fallback: str, channel: str | None = None, ts: str | None = None
+    ) -> list[str]:
         """A message or view as lines of text; buttons become numbered choices."""
         if not blocks:
             return plain(fallback, self.names).split("\n")
@@ -507,8 +560,12 @@ class Console:
                 for f in b.get("fields") or []:
                     lines += plain(_text_of(f), self.names).split("\n")
             elif kind == "context":
-                lines += ["  " + line for line in
-                          plain("  ".join(_text_of(e) for e in b.get("elements") or []), self.names).split("\n")]
+                lines += [
+                    "  " + line
+                    for line in plain(
+                        "  ".join(_text_of(e) for e in b.get("elements") or []), self.names
+                    ).split("\n")
+                ]
             elif kind == "divider":
                 lines.append("-" * 40)
             elif kind == "actions":
@@ -530,8 +587,9 @@ class Console:
         number = self._choice_keys.get(key)
         if number is None:
             number = self._choice_keys[key] = next(self._numbers)
-        choice = Choice(number, label, element.get("action_id") or "", element.get("value") or "", block_id,
-                        channel, ts)
+        choice = Choice(
+            number, label, element.get("action_id") or "", element.get("value") or "", block_id, channel, ts
+        )
         self.choices[number] = choice
         return choice
 
@@ -572,15 +630,19 @@ class Console:
                 self._indent(self.render_blocks(e.body.get("blocks") or [], ""), "  ", "  ")
             elif e.kind == "file":
                 self._last_thread = None
-                self.say(f"[{self.where(e.channel)}] file {e.body.get('title') or e.body.get('name')} "
-                         f"({len(e.body.get('content') or b'')} bytes): {plain(e.body.get('initial_comment') or '')}")
+                self.say(
+                    f"[{self.where(e.channel)}] file {e.body.get('title') or e.body.get('name')} "
+                    f"({len(e.body.get('content') or b'')} bytes): {plain(e.body.get('initial_comment') or '')}"
+                )
 
     def _show_message(self, msg: dict, *, edited: bool) -> None:
         channel, ts, thread_ts = msg.get("channel"), msg.get("ts"), msg.get("thread_ts")
         text = msg.get("text") or ""
         if re.match(r"^(:[a-z_]+:\s*)?Reminder:", text):
             first = plain(text, self.names).split("\n")[0]
-            self.reminders.append((self.clock.now(), self.where(channel) + (" (thread)" if thread_ts else ""), first))
+            self.reminders.append(
+                (self.clock.now(), self.where(channel) + (" (thread)" if thread_ts else ""), first)
+            )
         if edited:
             # An edit shows as one line: the message's own summary text (the full message was shown when posted).
             summary = _short(plain(text, self.names).split("\n")[0])
@@ -612,7 +674,9 @@ class Console:
         self.modal, self.modal_user = view, user
         self.say(f"[modal for {self.who(user)}: {_text_of(view.get('title'))}]")
         self._indent(self.render_blocks(view.get("blocks") or [], ""), "  ", "  ")
-        self.say("  Type `submit key=value …` to submit this form (e.g. submit vendor=\"Acme\" …), or `cancel`.")
+        self.say(
+            '  Type `submit key=value …` to submit this form (e.g. submit vendor="Acme" …), or `cancel`.'
+        )
 
     def _show_view(self, view: dict) -> None:
         self.say(f"[modal: {_text_of(view.get('title'))}]")
@@ -622,8 +686,11 @@ class Console:
     def dispatch(self, body: str, content_type: str) -> tuple[int, str]:
         """Sign a body as Slack does and run it through the Bolt app; returns (status, body)."""
         ts = str(int(time.time()))
-        headers = {"content-type": [content_type], "x-slack-request-timestamp": [ts],
-                   "x-slack-signature": [self.verifier.generate_signature(timestamp=ts, body=body)]}
+        headers = {
+            "content-type": [content_type],
+            "x-slack-request-timestamp": [ts],
+            "x-slack-signature": [self.verifier.generate_signature(timestamp=ts, body=body)],
+        }
         response = self.bot.bolt.dispatch(BoltRequest(body=body, headers=headers))
         return response.status, response.body or ""
 
@@ -648,10 +715,17 @@ class Console:
     def command(self, text: str) -> None:
         """`/contract …` as the current user."""
         fields = {
-            "token": "unused", "team_id": TEAM, "team_domain": "console", "channel_id": REVIEW_CHANNEL,
-            "channel_name": CHANNEL_NAMES[REVIEW_CHANNEL], "user_id": self.user.id, "user_name": self.user.name,
-            "command": "/contract", "text": to_slack_text(text, {u.name: u.id for u in USERS}),
-            "api_app_id": "ACONSOLE", "is_enterprise_install": "false",
+            "token": "unused",
+            "team_id": TEAM,
+            "team_domain": "console",
+            "channel_id": REVIEW_CHANNEL,
+            "channel_name": CHANNEL_NAMES[REVIEW_CHANNEL],
+            "user_id": self.user.id,
+            "user_name": self.user.name,
+            "command": "/contract",
+            "text": to_slack_text(text, {u.name: u.id for u in USERS}),
+            "api_app_id": "ACONSOLE",
+            "is_enterprise_install": "false",
             "response_url": self.slack.new_response_url(self.user.id, REVIEW_CHANNEL),
             "trigger_id": self.slack.new_trigger(self.user.id),
         }
@@ -696,20 +770,41 @@ class Console:
             self.say(f"  There is no choice [{number}]. Choices are the numbers shown next to buttons.")
             return
         msg = self.slack.messages.get((choice.channel or "", choice.ts or "")) or {}
-        container = {"type": "message", "message_ts": choice.ts, "channel_id": choice.channel, "is_ephemeral": False}
+        container = {
+            "type": "message",
+            "message_ts": choice.ts,
+            "channel_id": choice.channel,
+            "is_ephemeral": False,
+        }
         if msg.get("thread_ts"):
             container["thread_ts"] = msg["thread_ts"]
         payload = {
-            "type": "block_actions", "user": self._user_obj(), "api_app_id": "ACONSOLE", "token": "unused",
-            "container": container, "trigger_id": self.slack.new_trigger(self.user.id),
-            "team": {"id": TEAM, "domain": "console"}, "enterprise": None, "is_enterprise_install": False,
-            "channel": {"id": choice.channel, "name": CHANNEL_NAMES.get(choice.channel or "", choice.channel)},
+            "type": "block_actions",
+            "user": self._user_obj(),
+            "api_app_id": "ACONSOLE",
+            "token": "unused",
+            "container": container,
+            "trigger_id": self.slack.new_trigger(self.user.id),
+            "team": {"id": TEAM, "domain": "console"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {
+                "id": choice.channel,
+                "name": CHANNEL_NAMES.get(choice.channel or "", choice.channel),
+            },
             "message": {k: v for k, v in msg.items() if k != "channel"},
             "state": {"values": {}},
             "response_url": self.slack.new_response_url(self.user.id, choice.channel),
-            "actions": [{"type": "button", "action_id": choice.action_id, "block_id": choice.block_id,
-                         "value": choice.value, "text": {"type": "plain_text", "text": choice.label},
-                         "action_ts": f"{time.time():.6f}"}],
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": choice.action_id,
+                    "block_id": choice.block_id,
+                    "value": choice.value,
+                    "text": {"type": "plain_text", "text": choice.label},
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
         }
         self.say(f"  ({self.who(self.user.id)} pressed [{number}] {choice.label})")
         status, body = self._interactive(payload)
@@ -719,7 +814,9 @@ class Console:
 
     def press_matching(self, needle: str, label: str) -> None:
         """Press the button labelled ``label`` on the newest message whose text mentions ``needle``."""
-        for (channel, ts), msg in sorted(self.slack.messages.items(), key=lambda kv: float(kv[0][1]), reverse=True):
+        for (channel, ts), msg in sorted(
+            self.slack.messages.items(), key=lambda kv: float(kv[0][1]), reverse=True
+        ):
             if needle.lower() not in (msg.get("text") or "").lower():
                 continue
             for b in msg.get("blocks") or []:
@@ -731,11 +828,22 @@ class Console:
 
     def open_home(self) -> None:
         """The app_home_opened event, as Slack sends it when the user opens the Home tab."""
-        body = {"token": "unused", "team_id": TEAM, "api_app_id": "ACONSOLE", "type": "event_callback",
-                "event_id": f"EvCONSOLE{next(self._event_ids)}{secrets.token_hex(3)}", "event_time": int(time.time()),
-                "event": {"type": "app_home_opened", "user": self.user.id, "channel": "D" + self.user.id[1:],
-                          "tab": "home", "event_ts": f"{time.time():.6f}"},
-                "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}]}
+        body = {
+            "token": "unused",
+            "team_id": TEAM,
+            "api_app_id": "ACONSOLE",
+            "type": "event_callback",
+            "event_id": f"EvCONSOLE{next(self._event_ids)}{secrets.token_hex(3)}",
+            "event_time": int(time.time()),
+            "event": {
+                "type": "app_home_opened",
+                "user": self.user.id,
+                "channel": "D" + self.user.id[1:],
+                "tab": "home",
+                "event_ts": f"{time.time():.6f}",
+            },
+            "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+        }
         status, _ = self.dispatch(json.dumps(body), "application/json")
         if status != 200:
             self.say(f"  (the bot answered HTTP {status})")
@@ -754,13 +862,21 @@ class Console:
             self.say("  Post a message first with `say <text>`; the shortcut runs on it.")
             return
         msg = {k: v for k, v in self.said.items() if k != "channel"}
-        payload = {"type": "message_action", "token": "unused", "action_ts": f"{time.time():.6f}",
-                   "team": {"id": TEAM, "domain": "console"}, "user": self._user_obj(),
-                   "channel": {"id": REVIEW_CHANNEL, "name": CHANNEL_NAMES[REVIEW_CHANNEL]},
-                   "is_enterprise_install": False, "enterprise": None, "callback_id": CallbackId.FILE_SHORTCUT.value,
-                   "trigger_id": self.slack.new_trigger(self.user.id),
-                   "response_url": self.slack.new_response_url(self.user.id, REVIEW_CHANNEL),
-                   "message_ts": msg.get("ts"), "message": msg}
+        payload = {
+            "type": "message_action",
+            "token": "unused",
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": TEAM, "domain": "console"},
+            "user": self._user_obj(),
+            "channel": {"id": REVIEW_CHANNEL, "name": CHANNEL_NAMES[REVIEW_CHANNEL]},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": CallbackId.FILE_SHORTCUT.value,
+            "trigger_id": self.slack.new_trigger(self.user.id),
+            "response_url": self.slack.new_response_url(self.user.id, REVIEW_CHANNEL),
+            "message_ts": msg.get("ts"),
+            "message": msg,
+        }
         status, _ = self._interactive(payload)
         if status != 200:
             self.say(f"  (the bot answered HTTP {status})")
@@ -774,7 +890,7 @@ class Console:
         try:
             pairs = dict(_pair(tok) for tok in shlex.split(args))
         except ValueError as exc:
-            self.say(f"  {exc}. Write submit key=value key2=\"two words\" …")
+            self.say(f'  {exc}. Write submit key=value key2="two words" …')
             return
         values: dict[str, dict] = {}
         for b in self.modal.get("blocks") or []:
@@ -788,14 +904,31 @@ class Console:
                 option = next((o for o in element.get("options") or [] if o.get("value") == raw), None)
                 values[b["block_id"]] = {action_id: {"type": "static_select", "selected_option": option}}
             else:
-                values[b["block_id"]] = {action_id: {"type": element.get("type") or "plain_text_input", "value": raw}}
+                values[b["block_id"]] = {
+                    action_id: {"type": element.get("type") or "plain_text_input", "value": raw}
+                }
         if pairs:
             self.say(f"  This form has no field {', '.join(sorted(pairs))}; it is ignored.")
-        view = {**self.modal, "state": {"values": values}, "team_id": TEAM, "app_id": "ACONSOLE",
-                "root_view_id": self.modal.get("id"), "hash": secrets.token_hex(4)}
-        payload = {"type": "view_submission", "team": {"id": TEAM, "domain": "console"}, "user": self._user_obj(),
-                   "api_app_id": "ACONSOLE", "token": "unused", "trigger_id": self.slack.new_trigger(self.user.id),
-                   "view": view, "response_urls": [], "is_enterprise_install": False, "enterprise": None}
+        view = {
+            **self.modal,
+            "state": {"values": values},
+            "team_id": TEAM,
+            "app_id": "ACONSOLE",
+            "root_view_id": self.modal.get("id"),
+            "hash": secrets.token_hex(4),
+        }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": TEAM, "domain": "console"},
+            "user": self._user_obj(),
+            "api_app_id": "ACONSOLE",
+            "token": "unused",
+            "trigger_id": self.slack.new_trigger(self.user.id),
+            "view": view,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
         status, body = self._interactive(payload)
         if status != 200:
             self.say(f"  (the bot answered HTTP {status})")
@@ -905,7 +1038,9 @@ class Console:
             elif word in ("help", "?"):
                 self.say(HELP)
             else:
-                self.say(f"  Unknown console command {word!r}. Type `help`; bot commands start with /contract.")
+                self.say(
+                    f"  Unknown console command {word!r}. Type `help`; bot commands start with /contract."
+                )
         except Exception:  # noqa: BLE001 - one bad line must not end the session
             log.exception("console line failed: %s", line)
             self.say("  (the console could not run that line; see the log above)")
@@ -933,7 +1068,7 @@ def to_slack_text(text: str, users: dict[str, str]) -> str:
     """Typed text as Slack sends a slash command's text: @name becomes a mention, & < > are escaped."""
     out, pos = [], 0
     for m in re.finditer(r"<[@#!][^<>\s]*>|(?<![\w@])@([a-z][\w.-]*)|(?<![\w#&])#([a-z][\w-]*)", text):
-        out.append(_escape(text[pos:m.start()]))
+        out.append(_escape(text[pos : m.start()]))
         if m.group(1) and m.group(1).lower() in users:
             out.append(f"<@{users[m.group(1).lower()]}|{m.group(1).lower()}>")
         elif m.group(2) and m.group(2).lower() in {v: k for k, v in CHANNEL_NAMES.items()}:
@@ -957,14 +1092,21 @@ def parse_when(arg: str, now: datetime, zone: Any) -> datetime:
     m = re.fullmatch(r"\+(\d+)\s*([wdhm])", arg.lower())
     if m:
         n, unit = int(m.group(1)), m.group(2)
-        delta = {"w": timedelta(weeks=n), "d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}
+        delta = {
+            "w": timedelta(weeks=n),
+            "d": timedelta(days=n),
+            "h": timedelta(hours=n),
+            "m": timedelta(minutes=n),
+        }
         return now + delta[unit]
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", arg):
             return datetime.combine(date.fromisoformat(arg), dtime(10, 0), tzinfo=zone).astimezone(UTC)
         when_ = datetime.fromisoformat(arg)
     except ValueError:
-        raise ValueError(f"time takes +3d, +2h, +30m, +1w, YYYY-MM-DD or YYYY-MM-DDTHH:MM, not {arg!r}") from None
+        raise ValueError(
+            f"time takes +3d, +2h, +30m, +1w, YYYY-MM-DD or YYYY-MM-DDTHH:MM, not {arg!r}"
+        ) from None
     return (when_ if when_.tzinfo else when_.replace(tzinfo=zone)).astimezone(UTC)
 
 
@@ -987,8 +1129,14 @@ class _DropTokenWarning(logging.Filter):
         return "will be unused" not in record.getMessage()
 
 
-def run_console(settings: Settings | None = None, database: str | None = None, *, stdin: TextIO | None = None,
-                stdout: TextIO | None = None, start: datetime | None = None) -> int:
+def run_console(
+    settings: Settings | None = None,
+    database: str | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    start: datetime | None = None,
+) -> int:
     """`contract-bot console`: read lines (a terminal or a pipe), print the transcript; returns the exit code."""
     settings = settings or Settings()
     stdin = stdin or sys.stdin
@@ -998,8 +1146,11 @@ def run_console(settings: Settings | None = None, database: str | None = None, *
     try:
         console = Console(settings, database=database, out=stdout, start=start, echo=not interactive)
     except (ArgumentError, OperationalError) as exc:
-        print(f"contract-bot: --database {database!r} cannot be used: {exc.__class__.__name__}: "
-              f"{str(exc).splitlines()[0]}", file=sys.stderr)
+        print(
+            f"contract-bot: --database {database!r} cannot be used: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]}",
+            file=sys.stderr,
+        )
         return 2
     try:
         if interactive:
@@ -1008,10 +1159,12 @@ def run_console(settings: Settings | None = None, database: str | None = None, *
             except ImportError:
                 pass
             zone = console.bot.calendar.zone
-            console.say("contract-bot console: the whole bot, no Slack workspace. Type `help`, or try\n"
-                        "  /contract file vendor=\"Paragon Solutions\" product=Graphite agency=ICE\n"
-                        f"It is {console.clock.now().astimezone(zone):%a %Y-%m-%d %H:%M %Z}; "
-                        f"you are @{console.user.name} ({console.user.role}).")
+            console.say(
+                "contract-bot console: the whole bot, no Slack workspace. Type `help`, or try\n"
+                '  /contract file vendor="Paragon Solutions" product=Graphite agency=ICE\n'
+                f"It is {console.clock.now().astimezone(zone):%a %Y-%m-%d %H:%M %Z}; "
+                f"you are @{console.user.name} ({console.user.role})."
+            )
             while True:
                 try:
                     line = input(f"{console.user.name}> ")
@@ -1118,8 +1271,9 @@ def run_demo(*, stdout: TextIO | None = None, settings: Settings | None = None) 
     """`contract-bot demo`: replay the ICE / Paragon timeline through the console and print the transcript."""
     stdout = stdout or sys.stdout
     _quiet_logs()
-    console = Console(settings or Settings(bot_timezone="America/New_York"), out=stdout, start=DEMO_START,
-                      echo=True)
+    console = Console(
+        settings or Settings(bot_timezone="America/New_York"), out=stdout, start=DEMO_START, echo=True
+    )
     try:
         for line in DEMO_SCRIPT.strip().splitlines():
             console.run_line(line)

@@ -25,8 +25,10 @@ def serve(settings: Settings) -> int:
         bot.identity.prime(auth.data)
         log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
     except Exception as exc:  # noqa: BLE001
-        print(f"contract-bot: SLACK_BOT_TOKEN was refused by Slack ({exc.__class__.__name__}); check the token",
-              file=sys.stderr)
+        print(
+            f"contract-bot: SLACK_BOT_TOKEN was refused by Slack ({exc.__class__.__name__}); check the token",
+            file=sys.stderr,
+        )
         return 2
     bot.start_background()
     log.info("contract-bot starting with %s", settings)

@@ -26,8 +26,12 @@ def register(routes: Routes, ctx: HandlerContext) -> None:
 
     def handle_answer_button(ack, body, action, context, **_):  # noqa: ANN001, ANN003
         received = context.get("received_at", time.monotonic())
-        payload = {"user": (body.get("user") or {}).get("id", ""), "value": action.get("value"),
-                   "answer": ANSWER_ACTIONS[ActionId(action["action_id"])], "response_url": body.get("response_url")}
+        payload = {
+            "user": (body.get("user") or {}).get("id", ""),
+            "value": action.get("value"),
+            "answer": ANSWER_ACTIONS[ActionId(action["action_id"])],
+            "response_url": body.get("response_url"),
+        }
         ctx.accept("answer", payload, received, ack, durable=True)
 
     def handle_add_note_button(ack, body, action, client, respond, **_):  # noqa: ANN001, ANN003
@@ -36,8 +40,9 @@ def register(routes: Routes, ctx: HandlerContext) -> None:
         def open_note_form() -> None:
             try:
                 contract_id, qid = parse_question_value(action.get("value"))
-                client.views_open(trigger_id=body.get("trigger_id"),
-                                  view=build_note_modal(NoteMetadata(contract_id, qid)))
+                client.views_open(
+                    trigger_id=body.get("trigger_id"), view=build_note_modal(NoteMetadata(contract_id, qid))
+                )
             except InputError as exc:
                 _reply(respond, exc.user_text())
             except Exception:  # noqa: BLE001
@@ -48,9 +53,12 @@ def register(routes: Routes, ctx: HandlerContext) -> None:
     def handle_snooze_button(ack, body, action, context, **_):  # noqa: ANN001, ANN003
         received = context.get("received_at", time.monotonic())
         choice = "tomorrow" if action.get("action_id") == ActionId.SNOOZE_TOMORROW.value else "3d"
-        payload = {"user": (body.get("user") or {}).get("id", ""), "choice": choice,
-                   "keys": [k for k in str(action.get("value") or "").split(",") if k][:50],
-                   "response_url": body.get("response_url")}
+        payload = {
+            "user": (body.get("user") or {}).get("id", ""),
+            "choice": choice,
+            "keys": [k for k in str(action.get("value") or "").split(",") if k][:50],
+            "response_url": body.get("response_url"),
+        }
         ctx.accept("snooze", payload, received, ack, durable=True)
 
     routes.actions([a.value for a in ANSWER_ACTIONS], handle_answer_button)
@@ -64,16 +72,22 @@ def run_answer_job(ctx: HandlerContext, payload: dict) -> dict | None:
         contract_id, qid = parse_question_value(payload.get("value"))
     except InputError as exc:
         return {"text": exc.user_text()}
-    reply = ctx.outcome(lambda: ctx.service.answer(payload.get("user") or "", contract_id, qid,
-                                                   payload.get("answer"), via="answer"))
+    reply = ctx.outcome(
+        lambda: ctx.service.answer(
+            payload.get("user") or "", contract_id, qid, payload.get("answer"), via="answer"
+        )
+    )
     return None if reply["text"].startswith("Recorded") else {"text": reply["text"]}
 
 
 def run_snooze_job(ctx: HandlerContext, payload: dict) -> dict:
     """Carry out a snooze button on a reminder."""
     keys = [str(k) for k in payload.get("keys") or []]
-    return {"text": ctx.outcome(lambda: ctx.service.snooze(payload.get("user") or "", keys,
-                                                           payload.get("choice") or "tomorrow"))["text"]}
+    return {
+        "text": ctx.outcome(
+            lambda: ctx.service.snooze(payload.get("user") or "", keys, payload.get("choice") or "tomorrow")
+        )["text"]
+    }
 
 
 def _reply(respond, text: str) -> None:  # noqa: ANN001

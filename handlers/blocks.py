@@ -63,9 +63,16 @@ def when(instant: datetime | None, zone: ZoneInfo | None = None) -> str:
 
 
 STATUS_EMOJI = {
-    "intake": ":inbox_tray:", "in-review": ":mag:", "stop-work": ":octagonal_sign:", "determined": ":scales:",
-    "prohibited": ":no_entry:", "certified": ":white_check_mark:", "waiting": ":hourglass_flowing_sand:",
-    "cleared": ":large_green_circle:", "waiver": ":page_facing_up:", "out-of-scope": ":heavy_minus_sign:",
+    "intake": ":inbox_tray:",
+    "in-review": ":mag:",
+    "stop-work": ":octagonal_sign:",
+    "determined": ":scales:",
+    "prohibited": ":no_entry:",
+    "certified": ":white_check_mark:",
+    "waiting": ":hourglass_flowing_sand:",
+    "cleared": ":large_green_circle:",
+    "waiver": ":page_facing_up:",
+    "out-of-scope": ":heavy_minus_sign:",
     "closed": ":lock:",
 }
 
@@ -76,9 +83,13 @@ def status_label(status: str) -> str:
 
 
 def progress_line(v: ContractView) -> str:
-    """"answered n of N, k red flags"."""
+    """ "answered n of N, k red flags"."""
     flags = len(v.red_flags)
-    flag_text = f", :triangular_flag_on_post: {flags} red flag{'s' if flags != 1 else ''} ({', '.join(v.red_flags)})" if flags else ", 0 red flags"
+    flag_text = (
+        f", :triangular_flag_on_post: {flags} red flag{'s' if flags != 1 else ''} ({', '.join(v.red_flags)})"
+        if flags
+        else ", 0 red flags"
+    )
     return f"answered {v.answered} of {v.total}{flag_text}"
 
 
@@ -96,10 +107,18 @@ def build_parent_message(v: ContractView) -> dict:
     ]
     if v.state.stopwork_since:
         lines.append(f":octagonal_sign: Stop-work in effect since {day(v.state.stopwork_since)}")
-    use = "permitted" + (" (waiver)" if v.verdict.via_waiver else "") if v.verdict.permitted else "not permitted"
+    use = (
+        "permitted" + (" (waiver)" if v.verdict.via_waiver else "")
+        if v.verdict.permitted
+        else "not permitted"
+    )
     lines.append(f"*Operational use:* {use}")
-    blocks = [section("\n".join(lines)),
-              ContextBlock(elements=[md(f"Filed by <@{v.filed_by}> · `/contract show {v.ref}` for the full record")])]
+    blocks = [
+        section("\n".join(lines)),
+        ContextBlock(
+            elements=[md(f"Filed by <@{v.filed_by}> · `/contract show {v.ref}` for the full record")]
+        ),
+    ]
     text = f"{v.ref}: {esc(v.vendor)} / {esc(v.product)} — {v.status}, {progress_line(v)}"
     return {"text": clip(text, 3000), "blocks": [b.to_dict() for b in blocks]}
 
@@ -118,19 +137,41 @@ def build_question_message(v: ContractView, qid: str) -> dict:
     if q.note:
         blocks.append(ContextBlock(elements=[md(f"Note: {esc(q.note)}")]))
     if not frozen:
-        blocks.append(ActionsBlock(block_id=f"q:{q.qid}", elements=[
-            ButtonElement(text=PlainTextObject(text="Yes"), action_id=ActionId.ANSWER_YES.value, value=value,
-                          style="primary" if q.answer == "yes" else None),
-            ButtonElement(text=PlainTextObject(text="No"), action_id=ActionId.ANSWER_NO.value, value=value,
-                          style="primary" if q.answer == "no" else None),
-            ButtonElement(text=PlainTextObject(text="Unknown"), action_id=ActionId.ANSWER_UNKNOWN.value, value=value,
-                          style="primary" if q.answer == "unknown" else None),
-            ButtonElement(text=PlainTextObject(text="Add note"), action_id=ActionId.ADD_NOTE.value, value=value),
-        ]))
+        blocks.append(
+            ActionsBlock(
+                block_id=f"q:{q.qid}",
+                elements=[
+                    ButtonElement(
+                        text=PlainTextObject(text="Yes"),
+                        action_id=ActionId.ANSWER_YES.value,
+                        value=value,
+                        style="primary" if q.answer == "yes" else None,
+                    ),
+                    ButtonElement(
+                        text=PlainTextObject(text="No"),
+                        action_id=ActionId.ANSWER_NO.value,
+                        value=value,
+                        style="primary" if q.answer == "no" else None,
+                    ),
+                    ButtonElement(
+                        text=PlainTextObject(text="Unknown"),
+                        action_id=ActionId.ANSWER_UNKNOWN.value,
+                        value=value,
+                        style="primary" if q.answer == "unknown" else None,
+                    ),
+                    ButtonElement(
+                        text=PlainTextObject(text="Add note"), action_id=ActionId.ADD_NOTE.value, value=value
+                    ),
+                ],
+            )
+        )
     else:
         blocks.append(ContextBlock(elements=[md("Answers are frozen: a determination has been recorded.")]))
     state = f" — answered {q.answer.capitalize()}" if q.answer else ""
-    return {"text": clip(f"{v.ref} {q.qid}: {esc(q.text)}{state}", 3000), "blocks": [b.to_dict() for b in blocks]}
+    return {
+        "text": clip(f"{v.ref} {q.qid}: {esc(q.text)}{state}", 3000),
+        "blocks": [b.to_dict() for b in blocks],
+    }
 
 
 def build_text_message(text: str) -> dict:
@@ -157,12 +198,23 @@ def build_reminder_message(payload: dict) -> dict:
     keys = payload.get("snooze_keys")
     if keys:
         value = ",".join(str(k) for k in keys)[:1900]
-        blocks.append(ActionsBlock(block_id="snooze", elements=[
-            ButtonElement(text=PlainTextObject(text="Remind me tomorrow"), action_id=ActionId.SNOOZE_TOMORROW.value,
-                          value=value),
-            ButtonElement(text=PlainTextObject(text="Remind me in 3 days"), action_id=ActionId.SNOOZE_3D.value,
-                          value=value),
-        ]))
+        blocks.append(
+            ActionsBlock(
+                block_id="snooze",
+                elements=[
+                    ButtonElement(
+                        text=PlainTextObject(text="Remind me tomorrow"),
+                        action_id=ActionId.SNOOZE_TOMORROW.value,
+                        value=value,
+                    ),
+                    ButtonElement(
+                        text=PlainTextObject(text="Remind me in 3 days"),
+                        action_id=ActionId.SNOOZE_3D.value,
+                        value=value,
+                    ),
+                ],
+            )
+        )
     return {"text": clip(text, 3000), "blocks": [b.to_dict() for b in blocks]}
 
 
@@ -172,9 +224,12 @@ def build_reminder_message(payload: dict) -> dict:
 def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
     """`show CR-n`: may this tool be used operationally, and if not, exactly what is still missing."""
     s = v.state
-    lines = [f"*{v.ref}: {esc(v.vendor)} / {esc(v.product)}*  {status_label(v.status)}",
-             f"*Agency:* {esc(v.agency)}" + (f" ({esc(v.component)})" if v.component else "")
-             + f"   *Value:* {money(v.value_cents)}   *Awarded:* {day(v.awarded_on)}   *Purpose:* {esc(v.purpose or '—')}"]
+    lines = [
+        f"*{v.ref}: {esc(v.vendor)} / {esc(v.product)}*  {status_label(v.status)}",
+        f"*Agency:* {esc(v.agency)}"
+        + (f" ({esc(v.component)})" if v.component else "")
+        + f"   *Value:* {money(v.value_cents)}   *Awarded:* {day(v.awarded_on)}   *Purpose:* {esc(v.purpose or '—')}",
+    ]
     extra = []
     if v.term:
         extra.append(f"*Term:* {esc(v.term)}")
@@ -188,24 +243,40 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
         lines.append("   ".join(extra))
     if v.verdict.permitted:
         use = ":large_green_circle: *Operational use is permitted*" + (
-            f" under a waiver in force through {day(s.waiver_until)}" if v.verdict.via_waiver else "")
+            f" under a waiver in force through {day(s.waiver_until)}" if v.verdict.via_waiver else ""
+        )
     else:
         use = ":red_circle: *Operational use is not permitted.* Still missing:\n" + "\n".join(
-            f"• {m}" for m in v.verdict.missing)
+            f"• {m}" for m in v.verdict.missing
+        )
     blocks: list = [section("\n".join(lines)), section(use)]
-    facts = [f"*Answers:* {progress_line(v)}" + (" — the order does not apply (SCOPE-1 = No)" if v.out_of_scope else "")]
-    facts.append(f"*Stop-work:* in effect since {day(s.stopwork_since)} ({(v.today - s.stopwork_since).days} days): "
-                 f"{esc(v.stopwork_reason)}" if s.stopwork_since else "*Stop-work:* none in effect")
+    facts = [
+        f"*Answers:* {progress_line(v)}"
+        + (" — the order does not apply (SCOPE-1 = No)" if v.out_of_scope else "")
+    ]
+    facts.append(
+        f"*Stop-work:* in effect since {day(s.stopwork_since)} ({(v.today - s.stopwork_since).days} days): "
+        f"{esc(v.stopwork_reason)}"
+        if s.stopwork_since
+        else "*Stop-work:* none in effect"
+    )
     if s.determination:
-        facts.append(f"*Determination:* {s.determination} on {day(s.determined_on)} by <@{v.determined_by}>: "
-                     f"{esc(v.determination_reason)}")
+        facts.append(
+            f"*Determination:* {s.determination} on {day(s.determined_on)} by <@{v.determined_by}>: "
+            f"{esc(v.determination_reason)}"
+        )
     else:
         facts.append("*Determination:* none yet")
-    facts.append(f"*Certification (§2(f)):* {esc(s.certified_by)} on {day(s.certified_on)}" if s.certified_on
-                 else "*Certification (§2(f)):* none")
+    facts.append(
+        f"*Certification (§2(f)):* {esc(s.certified_by)} on {day(s.certified_on)}"
+        if s.certified_on
+        else "*Certification (§2(f)):* none"
+    )
     if s.notice_on:
         cleared = f", cleared by the APNSA on {day(s.cleared_on)}" if s.cleared_on else ""
-        facts.append(f"*APNSA notice (§2(g)):* {day(s.notice_on)}; waiting period ends {day(v.waiting_end)}{cleared}")
+        facts.append(
+            f"*APNSA notice (§2(g)):* {day(s.notice_on)}; waiting period ends {day(v.waiting_end)}{cleared}"
+        )
     else:
         facts.append("*APNSA notice (§2(g)):* not sent")
     if v.verdict.earliest_on and not v.verdict.permitted:
@@ -217,7 +288,9 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
             life = f"expired after {day(s.waiver_until)}"
         else:
             life = f"in force through {day(s.waiver_until)} (expires after that day)"
-        facts.append(f"*Waiver (§2(m)):* by the {esc(v.waiver_official)}, issued {day(s.waiver_issued_on)}, {life}")
+        facts.append(
+            f"*Waiver (§2(m)):* by the {esc(v.waiver_official)}, issued {day(s.waiver_issued_on)}, {life}"
+        )
     if v.waiver_report_due:
         facts.append(f"*72-hour report due:* {when(v.waiver_report_due, zone)}")
     if s.closed_on:
@@ -232,7 +305,13 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
         rows = [f"`{q.qid}` {q.answer}{' :triangular_flag_on_post:' if q.red_flag else ''}" for q in answered]
         blocks.append(section("*Answers:* " + "  ".join(rows)))
     if v.channel_id and v.parent_ts:
-        blocks.append(ContextBlock(elements=[md(f"Thread: https://slack.com/archives/{v.channel_id}/p{v.parent_ts.replace('.', '')}")]))
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    md(f"Thread: https://slack.com/archives/{v.channel_id}/p{v.parent_ts.replace('.', '')}")
+                ]
+            )
+        )
     text = f"{v.ref} {v.status}: operational use {'permitted' if v.verdict.permitted else 'not permitted'}"
     return {"text": text, "blocks": [b.to_dict() for b in blocks]}
 
@@ -241,9 +320,11 @@ def build_list(rows, status: str | None, total: int) -> dict:  # noqa: ANN001
     """`list [status]`: contracts newest first."""
     if not rows:
         return {"text": f"No contracts{' with status ' + status if status else ''} yet."}
-    lines = [f"*{v.ref}* {esc(v.vendor)} / {esc(v.product)} — {esc(v.agency)} · {status_label(v.status)} · "
-             f"{v.answered}/{v.total} answered" + (f" · {len(v.red_flags)} red flags" if v.red_flags else "")
-             for v in rows]
+    lines = [
+        f"*{v.ref}* {esc(v.vendor)} / {esc(v.product)} — {esc(v.agency)} · {status_label(v.status)} · "
+        f"{v.answered}/{v.total} answered" + (f" · {len(v.red_flags)} red flags" if v.red_flags else "")
+        for v in rows
+    ]
     head = f"{total} contract{'s' if total != 1 else ''}" + (f" with status {status}" if status else "")
     if total > len(rows):
         head += f" (newest {len(rows)} shown)"
@@ -273,7 +354,9 @@ def build_timeline(ref: str, entries, zone: ZoneInfo | None = None) -> dict:  # 
         detail = f" — {esc(e.detail)}" if e.detail else ""
         change = _diff(e.before, e.after)
         lines.append(f"`#{e.seq}` {when(e.at, zone)} <@{e.actor}> {mark}*{esc(e.action)}*{detail}{change}")
-    blocks = [section(f"*Audit timeline of {ref}* ({len(entries)} entries)")] + [section(c) for c in _chunks(lines)]
+    blocks = [section(f"*Audit timeline of {ref}* ({len(entries)} entries)")] + [
+        section(c) for c in _chunks(lines)
+    ]
     return {"text": f"Audit timeline of {ref}", "blocks": [b.to_dict() for b in blocks[:50]]}
 
 

@@ -29,7 +29,9 @@ def register(routes: Routes, ctx: HandlerContext) -> None:
                 # NOTE: Slack sends &, < and > typed by the user as &amp; &lt; &gt;; mentions arrive as real <@U…>.
                 parse_command(unescape_slack(text), today=ctx.today())
             except InputError as exc:
-                ack(response_type="ephemeral", text=exc.user_text())  # nothing to record: answered here and now
+                ack(
+                    response_type="ephemeral", text=exc.user_text()
+                )  # nothing to record: answered here and now
                 return
             except Exception:  # noqa: BLE001
                 ack(response_type="ephemeral", text=error_reply(log))
@@ -45,10 +47,16 @@ def register(routes: Routes, ctx: HandlerContext) -> None:
 
             ctx.after_ack(open_filing_form)
             return
-        payload = {"text": text, "user": actor, "channel": command.get("channel_id"),
-                   "response_url": command.get("response_url")}
+        payload = {
+            "text": text,
+            "user": actor,
+            "channel": command.get("channel_id"),
+            "response_url": command.get("response_url"),
+        }
         # A read loses nothing if a crash drops it; everything else is recorded before the acknowledgement.
-        ctx.accept("command", payload, received, ack, durable=known is not None and known.name not in READ_ONLY)
+        ctx.accept(
+            "command", payload, received, ack, durable=known is not None and known.name not in READ_ONLY
+        )
 
     routes.command("/contract", handle_contract_command)
 
@@ -113,8 +121,13 @@ def send_export(client, user_id: str, fmt: str, ctx: HandlerContext) -> None:  #
     try:
         filename, content = ctx.exporter(fmt)
         channel = client.conversations_open(users=user_id)["channel"]["id"]
-        client.files_upload_v2(channel=channel, filename=filename, content=content, title=filename,
-                               initial_comment="contract-bot export: every contract with its answers, milestones and determination.")
+        client.files_upload_v2(
+            channel=channel,
+            filename=filename,
+            content=content,
+            title=filename,
+            initial_comment="contract-bot export: every contract with its answers, milestones and determination.",
+        )
     except Exception:  # noqa: BLE001
         error_id = error_reply(log)
         try:

@@ -173,6 +173,7 @@ def error_reply(logger: logging.Logger) -> str:
 
 # ---- payload shape guard --------------------------------------------------------------------------------------
 
+
 def _str(value: object) -> bool:
     return isinstance(value, str)
 
@@ -218,7 +219,9 @@ def payload_problem(body: object, raw_body: str | None = None) -> str | None:
     if "command" in body:  # a slash command: its text is checked by the parser; the IDs are stored
         if any("\x00" in str(body.get(k) or "") for k in ("user_id", "channel_id", "team_id")):
             return "a NUL character in an ID"
-    elif _may_hold_nul(raw_body) and _has_nul(_without_form_input(body)):  # PostgreSQL cannot store one (IDs are stored)
+    elif _may_hold_nul(raw_body) and _has_nul(
+        _without_form_input(body)
+    ):  # PostgreSQL cannot store one (IDs are stored)
         return "a NUL character (Slack never sends one)"
     kind = body.get("type")
     if kind == "block_actions":
@@ -226,12 +229,22 @@ def payload_problem(body: object, raw_body: str | None = None) -> str | None:
         if not isinstance(actions, list) or not actions:
             return "block_actions without actions"
         for action in actions:
-            if not isinstance(action, dict) or not _str(action.get("action_id")) or not _str(action.get("block_id", "")):
+            if (
+                not isinstance(action, dict)
+                or not _str(action.get("action_id"))
+                or not _str(action.get("block_id", ""))
+            ):
                 return "an action without a string action_id/block_id"
         if not _user_ok(body):
             return "block_actions with a malformed user"
-    elif kind in ("message_action", "shortcut", "interactive_message", "dialog_submission", "dialog_cancellation",
-                  "workflow_step_edit"):
+    elif kind in (
+        "message_action",
+        "shortcut",
+        "interactive_message",
+        "dialog_submission",
+        "dialog_cancellation",
+        "workflow_step_edit",
+    ):
         if not _str(body.get("callback_id")) or not _user_ok(body):
             return f"{kind} without a string callback_id or with a malformed user"
         message = body.get("message", {})
@@ -249,4 +262,3 @@ def payload_problem(body: object, raw_body: str | None = None) -> str | None:
         if not isinstance(event, dict) or not _str(event.get("type")) or not _str(event.get("subtype", "")):
             return "an event without a string type"
     return None
-

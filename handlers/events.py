@@ -15,9 +15,14 @@ def register(app: App, ctx: HandlerContext) -> None:
         # Slack retries an event it thinks we missed (X-Slack-Retry-Num): only the first delivery acts.
         event_id = body.get("event_id") if isinstance(body, dict) else None
         if event_id and not ctx.service.first_delivery(f"event:{event_id}"):
-            log.info("event %s already handled (retry %s); acknowledged, not repeated", event_id,
-                     request.headers.get("x-slack-retry-num"))
-            return BoltResponse(status=200, body="")  # Bolt acknowledges with 200 and runs nothing: Slack's retries take effect once
+            log.info(
+                "event %s already handled (retry %s); acknowledged, not repeated",
+                event_id,
+                request.headers.get("x-slack-retry-num"),
+            )
+            return BoltResponse(
+                status=200, body=""
+            )  # Bolt acknowledges with 200 and runs nothing: Slack's retries take effect once
         return next()
 
     # NOTE: a listener middleware, not a global one: the global kind costs every command, button and form

@@ -11,7 +11,9 @@ from bot.services.planner import KINDS
 from bot.services.reviews import Dashboard
 from handlers.blocks import STATUS_EMOJI, day, esc, md, section, when
 
-MAX_ROWS = 10  # per list; the service is asked for one more, so a longer list says "and more" and any number fits
+MAX_ROWS = (
+    10  # per list; the service is asked for one more, so a longer list says "and more" and any number fits
+)
 
 
 def build_home_view(d: Dashboard, zone: ZoneInfo | None = None) -> dict:
@@ -22,22 +24,64 @@ def build_home_view(d: Dashboard, zone: ZoneInfo | None = None) -> dict:
     blocks: list = [HeaderBlock(text=PlainTextObject(text="EO 14093 contract reviews"))]
     open_counts = {k: v for k, v in d.counts.items() if k != "closed" and v}
     if open_counts:
-        blocks.append(section("*Open reviews by status*\n" + "   ".join(
-            f"{STATUS_EMOJI.get(k, '')} {k}: *{v}*" for k, v in sorted(open_counts.items()))))
+        blocks.append(
+            section(
+                "*Open reviews by status*\n"
+                + "   ".join(f"{STATUS_EMOJI.get(k, '')} {k}: *{v}*" for k, v in sorted(open_counts.items()))
+            )
+        )
     else:
         blocks.append(section("*Open reviews:* none. File one with `/contract file`."))
     blocks.append(DividerBlock())
-    blocks.append(section("*:octagonal_sign: Stop-work orders in effect*\n" + _rows(
-        [f"{ref} {esc(vendor)}: since {day(since)} ({(d.today - since).days} days)" for ref, vendor, since in d.stopworks],
-        "none")))
-    blocks.append(section("*:hourglass_flowing_sand: Waiting periods (§2(g))*\n" + _rows(
-        [f"{ref} {esc(vendor)}: ends {day(end)}" for ref, vendor, end in d.waiting], "none")))
-    blocks.append(section("*:date: Deadlines in the next 7 days*\n" + _rows(
-        [f"{ref} {esc(KINDS.get(kind, kind))}: {when(due, zone)}" for ref, kind, due in d.deadlines], "none")))
-    blocks.append(section("*:memo: Your open questions*\n" + _rows(
-        [f"{ref} `{qid}` — `/contract answer {ref} {qid} yes|no|unknown`" for ref, qid in d.my_questions], "none")))
-    blocks.append(ContextBlock(elements=[md(f"Today is {day(d.today)}. Your roles: {', '.join(d.roles) or 'member'}. "
-                                            "`/contract help` lists every command.")]))
+    blocks.append(
+        section(
+            "*:octagonal_sign: Stop-work orders in effect*\n"
+            + _rows(
+                [
+                    f"{ref} {esc(vendor)}: since {day(since)} ({(d.today - since).days} days)"
+                    for ref, vendor, since in d.stopworks
+                ],
+                "none",
+            )
+        )
+    )
+    blocks.append(
+        section(
+            "*:hourglass_flowing_sand: Waiting periods (§2(g))*\n"
+            + _rows([f"{ref} {esc(vendor)}: ends {day(end)}" for ref, vendor, end in d.waiting], "none")
+        )
+    )
+    blocks.append(
+        section(
+            "*:date: Deadlines in the next 7 days*\n"
+            + _rows(
+                [f"{ref} {esc(KINDS.get(kind, kind))}: {when(due, zone)}" for ref, kind, due in d.deadlines],
+                "none",
+            )
+        )
+    )
+    blocks.append(
+        section(
+            "*:memo: Your open questions*\n"
+            + _rows(
+                [
+                    f"{ref} `{qid}` — `/contract answer {ref} {qid} yes|no|unknown`"
+                    for ref, qid in d.my_questions
+                ],
+                "none",
+            )
+        )
+    )
+    blocks.append(
+        ContextBlock(
+            elements=[
+                md(
+                    f"Today is {day(d.today)}. Your roles: {', '.join(d.roles) or 'member'}. "
+                    "`/contract help` lists every command."
+                )
+            ]
+        )
+    )
     return View(type="home", blocks=blocks).to_dict()
 
 

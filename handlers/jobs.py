@@ -41,13 +41,21 @@ def respond_late(ctx: HandlerContext, payload: dict, reply: dict) -> None:
     url = payload.get("response_url")
     if url:
         try:
-            webhook = WebhookClient(url, timeout=15, retry_handlers=[
-                ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=2),
-                ServerErrorRetryHandler(max_retry_count=2)])
+            webhook = WebhookClient(
+                url,
+                timeout=15,
+                retry_handlers=[
+                    ConnectionErrorRetryHandler(max_retry_count=2),
+                    RateLimitErrorRetryHandler(max_retry_count=2),
+                    ServerErrorRetryHandler(max_retry_count=2),
+                ],
+            )
             response = webhook.send_dict({"response_type": "ephemeral", "replace_original": False, **reply})
             if response.status_code == 200:
                 return
-            log.warning("response_url answered %s; sending the reply as a direct message", response.status_code)
+            log.warning(
+                "response_url answered %s; sending the reply as a direct message", response.status_code
+            )
         except Exception:  # noqa: BLE001
             log.warning("response_url failed; sending the reply as a direct message", exc_info=True)
     direct_message(ctx, payload, reply)
@@ -72,24 +80,41 @@ def _build() -> dict[str, JobKind]:
     def nothing(*_args: object) -> dict:
         return {}
 
-    command = JobKind(run=commands.run_command_job, late=respond_late, reply_in_ack=True, ack_with=ephemeral,
-                      deferred_ack=lambda: {"response_type": "ephemeral", "text": WORKING},
-                      failed_ack=lambda text: {"response_type": "ephemeral", "text": text})
-    button = dict(late=respond_late, reply_in_ack=False, ack_with=nothing, deferred_ack=nothing, failed_ack=nothing)
+    command = JobKind(
+        run=commands.run_command_job,
+        late=respond_late,
+        reply_in_ack=True,
+        ack_with=ephemeral,
+        deferred_ack=lambda: {"response_type": "ephemeral", "text": WORKING},
+        failed_ack=lambda text: {"response_type": "ephemeral", "text": text},
+    )
+    button = dict(
+        late=respond_late, reply_in_ack=False, ack_with=nothing, deferred_ack=nothing, failed_ack=nothing
+    )
     filing_view = modals.build_done_view(FILING)  # built once: slack_sdk validates every view it builds
     return {
         "command": command,
         "answer": JobKind(run=actions.run_answer_job, **button),
         "snooze": JobKind(run=actions.run_snooze_job, **button),
         "file_modal": JobKind(
-            run=modals.run_file_modal_job, late=modals.dm_filing_result, reply_in_ack=True,
+            run=modals.run_file_modal_job,
+            late=modals.dm_filing_result,
+            reply_in_ack=True,
             ack_with=lambda reply: reply or {},
             deferred_ack=lambda: {"response_action": "update", "view": filing_view},
-            failed_ack=lambda text: {"response_action": "update", "view": modals.build_done_view(text)}),
+            failed_ack=lambda text: {"response_action": "update", "view": modals.build_done_view(text)},
+        ),
         "note_modal": JobKind(
-            run=modals.run_note_job, late=modals.dm_note_error, reply_in_ack=True,
-            ack_with=lambda reply: reply or {}, deferred_ack=nothing,
-            failed_ack=lambda text: {"response_action": "errors", "errors": {modals.BlockId.NOTE.value: text[:150]}}),
+            run=modals.run_note_job,
+            late=modals.dm_note_error,
+            reply_in_ack=True,
+            ack_with=lambda reply: reply or {},
+            deferred_ack=nothing,
+            failed_ack=lambda text: {
+                "response_action": "errors",
+                "errors": {modals.BlockId.NOTE.value: text[:150]},
+            },
+        ),
     }
 
 

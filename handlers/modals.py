@@ -27,9 +27,17 @@ from handlers.ids import BlockId, CallbackId
 from handlers.routes import Routes
 
 FIELD_LABELS = {
-    "vendor": "Vendor", "product": "Product", "agency": "Agency", "component": "Component / office",
-    "value": "Value (USD)", "awarded": "Award date (YYYY-MM-DD)", "term": "Term", "purpose": "Purpose",
-    "third_party": "Operated by a third party?", "parent": "Ultimate owner", "contract_no": "Contract number",
+    "vendor": "Vendor",
+    "product": "Product",
+    "agency": "Agency",
+    "component": "Component / office",
+    "value": "Value (USD)",
+    "awarded": "Award date (YYYY-MM-DD)",
+    "term": "Term",
+    "purpose": "Purpose",
+    "third_party": "Operated by a third party?",
+    "parent": "Ultimate owner",
+    "contract_no": "Contract number",
     "scope": "Scope",
 }
 
@@ -64,29 +72,67 @@ def build_file_modal(prefill: dict[str, str] | None = None) -> dict:
         if opt.kind in (args.Kind.CHOICE, args.Kind.YES_NO):
             choices = opt.choices or ("yes", "no")
             options = [Option(text=PlainTextObject(text=c), value=c) for c in choices]
-            initial = next((o for o, c in zip(options, choices, strict=True) if c == (prefill.get(opt.key) or "").lower()),
-                           None)
+            initial = next(
+                (
+                    o
+                    for o, c in zip(options, choices, strict=True)
+                    if c == (prefill.get(opt.key) or "").lower()
+                ),
+                None,
+            )
             element = StaticSelectElement(
-                action_id=opt.key, placeholder=PlainTextObject(text="Choose"), options=options, initial_option=initial)
+                action_id=opt.key,
+                placeholder=PlainTextObject(text="Choose"),
+                options=options,
+                initial_option=initial,
+            )
         else:
             multiline = opt.kind is args.Kind.LONG_TEXT
-            element = PlainTextInputElement(action_id=opt.key, multiline=multiline,
-                                            initial_value=(prefill.get(opt.key) or "")[:opt.max_len] or None,
-                                            max_length=opt.max_len)
-        blocks.append(InputBlock(block_id=opt.key, label=PlainTextObject(text=label), element=element,
-                                 optional=not opt.required, hint=PlainTextObject(text=opt.help[:150])))
-    view = View(type="modal", callback_id=CallbackId.FILE_MODAL.value, title=PlainTextObject(text="File a contract"),
-                submit=PlainTextObject(text="File"), close=PlainTextObject(text="Cancel"), blocks=blocks)
+            element = PlainTextInputElement(
+                action_id=opt.key,
+                multiline=multiline,
+                initial_value=(prefill.get(opt.key) or "")[: opt.max_len] or None,
+                max_length=opt.max_len,
+            )
+        blocks.append(
+            InputBlock(
+                block_id=opt.key,
+                label=PlainTextObject(text=label),
+                element=element,
+                optional=not opt.required,
+                hint=PlainTextObject(text=opt.help[:150]),
+            )
+        )
+    view = View(
+        type="modal",
+        callback_id=CallbackId.FILE_MODAL.value,
+        title=PlainTextObject(text="File a contract"),
+        submit=PlainTextObject(text="File"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=blocks,
+    )
     return view.to_dict()
 
 
 def build_note_modal(meta: NoteMetadata) -> dict:
     """A one-field modal to add a note (evidence link or reasoning) to a question."""
-    view = View(type="modal", callback_id=CallbackId.NOTE_MODAL.value, title=PlainTextObject(text=f"Note on {meta.qid}"),
-                submit=PlainTextObject(text="Save"), close=PlainTextObject(text="Cancel"),
-                private_metadata=meta.dump(), blocks=[InputBlock(
-                    block_id=BlockId.NOTE.value, label=PlainTextObject(text="Evidence link or reasoning"),
-                    element=PlainTextInputElement(action_id="note", multiline=True, max_length=args.LONG_TEXT_MAX))])
+    view = View(
+        type="modal",
+        callback_id=CallbackId.NOTE_MODAL.value,
+        title=PlainTextObject(text=f"Note on {meta.qid}"),
+        submit=PlainTextObject(text="Save"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=meta.dump(),
+        blocks=[
+            InputBlock(
+                block_id=BlockId.NOTE.value,
+                label=PlainTextObject(text="Evidence link or reasoning"),
+                element=PlainTextInputElement(
+                    action_id="note", multiline=True, max_length=args.LONG_TEXT_MAX
+                ),
+            )
+        ],
+    )
     return view.to_dict()
 
 
@@ -94,8 +140,12 @@ def build_done_view(text: str) -> dict:
     """A modal saying what happened (replaces the form after submitting)."""
     from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 
-    view = View(type="modal", title=PlainTextObject(text="contract-bot"), close=PlainTextObject(text="Close"),
-                blocks=[SectionBlock(text=MarkdownTextObject(text=text[:2900], verbatim=True))])
+    view = View(
+        type="modal",
+        title=PlainTextObject(text="contract-bot"),
+        close=PlainTextObject(text="Close"),
+        blocks=[SectionBlock(text=MarkdownTextObject(text=text[:2900], verbatim=True))],
+    )
     return view.to_dict()
 
 
@@ -134,13 +184,18 @@ def register(app: App, routes: Routes, ctx: HandlerContext) -> None:
         received = context.get("received_at", time.monotonic())
         try:
             meta = NoteMetadata.load(view.get("private_metadata") or "")
-            note = check_free_text(form_values(view).get(BlockId.NOTE.value) or "", field="note",
-                                   max_len=args.LONG_TEXT_MAX)
+            note = check_free_text(
+                form_values(view).get(BlockId.NOTE.value) or "", field="note", max_len=args.LONG_TEXT_MAX
+            )
         except InputError as exc:
             ack(response_action="errors", errors={BlockId.NOTE.value: exc.message[:150]})
             return
-        payload = {"user": (body.get("user") or {}).get("id", ""), "contract_id": meta.contract_id, "qid": meta.qid,
-                   "note": note}
+        payload = {
+            "user": (body.get("user") or {}).get("id", ""),
+            "contract_id": meta.contract_id,
+            "qid": meta.qid,
+            "note": note,
+        }
         ctx.accept("note_modal", payload, received, ack, durable=True)
 
     routes.views([CallbackId.FILE_MODAL.value], handle_file_modal_submission)
@@ -160,7 +215,10 @@ def register(app: App, routes: Routes, ctx: HandlerContext) -> None:
                 error = error_reply(log)
                 if shortcut.get("response_url"):
                     try:
-                        respond(response_type="ephemeral", text=error + " You can also file with `/contract file`.")
+                        respond(
+                            response_type="ephemeral",
+                            text=error + " You can also file with `/contract file`.",
+                        )
                     except Exception:  # noqa: BLE001
                         log.exception("could not tell the user the form did not open")
 
@@ -190,8 +248,9 @@ def run_file_modal_job(ctx: HandlerContext, payload: dict) -> dict:
     if errors:
         return {"response_action": "errors", "errors": errors}
     try:
-        done = ctx.service.file_contract(payload.get("user") or "", contract_fields(values),
-                                         source_key=f"view:{payload.get('view_id')}")
+        done = ctx.service.file_contract(
+            payload.get("user") or "", contract_fields(values), source_key=f"view:{payload.get('view_id')}"
+        )
         return {"response_action": "update", "view": build_done_view(done.text)}
     except DomainError as exc:
         return {"response_action": "errors", "errors": {"vendor": exc.message[:150]}}
@@ -203,8 +262,14 @@ def run_file_modal_job(ctx: HandlerContext, payload: dict) -> dict:
 
 def run_note_job(ctx: HandlerContext, payload: dict) -> dict:
     """Carry out a note form; {} closes the form, else the form's error."""
-    reply = ctx.outcome(lambda: ctx.service.add_note(payload.get("user") or "", int(payload.get("contract_id") or 0),
-                                                     str(payload.get("qid") or ""), payload.get("note") or ""))
+    reply = ctx.outcome(
+        lambda: ctx.service.add_note(
+            payload.get("user") or "",
+            int(payload.get("contract_id") or 0),
+            str(payload.get("qid") or ""),
+            payload.get("note") or "",
+        )
+    )
     if reply["text"].startswith("Note added"):
         return {}
     return {"response_action": "errors", "errors": {BlockId.NOTE.value: reply["text"][:150]}}
@@ -217,7 +282,9 @@ def dm_filing_result(ctx: HandlerContext, payload: dict, result: dict) -> None:
     view = result.get("view") or {}
     text = ((view.get("blocks") or [{}])[0].get("text") or {}).get("text")
     if not text:
-        text = "Your filing was not accepted: " + "; ".join(f"{k}: {v}" for k, v in (result.get("errors") or {}).items())
+        text = "Your filing was not accepted: " + "; ".join(
+            f"{k}: {v}" for k, v in (result.get("errors") or {}).items()
+        )
     direct_message(ctx, payload, {"text": text})
 
 

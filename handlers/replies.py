@@ -26,7 +26,9 @@ def make_reply_renderer(zone: ZoneInfo):
             case HelpReply(text=text):
                 return {"text": text}
             case RolesList(bootstrap_admins=boot, grants=grants):
-                lines = [f"*Bootstrap admins* (ADMIN_USER_IDS): {', '.join(f'<@{u}>' for u in boot) or 'none'}"]
+                lines = [
+                    f"*Bootstrap admins* (ADMIN_USER_IDS): {', '.join(f'<@{u}>' for u in boot) or 'none'}"
+                ]
                 by_role: dict[str, list[str]] = {}
                 for role, user in grants:
                     by_role.setdefault(role, []).append(f"<@{user}>")
@@ -34,10 +36,15 @@ def make_reply_renderer(zone: ZoneInfo):
                     lines.append(f"*{role}*: {', '.join(by_role.get(role, [])) or 'nobody'}")
                 return {"text": "\n".join(lines)}
             case SettingsList(values=values, sources=sources):
-                lines = [f"`{k}` = `{blocks.esc(v) or '(not set)'}` ({sources.get(k, '')})" for k, v in sorted(values.items())]
+                lines = [
+                    f"`{k}` = `{blocks.esc(v) or '(not set)'}` ({sources.get(k, '')})"
+                    for k, v in sorted(values.items())
+                ]
                 return {"text": "*Runtime settings*\n" + "\n".join(lines)}
             case ExportRequest(format=fmt):
-                return {"text": f"Preparing the {fmt.upper()} export; it will arrive as a file in a direct message."}
+                return {
+                    "text": f"Preparing the {fmt.upper()} export; it will arrive as a file in a direct message."
+                }
         return {"text": str(result)}
 
     return render

@@ -51,7 +51,9 @@ class Routes(Middleware):
     def name(self) -> str:
         return "Routes(contract-bot)"
 
-    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse:  # noqa: A002
         body = req.body
         context = req.context
         call = self._route(body, context)
@@ -73,16 +75,25 @@ class Routes(Middleware):
         command = body.get("command")
         if command is not None:
             fn = self._commands.get(command) if isinstance(command, str) else None
-            return None if fn is None else (fn, {"command": body, "respond": context.respond,
-                                                 "client": context.client})
+            return (
+                None
+                if fn is None
+                else (fn, {"command": body, "respond": context.respond, "client": context.client})
+            )
         kind = body.get("type")
         if kind == "block_actions":
             actions = body.get("actions")
             action = actions[0] if isinstance(actions, list) and actions else None
             action_id = action.get("action_id") if isinstance(action, dict) else None
             fn = self._actions.get(action_id) if isinstance(action_id, str) else None
-            return None if fn is None else (fn, {"body": body, "action": action, "client": context.client,
-                                                 "respond": context.respond})
+            return (
+                None
+                if fn is None
+                else (
+                    fn,
+                    {"body": body, "action": action, "client": context.client, "respond": context.respond},
+                )
+            )
         if kind == "view_submission":
             view = body.get("view")
             callback_id = view.get("callback_id") if isinstance(view, dict) else None

@@ -40,7 +40,9 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
 
             def take_write_lock(self) -> None:
                 if not write_lock.acquire(timeout=30):
-                    raise sqlite3.OperationalError("database is locked (waited 30 s for this process's writers)")
+                    raise sqlite3.OperationalError(
+                        "database is locked (waited 30 s for this process's writers)"
+                    )
                 self.holds_write_lock = True
 
             def _release(self) -> None:
@@ -66,8 +68,9 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
                 finally:
                     self._release()
 
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30,
-                                                  "factory": WriterConnection})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30, "factory": WriterConnection}
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):  # noqa: ANN001
@@ -100,13 +103,19 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
     connect_args = {}
     if schema:
         connect_args["options"] = f"-csearch_path={schema}"
-    return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
+    )
 
 
 def sqlite_file(engine: Engine) -> str | None:
     """The file of a SQLite database on disk; None for another database or an in-memory one."""
     url = engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+    if (
+        url.get_backend_name() != "sqlite"
+        or url.database in (None, "", ":memory:")
+        or "mode=memory" in str(url)
+    ):
         return None
     return url.database
 

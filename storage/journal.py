@@ -65,7 +65,9 @@ class OrphanJournal:
         os.close(self.fd)
 
 
-SEGMENT_BYTES = 64 * 2**20  # under load that never pauses, a new file after this much; the old one goes when done
+SEGMENT_BYTES = (
+    64 * 2**20
+)  # under load that never pauses, a new file after this much; the old one goes when done
 
 
 @dataclass
@@ -86,7 +88,9 @@ class RequestJournal:
     Under load that never leaves that moment, the file would only grow: past ``segment_bytes`` the next line starts
     a new file (``<owner>.<n>.journal``), and an old file is deleted once all its lines are committed."""
 
-    def __init__(self, directory: str | os.PathLike, owner: str, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(
+        self, directory: str | os.PathLike, owner: str, *, segment_bytes: int = SEGMENT_BYTES
+    ) -> None:
         self.directory = Path(directory)
         self.stem = re.sub(r"[^A-Za-z0-9_.-]", "_", owner)
         self.segment_bytes = segment_bytes
@@ -135,7 +139,9 @@ class RequestJournal:
         """Write one request (its payload already JSON); when this returns, it survives the process. Raises
         JournalBroken if it could not. ``key`` and ``kind`` are plain identifiers (the inbox makes them)."""
         data = f'{{"key":"{key}","kind":"{kind}","payload":{payload_json}}}\n'.encode()
-        with self._lock:  # NOTE: no system call under this lock (but once per segment_bytes): a thread blocked
+        with (
+            self._lock
+        ):  # NOTE: no system call under this lock (but once per segment_bytes): a thread blocked
             # on it would queue for the GIL behind the holder too
             if not self.usable:
                 raise JournalBroken(errno.EIO, "the request journal is closed or broken")
@@ -186,7 +192,9 @@ class RequestJournal:
                             os.close(segment.fd)
                             del self._segments[number]
                     except OSError as exc:
-                        log.warning("could not cut back or delete the request journal %s: %s", segment.path, exc)
+                        log.warning(
+                            "could not cut back or delete the request journal %s: %s", segment.path, exc
+                        )
                     continue
             try:
                 os.write(segment.fd, (json.dumps({"committed": done}, separators=(",", ":")) + "\n").encode())
@@ -199,7 +207,9 @@ class RequestJournal:
             for segment in self._segments.values():
                 if remove and segment.outstanding == 0:
                     segment.path.unlink(missing_ok=True)
-                os.close(segment.fd)  # closing lets go of the lock: a file left behind is taken by the next process
+                os.close(
+                    segment.fd
+                )  # closing lets go of the lock: a file left behind is taken by the next process
             self._segments.clear()
             self._current = None
 
@@ -212,8 +222,12 @@ class RequestJournal:
     def _break(self, why: str) -> None:
         if not self.broken:
             self.broken = True
-            log.error("request journal %s: %s; requests are now recorded in the inbox table before the "
-                      "acknowledgement", self.path, why)
+            log.error(
+                "request journal %s: %s; requests are now recorded in the inbox table before the "
+                "acknowledgement",
+                self.path,
+                why,
+            )
 
     # ---- journals of processes that stopped --------------------------------------------------------------------
 
@@ -221,7 +235,9 @@ class RequestJournal:
         """The journals in the directory that no live process holds, each locked for the caller until released."""
         try:
             own = {p.name for p in self.files()}
-            names = sorted(p for p in self.directory.iterdir() if p.name.endswith(SUFFIX) and p.name not in own)
+            names = sorted(
+                p for p in self.directory.iterdir() if p.name.endswith(SUFFIX) and p.name not in own
+            )
         except FileNotFoundError:
             return
         for path in names:
@@ -265,6 +281,10 @@ def read_journal(source: int | str | os.PathLike) -> list[dict]:
             continue
         if isinstance(item.get("committed"), list):
             done.update(k for k in item["committed"] if isinstance(k, str))
-        elif isinstance(item.get("key"), str) and isinstance(item.get("kind"), str) and isinstance(item.get("payload"), dict):
+        elif (
+            isinstance(item.get("key"), str)
+            and isinstance(item.get("kind"), str)
+            and isinstance(item.get("payload"), dict)
+        ):
             entries.setdefault(item["key"], item)
     return [e for k, e in entries.items() if k not in done]

@@ -144,8 +144,11 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
     # status+id: the claim takes the oldest pending rows without walking the backlog; contract+status+id:
     # the "no earlier pending message for this contract" check is one index probe.
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"), Index("ix_outbox_status_id", "status", "id"),
-                      Index("ix_outbox_contract_pending", "contract_id", "status", "id"))
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_status_id", "status", "id"),
+        Index("ix_outbox_contract_pending", "contract_id", "status", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
     contract_id: int | None = Field(default=None, index=True)
@@ -168,8 +171,10 @@ class Reminder(SQLModel, table=True):
 
     __tablename__ = "reminder"
     # contract+status+due_at: a contract's next reminders (every `show` and delivery) without a scan
-    __table_args__ = (Index("ix_reminder_due", "status", "due_at"),
-                      Index("ix_reminder_contract_pending", "contract_id", "status", "due_at"))
+    __table_args__ = (
+        Index("ix_reminder_due", "status", "due_at"),
+        Index("ix_reminder_contract_pending", "contract_id", "status", "due_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     contract_id: int | None = Field(default=None, index=True)
     kind: str

@@ -66,8 +66,9 @@ def add_contract(s: Session, contract: Contract) -> Contract:
     return contract
 
 
-def list_contracts(s: Session, *, status: str | None = None, limit: int = 50, offset: int = 0,
-                   open_only: bool = False) -> list[Contract]:
+def list_contracts(
+    s: Session, *, status: str | None = None, limit: int = 50, offset: int = 0, open_only: bool = False
+) -> list[Contract]:
     """Contracts, newest first, optionally one status."""
     stmt = select(Contract).order_by(Contract.id.desc()).limit(limit).offset(offset)
     if status:
@@ -87,7 +88,9 @@ def count_contracts(s: Session, *, status: str | None = None) -> int:
 
 def list_questions(s: Session, contract_id: int) -> list[Question]:
     """Questions asked so far for a contract."""
-    return list(s.execute(select(Question).where(Question.contract_id == contract_id).order_by(Question.id)).scalars())
+    return list(
+        s.execute(select(Question).where(Question.contract_id == contract_id).order_by(Question.id)).scalars()
+    )
 
 
 def get_question(s: Session, contract_id: int, qid: str) -> Question | None:
@@ -104,15 +107,20 @@ def list_assignments(s: Session, contract_id: int) -> list[str]:
 
 def add_assignment(s: Session, assignment: Assignment) -> bool:
     """Assign a reviewer; False when already assigned."""
-    if s.execute(select(Assignment.id).where(Assignment.contract_id == assignment.contract_id,
-                                             Assignment.user_id == assignment.user_id)).first():
+    if s.execute(
+        select(Assignment.id).where(
+            Assignment.contract_id == assignment.contract_id, Assignment.user_id == assignment.user_id
+        )
+    ).first():
         return False
     s.add(assignment)
     s.flush()
     return True
 
 
-def list_open_questions_for_user(s: Session, user_id: str, limit: int = 20) -> list[tuple[Contract, Question]]:
+def list_open_questions_for_user(
+    s: Session, user_id: str, limit: int = 20
+) -> list[tuple[Contract, Question]]:
     """Unanswered questions on open contracts the user is assigned to."""
     stmt = (
         select(Contract, Question)
@@ -155,7 +163,11 @@ def list_role_grants(s: Session) -> list[RoleGrant]:
 
 def list_users_with_role(s: Session, role: str) -> list[str]:
     """User IDs holding a role in the database."""
-    return list(s.execute(select(RoleGrant.user_id).where(RoleGrant.role == role).order_by(RoleGrant.user_id)).scalars())
+    return list(
+        s.execute(
+            select(RoleGrant.user_id).where(RoleGrant.role == role).order_by(RoleGrant.user_id)
+        ).scalars()
+    )
 
 
 def get_settings(s: Session) -> dict[str, str]:
@@ -185,18 +197,36 @@ def audit_hash(entry: AuditEntry) -> str:
     """The SHA-256 over an entry's content and the previous entry's hash."""
     body = json.dumps(
         {
-            "seq": entry.seq, "at": entry.at.isoformat(), "actor": entry.actor, "action": entry.action,
-            "outcome": entry.outcome, "contract_id": entry.contract_id, "before": entry.before,
-            "after": entry.after, "detail": entry.detail, "prev_hash": entry.prev_hash,
+            "seq": entry.seq,
+            "at": entry.at.isoformat(),
+            "actor": entry.actor,
+            "action": entry.action,
+            "outcome": entry.outcome,
+            "contract_id": entry.contract_id,
+            "before": entry.before,
+            "after": entry.after,
+            "detail": entry.detail,
+            "prev_hash": entry.prev_hash,
         },
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def record_audit(s: Session, *, at: datetime, actor: str, action: str, outcome: str = "ok",
-                 contract_id: int | None = None, before: dict | None = None, after: dict | None = None,
-                 detail: str | None = None) -> AuditEntry:
+def record_audit(
+    s: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    outcome: str = "ok",
+    contract_id: int | None = None,
+    before: dict | None = None,
+    after: dict | None = None,
+    detail: str | None = None,
+) -> AuditEntry:
     """Append one entry to the chain; locking the head row serialises concurrent appends."""
     head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalars().first()
     if head is None:
@@ -209,8 +239,17 @@ def record_audit(s: Session, *, at: datetime, actor: str, action: str, outcome: 
         except IntegrityError:  # another process created it first
             head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalars().one()
     entry = AuditEntry(
-        seq=head.seq + 1, at=at, actor=actor, action=action, outcome=outcome, contract_id=contract_id,
-        before=_dump(before), after=_dump(after), detail=detail, prev_hash=head.hash or GENESIS, hash="",
+        seq=head.seq + 1,
+        at=at,
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        contract_id=contract_id,
+        before=_dump(before),
+        after=_dump(after),
+        detail=detail,
+        prev_hash=head.hash or GENESIS,
+        hash="",
     )
     entry.hash = audit_hash(entry)
     head.seq, head.hash = entry.seq, entry.hash
@@ -239,7 +278,11 @@ def verify_audit_chain(s: Session) -> tuple[int, AuditEntry | None, str | None]:
     last: AuditEntry | None = None
     for entry in s.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars():
         if entry.seq != expected_seq:
-            return checked, entry, f"entry {expected_seq} is missing (next found is {entry.seq}): a row was deleted"
+            return (
+                checked,
+                entry,
+                f"entry {expected_seq} is missing (next found is {entry.seq}): a row was deleted",
+            )
         if entry.prev_hash != prev_hash:
             return checked, entry, "its prev_hash does not match the entry before it"
         if audit_hash(entry) != entry.hash:
@@ -247,27 +290,50 @@ def verify_audit_chain(s: Session) -> tuple[int, AuditEntry | None, str | None]:
         prev_hash, expected_seq, checked, last = entry.hash, expected_seq + 1, checked + 1, entry
     head = s.get(AuditHead, 1)
     if head is not None and (head.seq != checked or head.hash != prev_hash):
-        return checked, last, f"the chain ends at entry {checked} but {head.seq} were written: the newest entries were deleted"
+        return (
+            checked,
+            last,
+            f"the chain ends at entry {checked} but {head.seq} were written: the newest entries were deleted",
+        )
     return checked, None, None
 
 
 # ---- outbox ------------------------------------------------------------------------------------------------
 
 
-def add_outbox(s: Session, *, at: datetime, op: str, target: str, payload: dict, contract_id: int | None = None,
-               message_key: str | None = None) -> OutboxMessage:
+def add_outbox(
+    s: Session,
+    *,
+    at: datetime,
+    op: str,
+    target: str,
+    payload: dict,
+    contract_id: int | None = None,
+    message_key: str | None = None,
+) -> OutboxMessage:
     """Queue a message for Slack in the caller's transaction."""
-    row = OutboxMessage(created_at=at, contract_id=contract_id, op=op, target=target, message_key=message_key,
-                        payload=json.dumps(payload, ensure_ascii=False), next_attempt_at=at)
+    row = OutboxMessage(
+        created_at=at,
+        contract_id=contract_id,
+        op=op,
+        target=target,
+        message_key=message_key,
+        payload=json.dumps(payload, ensure_ascii=False),
+        next_attempt_at=at,
+    )
     s.add(row)  # written by the next query's autoflush or the commit: one round trip per row is not needed
     return row
 
 
-def claim_outbox(s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int) -> list[OutboxMessage]:
+def claim_outbox(
+    s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[OutboxMessage]:
     """Claim due messages atomically (SKIP LOCKED on PostgreSQL), oldest first and one at a time per contract."""
     earlier = OutboxMessage.__table__.alias("earlier")
     blocked = exists().where(
-        earlier.c.contract_id == OutboxMessage.contract_id, earlier.c.status == "pending", earlier.c.id < OutboxMessage.id
+        earlier.c.contract_id == OutboxMessage.contract_id,
+        earlier.c.status == "pending",
+        earlier.c.id < OutboxMessage.id,
     )
     due = (
         select(OutboxMessage.id)
@@ -295,7 +361,11 @@ def claim_outbox(s: Session, *, worker: str, now: datetime, lease: timedelta, li
 
 def count_outbox(s: Session, status: str = "pending") -> int:
     """How many outbox messages have a status."""
-    return int(s.execute(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == status)).scalar_one())
+    return int(
+        s.execute(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == status)
+        ).scalar_one()
+    )
 
 
 # ---- inbox of acknowledged requests -------------------------------------------------------------------------
@@ -303,13 +373,26 @@ def count_outbox(s: Session, status: str = "pending") -> int:
 
 def _inbox_rows(rows: Sequence[dict], at: datetime, owner: str, lease: timedelta) -> list[dict]:
     """What a newly recorded request holds, column by column (both ways of inserting below use this)."""
-    return [{"key": r["key"], "kind": r["kind"],
-             "payload": r["payload_json"] if "payload_json" in r else json.dumps(r["payload"], ensure_ascii=False),
-             "received_at": at, "status": "pending", "owner": owner, "lease_until": at + lease, "attempts": 0}
-            for r in rows]
+    return [
+        {
+            "key": r["key"],
+            "kind": r["kind"],
+            "payload": r["payload_json"]
+            if "payload_json" in r
+            else json.dumps(r["payload"], ensure_ascii=False),
+            "received_at": at,
+            "status": "pending",
+            "owner": owner,
+            "lease_until": at + lease,
+            "attempts": 0,
+        }
+        for r in rows
+    ]
 
 
-def add_inbox(s: Session | Connection, rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta) -> None:
+def add_inbox(
+    s: Session | Connection, rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta
+) -> None:
     """Record acknowledged requests ({key, kind, payload} or {key, kind, payload_json}); one core INSERT for the lot (group commit; on the
     acknowledgement path, so it takes a plain Connection too)."""
     s.execute(InboxItem.__table__.insert(), _inbox_rows(rows, at, owner, lease))
@@ -320,13 +403,18 @@ def inbox_insert_sql(rows: Sequence[dict], *, at: datetime, owner: str, lease: t
     in autocommit; timestamps in the text form UTCDateTime stores on SQLite)."""
     values = _inbox_rows(rows, at, owner, lease)
     columns = list(values[0])
-    params = [v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
-              for row in values for v in row.values()]
+    params = [
+        v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
+        for row in values
+        for v in row.values()
+    ]
     placeholders = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(values))
     return f"INSERT INTO inbox ({', '.join(columns)}) VALUES {placeholders}", params
 
 
-def inbox_copy_rows(rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta) -> tuple[list[str], list[tuple]]:
+def inbox_copy_rows(
+    rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta
+) -> tuple[list[str], list[tuple]]:
     """The same rows as add_inbox, as column names and value tuples for PostgreSQL's COPY."""
     values = _inbox_rows(rows, at, owner, lease)
     return list(values[0]), [tuple(v.values()) for v in values]
@@ -341,7 +429,7 @@ def existing_inbox_keys(s: Session, keys: Sequence[str]) -> set[str]:
     """Which of these request keys have a row in the inbox."""
     found: set[str] = set()
     for i in range(0, len(keys), 500):
-        found.update(s.execute(select(InboxItem.key).where(InboxItem.key.in_(keys[i:i + 500]))).scalars())
+        found.update(s.execute(select(InboxItem.key).where(InboxItem.key.in_(keys[i : i + 500]))).scalars())
     return found
 
 
@@ -352,22 +440,33 @@ def inbox_key_seen(s: Session, key: str) -> bool:
 
 def renew_inbox(s: Session, *, owner: str, until: datetime) -> int:
     """Extend the lease of every pending request a live process holds."""
-    result = s.execute(update(InboxItem).where(InboxItem.owner == owner, InboxItem.status == "pending")
-                       .values(lease_until=until).execution_options(synchronize_session=False))
+    result = s.execute(
+        update(InboxItem)
+        .where(InboxItem.owner == owner, InboxItem.status == "pending")
+        .values(lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
     return result.rowcount
 
 
-def claim_stale_inbox(s: Session, *, owner: str, now: datetime, lease: timedelta, limit: int) -> list[InboxItem]:
+def claim_stale_inbox(
+    s: Session, *, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[InboxItem]:
     """Take over pending requests whose holder stopped renewing (it crashed), oldest first."""
-    stale = (select(InboxItem.id)
-             .where(InboxItem.status == "pending", InboxItem.lease_until < now)
-             .order_by(InboxItem.id).limit(limit)
-             .with_for_update(skip_locked=True))
-    stmt = (update(InboxItem)
-            .where(InboxItem.id.in_(stale.scalar_subquery()))
-            .values(owner=owner, lease_until=now + lease, attempts=InboxItem.attempts + 1)
-            .returning(InboxItem)
-            .execution_options(synchronize_session=False))
+    stale = (
+        select(InboxItem.id)
+        .where(InboxItem.status == "pending", InboxItem.lease_until < now)
+        .order_by(InboxItem.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(InboxItem)
+        .where(InboxItem.id.in_(stale.scalar_subquery()))
+        .values(owner=owner, lease_until=now + lease, attempts=InboxItem.attempts + 1)
+        .returning(InboxItem)
+        .execution_options(synchronize_session=False)
+    )
     rows = list(s.execute(stmt).scalars())
     rows.sort(key=lambda r: r.id)
     return rows
@@ -375,20 +474,33 @@ def claim_stale_inbox(s: Session, *, owner: str, now: datetime, lease: timedelta
 
 def bury_inbox(s: Session, key: str, error: str) -> None:
     """Keep a request that failed too often out of the replay, with why."""
-    s.execute(update(InboxItem).where(InboxItem.key == key)
-              .values(status="dead", last_error=error[:2000]).execution_options(synchronize_session=False))
+    s.execute(
+        update(InboxItem)
+        .where(InboxItem.key == key)
+        .values(status="dead", last_error=error[:2000])
+        .execution_options(synchronize_session=False)
+    )
 
 
 def count_inbox(s: Session, status: str = "pending") -> int:
     """How many acknowledged requests have a status."""
-    return int(s.execute(select(func.count()).select_from(InboxItem).where(InboxItem.status == status)).scalar_one())
+    return int(
+        s.execute(select(func.count()).select_from(InboxItem).where(InboxItem.status == status)).scalar_one()
+    )
 
 
 # ---- reminders ----------------------------------------------------------------------------------------------
 
 
-def add_reminder(s: Session, *, key: str, kind: str, due_at: datetime, contract_id: int | None = None,
-                 data: dict | None = None) -> bool:
+def add_reminder(
+    s: Session,
+    *,
+    key: str,
+    kind: str,
+    due_at: datetime,
+    contract_id: int | None = None,
+    data: dict | None = None,
+) -> bool:
     """Schedule a reminder unless one with the same key is pending or done; True when added.
 
     A cancelled row with the same key is revived (it never went out): a stop-work lifted and issued again on
@@ -408,11 +520,16 @@ def add_reminder(s: Session, *, key: str, kind: str, due_at: datetime, contract_
     return True
 
 
-def postpone_reminders(s: Session, *, contract_id: int | None, kind: str, until: datetime,
-                       section: str | None = None) -> int:
+def postpone_reminders(
+    s: Session, *, contract_id: int | None, kind: str, until: datetime, section: str | None = None
+) -> int:
     """Move a recurring series' pending occurrences due before ``until`` to ``until`` (a snooze); how many."""
-    stmt = select(Reminder).where(Reminder.status == "pending", Reminder.kind == kind, Reminder.due_at < until)
-    stmt = stmt.where(Reminder.contract_id.is_(None) if contract_id is None else Reminder.contract_id == contract_id)
+    stmt = select(Reminder).where(
+        Reminder.status == "pending", Reminder.kind == kind, Reminder.due_at < until
+    )
+    stmt = stmt.where(
+        Reminder.contract_id.is_(None) if contract_id is None else Reminder.contract_id == contract_id
+    )
     moved = 0
     for r in s.execute(stmt).scalars():
         if section is not None and (reminder_data(r) or {}).get("section") != section:
@@ -429,15 +546,22 @@ def cancel_reminders(s: Session, contract_id: int, kinds: Sequence[str] | None =
     stmt = update(Reminder).where(Reminder.contract_id == contract_id, Reminder.status == "pending")
     if kinds:
         stmt = stmt.where(Reminder.kind.in_(list(kinds)))
-    return s.execute(stmt.values(status="cancelled").execution_options(synchronize_session=False)).rowcount or 0
+    return (
+        s.execute(stmt.values(status="cancelled").execution_options(synchronize_session=False)).rowcount or 0
+    )
 
 
-def claim_due_reminders(s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int) -> list[Reminder]:
+def claim_due_reminders(
+    s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[Reminder]:
     """Claim due reminders atomically (SKIP LOCKED on PostgreSQL; SQLite serialises writers)."""
     due = (
         select(Reminder.id)
-        .where(Reminder.status == "pending", Reminder.due_at <= now,
-               or_(Reminder.lease_until.is_(None), Reminder.lease_until < now))
+        .where(
+            Reminder.status == "pending",
+            Reminder.due_at <= now,
+            or_(Reminder.lease_until.is_(None), Reminder.lease_until < now),
+        )
         .order_by(Reminder.due_at, Reminder.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -454,10 +578,16 @@ def claim_due_reminders(s: Session, *, worker: str, now: datetime, lease: timede
     return rows
 
 
-def list_pending_reminders(s: Session, *, until: datetime | None = None, contract_id: int | None = None,
-                           limit: int = 500) -> list[Reminder]:
+def list_pending_reminders(
+    s: Session, *, until: datetime | None = None, contract_id: int | None = None, limit: int = 500
+) -> list[Reminder]:
     """Pending reminders, soonest first, optionally due by ``until`` or for one contract."""
-    stmt = select(Reminder).where(Reminder.status == "pending").order_by(Reminder.due_at, Reminder.id).limit(limit)
+    stmt = (
+        select(Reminder)
+        .where(Reminder.status == "pending")
+        .order_by(Reminder.due_at, Reminder.id)
+        .limit(limit)
+    )
     if until is not None:
         stmt = stmt.where(Reminder.due_at <= until)
     if contract_id is not None:
@@ -499,8 +629,12 @@ def count_by_status(s: Session) -> dict[str, int]:
 
 def list_stopworks(s: Session, limit: int) -> list[Contract]:
     """Open contracts with a stop-work order in effect, oldest first, and their count."""
-    stmt = (select(Contract).where(Contract.stopwork_since.is_not(None), Contract.closed_on.is_(None))
-            .order_by(Contract.stopwork_since).limit(limit))
+    stmt = (
+        select(Contract)
+        .where(Contract.stopwork_since.is_not(None), Contract.closed_on.is_(None))
+        .order_by(Contract.stopwork_since)
+        .limit(limit)
+    )
     return list(s.execute(stmt).scalars())
 
 
@@ -510,7 +644,15 @@ def list_waiting(s: Session, limit: int, today: date | None = None) -> list[Cont
     if today is None:
         stmt = select(Contract).where(Contract.status == "waiting").order_by(Contract.notice_on).limit(limit)
     else:
-        stmt = (select(Contract).where(Contract.notice_on.is_not(None), Contract.notice_on >= today - timedelta(days=7),
-                                       Contract.cleared_on.is_(None), Contract.closed_on.is_(None))
-                .order_by(Contract.notice_on, Contract.id).limit(limit))
+        stmt = (
+            select(Contract)
+            .where(
+                Contract.notice_on.is_not(None),
+                Contract.notice_on >= today - timedelta(days=7),
+                Contract.cleared_on.is_(None),
+                Contract.closed_on.is_(None),
+            )
+            .order_by(Contract.notice_on, Contract.id)
+            .limit(limit)
+        )
     return list(s.execute(stmt).scalars())

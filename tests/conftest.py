@@ -27,9 +27,16 @@ ADMIN, REVIEWER, MANAGER, OFFICIAL, MEMBER = "UADMIN1", "UREVIEW1", "UMANAGE1", 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 
-DB_PARAMS = [pytest.param("sqlite", id="sqlite"),
-             pytest.param("postgresql", id="postgresql", marks=pytest.mark.skipif(
-                 not PG_URL, reason="TEST_DATABASE_URL is not set: PostgreSQL tests skipped (CI sets it)"))]
+DB_PARAMS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=pytest.mark.skipif(
+            not PG_URL, reason="TEST_DATABASE_URL is not set: PostgreSQL tests skipped (CI sets it)"
+        ),
+    ),
+]
 
 
 @pytest.fixture(params=DB_PARAMS)
@@ -90,9 +97,17 @@ class Running:
 
 def make_settings(double: SlackDouble, database_url: str, **overrides) -> Settings:
     """Settings as an agency would set them, pointed at the test double."""
-    values = dict(slack_bot_token="xoxb-test", slack_signing_secret=SECRET, slack_api_url=double.api_url,
-                  database_url=database_url, review_channel=REVIEW, manager_channel=MANAGERS,
-                  admin_user_ids=(ADMIN,), bot_timezone="America/New_York", reminder_interval_seconds=60)
+    values = dict(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=double.api_url,
+        database_url=database_url,
+        review_channel=REVIEW,
+        manager_channel=MANAGERS,
+        admin_user_ids=(ADMIN,),
+        bot_timezone="America/New_York",
+        reminder_interval_seconds=60,
+    )
     values.update(overrides)
     return Settings(**values)
 

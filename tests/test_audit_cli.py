@@ -65,7 +65,11 @@ def test_verify_detects_an_edited_entry(running, cli):
     seq = _seq(running, "outcome = 'refused'")
     code, _, err = cli("audit", "verify")
     assert code == 1
-    assert f"BROKEN at entry #{seq} " in err and "edited" in err and f"{seq - 1} entries before it verified" in err
+    assert (
+        f"BROKEN at entry #{seq} " in err
+        and "edited" in err
+        and f"{seq - 1} entries before it verified" in err
+    )
 
     # an editor who also recomputes the row's hash is caught by the next entry's link
     from storage import repositories as repo
@@ -134,8 +138,14 @@ def test_the_installed_command_exits_non_zero_on_tampering(running, database, tm
     env["PYTHONPATH"] = str(root)
 
     def verify() -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "bot.cli", "audit", "verify"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", "audit", "verify"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     ok = verify()
     assert ok.returncode == 0 and f"{n} entries" in ok.stdout, ok.stderr
@@ -153,8 +163,16 @@ def test_export_csv_and_json_to_a_file_and_stdout(running, cli, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
     assert len(rows) == 1
     row = rows[0]
-    assert row["reference"] == "CR-1" and row["vendor"] == "Paragon Solutions" and row["value_usd"] == "2000000.0"
-    assert row["determination"] == "prohibited" and row["answer_SCOPE-1"] == "yes" and row["status"] == "prohibited"
+    assert (
+        row["reference"] == "CR-1"
+        and row["vendor"] == "Paragon Solutions"
+        and row["value_usd"] == "2000000.0"
+    )
+    assert (
+        row["determination"] == "prohibited"
+        and row["answer_SCOPE-1"] == "yes"
+        and row["status"] == "prohibited"
+    )
     assert row["stopwork_since"] == "" and row["operational_use_permitted"] == "False"
     assert row["red_flags"] == "" and row["determination_reason"] == "IU-1"  # empty cells are not prefixed
     assert row["still_missing"].startswith("the determination is `prohibited`")

@@ -16,25 +16,29 @@ def test_defaults_need_nothing():
 
 def test_the_journal_directory_is_taken_as_given():
     assert Settings.from_env({"INBOX_JOURNAL_DIR": "/var/lib/contract-bot/journal"}).inbox_journal_dir == (
-        "/var/lib/contract-bot/journal")
+        "/var/lib/contract-bot/journal"
+    )
     assert Settings.from_env({"INBOX_JOURNAL_DIR": " off "}).inbox_journal_dir == "off"
 
 
-@pytest.mark.parametrize("env, variable", [
-    ({"SLACK_BOT_TOKEN": "xoxp-user"}, "SLACK_BOT_TOKEN"),
-    ({"SLACK_APP_TOKEN": "xoxb-wrong"}, "SLACK_APP_TOKEN"),
-    ({"SLACK_API_URL": "ftp://x"}, "SLACK_API_URL"),
-    ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
-    ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
-    ({"REVIEW_CHANNEL": "#general"}, "REVIEW_CHANNEL"),
-    ({"MANAGER_CHANNEL": "general"}, "MANAGER_CHANNEL"),
-    ({"ADMIN_USER_IDS": "U123ABC,bob"}, "ADMIN_USER_IDS"),
-    ({"BOT_TIMEZONE": "Mars/Olympus"}, "BOT_TIMEZONE"),
-    ({"REMINDER_INTERVAL_SECONDS": "often"}, "REMINDER_INTERVAL_SECONDS"),
-    ({"REMINDER_INTERVAL_SECONDS": "0"}, "REMINDER_INTERVAL_SECONDS"),
-    ({"PORT": "70000"}, "PORT"),
-    ({"INBOX_JOURNAL_DIR": "journal\x00dir"}, "INBOX_JOURNAL_DIR"),
-])
+@pytest.mark.parametrize(
+    "env, variable",
+    [
+        ({"SLACK_BOT_TOKEN": "xoxp-user"}, "SLACK_BOT_TOKEN"),
+        ({"SLACK_APP_TOKEN": "xoxb-wrong"}, "SLACK_APP_TOKEN"),
+        ({"SLACK_API_URL": "ftp://x"}, "SLACK_API_URL"),
+        ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
+        ({"REVIEW_CHANNEL": "#general"}, "REVIEW_CHANNEL"),
+        ({"MANAGER_CHANNEL": "general"}, "MANAGER_CHANNEL"),
+        ({"ADMIN_USER_IDS": "U123ABC,bob"}, "ADMIN_USER_IDS"),
+        ({"BOT_TIMEZONE": "Mars/Olympus"}, "BOT_TIMEZONE"),
+        ({"REMINDER_INTERVAL_SECONDS": "often"}, "REMINDER_INTERVAL_SECONDS"),
+        ({"REMINDER_INTERVAL_SECONDS": "0"}, "REMINDER_INTERVAL_SECONDS"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"INBOX_JOURNAL_DIR": "journal\x00dir"}, "INBOX_JOURNAL_DIR"),
+    ],
+)
 def test_bad_setting_names_the_variable(env, variable):
     with pytest.raises(SettingsError) as err:
         Settings.from_env(env)
@@ -50,8 +54,14 @@ def test_serve_requires_token_and_secret():
 
 
 def test_secrets_never_in_repr():
-    s = Settings.from_env({"SLACK_BOT_TOKEN": "xoxb-supersecret", "SLACK_SIGNING_SECRET": "shh-secret",
-                           "SLACK_APP_TOKEN": "xapp-secret", "DATABASE_URL": "postgresql+psycopg://u:pw123@h/db"})
+    s = Settings.from_env(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-supersecret",
+            "SLACK_SIGNING_SECRET": "shh-secret",
+            "SLACK_APP_TOKEN": "xapp-secret",
+            "DATABASE_URL": "postgresql+psycopg://u:pw123@h/db",
+        }
+    )
     text = repr(s) + str(s)
     for secret in ("supersecret", "shh-secret", "xapp-secret", "pw123"):
         assert secret not in text

@@ -20,8 +20,9 @@ FILE = 'file vendor="Paragon Solutions" product=Graphite agency=ICE awarded=2026
 def console(*lines: str, database: str | None = None) -> str:
     """Run the console on these lines (as a pipe would) and return the transcript."""
     out = io.StringIO()
-    code = run_console(Settings(), database=database, stdin=io.StringIO("\n".join(lines) + "\n"), stdout=out,
-                       start=START)
+    code = run_console(
+        Settings(), database=database, stdin=io.StringIO("\n".join(lines) + "\n"), stdout=out, start=START
+    )
     assert code == 0
     return out.getvalue()
 
@@ -45,10 +46,22 @@ def test_a_refused_button_is_answered_privately_and_changes_nothing():
 
 
 def test_users_roles_and_mentions():
-    out = console("users", "as manager", f"/contract {FILE}", "/contract assign CR-1 @rae", "as nobody",
-                  "as ada", "/contract admin roles")
-    for name, role in (("ada", "admin"), ("rae", "reviewer"), ("max", "manager"), ("olu", "official"),
-                       ("mel", "member")):
+    out = console(
+        "users",
+        "as manager",
+        f"/contract {FILE}",
+        "/contract assign CR-1 @rae",
+        "as nobody",
+        "as ada",
+        "/contract admin roles",
+    )
+    for name, role in (
+        ("ada", "admin"),
+        ("rae", "reviewer"),
+        ("max", "manager"),
+        ("olu", "official"),
+        ("mel", "member"),
+    ):
         assert f"@{name}" in out and role in out
     assert "You are now @max (manager)." in out
     assert "Assigned @rae to CR-1." in out
@@ -57,8 +70,15 @@ def test_users_roles_and_mentions():
 
 
 def test_time_moves_the_clock_and_reminders_fire():
-    out = console("as max", f"/contract {FILE}", '/contract stopwork CR-1 reason="EO 14093 review"', "time +1d",
-                  "time +2h", "time 2026-12-01", "reminders")
+    out = console(
+        "as max",
+        f"/contract {FILE}",
+        '/contract stopwork CR-1 reason="EO 14093 review"',
+        "time +1d",
+        "time +2h",
+        "time 2026-12-01",
+        "reminders",
+    )
     assert "Time is now Wed 2026-11-25 10:00 EST." in out
     assert "Time is now Wed 2026-11-25 12:00 EST." in out
     assert "Time is now Tue 2026-12-01 10:00 EST." in out
@@ -69,8 +89,12 @@ def test_time_moves_the_clock_and_reminders_fire():
 
 
 def test_modal_from_file_without_arguments_can_be_submitted_once():
-    out = console("/contract file", "submit vendor=Acme product=Spy agency=FBI value=abc",
-                  "submit vendor=Acme product=Spy agency=FBI value=12", "/contract list")
+    out = console(
+        "/contract file",
+        "submit vendor=Acme product=Spy agency=FBI value=abc",
+        "submit vendor=Acme product=Spy agency=FBI value=12",
+        "/contract list",
+    )
     assert "[modal for @mel: File a contract]" in out and "vendor= Vendor (required)" in out
     assert "[form error] value:" in out
     assert "Filed CR-1: Acme / Spy for FBI." in out
@@ -78,9 +102,16 @@ def test_modal_from_file_without_arguments_can_be_submitted_once():
 
 
 def test_note_button_opens_a_modal_and_the_shortcut_prefills_from_the_message():
-    out = console(f"/contract {FILE}", "as rae", "4", 'submit note="see https://example.org/report"',
-                  "say vendor=Acme product=Spy agency=FBI — a new award", "shortcut",
-                  "submit", "/contract show CR-2")
+    out = console(
+        f"/contract {FILE}",
+        "as rae",
+        "4",
+        'submit note="see https://example.org/report"',
+        "say vendor=Acme product=Spy agency=FBI — a new award",
+        "shortcut",
+        "submit",
+        "/contract show CR-2",
+    )
     assert "[modal for @rae: Note on SCOPE-1]" in out
     assert "[modal for @rae: File a contract]" in out
     assert "[prefilled: Acme]" in out
@@ -88,7 +119,9 @@ def test_note_button_opens_a_modal_and_the_shortcut_prefills_from_the_message():
 
 
 def test_app_home_shows_the_dashboard():
-    out = console("as max", f"/contract {FILE}", '/contract stopwork CR-1 reason="review"', "time +2d", "home")
+    out = console(
+        "as max", f"/contract {FILE}", '/contract stopwork CR-1 reason="review"', "time +2d", "home"
+    )
     home = out.split("max> home", 1)[1]
     assert "[App Home of @max]" in home
     assert "CR-1 Paragon Solutions: since 2026-11-24 (2 days)" in home
@@ -96,8 +129,18 @@ def test_app_home_shows_the_dashboard():
 
 
 def test_bad_lines_do_not_end_the_session():
-    out = console("frobnicate", "/other", "/contract frobnicate", "99", "submit a=b", "time soon",
-                  "# a comment", "help", "quit", "/contract list")
+    out = console(
+        "frobnicate",
+        "/other",
+        "/contract frobnicate",
+        "99",
+        "submit a=b",
+        "time soon",
+        "# a comment",
+        "help",
+        "quit",
+        "/contract list",
+    )
     assert "Unknown console command 'frobnicate'" in out
     assert "Only /contract is a command of this bot" in out
     assert "subcommand" in out.lower()
@@ -117,10 +160,21 @@ def test_a_database_url_keeps_the_record_between_sessions(tmp_path):
 
 
 def test_the_command_line_console_works_from_a_pipe_with_no_slack_settings():
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT)}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": str(ROOT),
+    }
     script = "\n".join([f"/contract {FILE}", "as rae", "press SCOPE-1 Yes", "quit"]) + "\n"
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "console"], input=script, capture_output=True,
-                          text=True, env=env, cwd=ROOT / "tests", timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "console"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT / "tests",
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "mel> /contract file" in done.stdout  # the transcript shows what was typed, no prompts
     assert "Filed CR-1" in done.stdout and "(@rae pressed [1] Yes)" in done.stdout

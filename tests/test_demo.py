@@ -52,8 +52,11 @@ def test_milestones_appear_in_order_on_their_dates(transcript):
 
 
 def test_unknown_facts_are_labelled_supposed(transcript):
-    for marker in ("[supposed] The reviewer starts scoping", "[supposed] The relevant official",
-                   "[supposed] The agency head notifies the APNSA"):
+    for marker in (
+        "[supposed] The reviewer starts scoping",
+        "[supposed] The relevant official",
+        "[supposed] The agency head notifies the APNSA",
+    ):
         assert marker in transcript
     assert "UNCONFIRMED" in transcript
     assert transcript.count("[public]") >= 4
@@ -66,7 +69,9 @@ def test_reminders_fired_while_time_passed(transcript):
     assert "Reminder: the waiting period on CR-1 is over" in fired
     assert "weekly digest" in fired
     # the stop-work reminder stops once the order is lifted
-    stopwork_days = re.findall(r"(\d{4}-\d{2}-\d{2}) \d\d:\d\d #compliance-managers: \[STOP\] Reminder", fired)
+    stopwork_days = re.findall(
+        r"(\d{4}-\d{2}-\d{2}) \d\d:\d\d #compliance-managers: \[STOP\] Reminder", fired
+    )
     assert stopwork_days and max(stopwork_days) <= "2025-08-29"
 
 
@@ -78,16 +83,35 @@ def test_final_show_and_audit(transcript):
     assert "APNSA notice (§2(g)): 2025-08-14; waiting period ends 2025-08-21" in show
     audit = _after(final, "max> /contract audit CR-1")
     assert "Audit timeline of CR-1" in audit
-    for action in ("@mel file", "@max assign", "@max stopwork", "@rae answer", "@olu determine", "@olu certify",
-                   "@max notify", "@max resume", "@max close"):
+    for action in (
+        "@mel file",
+        "@max assign",
+        "@max stopwork",
+        "@rae answer",
+        "@olu determine",
+        "@olu certify",
+        "@max notify",
+        "@max resume",
+        "@max close",
+    ):
         assert action in audit, action
     assert "answer: yes → no" in audit  # the changed CI-4 answer keeps both versions
 
 
 def test_the_command_line_demo_exits_0():
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "demo"], capture_output=True, text=True, env=env,
-                          cwd=ROOT / "tests", timeout=120)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT / "tests",
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "CR-1 closed on 2026-01-20" in done.stdout
     assert "Traceback" not in done.stderr

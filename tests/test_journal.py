@@ -17,8 +17,10 @@ def journal(tmp_path, owner: str = "host:1:aa") -> RequestJournal:  # noqa: ANN0
 
 
 def payload(i: int) -> str:
-    return json.dumps({"text": f"file vendor=V{i} product=P{i} agency=ICE", "note": 'caf\u00e9 "quoted"\nline'},
-                      ensure_ascii=False)
+    return json.dumps(
+        {"text": f"file vendor=V{i} product=P{i} agency=ICE", "note": 'caf\u00e9 "quoted"\nline'},
+        ensure_ascii=False,
+    )
 
 
 def test_lines_are_read_back_in_order_until_committed_and_the_file_is_cut_back_when_all_are(tmp_path):
@@ -92,8 +94,10 @@ def test_a_cut_off_last_line_is_skipped_and_the_rest_read(tmp_path):
 
 def test_lines_of_another_shape_are_ignored(tmp_path):
     path = tmp_path / "x.journal"
-    path.write_bytes(b'[1,2]\n{"key":1,"kind":"command","payload":{}}\n{"key":"ok","kind":"command","payload":{}}\n'
-                     b'{"committed":"not-a-list"}\n\n')
+    path.write_bytes(
+        b'[1,2]\n{"key":1,"kind":"command","payload":{}}\n{"key":"ok","kind":"command","payload":{}}\n'
+        b'{"committed":"not-a-list"}\n\n'
+    )
     assert [e["key"] for e in read_journal(path)] == ["ok"]
 
 
@@ -111,7 +115,9 @@ def test_a_journal_that_cannot_be_written_says_so_and_is_not_used_again(tmp_path
 
 def test_lines_from_many_threads_never_interleave(tmp_path):
     j = journal(tmp_path)
-    big = json.dumps({"text": "x" * 3000, "form": {"scope": "y" * 2000}})  # lines larger than a pipe's atomic size
+    big = json.dumps(
+        {"text": "x" * 3000, "form": {"scope": "y" * 2000}}
+    )  # lines larger than a pipe's atomic size
 
     def write(t: int) -> None:
         for i in range(300):
@@ -125,7 +131,9 @@ def test_lines_from_many_threads_never_interleave(tmp_path):
     entries = read_journal(j.path)
     assert len(entries) == 8 * 300
     assert {e["key"] for e in entries} == {f"t{t}-{i}" for t in range(8) for i in range(300)}
-    assert [e["key"] for e in entries if e["key"].startswith("t3-")] == [f"t3-{i}" for i in range(300)]  # in order
+    assert [e["key"] for e in entries if e["key"].startswith("t3-")] == [
+        f"t3-{i}" for i in range(300)
+    ]  # in order
     j.committed([e["key"] for e in entries])
     assert os.path.getsize(j.path) == 0
     j.close(remove=True)

@@ -8,7 +8,9 @@ from bot.domain import args
 from bot.domain.errors import InputError
 
 
-def validate_file_form(raw: dict[str, str | None], *, today: date) -> tuple[dict[str, object], dict[str, str]]:
+def validate_file_form(
+    raw: dict[str, str | None], *, today: date
+) -> tuple[dict[str, object], dict[str, str]]:
     """Typed values and per-field errors (block id -> message) for the filing modal's inputs."""
     command = args.COMMANDS["file"]
     values: dict[str, object] = {}
@@ -20,8 +22,9 @@ def validate_file_form(raw: dict[str, str | None], *, today: date) -> tuple[dict
                 errors[opt.key] = f"{opt.key.replace('_', ' ').capitalize()} is required."
             continue
         try:
-            values[opt.arg_name] = args._convert(opt.kind, text, opt.key, today=today, max_len=opt.max_len,
-                                                 choices=opt.choices)
+            values[opt.arg_name] = args._convert(
+                opt.kind, text, opt.key, today=today, max_len=opt.max_len, choices=opt.choices
+            )
         except InputError as exc:
             errors[opt.key] = exc.message[:150]
     return values, errors

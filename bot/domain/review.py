@@ -16,11 +16,22 @@ from bot.domain.errors import InvalidState
 
 NOT_RISKY, PROHIBITED, OUT_OF_SCOPE = "not-risky", "prohibited", "out-of-scope"
 OUTCOMES = (NOT_RISKY, PROHIBITED, OUT_OF_SCOPE)
-WAITING_DAYS = schedule.WAITING_PERIOD_DAYS  # §2(g): calendar days (EO14093.md §3.2 reads it as calendar days)
+WAITING_DAYS = (
+    schedule.WAITING_PERIOD_DAYS
+)  # §2(g): calendar days (EO14093.md §3.2 reads it as calendar days)
 
 STATUSES = (
-    "intake", "in-review", "stop-work", "determined", "prohibited", "certified",
-    "waiting", "cleared", "waiver", "out-of-scope", "closed",
+    "intake",
+    "in-review",
+    "stop-work",
+    "determined",
+    "prohibited",
+    "certified",
+    "waiting",
+    "cleared",
+    "waiver",
+    "out-of-scope",
+    "closed",
 )
 
 
@@ -110,10 +121,15 @@ def operational_use(state: ReviewState, today: date) -> UseVerdict:
         blockers.append(f"the contract was closed on {state.closed_on.isoformat()}")
     if state.stopwork_since is not None:
         days = (today - state.stopwork_since).days
-        blockers.append(f"a stop-work order has been in effect since {state.stopwork_since.isoformat()} "
-                        f"({days} day{'s' if days != 1 else ''}; `resume` lifts it)")
+        blockers.append(
+            f"a stop-work order has been in effect since {state.stopwork_since.isoformat()} "
+            f"({days} day{'s' if days != 1 else ''}; `resume` lifts it)"
+        )
     if state.determination == OUT_OF_SCOPE:
-        return UseVerdict(False, (*blockers, "the order does not apply (out of scope): no operational-use clearance is tracked"))
+        return UseVerdict(
+            False,
+            (*blockers, "the order does not apply (out of scope): no operational-use clearance is tracked"),
+        )
     if waiver_counts(state, today):
         if not blockers:
             return UseVerdict(True, (), via_waiver=True)
@@ -123,8 +139,10 @@ def operational_use(state: ReviewState, today: date) -> UseVerdict:
     end = waiting_period_end(state)
     if state.determination == PROHIBITED:
         note = _waiver_note(state, today)
-        missing.append("the determination is `prohibited`: only a waiver in force (§2(m)) permits use"
-                       + (f" ({note})" if note else ""))
+        missing.append(
+            "the determination is `prohibited`: only a waiver in force (§2(m)) permits use"
+            + (f" ({note})" if note else "")
+        )
         return UseVerdict(False, tuple(missing))
     if state.determination != NOT_RISKY:
         missing.append("a `not-risky` determination (§2(a)) by an official: `determine`")
@@ -134,8 +152,10 @@ def operational_use(state: ReviewState, today: date) -> UseVerdict:
         missing.append(f"notice to the APNSA (§2(g)): `notify`, then the {WAITING_DAYS}-day waiting period")
     elif end is not None and today < end:
         left = (end - today).days
-        missing.append(f"the {WAITING_DAYS}-day waiting period: {left} day{'s' if left != 1 else ''} left, "
-                       f"ends {end.isoformat()} (or APNSA clearance: `clear`)")
+        missing.append(
+            f"the {WAITING_DAYS}-day waiting period: {left} day{'s' if left != 1 else ''} left, "
+            f"ends {end.isoformat()} (or APNSA clearance: `clear`)"
+        )
     earliest = end if (state.determination == NOT_RISKY and end is not None and not blockers) else None
     return UseVerdict(not missing, tuple(missing), earliest_on=earliest)
 
@@ -239,7 +259,7 @@ def check_determination(state: ReviewState, outcome: str, reason: str, on: date)
             if unaddressed:
                 raise InvalidState(
                     f"{state.ref} has red flags ({', '.join(flags)}): the reason must address each of them by ID "
-                    f"(missing: {', '.join(unaddressed)}), e.g. reason=\"{flags[0]}: why it is not significant\"."
+                    f'(missing: {", ".join(unaddressed)}), e.g. reason="{flags[0]}: why it is not significant".'
                 )
 
 
@@ -251,8 +271,12 @@ def names_question(text: str, qid: str) -> bool:
 def apply_determination(state: ReviewState, outcome: str, on: date) -> ReviewState:
     """The state after a (re-)determination: a new outcome voids earlier certification and notice."""
     return state.with_(
-        determination=outcome, determined_on=on, certified_on=None, certified_by=None,
-        notice_on=None, cleared_on=None,
+        determination=outcome,
+        determined_on=on,
+        certified_on=None,
+        certified_by=None,
+        notice_on=None,
+        cleared_on=None,
     )
 
 
@@ -263,10 +287,12 @@ def check_certify(state: ReviewState, on: date) -> None:
         raise InvalidState(
             f"Certification (§2(f)) certifies a `not-risky` determination; {state.ref} is "
             f"{'`' + state.determination + '`' if state.determination else 'not determined yet'} "
-            f"(`determine {state.ref} not-risky reason=\"…\"` comes first)."
+            f'(`determine {state.ref} not-risky reason="…"` comes first).'
         )
     if state.certified_on is not None:
-        raise InvalidState(f"{state.ref} was already certified on {state.certified_on.isoformat()} by {state.certified_by}.")
+        raise InvalidState(
+            f"{state.ref} was already certified on {state.certified_on.isoformat()} by {state.certified_by}."
+        )
     _not_before(on, state.determined_on, "the determination", state.ref, "certify")
 
 
@@ -276,10 +302,12 @@ def check_notify(state: ReviewState, on: date) -> None:
     if state.determination != NOT_RISKY or state.certified_on is None:
         raise InvalidState(
             f"The APNSA notice (§2(g)) comes after a certified `not-risky` determination; {state.ref} is not certified yet "
-            f"(`certify {state.ref} official=\"…\"` first)."
+            f'(`certify {state.ref} official="…"` first).'
         )
     if state.notice_on is not None:
-        raise InvalidState(f"The APNSA was already notified for {state.ref} on {state.notice_on.isoformat()}.")
+        raise InvalidState(
+            f"The APNSA was already notified for {state.ref} on {state.notice_on.isoformat()}."
+        )
     _not_before(on, state.certified_on, "the certification", state.ref, "notify")
 
 
@@ -287,13 +315,17 @@ def check_clear(state: ReviewState, on: date) -> None:
     """The APNSA may end the waiting period early: only after notice and before it ended."""
     check_open(state, "clear")
     if state.notice_on is None:
-        raise InvalidState(f"Nothing to clear: the APNSA has not been notified for {state.ref} (`notify` first).")
+        raise InvalidState(
+            f"Nothing to clear: the APNSA has not been notified for {state.ref} (`notify` first)."
+        )
     if state.cleared_on is not None:
         raise InvalidState(f"The APNSA already cleared {state.ref} on {state.cleared_on.isoformat()}.")
     _not_before(on, state.notice_on, "the APNSA notice", state.ref, "clear")
     end = schedule.waiting_period_end(state.notice_on)
     if on >= end:
-        raise InvalidState(f"The waiting period for {state.ref} already ended on {end.isoformat()}; there is nothing to clear.")
+        raise InvalidState(
+            f"The waiting period for {state.ref} already ended on {end.isoformat()}; there is nothing to clear."
+        )
 
 
 def check_stopwork(state: ReviewState, on: date) -> None:
@@ -302,7 +334,7 @@ def check_stopwork(state: ReviewState, on: date) -> None:
     if state.stopwork_since is not None:
         raise InvalidState(
             f"A stop-work order has been in effect on {state.ref} since {state.stopwork_since.isoformat()}; "
-            f"`resume {state.ref} reason=\"…\"` lifts it before a new one can be recorded."
+            f'`resume {state.ref} reason="…"` lifts it before a new one can be recorded.'
         )
     _not_before(on, state.awarded_on, "the award", state.ref, "stopwork")
 
@@ -313,7 +345,7 @@ def check_resume(state: ReviewState, on: date) -> None:
     if state.stopwork_since is None:
         raise InvalidState(
             f"No stop-work order is in effect on {state.ref}; there is nothing to resume "
-            f"(`stopwork {state.ref} reason=\"…\"` records one)."
+            f'(`stopwork {state.ref} reason="…"` records one).'
         )
     _not_before(on, state.stopwork_since, "the stop-work order", state.ref, "resume")
 
@@ -325,12 +357,12 @@ def check_waiver(state: ReviewState, on: date, until: date) -> None:
         raise InvalidState(
             f"A waiver (§2(m)) waives a prohibition; {state.ref} is "
             f"{'`' + state.determination + '`' if state.determination else 'not determined'}, not `prohibited` "
-            f"(an official records `determine {state.ref} prohibited reason=\"…\"` first)."
+            f'(an official records `determine {state.ref} prohibited reason="…"` first).'
         )
     if waiver_counts(state, on):
         raise InvalidState(
             f"A waiver is already in force on {state.ref} through {state.waiver_until.isoformat()}; "
-            f"`revoke-waiver {state.ref} reason=\"…\"` first to replace it."
+            f'`revoke-waiver {state.ref} reason="…"` first to replace it.'
         )
     _not_before(on, state.determined_on, "the prohibition", state.ref, "waiver")
     _not_before(on, state.waiver_revoked_on, "the revocation of the previous waiver", state.ref, "waiver")
@@ -351,7 +383,11 @@ def check_waiver(state: ReviewState, on: date, until: date) -> None:
 def check_revoke_waiver(state: ReviewState, on: date) -> None:
     """Only a waiver in force can be revoked."""
     check_open(state, "revoke-waiver")
-    if state.waiver_issued_on is None or state.waiver_revoked_on is not None or not waiver_in_force(state, on):
+    if (
+        state.waiver_issued_on is None
+        or state.waiver_revoked_on is not None
+        or not waiver_in_force(state, on)
+    ):
         raise InvalidState(
             f"No waiver is in force on {state.ref} on that date; there is nothing to revoke (`show {state.ref}` "
             "shows the waiver)."
@@ -391,7 +427,9 @@ def check_close(state: ReviewState, on: date) -> None:
 def check_on_date(on: date, today: date) -> None:
     """Dates in the past are accepted and shift every clock; dates in the future are refused."""
     if on > today:
-        raise InvalidState(f"`on={on.isoformat()}` is in the future; dates in the future are refused (today is {today.isoformat()}).")
+        raise InvalidState(
+            f"`on={on.isoformat()}` is in the future; dates in the future are refused (today is {today.isoformat()})."
+        )
 
 
 def effective_at(on: date | None, today: date, now: datetime, start_of_day: datetime) -> datetime:

@@ -14,8 +14,19 @@ from storage import repositories as repo
 from storage.db import SessionFactory, read_only
 
 FORMULA_STARTS = "=+-@\t\r"
-MILESTONES = ("stopwork_since", "determination", "determined_on", "certified_on", "certified_by", "notice_on",
-              "cleared_on", "waiver_issued_on", "waiver_until", "waiver_revoked_on", "closed_on")
+MILESTONES = (
+    "stopwork_since",
+    "determination",
+    "determined_on",
+    "certified_on",
+    "certified_by",
+    "notice_on",
+    "cleared_on",
+    "waiver_issued_on",
+    "waiver_until",
+    "waiver_revoked_on",
+    "closed_on",
+)
 
 
 def export_rows(session_factory: SessionFactory, clock: Clock, calendar: BusinessCalendar) -> list[dict]:
@@ -30,16 +41,30 @@ def export_rows(session_factory: SessionFactory, clock: Clock, calendar: Busines
                 break
             for c in batch:
                 v = build_contract_view(s, c, today, with_reminders=False)
-                row = {"reference": v.ref, "vendor": v.vendor, "product": v.product, "agency": v.agency,
-                       "component": v.component, "value_usd": None if v.value_cents is None else v.value_cents / 100,
-                       "awarded_on": v.awarded_on, "purpose": v.purpose, "status": v.status,
-                       "answered": v.answered, "total_questions": v.total, "red_flags": ",".join(v.red_flags),
-                       "operational_use_permitted": v.verdict.permitted,
-                       "still_missing": "; ".join(v.verdict.missing),
-                       "earliest_operational_use": v.verdict.earliest_on, "waiting_period_end": v.waiting_end,
-                       "stopwork_reason": v.stopwork_reason, "determination_reason": v.determination_reason,
-                       "determined_by": v.determined_by, "waiver_official": v.waiver_official,
-                       "waiver_report_due": v.waiver_report_due, "close_reason": v.close_reason}
+                row = {
+                    "reference": v.ref,
+                    "vendor": v.vendor,
+                    "product": v.product,
+                    "agency": v.agency,
+                    "component": v.component,
+                    "value_usd": None if v.value_cents is None else v.value_cents / 100,
+                    "awarded_on": v.awarded_on,
+                    "purpose": v.purpose,
+                    "status": v.status,
+                    "answered": v.answered,
+                    "total_questions": v.total,
+                    "red_flags": ",".join(v.red_flags),
+                    "operational_use_permitted": v.verdict.permitted,
+                    "still_missing": "; ".join(v.verdict.missing),
+                    "earliest_operational_use": v.verdict.earliest_on,
+                    "waiting_period_end": v.waiting_end,
+                    "stopwork_reason": v.stopwork_reason,
+                    "determination_reason": v.determination_reason,
+                    "determined_by": v.determined_by,
+                    "waiver_official": v.waiver_official,
+                    "waiver_report_due": v.waiver_report_due,
+                    "close_reason": v.close_reason,
+                }
                 for m in MILESTONES:
                     row[m] = getattr(v.state, m)
                 for q in qs.QUESTIONS:
@@ -51,7 +76,9 @@ def export_rows(session_factory: SessionFactory, clock: Clock, calendar: Busines
     return rows
 
 
-def build_export(session_factory: SessionFactory, clock: Clock, calendar: BusinessCalendar, fmt: str) -> tuple[str, bytes]:
+def build_export(
+    session_factory: SessionFactory, clock: Clock, calendar: BusinessCalendar, fmt: str
+) -> tuple[str, bytes]:
     """(filename, bytes) of the export in ``fmt`` (csv or json)."""
     rows = export_rows(session_factory, clock, calendar)
     stamp = calendar.local_date(clock.now()).isoformat()
@@ -63,6 +90,10 @@ def build_export(session_factory: SessionFactory, clock: Clock, calendar: Busine
     writer.writeheader()
     for row in rows:
         # NOTE: a cell starting with = + - @ (or a tab / CR) would run as a formula in a spreadsheet; prefix it.
-        writer.writerow({k: ("'" + v) if isinstance(v, str) and v[:1] and v[:1] in FORMULA_STARTS else v
-                         for k, v in row.items()})
+        writer.writerow(
+            {
+                k: ("'" + v) if isinstance(v, str) and v[:1] and v[:1] in FORMULA_STARTS else v
+                for k, v in row.items()
+            }
+        )
     return f"contract-bot-export-{stamp}.csv", buf.getvalue().encode()

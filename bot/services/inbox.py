@@ -63,7 +63,9 @@ class InboxJob:
 
     kind: str
     payload: dict
-    key: str | None = None  # its inbox row, and "inbox:<key>" in seen_request once carried out; None: not recorded
+    key: str | None = (
+        None  # its inbox row, and "inbox:<key>" in seen_request once carried out; None: not recorded
+    )
     replayed: bool = False
     record: _Record | None = field(default=None, repr=False)  # its way into the table (Inbox.record)
 
@@ -126,7 +128,9 @@ class _Record:
     # is a dozen objects for the garbage collector, and a burst queues tens of thousands of journaled requests)
     stored: Future | None = None
     payload_json: str = ""
-    state: str = "pending"  # pending -> writing -> stored | dropped (carried out before the recorder got to it)
+    state: str = (
+        "pending"  # pending -> writing -> stored | dropped (carried out before the recorder got to it)
+    )
     done: bool = False  # carried out; the recorder drops it, or deletes its row once written
 
 
@@ -167,8 +171,12 @@ class Inbox:
             try:
                 self.journal = RequestJournal(self.journal_dir, self.owner).open()
             except OSError as exc:  # still safe: every request then waits for its row in the table
-                log.error("cannot use the request journal directory %s (%s); requests are recorded in the inbox "
-                          "table before each acknowledgement instead", self.journal_dir, exc)
+                log.error(
+                    "cannot use the request journal directory %s (%s); requests are recorded in the inbox "
+                    "table before each acknowledgement instead",
+                    self.journal_dir,
+                    exc,
+                )
 
     # ---- the acknowledgement path --------------------------------------------------------------------------
 
@@ -199,7 +207,9 @@ class Inbox:
         if recorder is None or not recorder.is_alive():
             with self._record_cv:
                 if self._recorder is None or not self._recorder.is_alive():
-                    self._recorder = threading.Thread(target=self._record_loop, name="inbox-recorder", daemon=True)
+                    self._recorder = threading.Thread(
+                        target=self._record_loop, name="inbox-recorder", daemon=True
+                    )
                     self._recorder.start()
         return _ACCEPTED if rec.journaled else rec.stored
 
@@ -232,18 +242,27 @@ class Inbox:
             writing = [rec for rec in batch if rec.state == "writing"]
             try:
                 if writing:
-                    self._insert([{"key": r.job.key, "kind": r.job.kind, "payload_json": r.payload_json}
-                                  for r in writing])
+                    self._insert(
+                        [
+                            {"key": r.job.key, "kind": r.job.kind, "payload_json": r.payload_json}
+                            for r in writing
+                        ]
+                    )
             except Exception as exc:  # noqa: BLE001
                 journaled = [rec for rec in writing if rec.journaled]
                 for rec in writing:
-                    if rec.stored is not None:  # not acknowledged yet: its request is refused (the waiter says so)
+                    if (
+                        rec.stored is not None
+                    ):  # not acknowledged yet: its request is refused (the waiter says so)
                         rec.stored.set_exception(exc)
                 if journaled:
                     # Acknowledged already and safe in the journal: keep trying (a stop leaves them in the file,
                     # and the next process copies them from there).
-                    log.warning("could not copy %s journaled request(s) into the inbox table (%s); retrying",
-                                len(journaled), exc)
+                    log.warning(
+                        "could not copy %s journaled request(s) into the inbox table (%s); retrying",
+                        len(journaled),
+                        exc,
+                    )
                     with self._record_cv:
                         for rec in journaled:
                             rec.state = "pending"
@@ -257,7 +276,9 @@ class Inbox:
                     rec.state = "stored"
                 finished = [rec.job.key for rec in writing if rec.done]  # carried out while being written
                 for rec in batch:
-                    rec.job.record = None  # from now on the job is a row like any other (or gone): less to track
+                    rec.job.record = (
+                        None  # from now on the job is a row like any other (or gone): less to track
+                    )
             if finished:
                 self._delete_rows(finished)
             if self.journal is not None:
@@ -298,7 +319,9 @@ class Inbox:
         stmt, params = repo.inbox_insert_sql(rows, at=at, owner=self.owner, lease=self.lease)
         cursor = self._raw.driver_connection.cursor()
         try:
-            cursor.execute(stmt, params)  # pysqlite is in autocommit (storage.db): the statement commits itself
+            cursor.execute(
+                stmt, params
+            )  # pysqlite is in autocommit (storage.db): the statement commits itself
         finally:
             cursor.close()
 
@@ -413,13 +436,17 @@ class Inbox:
         if self._recorder is not None and self._recorder.is_alive():
             # Still copying (the database is locked or down): leave its connection and the journal files to it;
             # the process's exit closes them, and the next process copies what the files hold.
-            log.warning("the inbox recorder did not finish in %s s; its journal is left for the next process", timeout)
+            log.warning(
+                "the inbox recorder did not finish in %s s; its journal is left for the next process", timeout
+            )
         else:
             if self._raw is not None:
                 self._raw.close()
                 self._raw = None
             if self.journal is not None:
-                self.journal.close(remove=True)  # kept (for the next process) if a line never reached the table
+                self.journal.close(
+                    remove=True
+                )  # kept (for the next process) if a line never reached the table
         self._stop.set()
         self._job_ready.set()
         if self._thread is not None:
@@ -464,7 +491,12 @@ class Inbox:
                     break
                 for row in rows:
                     if row.attempts > MAX_ATTEMPTS:
-                        log.error("inbox request %s (%s) set aside after %s attempts", row.key, row.kind, row.attempts)
+                        log.error(
+                            "inbox request %s (%s) set aside after %s attempts",
+                            row.key,
+                            row.kind,
+                            row.attempts,
+                        )
                         continue
                     self.enqueue(InboxJob(row.kind, json.loads(row.payload), row.key, replayed=True))
                     taken += 1
@@ -496,6 +528,9 @@ class Inbox:
             for e in new:
                 self.enqueue(InboxJob(e["kind"], e["payload"], e["key"], replayed=True))
             taken += len(new)
-            log.warning("took over %s acknowledged request(s) from the journal of a stopped process (%s)",
-                        len(new), orphan.path.name)
+            log.warning(
+                "took over %s acknowledged request(s) from the journal of a stopped process (%s)",
+                len(new),
+                orphan.path.name,
+            )
         return taken

@@ -66,9 +66,19 @@ def worker_id() -> str:
 class OutboxDispatcher:
     """Delivers due outbox rows; call ``deliver_due`` from a loop or a scheduler job."""
 
-    def __init__(self, session_factory: SessionFactory, client, clock: Clock, render: Renderer, calendar,  # noqa: ANN001
-                 *, batch: int = 50, lease: timedelta = LEASE, admin_user_ids: Iterable[str] = (),
-                 recheck: Callable[[Session, dict], dict | None] | None = None) -> None:
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        client,
+        clock: Clock,
+        render: Renderer,
+        calendar,  # noqa: ANN001
+        *,
+        batch: int = 50,
+        lease: timedelta = LEASE,
+        admin_user_ids: Iterable[str] = (),
+        recheck: Callable[[Session, dict], dict | None] | None = None,
+    ) -> None:
         self.admin_user_ids = tuple(admin_user_ids)
         self.recheck = recheck  # re-checks a reminder's conditions at delivery (ReminderSweeper.recheck)
         self._blocked_until: dict[str, float] = {}  # Web API method -> monotonic time its Retry-After ends
@@ -82,8 +92,12 @@ class OutboxDispatcher:
         self.worker = worker_id()
         self._lock = threading.Lock()
 
-    def deliver_due(self, max_rounds: int = 100, stop: Callable[[], bool] | None = None,
-                    pace: Callable[[], object] | None = None) -> DeliveryStats:
+    def deliver_due(
+        self,
+        max_rounds: int = 100,
+        stop: Callable[[], bool] | None = None,
+        pace: Callable[[], object] | None = None,
+    ) -> DeliveryStats:
         """Send what is due now, in rounds until nothing more can go (per-contract order needs several).
 
         ``stop`` is asked between messages (shutdown): the rest of the batch is handed back at once. ``pace`` is
@@ -93,8 +107,9 @@ class OutboxDispatcher:
         with self._lock:  # one pass at a time per process; other processes are kept apart by the claim
             for _ in range(max_rounds):
                 with unit_of_work(self.session_factory) as s:
-                    rows = repo.claim_outbox(s, worker=self.worker, now=self.clock.now(), lease=self.lease,
-                                             limit=self.batch)
+                    rows = repo.claim_outbox(
+                        s, worker=self.worker, now=self.clock.now(), lease=self.lease, limit=self.batch
+                    )
                 if not rows:
                     break
                 progressed = False
@@ -132,7 +147,11 @@ class OutboxDispatcher:
         except Obsolete:
             with unit_of_work(self.session_factory) as s:
                 fresh = s.get(OutboxMessage, row.id)
-                fresh.status, fresh.lease_until, fresh.last_error = "skipped", None, "no longer applied when sent"
+                fresh.status, fresh.lease_until, fresh.last_error = (
+                    "skipped",
+                    None,
+                    "no longer applied when sent",
+                )
                 s.add(fresh)
             return "skipped"
         except SlackApiError as exc:
@@ -143,10 +162,23 @@ class OutboxDispatcher:
                 # NOTE: the limit is per method (F1.15): nothing of this method goes out of this process before
                 # Retry-After has passed, in real time whatever the injected clock says.
                 method = _method_of(exc)
-                self._blocked_until[method] = max(self._blocked_until.get(method, 0.0), time.monotonic() + retry_after)
-                return self._retry(row, f"rate limited ({error})", delay=timedelta(seconds=max(retry_after, 1)))
-            if error in ("channel_not_found", "not_in_channel", "invalid_auth", "account_inactive", "is_archived",
-                         "message_not_found", "invalid_blocks", "msg_too_long", "no_text"):
+                self._blocked_until[method] = max(
+                    self._blocked_until.get(method, 0.0), time.monotonic() + retry_after
+                )
+                return self._retry(
+                    row, f"rate limited ({error})", delay=timedelta(seconds=max(retry_after, 1))
+                )
+            if error in (
+                "channel_not_found",
+                "not_in_channel",
+                "invalid_auth",
+                "account_inactive",
+                "is_archived",
+                "message_not_found",
+                "invalid_blocks",
+                "msg_too_long",
+                "no_text",
+            ):
                 return self._dead(row, f"Slack refused it: {error}")
             return self._retry(row, f"Slack error {status}: {error}")
         except Exception as exc:  # noqa: BLE001 - connection errors and the like: back off and retry
@@ -163,7 +195,9 @@ class OutboxDispatcher:
             if payload is None:
                 raise Obsolete()
         contract = repo.get_contract(s, row.contract_id) if row.contract_id else None
-        view = build_contract_view(s, contract, self.calendar.local_date(self.clock.now())) if contract else None
+        view = (
+            build_contract_view(s, contract, self.calendar.local_date(self.clock.now())) if contract else None
+        )
         message = self.render(payload, view)
         channel, thread_ts, ts_to_update = row.target, None, None
         if row.target == "thread":
@@ -202,12 +236,14 @@ class OutboxDispatcher:
         if wait > 0:
             time.sleep(wait)
 
-    def _send(self, row: OutboxMessage, channel: str, thread_ts: str | None, ts_to_update: str | None,
-              message: dict) -> str | None:
+    def _send(
+        self, row: OutboxMessage, channel: str, thread_ts: str | None, ts_to_update: str | None, message: dict
+    ) -> str | None:
         if ts_to_update:
             self._pace("chat.update")
-            self.client.chat_update(channel=channel, ts=ts_to_update, text=message["text"],
-                                    blocks=message.get("blocks"))
+            self.client.chat_update(
+                channel=channel, ts=ts_to_update, text=message["text"], blocks=message.get("blocks")
+            )
             return ts_to_update
         if row.op == "dm":
             self._pace("conversations.open")
@@ -218,8 +254,12 @@ class OutboxDispatcher:
                 return found
         self._pace("chat.postMessage")
         response = self.client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=message["text"], blocks=message.get("blocks"),
-            unfurl_links=False, unfurl_media=False,
+            channel=channel,
+            thread_ts=thread_ts,
+            text=message["text"],
+            blocks=message.get("blocks"),
+            unfurl_links=False,
+            unfurl_media=False,
             metadata={"event_type": METADATA_EVENT, "event_payload": {"outbox_id": row.id}},
         )
         return response["ts"]
@@ -269,7 +309,9 @@ class OutboxDispatcher:
                     q.message_ts = ts
                     s.add(q)
 
-    def _retry(self, row: OutboxMessage, error: str | None, *, delay: timedelta | None = None, count: bool = True) -> str:
+    def _retry(
+        self, row: OutboxMessage, error: str | None, *, delay: timedelta | None = None, count: bool = True
+    ) -> str:
         with unit_of_work(self.session_factory) as s:
             fresh = s.get(OutboxMessage, row.id)
             if count and fresh.attempts >= MAX_ATTEMPTS:
@@ -291,16 +333,25 @@ class OutboxDispatcher:
             return  # a notice about a dead message that died itself: the log line is all that is left
         admins = list(dict.fromkeys([*self.admin_user_ids, *repo.list_users_with_role(s, "admin")]))
         what = f"{row.op} to {'the thread of CR-' + str(row.contract_id) if row.target == 'thread' else row.target}"
-        text = (f":warning: contract-bot could not deliver outbox message #{row.id} ({what}) after "
-                f"{row.attempts} attempt(s): {error}. It is kept as dead and was not sent. "
-                f"{repo.count_outbox(s, 'dead')} dead message(s) in all; fix the cause (e.g. invite the bot to the "
-                "channel or correct the channel setting) and re-file or repeat the action.")
+        text = (
+            f":warning: contract-bot could not deliver outbox message #{row.id} ({what}) after "
+            f"{row.attempts} attempt(s): {error}. It is kept as dead and was not sent. "
+            f"{repo.count_outbox(s, 'dead')} dead message(s) in all; fix the cause (e.g. invite the bot to the "
+            "channel or correct the channel setting) and re-file or repeat the action."
+        )
         for admin in admins:
-            repo.add_outbox(s, at=self.clock.now(), op="dm", target=admin,
-                            payload={"render": "text", "text": text, "dead_notice": True})
+            repo.add_outbox(
+                s,
+                at=self.clock.now(),
+                op="dm",
+                target=admin,
+                payload={"render": "text", "text": text, "dead_notice": True},
+            )
 
     def _dead(self, row: OutboxMessage, error: str, session: Session | None = None) -> str:
-        log.error("outbox %s (%s to %s) failed for good and is kept as dead: %s", row.id, row.op, row.target, error)
+        log.error(
+            "outbox %s (%s to %s) failed for good and is kept as dead: %s", row.id, row.op, row.target, error
+        )
 
         def mark(s: Session) -> None:
             fresh = s.get(OutboxMessage, row.id)
@@ -332,4 +383,3 @@ def _method_of(exc: SlackApiError) -> str:
     """The Web API method a SlackApiError came from ("chat.postMessage")."""
     url = getattr(exc.response, "api_url", "") or ""
     return url.rstrip("/").rsplit("/", 1)[-1] or "unknown"
-

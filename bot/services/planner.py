@@ -28,16 +28,28 @@ KINDS = {
 }
 
 
-def add_one_offs(s: Session, contract: Contract, kind: str, key_prefix: str, times: list[tuple[str, datetime]],
-                 now: datetime) -> None:
+def add_one_offs(
+    s: Session,
+    contract: Contract,
+    kind: str,
+    key_prefix: str,
+    times: list[tuple[str, datetime]],
+    now: datetime,
+) -> None:
     """Schedule labelled one-off reminders, collapsing any already past into one sent now."""
     past = [t for t in times if t[1] <= now]
     keep = [t for t in times if t[1] > now]
     if past:
         keep.insert(0, past[-1])
     for label, due in keep:
-        repo.add_reminder(s, key=f"{key_prefix}:{label}", kind=kind, due_at=max(due, now),
-                          contract_id=contract.id, data={"label": label})
+        repo.add_reminder(
+            s,
+            key=f"{key_prefix}:{label}",
+            kind=kind,
+            due_at=max(due, now),
+            contract_id=contract.id,
+            data={"label": label},
+        )
 
 
 def first_after(first: datetime, step, now: datetime, limit: int = 5000) -> datetime:  # noqa: ANN001
@@ -61,28 +73,53 @@ def on_filed(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour
         add_one_offs(s, c, "excluded-notice", f"excluded:{c.id}", times, now)
 
 
-def on_section_asked(s: Session, c: Contract, section: str, now: datetime, cal: BusinessCalendar, hour: int) -> None:
+def on_section_asked(
+    s: Session, c: Contract, section: str, now: datetime, cal: BusinessCalendar, hour: int
+) -> None:
     """Unanswered-question pings after 2 business days (then every 2) and escalation after 5."""
-    repo.add_reminder(s, key=f"unanswered:{c.id}:{section}:1", kind="unanswered",
-                      due_at=schedule.unanswered_first_ping(now, cal, hour), contract_id=c.id,
-                      data={"section": section, "n": 1})
-    repo.add_reminder(s, key=f"escalation:{c.id}:{section}", kind="escalation",
-                      due_at=schedule.escalation_due(now, cal, hour), contract_id=c.id, data={"section": section})
+    repo.add_reminder(
+        s,
+        key=f"unanswered:{c.id}:{section}:1",
+        kind="unanswered",
+        due_at=schedule.unanswered_first_ping(now, cal, hour),
+        contract_id=c.id,
+        data={"section": section, "n": 1},
+    )
+    repo.add_reminder(
+        s,
+        key=f"escalation:{c.id}:{section}",
+        kind="escalation",
+        due_at=schedule.escalation_due(now, cal, hour),
+        contract_id=c.id,
+        data={"section": section},
+    )
 
 
 def on_stopwork(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
     """Each business day the stop-work stays in effect, from the first business day after it started."""
     first = schedule.stopwork_first_ping(c.stopwork_since, cal, hour)
     due = first_after(first, lambda d: schedule.stopwork_next_ping(d, cal, hour), now)
-    repo.add_reminder(s, key=f"stopwork:{c.id}:{c.stopwork_since.isoformat()}:{due.isoformat()}", kind="stopwork",
-                      due_at=due, contract_id=c.id, data={"since": c.stopwork_since.isoformat()})
+    repo.add_reminder(
+        s,
+        key=f"stopwork:{c.id}:{c.stopwork_since.isoformat()}:{due.isoformat()}",
+        kind="stopwork",
+        due_at=due,
+        contract_id=c.id,
+        data={"since": c.stopwork_since.isoformat()},
+    )
 
 
 def on_notice(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
     """The waiting period ends notice + 7 days (sent once, now, if that is already past)."""
     due = schedule.waiting_period_over_at(c.notice_on, cal, hour)
-    repo.add_reminder(s, key=f"waiting:{c.id}:{c.notice_on.isoformat()}", kind="waiting", due_at=max(due, now),
-                      contract_id=c.id, data={"notice_on": c.notice_on.isoformat()})
+    repo.add_reminder(
+        s,
+        key=f"waiting:{c.id}:{c.notice_on.isoformat()}",
+        kind="waiting",
+        due_at=max(due, now),
+        contract_id=c.id,
+        data={"notice_on": c.notice_on.isoformat()},
+    )
 
 
 def on_clear(s: Session, c: Contract, now: datetime) -> None:
@@ -97,16 +134,34 @@ def on_clear(s: Session, c: Contract, now: datetime) -> None:
 def on_waiver(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
     """Report due at 48 h and overdue at 72 h after issue; expiry at 30, 7, 1 days and at expiry."""
     issued = c.waiver_issued_on.isoformat()
-    add_one_offs(s, c, "waiver-report-waiver", f"waiver-report:{c.id}:{issued}:issue",
-                 schedule.waiver_report_reminders(c.waiver_issued_at), now)
-    add_one_offs(s, c, "waiver-expiry", f"waiver-expiry:{c.id}:{issued}",
-                 schedule.waiver_expiry_reminders(c.waiver_until, cal, hour), now)
+    add_one_offs(
+        s,
+        c,
+        "waiver-report-waiver",
+        f"waiver-report:{c.id}:{issued}:issue",
+        schedule.waiver_report_reminders(c.waiver_issued_at),
+        now,
+    )
+    add_one_offs(
+        s,
+        c,
+        "waiver-expiry",
+        f"waiver-expiry:{c.id}:{issued}",
+        schedule.waiver_expiry_reminders(c.waiver_until, cal, hour),
+        now,
+    )
 
 
 def on_waiver_revoked(s: Session, c: Contract, now: datetime) -> None:
     """A revocation starts its own 72-hour report clock."""
-    add_one_offs(s, c, "waiver-report-revocation", f"waiver-report:{c.id}:{c.waiver_revoked_on.isoformat()}:revoke",
-                 schedule.waiver_report_reminders(c.waiver_revoked_at), now)
+    add_one_offs(
+        s,
+        c,
+        "waiver-report-revocation",
+        f"waiver-report:{c.id}:{c.waiver_revoked_on.isoformat()}:revoke",
+        schedule.waiver_report_reminders(c.waiver_revoked_at),
+        now,
+    )
 
 
 RECURRING = ("stopwork", "unanswered")
@@ -126,14 +181,28 @@ def snooze(s: Session, keys: list[str], until: datetime) -> int:
             continue
         data = repo.reminder_data(original) or {}
         if original.kind in RECURRING:
-            repo.postpone_reminders(s, contract_id=original.contract_id, kind=original.kind, until=until,
-                                    section=data.get("section") if original.kind == "unanswered" else None)
-            pending = [r for r in repo.list_pending_reminders(s, contract_id=original.contract_id)
-                       if r.kind == original.kind]
+            repo.postpone_reminders(
+                s,
+                contract_id=original.contract_id,
+                kind=original.kind,
+                until=until,
+                section=data.get("section") if original.kind == "unanswered" else None,
+            )
+            pending = [
+                r
+                for r in repo.list_pending_reminders(s, contract_id=original.contract_id)
+                if r.kind == original.kind
+            ]
             handled += 1 if pending else 0
             continue
         base = key.split(":snooze:")[0]
-        if repo.add_reminder(s, key=f"{base}:snooze:{until.isoformat()}", kind=original.kind, due_at=until,
-                             contract_id=original.contract_id, data=data or None):
+        if repo.add_reminder(
+            s,
+            key=f"{base}:snooze:{until.isoformat()}",
+            kind=original.kind,
+            due_at=until,
+            contract_id=original.contract_id,
+            data=data or None,
+        ):
             handled += 1
     return handled

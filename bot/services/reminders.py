@@ -34,7 +34,10 @@ from storage.models import Contract, Reminder
 
 log = logging.getLogger(__name__)
 MANAGER = "manager"
-NOT_DEADLINES = ("digest", "stopwork")  # recurring pings, not deadlines: the digest lists stop-works on their own
+NOT_DEADLINES = (
+    "digest",
+    "stopwork",
+)  # recurring pings, not deadlines: the digest lists stop-works on their own
 
 
 @dataclass
@@ -50,8 +53,16 @@ class SweepResult:
 class ReminderSweeper:
     """Runs the sweep; ``sweep()`` from the scheduler job, ``preview(at)`` for `reminders due`."""
 
-    def __init__(self, session_factory: SessionFactory, clock: Clock, calendar: BusinessCalendar, settings: Settings,
-                 *, on_commit: Callable[[], None] | None = None, batch: int = 500) -> None:
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        clock: Clock,
+        calendar: BusinessCalendar,
+        settings: Settings,
+        *,
+        on_commit: Callable[[], None] | None = None,
+        batch: int = 500,
+    ) -> None:
         self.session_factory = session_factory
         self.clock = clock
         self.calendar = calendar
@@ -105,12 +116,21 @@ class ReminderSweeper:
         return _int(repo.get_settings(s).get("reminder_hour"), 9)
 
     def _sweep_batch(self, s: Session, now: datetime, *, plan_digest: bool = True) -> SweepResult:
-        settings = {**{"manager_channel": self.settings.manager_channel or "", "reminder_hour": "9",
-                       "stopwork_reminders": "on", "digest": "on"}, **repo.get_settings(s)}
+        settings = {
+            **{
+                "manager_channel": self.settings.manager_channel or "",
+                "reminder_hour": "9",
+                "stopwork_reminders": "on",
+                "digest": "on",
+            },
+            **repo.get_settings(s),
+        }
         hour = _int(settings.get("reminder_hour"), 9)
         if plan_digest:
             self._ensure_digest(s, now, hour)
-        rows = repo.claim_due_reminders(s, worker=self.worker, now=now, lease=timedelta(minutes=5), limit=self.batch)
+        rows = repo.claim_due_reminders(
+            s, worker=self.worker, now=now, lease=timedelta(minutes=5), limit=self.batch
+        )
         result = SweepResult(claimed=len(rows))
         to_manager: list[tuple[str, str]] = []  # (reminder key, text)
         to_thread: dict[int, list[tuple[str, str]]] = defaultdict(list)
@@ -120,8 +140,15 @@ class ReminderSweeper:
         for r in rows:
             contract = contracts.get(r.contract_id) if r.contract_id else None
             with s.no_autoflush:
-                parts = self._evaluate(s, r, contract, now, hour, settings,
-                                       questions.get(r.contract_id, []) if contract else None)
+                parts = self._evaluate(
+                    s,
+                    r,
+                    contract,
+                    now,
+                    hour,
+                    settings,
+                    questions.get(r.contract_id, []) if contract else None,
+                )
             r.status = "sent" if parts else "skipped"
             r.sent_at = now
             r.lease_until = None
@@ -140,8 +167,12 @@ class ReminderSweeper:
         # One message per recipient per sweep; split only where Slack's per-block limit would cut it short.
         for group in _merge(to_manager):
             text = "\n\n".join(t for _, t in group)
-            payload = {"render": "reminder", "text": text, "snooze_keys": [k for k, _ in group],
-                       "parts": [{"key": k, "text": t} for k, t in group]}
+            payload = {
+                "render": "reminder",
+                "text": text,
+                "snooze_keys": [k for k, _ in group],
+                "parts": [{"key": k, "text": t} for k, t in group],
+            }
             if manager_channel:
                 repo.add_outbox(s, at=now, op="post", target=manager_channel, payload=payload)
             else:
@@ -151,9 +182,18 @@ class ReminderSweeper:
         for contract_id, parts in to_thread.items():
             for group in _merge(parts):
                 text = "\n\n".join(t for _, t in group)
-                repo.add_outbox(s, at=now, op="post", target="thread", contract_id=contract_id,
-                                payload={"render": "reminder", "text": text,
-                                         "parts": [{"key": k, "text": t} for k, t in group]})
+                repo.add_outbox(
+                    s,
+                    at=now,
+                    op="post",
+                    target="thread",
+                    contract_id=contract_id,
+                    payload={
+                        "render": "reminder",
+                        "text": text,
+                        "parts": [{"key": k, "text": t} for k, t in group],
+                    },
+                )
                 result.messages.append((f"thread of {ref_of(contract_id)}", text))
         return result
 
@@ -206,7 +246,9 @@ class ReminderSweeper:
             case "unanswered" | "escalation":
                 section = data.get("section")
                 return state.determination is None and any(
-                    q.answer is None and (section is None or q.qid.startswith(section + "-")) for q in questions)
+                    q.answer is None and (section is None or q.qid.startswith(section + "-"))
+                    for q in questions
+                )
             case "waiting":
                 return c.notice_on is not None and c.notice_on.isoformat() == data.get("notice_on")
             case "waiver-report-waiver" | "waiver-report-revocation":
@@ -215,8 +257,16 @@ class ReminderSweeper:
                 return c.waiver_issued_on is not None and c.waiver_revoked_on is None
         return True
 
-    def _evaluate(self, s: Session, r: Reminder, c: Contract | None, now: datetime, hour: int,
-                  settings: dict, questions: list | None = None) -> list[tuple[str, str]]:
+    def _evaluate(
+        self,
+        s: Session,
+        r: Reminder,
+        c: Contract | None,
+        now: datetime,
+        hour: int,
+        settings: dict,
+        questions: list | None = None,
+    ) -> list[tuple[str, str]]:
         """Re-check a reminder's condition now; the messages to send (none: it no longer applies)."""
         data = json.loads(r.data) if r.data else {}
         if r.kind == "digest":
@@ -232,52 +282,96 @@ class ReminderSweeper:
             case "stopwork":
                 if c.stopwork_since is None or c.stopwork_since.isoformat() != data.get("since"):
                     return []
-                nxt = planner.first_after(schedule.stopwork_next_ping(r.due_at, self.calendar, hour),
-                                          lambda d: schedule.stopwork_next_ping(d, self.calendar, hour), now)
-                repo.add_reminder(s, key=f"stopwork:{c.id}:{data['since']}:{nxt.isoformat()}", kind="stopwork",
-                                  due_at=nxt, contract_id=c.id, data=data)
+                nxt = planner.first_after(
+                    schedule.stopwork_next_ping(r.due_at, self.calendar, hour),
+                    lambda d: schedule.stopwork_next_ping(d, self.calendar, hour),
+                    now,
+                )
+                repo.add_reminder(
+                    s,
+                    key=f"stopwork:{c.id}:{data['since']}:{nxt.isoformat()}",
+                    kind="stopwork",
+                    due_at=nxt,
+                    contract_id=c.id,
+                    data=data,
+                )
                 if settings.get("stopwork_reminders") == "off":
                     return []
                 days = (today - c.stopwork_since).days
                 open_q = qs.open_questions(state.answers, {q.qid for q in questions})
-                return [(MANAGER, f":octagonal_sign: Reminder: the stop-work order on *{ref}* "
-                         f"({escape_mrkdwn(c.vendor)} / {escape_mrkdwn(c.product)}) is still in effect, since "
-                         f"{c.stopwork_since.isoformat()} ({_days(days)}). {len(open_q)} question(s) open"
-                         f"{': ' + ', '.join(open_q[:10]) if open_q else ''}. Next: finish the review, then "
-                         f"`/contract resume {ref} reason=\"…\"` when it is lifted. {link}")]
+                return [
+                    (
+                        MANAGER,
+                        f":octagonal_sign: Reminder: the stop-work order on *{ref}* "
+                        f"({escape_mrkdwn(c.vendor)} / {escape_mrkdwn(c.product)}) is still in effect, since "
+                        f"{c.stopwork_since.isoformat()} ({_days(days)}). {len(open_q)} question(s) open"
+                        f"{': ' + ', '.join(open_q[:10]) if open_q else ''}. Next: finish the review, then "
+                        f'`/contract resume {ref} reason="…"` when it is lifted. {link}',
+                    )
+                ]
             case "unanswered" | "escalation":
                 if state.determination is not None:
                     return []
                 section = data.get("section")
-                open_q = [q.qid for q in questions if q.answer is None and (section is None or q.qid.startswith(section + "-"))]
+                open_q = [
+                    q.qid
+                    for q in questions
+                    if q.answer is None and (section is None or q.qid.startswith(section + "-"))
+                ]
                 if not open_q:
                     return []
                 asked = min((q.asked_at for q in questions if q.qid in open_q), default=r.due_at)
                 reviewers = repo.list_assignments(s, c.id)
                 if r.kind == "escalation":
-                    return [(MANAGER, f":rotating_light: Reminder: on *{ref}*, {', '.join(open_q)} "
-                             f"{'has' if len(open_q) == 1 else 'have'} been open for 5 business days (asked "
-                             f"{self.calendar.local_date(asked).isoformat()}). Next: "
-                             f"{'chase ' + ', '.join(f'<@{u}>' for u in reviewers) if reviewers else 'assign reviewers with `/contract assign ' + ref + ' @user`'}. {link}")]
+                    return [
+                        (
+                            MANAGER,
+                            f":rotating_light: Reminder: on *{ref}*, {', '.join(open_q)} "
+                            f"{'has' if len(open_q) == 1 else 'have'} been open for 5 business days (asked "
+                            f"{self.calendar.local_date(asked).isoformat()}). Next: "
+                            f"{'chase ' + ', '.join(f'<@{u}>' for u in reviewers) if reviewers else 'assign reviewers with `/contract assign ' + ref + ' @user`'}. {link}",
+                        )
+                    ]
                 n = int(data.get("n", 1))
                 # "then every 2 business days": counted from this ping, which after downtime is later than due
                 nxt = schedule.unanswered_next_ping(max(r.due_at, now), self.calendar, hour)
-                repo.add_reminder(s, key=f"unanswered:{c.id}:{section}:{n + 1}", kind="unanswered", due_at=nxt,
-                                  contract_id=c.id, data={"section": section, "n": n + 1})
-                who = ", ".join(f"<@{u}>" for u in reviewers) if reviewers else "Reviewers (none assigned yet)"
-                return [("thread", f":memo: Reminder: {who}, {len(open_q)} question(s) on *{ref}* are still unanswered "
-                         f"since {self.calendar.local_date(asked).isoformat()}: {', '.join(open_q)}. Next: answer with the "
-                         f"buttons above or `/contract answer {ref} QID yes|no|unknown`. {link}")]
+                repo.add_reminder(
+                    s,
+                    key=f"unanswered:{c.id}:{section}:{n + 1}",
+                    kind="unanswered",
+                    due_at=nxt,
+                    contract_id=c.id,
+                    data={"section": section, "n": n + 1},
+                )
+                who = (
+                    ", ".join(f"<@{u}>" for u in reviewers) if reviewers else "Reviewers (none assigned yet)"
+                )
+                return [
+                    (
+                        "thread",
+                        f":memo: Reminder: {who}, {len(open_q)} question(s) on *{ref}* are still unanswered "
+                        f"since {self.calendar.local_date(asked).isoformat()}: {', '.join(open_q)}. Next: answer with the "
+                        f"buttons above or `/contract answer {ref} QID yes|no|unknown`. {link}",
+                    )
+                ]
             case "waiting":
                 if c.notice_on is None or c.notice_on.isoformat() != data.get("notice_on"):
                     return []
                 self._refresh_status(s, c, now, questions)
-                how = (f"the APNSA cleared it on {c.cleared_on.isoformat()}" if c.cleared_on
-                       else f"7 days have passed since the APNSA notice of {c.notice_on.isoformat()}")
+                how = (
+                    f"the APNSA cleared it on {c.cleared_on.isoformat()}"
+                    if c.cleared_on
+                    else f"7 days have passed since the APNSA notice of {c.notice_on.isoformat()}"
+                )
                 verdict = review.operational_use(state, today)
-                nxt = ("operational use is now permitted." if verdict.permitted
-                       else "still missing: " + "; ".join(verdict.missing))
-                text = f":hourglass: Reminder: the waiting period on *{ref}* is over: {how}. Next: {nxt} {link}"
+                nxt = (
+                    "operational use is now permitted."
+                    if verdict.permitted
+                    else "still missing: " + "; ".join(verdict.missing)
+                )
+                text = (
+                    f":hourglass: Reminder: the waiting period on *{ref}* is over: {how}. Next: {nxt} {link}"
+                )
                 return [("thread", text), (MANAGER, text)]
             case "waiver-report-waiver" | "waiver-report-revocation":
                 which = "revocation" if r.kind.endswith("revocation") else "waiver"
@@ -287,10 +381,12 @@ class ReminderSweeper:
                 deadline = schedule.waiver_report_deadline(start)
                 overdue = data.get("label") == "overdue" or now >= deadline
                 word = "OVERDUE" if overdue else "due"
-                text = (f":outbox_tray: Reminder: the 72-hour {which} report on *{ref}* is {word} (deadline "
-                        f"{deadline.astimezone(self.calendar.zone):%Y-%m-%d %H:%M %Z}, {which} of "
-                        f"{self.calendar.local_date(start).isoformat()}). Next: send it to the President via the APNSA "
-                        f"with a copy to the DNI, then `/contract waiver-report {ref}`. {link}")
+                text = (
+                    f":outbox_tray: Reminder: the 72-hour {which} report on *{ref}* is {word} (deadline "
+                    f"{deadline.astimezone(self.calendar.zone):%Y-%m-%d %H:%M %Z}, {which} of "
+                    f"{self.calendar.local_date(start).isoformat()}). Next: send it to the President via the APNSA "
+                    f"with a copy to the DNI, then `/contract waiver-report {ref}`. {link}"
+                )
                 return [("thread", text), (MANAGER, text)]
             case "waiver-expiry":
                 if c.waiver_issued_on is None or c.waiver_revoked_on is not None or c.waiver_until is None:
@@ -298,21 +394,27 @@ class ReminderSweeper:
                 label = data.get("label")
                 self._refresh_status(s, c, now, questions)
                 if label == "expired":
-                    text = (f":hourglass: Reminder: the waiver on *{ref}* expired after {c.waiver_until.isoformat()}: "
-                            "operational use is no longer permitted. Next: a new determination or waiver, or stop use. "
-                            f"{link}")
+                    text = (
+                        f":hourglass: Reminder: the waiver on *{ref}* expired after {c.waiver_until.isoformat()}: "
+                        "operational use is no longer permitted. Next: a new determination or waiver, or stop use. "
+                        f"{link}"
+                    )
                 else:
-                    text = (f":page_facing_up: Reminder: the waiver on *{ref}* expires after {c.waiver_until.isoformat()} "
-                            f"({_days((c.waiver_until - today).days + 1)} left). Next: decide on renewal or wind-down. {link}")
+                    text = (
+                        f":page_facing_up: Reminder: the waiver on *{ref}* expires after {c.waiver_until.isoformat()} "
+                        f"({_days((c.waiver_until - today).days + 1)} left). Next: decide on renewal or wind-down. {link}"
+                    )
                 return [("thread", text), (MANAGER, text)]
             case "excluded-notice":
                 if c.purpose != "excluded" or c.awarded_on is None:
                     return []
                 due = schedule.excluded_notice_due(c.awarded_on)
-                text = (f":calendar: Reminder: the §4(b) notice to the APNSA for *{ref}* (bought for an excluded "
-                        f"purpose, awarded {c.awarded_on.isoformat()}) is due by {due.isoformat()}"
-                        f"{' — today' if due == today else (' — overdue' if due < today else '')}. Next: send the notice "
-                        f"of the purchase, its purpose and authorized uses. {link}")
+                text = (
+                    f":calendar: Reminder: the §4(b) notice to the APNSA for *{ref}* (bought for an excluded "
+                    f"purpose, awarded {c.awarded_on.isoformat()}) is due by {due.isoformat()}"
+                    f"{' — today' if due == today else (' — overdue' if due < today else '')}. Next: send the notice "
+                    f"of the purchase, its purpose and authorized uses. {link}"
+                )
                 return [("thread", text), (MANAGER, text)]
         log.warning("unknown reminder kind %s (%s)", r.kind, r.key)
         return []
@@ -322,29 +424,56 @@ class ReminderSweeper:
         if status != c.status:
             c.status = status
             s.add(c)
-            repo.add_outbox(s, at=now, op="update", target="thread", contract_id=c.id, message_key="parent",
-                            payload={"render": "parent"})
+            repo.add_outbox(
+                s,
+                at=now,
+                op="update",
+                target="thread",
+                contract_id=c.id,
+                message_key="parent",
+                payload={"render": "parent"},
+            )
 
     def _digest(self, s: Session, now: datetime) -> str:
         counts = repo.count_by_status(s)
         open_counts = {k: v for k, v in counts.items() if k != "closed" and v}
         today = self.calendar.local_date(now)
         lines = [f":spiral_calendar_pad: Reminder: weekly digest for the week of {today.isoformat()}."]
-        lines.append("Open reviews: " + (", ".join(f"{k} {v}" for k, v in sorted(open_counts.items())) or "none"))
+        lines.append(
+            "Open reviews: " + (", ".join(f"{k} {v}" for k, v in sorted(open_counts.items())) or "none")
+        )
         stopworks = repo.list_stopworks(s, 10)
         if stopworks:
-            lines.append("Stop-work orders: " + "; ".join(
-                f"{ref_of(c.id)} since {c.stopwork_since.isoformat()} ({(today - c.stopwork_since).days} days)"
-                for c in stopworks))
+            lines.append(
+                "Stop-work orders: "
+                + "; ".join(
+                    f"{ref_of(c.id)} since {c.stopwork_since.isoformat()} ({(today - c.stopwork_since).days} days)"
+                    for c in stopworks
+                )
+            )
         waiting = repo.list_waiting(s, 10)
         if waiting:
-            lines.append("Waiting periods: " + "; ".join(
-                f"{ref_of(c.id)} ends {review.waiting_period_end(state_of(c, [])).isoformat()}" for c in waiting))
-        upcoming = [r for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=20) if r.kind not in NOT_DEADLINES]
+            lines.append(
+                "Waiting periods: "
+                + "; ".join(
+                    f"{ref_of(c.id)} ends {review.waiting_period_end(state_of(c, [])).isoformat()}"
+                    for c in waiting
+                )
+            )
+        upcoming = [
+            r
+            for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=20)
+            if r.kind not in NOT_DEADLINES
+        ]
         if upcoming:
-            lines.append("Deadlines this week: " + "; ".join(
-                f"{ref_of(r.contract_id)} {planner.KINDS.get(r.kind, r.kind)} "
-                f"{self.calendar.local_date(r.due_at).isoformat()}" for r in upcoming))
+            lines.append(
+                "Deadlines this week: "
+                + "; ".join(
+                    f"{ref_of(r.contract_id)} {planner.KINDS.get(r.kind, r.kind)} "
+                    f"{self.calendar.local_date(r.due_at).isoformat()}"
+                    for r in upcoming
+                )
+            )
         lines.append("Next: `/contract list` for everything open.")
         return "\n".join(lines)
 

@@ -29,8 +29,20 @@ from storage.models import Assignment, AuditEntry, Contract, Question, RoleGrant
 
 log = logging.getLogger(__name__)
 
-CONTRACT_FIELDS = ("vendor", "product", "agency", "component", "value_cents", "awarded_on", "term", "purpose",
-                   "third_party", "parent", "contract_no", "scope")
+CONTRACT_FIELDS = (
+    "vendor",
+    "product",
+    "agency",
+    "component",
+    "value_cents",
+    "awarded_on",
+    "term",
+    "purpose",
+    "third_party",
+    "parent",
+    "contract_no",
+    "scope",
+)
 
 
 @dataclass(frozen=True)
@@ -77,18 +89,44 @@ class SettingsList:
 
 def contract_snapshot(c: Contract) -> dict:
     """The audited fields of a contract (before/after of every change)."""
-    return {k: getattr(c, k) for k in (
-        *CONTRACT_FIELDS, "status", "stopwork_since", "stopwork_reason", "determination", "determined_on",
-        "determination_reason", "certified_on", "certified_by", "notice_on", "cleared_on", "waiver_official",
-        "waiver_issued_on", "waiver_until", "waiver_revoked_on", "waiver_reported_on", "revocation_reported_on",
-        "closed_on", "close_reason")}
+    return {
+        k: getattr(c, k)
+        for k in (
+            *CONTRACT_FIELDS,
+            "status",
+            "stopwork_since",
+            "stopwork_reason",
+            "determination",
+            "determined_on",
+            "determination_reason",
+            "certified_on",
+            "certified_by",
+            "notice_on",
+            "cleared_on",
+            "waiver_official",
+            "waiver_issued_on",
+            "waiver_until",
+            "waiver_revoked_on",
+            "waiver_reported_on",
+            "revocation_reported_on",
+            "closed_on",
+            "close_reason",
+        )
+    }
 
 
 class ReviewService:
     """The application service behind every command, button and modal."""
 
-    def __init__(self, session_factory: SessionFactory, clock: Clock, calendar: BusinessCalendar, settings: Settings,
-                 *, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        clock: Clock,
+        calendar: BusinessCalendar,
+        settings: Settings,
+        *,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self.session_factory = session_factory
         self.clock = clock
         self.calendar = calendar
@@ -106,8 +144,11 @@ class ReviewService:
         cached = s.info.get("runtime_settings")
         if cached is not None:  # read once per unit of work (put_setting clears it)
             return dict(cached)
-        values = {"review_channel": self.settings.review_channel or "", "manager_channel": self.settings.manager_channel or "",
-                  "reminder_hour": "9"}
+        values = {
+            "review_channel": self.settings.review_channel or "",
+            "manager_channel": self.settings.manager_channel or "",
+            "reminder_hour": "9",
+        }
         values.update(repo.get_settings(s))
         s.info["runtime_settings"] = values
         return dict(values)
@@ -124,10 +165,14 @@ class ReviewService:
             raise NotFound("Name the contract by its reference, e.g. `CR-1`.")
         contract = repo.get_contract(s, contract_id, for_update=for_update)
         if contract is None:
-            raise NotFound(f"There is no contract {ref_of(contract_id)}. `/contract list` shows the contracts.")
+            raise NotFound(
+                f"There is no contract {ref_of(contract_id)}. `/contract list` shows the contracts."
+            )
         return contract
 
-    def _run(self, actor: str, action: str, contract_id: int | None, work: Callable[[Session, datetime], object]):
+    def _run(
+        self, actor: str, action: str, contract_id: int | None, work: Callable[[Session, datetime], object]
+    ):
         """Run ``work`` in one unit of work; audit a refusal (and alert admins of a missing role) if it is refused."""
         now = self.clock.now()
         try:
@@ -141,28 +186,45 @@ class ReviewService:
         self.on_commit()
         return result
 
-    def _audit_refusal(self, actor: str, action: str, contract_id: int | None, exc: DomainError, now: datetime) -> None:
+    def _audit_refusal(
+        self, actor: str, action: str, contract_id: int | None, exc: DomainError, now: datetime
+    ) -> None:
         try:
             with unit_of_work(self.session_factory) as s:
                 exists = contract_id is not None and repo.get_contract(s, contract_id) is not None
-                repo.record_audit(s, at=now, actor=actor, action=action, outcome="refused",
-                                  contract_id=contract_id if exists else None, detail=exc.message)
+                repo.record_audit(
+                    s,
+                    at=now,
+                    actor=actor,
+                    action=action,
+                    outcome="refused",
+                    contract_id=contract_id if exists else None,
+                    detail=exc.message,
+                )
                 if isinstance(exc, PermissionDenied):
                     channel = self.runtime_settings(s).get("manager_channel")
-                    text = (f":warning: <@{actor}> tried `{action}`"
-                            f"{' on ' + ref_of(contract_id) if exists else ''} without the *{exc.role}* role. "
-                            "Nothing changed; the attempt is in the audit log.")
+                    text = (
+                        f":warning: <@{actor}> tried `{action}`"
+                        f"{' on ' + ref_of(contract_id) if exists else ''} without the *{exc.role}* role. "
+                        "Nothing changed; the attempt is in the audit log."
+                    )
                     if channel:
-                        repo.add_outbox(s, at=now, op="post", target=channel, payload={"render": "text", "text": text})
+                        repo.add_outbox(
+                            s, at=now, op="post", target=channel, payload={"render": "text", "text": text}
+                        )
                     else:
                         for admin in self.settings.admin_user_ids:
-                            repo.add_outbox(s, at=now, op="dm", target=admin, payload={"render": "text", "text": text})
+                            repo.add_outbox(
+                                s, at=now, op="dm", target=admin, payload={"render": "text", "text": text}
+                            )
         except Exception:  # noqa: BLE001 - a failed refusal audit must not hide the user's error
             log.exception("could not audit a refusal of %s by %s", action, actor)
         else:
             self.on_commit()
 
-    def refuse_input(self, actor: str, action: str, role: str, contract_id: int | None, exc: DomainError) -> DomainError:
+    def refuse_input(
+        self, actor: str, action: str, role: str, contract_id: int | None, exc: DomainError
+    ) -> DomainError:
         """A malformed attempt at an action: audited as refused (nothing else is written).
 
         When the actor lacks the action's role, that is the refusal (and admins are told), not the typo.
@@ -182,7 +244,9 @@ class ReviewService:
         audited = refusal
         if refusal is exc and find_classification_marking(exc.message):
             # the log keeps references and status only: input quoted back with a marking is not kept
-            audited = InputError(f"`{action}` was refused: its input carried a classification marking (not kept).")
+            audited = InputError(
+                f"`{action}` was refused: its input carried a classification marking (not kept)."
+            )
         self._audit_refusal(actor, action, contract_id, audited, now)
         return refusal
 
@@ -190,16 +254,27 @@ class ReviewService:
         roles.require_role(self.roles_of(s, actor), role, action)
 
     def _thread(self, s: Session, c: Contract, now: datetime, text: str) -> None:
-        repo.add_outbox(s, at=now, op="post", target="thread", contract_id=c.id, payload={"render": "text", "text": text})
+        repo.add_outbox(
+            s, at=now, op="post", target="thread", contract_id=c.id, payload={"render": "text", "text": text}
+        )
 
-    def _refresh(self, s: Session, c: Contract, now: datetime, *, update_parent: bool = True) -> review.ReviewState:
+    def _refresh(
+        self, s: Session, c: Contract, now: datetime, *, update_parent: bool = True
+    ) -> review.ReviewState:
         """Recompute the stored status and queue the parent message's update."""
         state = state_of(c, repo.list_questions(s, c.id))
         c.status = review.status(state, self.calendar.local_date(now))
         s.add(c)
         if update_parent:
-            repo.add_outbox(s, at=now, op="update", target="thread", contract_id=c.id, message_key="parent",
-                            payload={"render": "parent"})
+            repo.add_outbox(
+                s,
+                at=now,
+                op="update",
+                target="thread",
+                contract_id=c.id,
+                message_key="parent",
+                payload={"render": "parent"},
+            )
         return state
 
     def _on(self, on: date | None, now: datetime) -> date:
@@ -209,7 +284,9 @@ class ReviewService:
         return day
 
     def _at(self, day: date, now: datetime) -> datetime:
-        return review.effective_at(day, self.calendar.local_date(now), now, self.calendar.start_of_local_day(day))
+        return review.effective_at(
+            day, self.calendar.local_date(now), now, self.calendar.start_of_local_day(day)
+        )
 
     # ---- filing and questions ---------------------------------------------------------------------------
 
@@ -220,26 +297,52 @@ class ReviewService:
             if source_key:
                 existing = repo.get_contract_by_source(s, source_key)
                 if existing is not None:
-                    return Done(f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False)
+                    return Done(
+                        f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False
+                    )
             channel = self.runtime_settings(s).get("review_channel")
             if not channel:
-                raise InvalidState("No review channel is set: an admin must set `REVIEW_CHANNEL` or run "
-                                   "`/contract admin set review_channel #channel` before contracts can be filed.")
+                raise InvalidState(
+                    "No review channel is set: an admin must set `REVIEW_CHANNEL` or run "
+                    "`/contract admin set review_channel #channel` before contracts can be filed."
+                )
             awarded = fields.get("awarded_on")
             if awarded is not None:
                 review.check_on_date(awarded, self.calendar.local_date(now))
-            contract = Contract(**{k: fields.get(k) for k in CONTRACT_FIELDS}, filed_by=actor, filed_at=now,
-                                source_key=source_key, channel_id=channel, status="intake")
+            contract = Contract(
+                **{k: fields.get(k) for k in CONTRACT_FIELDS},
+                filed_by=actor,
+                filed_at=now,
+                source_key=source_key,
+                channel_id=channel,
+                status="intake",
+            )
             repo.add_contract(s, contract)
-            repo.record_audit(s, at=now, actor=actor, action="file", contract_id=contract.id,
-                              after=contract_snapshot(contract))
-            repo.add_outbox(s, at=now, op="post", target=channel, contract_id=contract.id, message_key="parent",
-                            payload={"render": "parent"})
+            repo.record_audit(
+                s,
+                at=now,
+                actor=actor,
+                action="file",
+                contract_id=contract.id,
+                after=contract_snapshot(contract),
+            )
+            repo.add_outbox(
+                s,
+                at=now,
+                op="post",
+                target=channel,
+                contract_id=contract.id,
+                message_key="parent",
+                payload={"render": "parent"},
+            )
             self._ask_due_questions(s, contract, now)
             planner.on_filed(s, contract, now, self.calendar, self._hour(s))
-            return Done(f"Filed *{ref_of(contract.id)}*: {escape_mrkdwn(contract.vendor)} / "
-                        f"{escape_mrkdwn(contract.product)} for {escape_mrkdwn(contract.agency)}. "
-                        f"The review runs in <#{channel}>.", contract.id)
+            return Done(
+                f"Filed *{ref_of(contract.id)}*: {escape_mrkdwn(contract.vendor)} / "
+                f"{escape_mrkdwn(contract.product)} for {escape_mrkdwn(contract.agency)}. "
+                f"The review runs in <#{channel}>.",
+                contract.id,
+            )
 
         try:
             return self._run(actor, "file", None, work)
@@ -251,7 +354,9 @@ class ReviewService:
                 existing = repo.get_contract_by_source(s, source_key)
             if existing is None:
                 raise
-            return Done(f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False)
+            return Done(
+                f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False
+            )
 
     def _hour(self, s: Session) -> int:
         try:
@@ -270,14 +375,29 @@ class ReviewService:
                 section = qs.SECTION_BY_KEY[q.section]
                 self._thread(s, c, now, f"*{section.title}*: {section.help}")
             s.add(Question(contract_id=c.id, qid=q.qid, asked_at=now))
-            repo.add_outbox(s, at=now, op="post", target="thread", contract_id=c.id, message_key=f"q:{q.qid}",
-                            payload={"render": "question", "qid": q.qid})
+            repo.add_outbox(
+                s,
+                at=now,
+                op="post",
+                target="thread",
+                contract_id=c.id,
+                message_key=f"q:{q.qid}",
+                payload={"render": "question", "qid": q.qid},
+            )
         for section in sections:
             planner.on_section_asked(s, c, section, now, self.calendar, self._hour(s))
         return [q.qid for q in new]
 
-    def answer(self, actor: str, contract_id: int | None, qid: str, value: str, note: str | None = None,
-               *, via: str = "answer") -> Done:
+    def answer(
+        self,
+        actor: str,
+        contract_id: int | None,
+        qid: str,
+        value: str,
+        note: str | None = None,
+        *,
+        via: str = "answer",
+    ) -> Done:
         """Record a reviewer's answer (button or command); an identical repeat changes nothing."""
         qid = qid.upper()
         if value not in qs.ANSWER_VALUES:
@@ -289,30 +409,55 @@ class ReviewService:
             state = state_of(c, repo.list_questions(s, c.id))
             review.check_answer(state)
             if qid not in qs.QUESTION_BY_ID:
-                raise NotFound(f"`{escape_mrkdwn(qid)}` is not a question ID; the IDs are "
-                               f"{', '.join(q.qid for q in qs.QUESTIONS)}.")
+                raise NotFound(
+                    f"`{escape_mrkdwn(qid)}` is not a question ID; the IDs are "
+                    f"{', '.join(q.qid for q in qs.QUESTIONS)}."
+                )
             row = repo.get_question(s, c.id, qid)
             if row is None:
-                raise InvalidState(f"{qid} has not been asked on {ref_of(c.id)} yet: each section is asked once the one "
-                                   "before it is complete.")
+                raise InvalidState(
+                    f"{qid} has not been asked on {ref_of(c.id)} yet: each section is asked once the one "
+                    "before it is complete."
+                )
             if row.answer == value and (note is None or note == row.note):
-                return Done(f"{ref_of(c.id)} {qid} is already answered *{value.capitalize()}*.", c.id, changed=False)
+                return Done(
+                    f"{ref_of(c.id)} {qid} is already answered *{value.capitalize()}*.", c.id, changed=False
+                )
             before = {"answer": row.answer, "note": row.note, "by": row.answered_by}
             row.answer, row.answered_by, row.answered_at = value, actor, now
             if note is not None:
                 row.note = note
             s.add(row)
             s.flush()
-            repo.record_audit(s, at=now, actor=actor, action="answer", contract_id=c.id, before=before,
-                              after={"qid": qid, "answer": value, "note": row.note, "by": actor})
-            repo.add_outbox(s, at=now, op="update", target="thread", contract_id=c.id, message_key=f"q:{qid}",
-                            payload={"render": "question", "qid": qid})
+            repo.record_audit(
+                s,
+                at=now,
+                actor=actor,
+                action="answer",
+                contract_id=c.id,
+                before=before,
+                after={"qid": qid, "answer": value, "note": row.note, "by": actor},
+            )
+            repo.add_outbox(
+                s,
+                at=now,
+                op="update",
+                target="thread",
+                contract_id=c.id,
+                message_key=f"q:{qid}",
+                payload={"render": "question", "qid": qid},
+            )
             was_out = qs.out_of_scope(state.answers)
             answers = {**state.answers, qid: value}
             if qs.out_of_scope(answers) and not was_out:
-                self._thread(s, c, now, f"SCOPE-1 was answered *No*: EO 14093 does not apply to {ref_of(c.id)}, so "
-                             "no further questions are asked. An official can record `determine "
-                             f"{ref_of(c.id)} out-of-scope reason=\"…\"`.")
+                self._thread(
+                    s,
+                    c,
+                    now,
+                    f"SCOPE-1 was answered *No*: EO 14093 does not apply to {ref_of(c.id)}, so "
+                    "no further questions are asked. An official can record `determine "
+                    f'{ref_of(c.id)} out-of-scope reason="…"`.',
+                )
             else:
                 self._ask_due_questions(s, c, now)
             self._refresh(s, c, now)
@@ -334,10 +479,24 @@ class ReviewService:
             before = {"note": row.note}
             row.note = note
             s.add(row)
-            repo.record_audit(s, at=now, actor=actor, action="note", contract_id=c.id, before=before,
-                              after={"qid": qid, "note": note})
-            repo.add_outbox(s, at=now, op="update", target="thread", contract_id=c.id, message_key=f"q:{qid}",
-                            payload={"render": "question", "qid": qid})
+            repo.record_audit(
+                s,
+                at=now,
+                actor=actor,
+                action="note",
+                contract_id=c.id,
+                before=before,
+                after={"qid": qid, "note": note},
+            )
+            repo.add_outbox(
+                s,
+                at=now,
+                op="update",
+                target="thread",
+                contract_id=c.id,
+                message_key=f"q:{qid}",
+                payload={"render": "question", "qid": qid},
+            )
             return Done(f"Note added to {ref_of(c.id)} {qid}.", c.id)
 
         return self._run(actor, "note", contract_id, work)
@@ -350,14 +509,26 @@ class ReviewService:
             c = self._load(s, contract_id)
             self._require(s, actor, roles.MANAGER, "assign")
             review.check_open(state_of(c, []), "assign")
-            added = [u for u in users if repo.add_assignment(s, Assignment(contract_id=c.id, user_id=u,
-                                                                            assigned_by=actor, assigned_at=now))]
+            added = [
+                u
+                for u in users
+                if repo.add_assignment(
+                    s, Assignment(contract_id=c.id, user_id=u, assigned_by=actor, assigned_at=now)
+                )
+            ]
             if not added:
                 return Done(f"Those reviewers were already assigned to {ref_of(c.id)}.", c.id, changed=False)
-            repo.record_audit(s, at=now, actor=actor, action="assign", contract_id=c.id, after={"reviewers": added})
+            repo.record_audit(
+                s, at=now, actor=actor, action="assign", contract_id=c.id, after={"reviewers": added}
+            )
             mentions = ", ".join(f"<@{u}>" for u in added)
-            self._thread(s, c, now, f"{mentions}: you are assigned to review {ref_of(c.id)} (by <@{actor}>). "
-                                    "Answer with the buttons on each question.")
+            self._thread(
+                s,
+                c,
+                now,
+                f"{mentions}: you are assigned to review {ref_of(c.id)} (by <@{actor}>). "
+                "Answer with the buttons on each question.",
+            )
             self._refresh(s, c, now)
             return Done(f"Assigned {mentions} to {ref_of(c.id)}.", c.id)
 
@@ -387,9 +558,17 @@ class ReviewService:
 
     # ---- compliance actions -----------------------------------------------------------------------------
 
-    def _transition(self, actor: str, contract_id: int | None, action: str, role: str, on: date | None,
-                    apply: Callable[[Session, Contract, review.ReviewState, date, datetime],
-                                    str | tuple[str, str, str | None]]) -> Done:
+    def _transition(
+        self,
+        actor: str,
+        contract_id: int | None,
+        action: str,
+        role: str,
+        on: date | None,
+        apply: Callable[
+            [Session, Contract, review.ReviewState, date, datetime], str | tuple[str, str, str | None]
+        ],
+    ) -> Done:
         """A dated compliance action: role, date and state checks, the change, audit, thread line, parent update.
 
         ``apply`` returns the thread line, or (line, audited action, audit note) to audit under another name.
@@ -405,8 +584,16 @@ class ReviewService:
             line, audited, note = (result, action, None) if isinstance(result, str) else result
             self._refresh(s, c, now)
             detail = f"on {day.isoformat()}" + (f": {note}" if note else "")
-            repo.record_audit(s, at=now, actor=actor, action=audited, contract_id=c.id, before=before,
-                              after=contract_snapshot(c), detail=detail)
+            repo.record_audit(
+                s,
+                at=now,
+                actor=actor,
+                action=audited,
+                contract_id=c.id,
+                before=before,
+                after=contract_snapshot(c),
+                detail=detail,
+            )
             self._thread(s, c, now, f"{line} (by <@{actor}>)")
             return Done(line, c.id)
 
@@ -419,8 +606,10 @@ class ReviewService:
             review.check_stopwork(state, day)
             c.stopwork_since, c.stopwork_reason = day, reason
             planner.on_stopwork(s, c, now, self.calendar, self._hour(s))
-            return (f":octagonal_sign: Stop-work order on {ref_of(c.id)} from {day.isoformat()}: "
-                    f"{escape_mrkdwn(reason)}. No operational use while it is in effect.")
+            return (
+                f":octagonal_sign: Stop-work order on {ref_of(c.id)} from {day.isoformat()}: "
+                f"{escape_mrkdwn(reason)}. No operational use while it is in effect."
+            )
 
         return self._transition(actor, contract_id, "stopwork", roles.MANAGER, on, apply)
 
@@ -432,21 +621,34 @@ class ReviewService:
             since = c.stopwork_since
             c.stopwork_since, c.stopwork_reason = None, None
             repo.cancel_reminders(s, c.id, ["stopwork"])
-            return (f":arrow_forward: Stop-work order on {ref_of(c.id)} lifted on {day.isoformat()} "
-                    f"(in effect since {since.isoformat()}, {(day - since).days} days): {escape_mrkdwn(reason)}.")
+            return (
+                f":arrow_forward: Stop-work order on {ref_of(c.id)} lifted on {day.isoformat()} "
+                f"(in effect since {since.isoformat()}, {(day - since).days} days): {escape_mrkdwn(reason)}."
+            )
 
         return self._transition(actor, contract_id, "resume", roles.MANAGER, on, apply)
 
-    def determine(self, actor: str, contract_id: int | None, outcome: str, reason: str, on: date | None = None) -> Done:
+    def determine(
+        self, actor: str, contract_id: int | None, outcome: str, reason: str, on: date | None = None
+    ) -> Done:
         """The §2(a) determination (official); a changed outcome after one is a §2(j) re-determination."""
 
         def apply(s, c, state, day, now):
             review.check_determination(state, outcome, reason, day)
             again = state.determination is not None
             new = review.apply_determination(state, outcome, day)
-            c.determination, c.determined_on, c.determination_reason, c.determined_by = outcome, day, reason, actor
-            c.certified_on, c.certified_by, c.notice_on, c.cleared_on = (new.certified_on, new.certified_by,
-                                                                          new.notice_on, new.cleared_on)
+            c.determination, c.determined_on, c.determination_reason, c.determined_by = (
+                outcome,
+                day,
+                reason,
+                actor,
+            )
+            c.certified_on, c.certified_by, c.notice_on, c.cleared_on = (
+                new.certified_on,
+                new.certified_by,
+                new.notice_on,
+                new.cleared_on,
+            )
             repo.cancel_reminders(s, c.id, ["unanswered", "escalation", "waiting"])
             kind = "Re-determination (§2(j))" if again else "Determination (§2(a))"
             line = f":scales: {kind} on {ref_of(c.id)}: *{outcome}* on {day.isoformat()}. Reason: {escape_mrkdwn(reason)}"
@@ -475,8 +677,10 @@ class ReviewService:
             c.notice_on = day
             end = review.waiting_period_end(state.with_(notice_on=day))
             planner.on_notice(s, c, now, self.calendar, self._hour(s))
-            return (f":envelope: APNSA notified (§2(g)) for {ref_of(c.id)} on {day.isoformat()}. "
-                    f"No operational use before {end.isoformat()} unless the APNSA clears it sooner.")
+            return (
+                f":envelope: APNSA notified (§2(g)) for {ref_of(c.id)} on {day.isoformat()}. "
+                f"No operational use before {end.isoformat()} unless the APNSA clears it sooner."
+            )
 
         return self._transition(actor, contract_id, "notify", roles.MANAGER, on, apply)
 
@@ -491,19 +695,33 @@ class ReviewService:
 
         return self._transition(actor, contract_id, "clear", roles.MANAGER, on, apply)
 
-    def waiver(self, actor: str, contract_id: int | None, official: str, until: date, reason: str,
-               on: date | None = None) -> Done:
+    def waiver(
+        self,
+        actor: str,
+        contract_id: int | None,
+        official: str,
+        until: date,
+        reason: str,
+        on: date | None = None,
+    ) -> Done:
         """§2(m) waiver of a prohibition, at most one year (official)."""
 
         def apply(s, c, state, day, now):
             review.check_waiver(state, day, until)
-            c.waiver_official, c.waiver_issued_on, c.waiver_until, c.waiver_reason = official, day, until, reason
+            c.waiver_official, c.waiver_issued_on, c.waiver_until, c.waiver_reason = (
+                official,
+                day,
+                until,
+                reason,
+            )
             c.waiver_issued_at = self._at(day, now)
             c.waiver_revoked_on = c.waiver_revoked_at = c.waiver_reported_on = c.revocation_reported_on = None
             planner.on_waiver(s, c, now, self.calendar, self._hour(s))
-            return (f":page_facing_up: Waiver (§2(m)) on {ref_of(c.id)} by the {escape_mrkdwn(official)}, issued "
-                    f"{day.isoformat()}, in force through {until.isoformat()}. The 72-hour report to the President "
-                    "(via the APNSA, copy to the DNI) is due. Reason: " + escape_mrkdwn(reason))
+            return (
+                f":page_facing_up: Waiver (§2(m)) on {ref_of(c.id)} by the {escape_mrkdwn(official)}, issued "
+                f"{day.isoformat()}, in force through {until.isoformat()}. The 72-hour report to the President "
+                "(via the APNSA, copy to the DNI) is due. Reason: " + escape_mrkdwn(reason)
+            )
 
         return self._transition(actor, contract_id, "waiver", roles.OFFICIAL, on, apply)
 
@@ -517,7 +735,9 @@ class ReviewService:
             else:
                 c.waiver_reported_on = day
             repo.cancel_reminders(s, c.id, [f"waiver-report-{which}"])
-            return f":outbox_tray: The 72-hour {which} report for {ref_of(c.id)} was sent on {day.isoformat()}."
+            return (
+                f":outbox_tray: The 72-hour {which} report for {ref_of(c.id)} was sent on {day.isoformat()}."
+            )
 
         return self._transition(actor, contract_id, "waiver-report", roles.OFFICIAL, on, apply)
 
@@ -529,8 +749,10 @@ class ReviewService:
             c.waiver_revoked_on, c.waiver_revoked_at = day, self._at(day, now)
             repo.cancel_reminders(s, c.id, ["waiver-expiry"])
             planner.on_waiver_revoked(s, c, now)
-            return (f":no_entry: Waiver on {ref_of(c.id)} revoked on {day.isoformat()}: {escape_mrkdwn(reason)}. "
-                    "The 72-hour revocation report is due.")
+            return (
+                f":no_entry: Waiver on {ref_of(c.id)} revoked on {day.isoformat()}: {escape_mrkdwn(reason)}. "
+                "The 72-hour revocation report is due."
+            )
 
         return self._transition(actor, contract_id, "revoke-waiver", roles.OFFICIAL, on, apply)
 
@@ -554,7 +776,9 @@ class ReviewService:
             self._require(s, actor, roles.ADMIN, "admin grant")
             if not repo.add_role(s, RoleGrant(user_id=user_id, role=role, granted_by=actor, granted_at=now)):
                 return Done(f"<@{user_id}> already has the {role} role.", changed=False)
-            repo.record_audit(s, at=now, actor=actor, action="admin grant", after={"user": user_id, "role": role})
+            repo.record_audit(
+                s, at=now, actor=actor, action="admin grant", after={"user": user_id, "role": role}
+            )
             return Done(f"<@{user_id}> is now a {role}.")
 
         return self._run(actor, "admin grant", None, work)
@@ -565,9 +789,15 @@ class ReviewService:
         def work(s: Session, now: datetime) -> Done:
             self._require(s, actor, roles.ADMIN, "admin revoke")
             if not repo.remove_role(s, user_id, role):
-                extra = " (bootstrap admins come from ADMIN_USER_IDS)" if user_id in self.settings.admin_user_ids else ""
+                extra = (
+                    " (bootstrap admins come from ADMIN_USER_IDS)"
+                    if user_id in self.settings.admin_user_ids
+                    else ""
+                )
                 return Done(f"<@{user_id}> did not have the {role} role{extra}.", changed=False)
-            repo.record_audit(s, at=now, actor=actor, action="admin revoke", before={"user": user_id, "role": role})
+            repo.record_audit(
+                s, at=now, actor=actor, action="admin revoke", before={"user": user_id, "role": role}
+            )
             return Done(f"<@{user_id}> is no longer a {role}.")
 
         return self._run(actor, "admin revoke", None, work)
@@ -577,7 +807,9 @@ class ReviewService:
 
         def work(s: Session, now: datetime) -> RolesList:
             self._require(s, actor, roles.ADMIN, "admin roles")
-            return RolesList(self.settings.admin_user_ids, tuple((g.role, g.user_id) for g in repo.list_role_grants(s)))
+            return RolesList(
+                self.settings.admin_user_ids, tuple((g.role, g.user_id) for g in repo.list_role_grants(s))
+            )
 
         return self._run(actor, "admin roles", None, work)
 
@@ -587,7 +819,9 @@ class ReviewService:
         def work(s: Session, now: datetime) -> Done:
             self._require(s, actor, roles.ADMIN, "admin set")
             before = repo.put_setting(s, key, value, actor, now)
-            repo.record_audit(s, at=now, actor=actor, action="admin set", before={key: before}, after={key: value})
+            repo.record_audit(
+                s, at=now, actor=actor, action="admin set", before={key: before}, after={key: value}
+            )
             return Done(f"Setting `{key}` is now `{escape_mrkdwn(value)}`.")
 
         return self._run(actor, "admin set", None, work)
@@ -599,7 +833,9 @@ class ReviewService:
             self._require(s, actor, roles.ADMIN, "admin settings")
             stored = repo.get_settings(s)
             values = self.runtime_settings(s)
-            return SettingsList(values, {k: ("admin set" if k in stored else "environment/default") for k in values})
+            return SettingsList(
+                values, {k: ("admin set" if k in stored else "environment/default") for k in values}
+            )
 
         return self._run(actor, "admin settings", None, work)
 
@@ -628,7 +864,9 @@ class ReviewService:
             moved = planner.snooze(s, keys[:50], due)
             if not moved:
                 return Done("Those reminders were already snoozed or no longer exist.", changed=False)
-            repo.record_audit(s, at=now, actor=actor, action="snooze", after={"keys": keys[:50], "until": due.isoformat()})
+            repo.record_audit(
+                s, at=now, actor=actor, action="snooze", after={"keys": keys[:50], "until": due.isoformat()}
+            )
             local = due.astimezone(self.calendar.zone).strftime("%a %Y-%m-%d %H:%M")
             return Done(f"Snoozed: you will be reminded again {local}.")
 
@@ -647,12 +885,21 @@ class ReviewService:
             for c in repo.list_waiting(s, limit, today=today):
                 end = review.waiting_period_end(state_of(c, []))
                 waiting.append((ref_of(c.id), c.vendor, end))
-            deadlines = [(ref_of(r.contract_id) if r.contract_id else "—", r.kind, r.due_at)
-                         for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=limit)
-                         if r.kind != "digest"]
+            deadlines = [
+                (ref_of(r.contract_id) if r.contract_id else "—", r.kind, r.due_at)
+                for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=limit)
+                if r.kind != "digest"
+            ]
             mine = [(ref_of(c.id), q.qid) for c, q in repo.list_open_questions_for_user(s, user_id, limit)]
-            return Dashboard(today=today, counts=counts, stopworks=stopworks, waiting=waiting, deadlines=deadlines,
-                             my_questions=mine, roles=tuple(sorted(self.roles_of(s, user_id))))
+            return Dashboard(
+                today=today,
+                counts=counts,
+                stopworks=stopworks,
+                waiting=waiting,
+                deadlines=deadlines,
+                my_questions=mine,
+                roles=tuple(sorted(self.roles_of(s, user_id))),
+            )
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,19 @@ from dataclasses import dataclass
 from bot.domain.args import ParsedCommand, help_text
 from bot.services.reviews import ReviewService
 
-FILE_KEYS = ("vendor", "product", "agency", "component", "value_cents", "term", "purpose", "third_party", "parent",
-             "contract_no", "scope")
+FILE_KEYS = (
+    "vendor",
+    "product",
+    "agency",
+    "component",
+    "value_cents",
+    "term",
+    "purpose",
+    "third_party",
+    "parent",
+    "contract_no",
+    "scope",
+)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,18 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN_IN_DOMAIN = ("slack_bolt", "slack_sdk", "sqlalchemy", "sqlmodel", "apscheduler", "storage", "handlers",
-                       "bot.services", "waitress", "alembic")
+FORBIDDEN_IN_DOMAIN = (
+    "slack_bolt",
+    "slack_sdk",
+    "sqlalchemy",
+    "sqlmodel",
+    "apscheduler",
+    "storage",
+    "handlers",
+    "bot.services",
+    "waitress",
+    "alembic",
+)
 
 
 def imports_of(path: Path) -> set[str]:
@@ -45,7 +55,12 @@ def test_handlers_do_not_reach_into_storage():
     offenders = []
     for path in sorted((ROOT / "handlers").glob("*.py")):
         for name in imports_of(path):
-            if name == "storage" or name.startswith("storage.") or name.startswith("sqlalchemy") or name.startswith("sqlmodel"):
+            if (
+                name == "storage"
+                or name.startswith("storage.")
+                or name.startswith("sqlalchemy")
+                or name.startswith("sqlmodel")
+            ):
                 offenders.append(f"{path.name} imports {name}")
     assert not offenders, offenders
 

@@ -35,35 +35,95 @@ STATES: dict[str, rv.ReviewState] = {
     "scope-no": st({"SCOPE-1": "no"}),
     "out-of-scope": st({"SCOPE-1": "no"}, determination=rv.OUT_OF_SCOPE, determined_on=D),
     "determined": st(determination=rv.NOT_RISKY, determined_on=D),
-    "certified": st(determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="Attorney General"),
-    "notified": st(determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="Attorney General",
-                   notice_on=TODAY - timedelta(days=2)),
-    "wait-over": st(determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="Attorney General",
-                    notice_on=D),
-    "cleared": st(determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="Attorney General",
-                  notice_on=TODAY - timedelta(days=2), cleared_on=TODAY - timedelta(days=1)),
+    "certified": st(
+        determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="Attorney General"
+    ),
+    "notified": st(
+        determination=rv.NOT_RISKY,
+        determined_on=D,
+        certified_on=D,
+        certified_by="Attorney General",
+        notice_on=TODAY - timedelta(days=2),
+    ),
+    "wait-over": st(
+        determination=rv.NOT_RISKY,
+        determined_on=D,
+        certified_on=D,
+        certified_by="Attorney General",
+        notice_on=D,
+    ),
+    "cleared": st(
+        determination=rv.NOT_RISKY,
+        determined_on=D,
+        certified_on=D,
+        certified_by="Attorney General",
+        notice_on=TODAY - timedelta(days=2),
+        cleared_on=TODAY - timedelta(days=1),
+    ),
     "prohibited": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D),
-    "waived": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D, waiver_issued_on=D,
-                 waiver_until=date(2026, 8, 1)),
-    "waived-reported": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D, waiver_issued_on=D,
-                          waiver_until=date(2026, 8, 1), waiver_reported=True),
-    "revoked": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D, waiver_issued_on=D,
-                  waiver_until=date(2026, 8, 1), waiver_reported=True, waiver_revoked_on=TODAY - timedelta(days=1)),
-    "waiver-expired": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D, waiver_issued_on=D,
-                         waiver_until=D + timedelta(days=10), waiver_reported=True),
+    "waived": st(
+        FLAGGED,
+        determination=rv.PROHIBITED,
+        determined_on=D,
+        waiver_issued_on=D,
+        waiver_until=date(2026, 8, 1),
+    ),
+    "waived-reported": st(
+        FLAGGED,
+        determination=rv.PROHIBITED,
+        determined_on=D,
+        waiver_issued_on=D,
+        waiver_until=date(2026, 8, 1),
+        waiver_reported=True,
+    ),
+    "revoked": st(
+        FLAGGED,
+        determination=rv.PROHIBITED,
+        determined_on=D,
+        waiver_issued_on=D,
+        waiver_until=date(2026, 8, 1),
+        waiver_reported=True,
+        waiver_revoked_on=TODAY - timedelta(days=1),
+    ),
+    "waiver-expired": st(
+        FLAGGED,
+        determination=rv.PROHIBITED,
+        determined_on=D,
+        waiver_issued_on=D,
+        waiver_until=D + timedelta(days=10),
+        waiver_reported=True,
+    ),
     "stop-work": st(stopwork_since=date(2024, 10, 8)),
-    "stopped-cleared": st(determination=rv.NOT_RISKY, determined_on=D, certified_on=D, certified_by="AG",
-                          notice_on=D, stopwork_since=date(2024, 10, 8)),
-    "stopped-waived": st(FLAGGED, determination=rv.PROHIBITED, determined_on=D, waiver_issued_on=D,
-                         waiver_until=date(2026, 8, 1), stopwork_since=D),
+    "stopped-cleared": st(
+        determination=rv.NOT_RISKY,
+        determined_on=D,
+        certified_on=D,
+        certified_by="AG",
+        notice_on=D,
+        stopwork_since=date(2024, 10, 8),
+    ),
+    "stopped-waived": st(
+        FLAGGED,
+        determination=rv.PROHIBITED,
+        determined_on=D,
+        waiver_issued_on=D,
+        waiver_until=date(2026, 8, 1),
+        stopwork_since=D,
+    ),
     "closed": st(determination=rv.NOT_RISKY, determined_on=D, closed_on=D),
 }
 
 OK = "ok"
 
 
-def attempt(state: rv.ReviewState, action: str, *, on: date = TODAY, reason: str = "because",
-            until: date | None = None) -> str:
+def attempt(
+    state: rv.ReviewState,
+    action: str,
+    *,
+    on: date = TODAY,
+    reason: str = "because",
+    until: date | None = None,
+) -> str:
     """Run the state check of an action; "ok" or the refusal's message."""
     name, _, arg = action.partition(" ")
     try:
@@ -160,13 +220,27 @@ STATE_TABLE = [
     ("revoked", "waiver-report", OK),
     # closed contracts accept nothing but show, list and audit
     ("answered", "close", OK),
-    *[("closed", a, "accepts only `show`, `list` and `audit`") for a in (
-        "certify", "notify", "clear", "stopwork", "resume", "waiver", "waiver-report", "revoke-waiver", "close",
-        "assign")],
+    *[
+        ("closed", a, "accepts only `show`, `list` and `audit`")
+        for a in (
+            "certify",
+            "notify",
+            "clear",
+            "stopwork",
+            "resume",
+            "waiver",
+            "waiver-report",
+            "revoke-waiver",
+            "close",
+            "assign",
+        )
+    ],
 ]
 
 
-@pytest.mark.parametrize(("state", "action", "expected"), STATE_TABLE, ids=[f"{s}-{a}" for s, a, _ in STATE_TABLE])
+@pytest.mark.parametrize(
+    ("state", "action", "expected"), STATE_TABLE, ids=[f"{s}-{a}" for s, a, _ in STATE_TABLE]
+)
 def test_state_allows_or_refuses(state, action, expected):
     result = attempt(STATES[state], action)
     if expected == OK:
@@ -214,8 +288,9 @@ def test_future_dates_are_refused_and_past_ones_accepted():
         rv.check_on_date(TODAY + timedelta(days=1), TODAY)
 
 
-@pytest.mark.parametrize(("issued", "latest"), [(date(2025, 8, 1), date(2026, 8, 1)),
-                                                (date(2024, 2, 29), date(2025, 2, 28))])
+@pytest.mark.parametrize(
+    ("issued", "latest"), [(date(2025, 8, 1), date(2026, 8, 1)), (date(2024, 2, 29), date(2025, 2, 28))]
+)
 def test_a_waiver_lasts_at_most_one_year(issued, latest):
     prohibited = STATES["prohibited"].with_(determined_on=issued)
     assert attempt(prohibited, "waiver", on=issued, until=latest) == OK
@@ -226,15 +301,31 @@ def test_a_waiver_lasts_at_most_one_year(issued, latest):
 # ---- roles: who may do what; admin alone never decides -----------------------------------------------------
 
 ROLE_OF = {
-    "assign": roles.MANAGER, "stopwork": roles.MANAGER, "resume": roles.MANAGER, "notify": roles.MANAGER,
-    "clear": roles.MANAGER, "close": roles.MANAGER,
-    "determine": roles.OFFICIAL, "certify": roles.OFFICIAL, "waiver": roles.OFFICIAL,
-    "waiver-report": roles.OFFICIAL, "revoke-waiver": roles.OFFICIAL,
+    "assign": roles.MANAGER,
+    "stopwork": roles.MANAGER,
+    "resume": roles.MANAGER,
+    "notify": roles.MANAGER,
+    "clear": roles.MANAGER,
+    "close": roles.MANAGER,
+    "determine": roles.OFFICIAL,
+    "certify": roles.OFFICIAL,
+    "waiver": roles.OFFICIAL,
+    "waiver-report": roles.OFFICIAL,
+    "revoke-waiver": roles.OFFICIAL,
     "answer": roles.REVIEWER,
-    "show": roles.ANYONE, "list": roles.ANYONE, "audit": roles.ANYONE, "file": roles.ANYONE,
+    "show": roles.ANYONE,
+    "list": roles.ANYONE,
+    "audit": roles.ANYONE,
+    "file": roles.ANYONE,
 }
-HOLDERS = {"member": set(), "reviewer": {roles.REVIEWER}, "manager": {roles.MANAGER},
-           "official": {roles.OFFICIAL}, "admin": {roles.ADMIN}, "admin+manager": {roles.ADMIN, roles.MANAGER}}
+HOLDERS = {
+    "member": set(),
+    "reviewer": {roles.REVIEWER},
+    "manager": {roles.MANAGER},
+    "official": {roles.OFFICIAL},
+    "admin": {roles.ADMIN},
+    "admin+manager": {roles.ADMIN, roles.MANAGER},
+}
 ROLE_TABLE = [(action, holder) for action in ROLE_OF for holder in HOLDERS]
 
 
@@ -253,7 +344,16 @@ def test_role_table(action, holder):
 
 
 def test_admin_alone_cannot_decide():
-    for action in ("determine", "certify", "waiver", "revoke-waiver", "stopwork", "resume", "notify", "clear"):
+    for action in (
+        "determine",
+        "certify",
+        "waiver",
+        "revoke-waiver",
+        "stopwork",
+        "resume",
+        "notify",
+        "clear",
+    ):
         assert not roles.has_role({roles.ADMIN}, ROLE_OF[action]), action
 
 
@@ -315,8 +415,11 @@ def test_waiver_in_force_through_its_last_day_and_only_for_a_prohibition():
 
 def test_a_waiver_does_not_survive_a_later_determination():
     waived = STATES["waived"]
-    again = rv.apply_determination(rv.apply_determination(waived, rv.NOT_RISKY, D + timedelta(days=5)),
-                                   rv.PROHIBITED, D + timedelta(days=9))
+    again = rv.apply_determination(
+        rv.apply_determination(waived, rv.NOT_RISKY, D + timedelta(days=5)),
+        rv.PROHIBITED,
+        D + timedelta(days=9),
+    )
     verdict = rv.operational_use(again, TODAY)
     assert not verdict.permitted and "predates the current determination" in verdict.missing[0]
     assert rv.status(again, TODAY) == "prohibited"
@@ -339,10 +442,21 @@ def test_72_hour_reports_follow_issue_then_revocation():
 
 
 STATUS_TABLE = [
-    ("fresh", "intake"), ("answered", "in-review"), ("determined", "determined"), ("certified", "certified"),
-    ("notified", "waiting"), ("wait-over", "cleared"), ("cleared", "cleared"), ("prohibited", "prohibited"),
-    ("waived", "waiver"), ("revoked", "prohibited"), ("waiver-expired", "prohibited"), ("stop-work", "stop-work"),
-    ("stopped-cleared", "stop-work"), ("out-of-scope", "out-of-scope"), ("closed", "closed"),
+    ("fresh", "intake"),
+    ("answered", "in-review"),
+    ("determined", "determined"),
+    ("certified", "certified"),
+    ("notified", "waiting"),
+    ("wait-over", "cleared"),
+    ("cleared", "cleared"),
+    ("prohibited", "prohibited"),
+    ("waived", "waiver"),
+    ("revoked", "prohibited"),
+    ("waiver-expired", "prohibited"),
+    ("stop-work", "stop-work"),
+    ("stopped-cleared", "stop-work"),
+    ("out-of-scope", "out-of-scope"),
+    ("closed", "closed"),
 ]
 
 

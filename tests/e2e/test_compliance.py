@@ -14,8 +14,10 @@ from storage.db import unit_of_work
 from tests.conftest import ADMIN, MANAGER, MANAGERS, MEMBER, OFFICIAL, REVIEWER
 from tests.support.replies import flat
 
-FILE = ('file vendor="Paragon Solutions" product=Graphite agency=ICE component="HSI Division 3" '
-        "value=2000000 awarded=2024-09-27 purpose=operational")
+FILE = (
+    'file vendor="Paragon Solutions" product=Graphite agency=ICE component="HSI Division 3" '
+    "value=2000000 awarded=2024-09-27 purpose=operational"
+)
 DHS = 'official="Secretary of Homeland Security"'
 
 
@@ -152,8 +154,11 @@ def test_red_flags_need_mitigation_answers_and_a_reason_naming_each(running):
     for q in QUESTIONS:
         if q.section == "MIT":
             break
-        cmd(running, f"answer CR-1 {q.qid} {'yes' if q.section in ('SCOPE', 'PROC') or q.qid in ('CI-4', 'IU-1') else 'no'}",
-            user=REVIEWER)
+        cmd(
+            running,
+            f"answer CR-1 {q.qid} {'yes' if q.section in ('SCOPE', 'PROC') or q.qid in ('CI-4', 'IU-1') else 'no'}",
+            user=REVIEWER,
+        )
     assert "2 red flags (CI-4, IU-1)" in parent_status(running)
     assert "MIT-1" in cmd(running, 'determine CR-1 not-risky reason="CI-4 and IU-1 handled"', user=OFFICIAL)
     for q in QUESTIONS:
@@ -161,8 +166,11 @@ def test_red_flags_need_mitigation_answers_and_a_reason_naming_each(running):
             cmd(running, f"answer CR-1 {q.qid} yes", user=REVIEWER)
     refused = cmd(running, 'determine CR-1 not-risky reason="CI-4: US-owned since Dec 2024"', user=OFFICIAL)
     assert "missing: IU-1" in refused
-    ok = cmd(running, 'determine CR-1 not-risky reason="CI-4: US-owned now; IU-1: vendor cut off the misusers"',
-             user=OFFICIAL)
+    ok = cmd(
+        running,
+        'determine CR-1 not-risky reason="CI-4: US-owned now; IU-1: vendor cut off the misusers"',
+        user=OFFICIAL,
+    )
     assert "not-risky" in ok
     # answers are frozen once a determination is recorded
     assert "frozen" in cmd(running, "answer CR-1 CI-1 yes", user=REVIEWER)
@@ -177,14 +185,20 @@ def test_prohibited_waiver_revocation_and_redetermination(running):
     assert "only a waiver in force" in show(running)
     # at most one year
     assert "2027-11-24 at the latest" in cmd(
-        running, f'waiver CR-1 {DHS} until=2027-11-25 reason="extraordinary"', user=OFFICIAL)
-    line = cmd(running, f'waiver CR-1 {DHS} until=2027-11-24 reason="extraordinary; no alternative"', user=OFFICIAL)
+        running, f'waiver CR-1 {DHS} until=2027-11-25 reason="extraordinary"', user=OFFICIAL
+    )
+    line = cmd(
+        running, f'waiver CR-1 {DHS} until=2027-11-24 reason="extraordinary; no alternative"', user=OFFICIAL
+    )
     assert "Waiver (§2(m))" in line
     assert "in force through 2027-11-24" in last_line(running)
     assert "waiver" in parent_status(running)
     text = show(running)
     assert "Operational use is permitted* under a waiver in force through 2027-11-24" in text
-    assert "*Waiver (§2(m)):* by the Secretary of Homeland Security, issued 2026-11-24, in force through 2027-11-24" in text
+    assert (
+        "*Waiver (§2(m)):* by the Secretary of Homeland Security, issued 2026-11-24, in force through 2027-11-24"
+        in text
+    )
     assert "72-hour report due" in text and "2026-11-27" in text
     # a stop-work blocks use even under a waiver
     cmd(running, 'stopwork CR-1 reason="check"', user=MANAGER)
@@ -207,9 +221,13 @@ def test_prohibited_waiver_revocation_and_redetermination(running):
 
     # §2(j): a re-determination with a different outcome is allowed and audited as such
     assert "already determined `prohibited`" in cmd(
-        running, 'determine CR-1 prohibited reason="again"', user=OFFICIAL)
-    line = cmd(running, 'determine CR-1 not-risky reason="IU-2: the misuse was by another product line"',
-               user=OFFICIAL)
+        running, 'determine CR-1 prohibited reason="again"', user=OFFICIAL
+    )
+    line = cmd(
+        running,
+        'determine CR-1 not-risky reason="IU-2: the misuse was by another product line"',
+        user=OFFICIAL,
+    )
     assert "Re-determination (§2(j))" in line
     redo = [e for e in audit_entries(running) if e.action == "re-determine"]
     assert len(redo) == 1 and "prohibited → not-risky" in redo[0].detail
@@ -245,7 +263,9 @@ def test_waiver_expires_and_waiver_refusals(running):
 
 def _out_of_scope(running):  # CR-2
     cmd(running, FILE)
-    assert "SCOPE-1 answered No" in cmd(running, 'determine CR-2 out-of-scope reason="not spyware"', user=OFFICIAL)
+    assert "SCOPE-1 answered No" in cmd(
+        running, 'determine CR-2 out-of-scope reason="not spyware"', user=OFFICIAL
+    )
     cmd(running, "answer CR-2 SCOPE-1 no", user=REVIEWER)
     cmd(running, 'determine CR-2 out-of-scope reason="not spyware"', user=OFFICIAL)
     assert "out-of-scope" in parent_status(running, 2)
@@ -274,7 +294,7 @@ def assert_refused(running, text: str, user: str, expect: str, *, audited: bool 
     reply = r.json["text"]
     assert expect.lower() in reply.lower(), (text, reply)
     after, audit_after = snapshot(running)
-    new = audit_after[len(audit_before):]
+    new = audit_after[len(audit_before) :]
     if audited:
         assert [(e.outcome, e.actor) for e in new] == [("refused", user)], (text, [e.action for e in new])
     else:
@@ -309,7 +329,7 @@ def test_refusals_in_a_fresh_review(running):
         ("stopwork CR-1", MANAGER, "reason"),
         ('stopwork CR-1 reason="x" on=2027-01-01', MANAGER, "future"),
         ('stopwork CR-1 reason="x" on=2026-02-30', MANAGER, "date"),
-        ("certify CR-1 official=\"Secretary of Agriculture\"", OFFICIAL, "not a relevant official"),
+        ('certify CR-1 official="Secretary of Agriculture"', OFFICIAL, "not a relevant official"),
         ("determine CR-1 not-risky", OFFICIAL, "reason"),
         ("determine CR-1 maybe reason=x", OFFICIAL, "not-risky"),
         ("notify CR-1 on=2027-01-01", MANAGER, "future"),
@@ -325,8 +345,10 @@ def test_refusals_in_a_fresh_review(running):
     ]:
         assert_refused(running, text, user, expect)
     # refused input that carries a classification marking is audited without the text
-    for text, user in [('certify CR-1 official="SECRET//NOFORN memo 12"', OFFICIAL),
-                       ('stopwork CR-1 reason="TOP SECRET memo 12"', MANAGER)]:
+    for text, user in [
+        ('certify CR-1 official="SECRET//NOFORN memo 12"', OFFICIAL),
+        ('stopwork CR-1 reason="TOP SECRET memo 12"', MANAGER),
+    ]:
         assert_refused(running, text, user, "")
         detail = audit_entries(running)[-1].detail
         assert "memo 12" not in detail and "NOFORN" not in detail and "classification marking" in detail
@@ -358,10 +380,15 @@ def test_refusals_of_wrong_state_later_in_the_review(running):
     ]:
         assert_refused(running, text, user, expect)
     cmd(running, 'close CR-1 reason="done"', user=MANAGER)
-    for text, user in [('resume CR-1 reason="x"', MANAGER), ('stopwork CR-1 reason="x"', MANAGER),
-                       ("clear CR-1", MANAGER), ('determine CR-1 prohibited reason="x"', OFFICIAL),
-                       (f"assign CR-1 <@{REVIEWER}>", MANAGER), ('close CR-1 reason="again"', MANAGER),
-                       ("answer CR-1 CI-1 no", REVIEWER)]:
+    for text, user in [
+        ('resume CR-1 reason="x"', MANAGER),
+        ('stopwork CR-1 reason="x"', MANAGER),
+        ("clear CR-1", MANAGER),
+        ('determine CR-1 prohibited reason="x"', OFFICIAL),
+        (f"assign CR-1 <@{REVIEWER}>", MANAGER),
+        ('close CR-1 reason="again"', MANAGER),
+        ("answer CR-1 CI-1 no", REVIEWER),
+    ]:
         assert_refused(running, text, user, "closed")
     assert "CR-1" in show(running) and "Audit timeline" in cmd(running, "audit CR-1")
     assert "1 contract" in cmd(running, "list")
@@ -373,8 +400,12 @@ def test_missing_role_alerts_admins_timeline_and_export(running):
     cmd(running, 'determine CR-1 prohibited reason="admin alone cannot decide"', user=ADMIN)
     running.deliver()
     alerts = [m["text"] for m in running.double.messages(MANAGERS)]
-    assert any(f"<@{MEMBER}> tried `stopwork` on CR-1 without the *manager* role" in a for a in alerts), alerts
-    assert any(f"<@{ADMIN}> tried `determine` on CR-1 without the *official* role" in a for a in alerts), alerts
+    assert any(f"<@{MEMBER}> tried `stopwork` on CR-1 without the *manager* role" in a for a in alerts), (
+        alerts
+    )
+    assert any(f"<@{ADMIN}> tried `determine` on CR-1 without the *official* role" in a for a in alerts), (
+        alerts
+    )
     timeline = cmd(running, "audit CR-1")
     assert timeline.count(":no_entry_sign: refused") == 2
     assert "refused *stopwork*" in timeline and "refused *determine*" in timeline
@@ -387,7 +418,13 @@ def test_missing_role_alerts_admins_timeline_and_export(running):
     cmd(running, "notify CR-2", user=MANAGER)  # refused: not certified
     cmd(running, 'resume CR-2 reason="ok"', user=MANAGER)
     timeline = cmd(running, "audit CR-2")
-    steps = ["*file*", "*answer*", "*stopwork* — on 2026-11-20", "refused *notify*", "*resume* — on 2026-11-24"]
+    steps = [
+        "*file*",
+        "*answer*",
+        "*stopwork* — on 2026-11-20",
+        "refused *notify*",
+        "*resume* — on 2026-11-24",
+    ]
     at = [timeline.find(step) for step in steps]
     assert -1 not in at and at == sorted(at), list(zip(steps, at, strict=True))
     assert f"<@{MANAGER}>" in timeline and f"<@{REVIEWER}>" in timeline

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from tests.conftest import ADMIN, MEMBER, REVIEW, REVIEWER
 
-FILE_ICE = ('file vendor="Paragon Solutions" product=Graphite agency="ICE" component="HSI Division 3" '
-            "value=2000000 awarded=2024-09-27 purpose=operational")
+FILE_ICE = (
+    'file vendor="Paragon Solutions" product=Graphite agency="ICE" component="HSI Division 3" '
+    "value=2000000 awarded=2024-09-27 purpose=operational"
+)
 
 
 def test_file_posts_parent_and_asks_scope_questions(running):
@@ -26,11 +28,18 @@ def test_button_answer_updates_question_and_progress(running):
     running.command(FILE_ICE)
     thread = running.thread(1)
     q = next(m for m in thread if m["text"].startswith("CR-1 SCOPE-1"))
-    r = running.slack.block_action(user_id=REVIEWER, action_id="answer_yes", value="1:SCOPE-1",
-                                   message={"ts": q["ts"], "channel": REVIEW}, channel_id=REVIEW)
+    r = running.slack.block_action(
+        user_id=REVIEWER,
+        action_id="answer_yes",
+        value="1:SCOPE-1",
+        message={"ts": q["ts"], "channel": REVIEW},
+        channel_id=REVIEW,
+    )
     assert r.status == 200
     running.double.wait_for(lambda d: "Answer: Yes" in str(d.message(REVIEW, q["ts"])["blocks"]))
-    running.double.wait_for(lambda d: "answered 1 of 20" in d.message(REVIEW, running.bot.service.show(1).parent_ts)["text"])
+    running.double.wait_for(
+        lambda d: "answered 1 of 20" in d.message(REVIEW, running.bot.service.show(1).parent_ts)["text"]
+    )
 
 
 def test_non_reviewer_button_is_refused_privately(running):
@@ -39,7 +48,9 @@ def test_non_reviewer_button_is_refused_privately(running):
     url = running.double.new_response_url()
     r = running.slack.block_action(user_id=MEMBER, action_id="answer_no", value="1:SCOPE-1", response_url=url)
     assert r.status == 200
-    running.double.wait_for(lambda d: any("reviewer" in (p["body"].get("text") or "") for p in d.responses(url)))
+    running.double.wait_for(
+        lambda d: any("reviewer" in (p["body"].get("text") or "") for p in d.responses(url))
+    )
     assert running.bot.service.show(1).answered == 0
 
 
@@ -59,14 +70,17 @@ def test_completing_scope_asks_procurement(running):
         assert "Recorded" in running.command(f"answer CR-1 SCOPE-{i} yes", user=REVIEWER).json["text"]
     thread = running.thread(1)
     assert [m["text"].split(":")[0] for m in thread if m["text"].startswith("CR-1 PROC-")] == [
-        f"CR-1 PROC-{i}" for i in range(1, 5)]
+        f"CR-1 PROC-{i}" for i in range(1, 5)
+    ]
 
 
 def test_show_list_help_and_roles(running):
     running.command(FILE_ICE)
     show = running.command("show CR-1")
     assert "not permitted" in show.json["text"]
-    assert "CR-1" in running.command("list").json["text"] or "1 contract" in running.command("list").json["text"]
+    assert (
+        "CR-1" in running.command("list").json["text"] or "1 contract" in running.command("list").json["text"]
+    )
     assert "/contract" in running.command("help").json["text"]
     r = running.command("admin grant <@UNEW1|new> reviewer", user=ADMIN)
     assert "reviewer" in r.json["text"]
@@ -76,11 +90,16 @@ def test_show_list_help_and_roles(running):
 
 
 def test_bad_input_changes_nothing(running):
-    for text, expect in [("frobnicate", "subcommand"), ("file vendor=x", "missing"), ("show CR-999", "CR-999"),
-                         ("show CR-x", "reference"), ('file vendor="unbalanced product=a agency=b', "quote"),
-                         ("file vendor=a product=b agency=c awarded=2024-13-40", "date"),
-                         ("file vendor=a product=b agency=c value=abc", "value"),
-                         ('file vendor="SECRET//NOFORN" product=b agency=c', "classified")]:
+    for text, expect in [
+        ("frobnicate", "subcommand"),
+        ("file vendor=x", "missing"),
+        ("show CR-999", "CR-999"),
+        ("show CR-x", "reference"),
+        ('file vendor="unbalanced product=a agency=b', "quote"),
+        ("file vendor=a product=b agency=c awarded=2024-13-40", "date"),
+        ("file vendor=a product=b agency=c value=abc", "value"),
+        ('file vendor="SECRET//NOFORN" product=b agency=c', "classified"),
+    ]:
         r = running.command(text)
         assert r.status == 200
         assert expect.lower() in r.json["text"].lower(), (text, r.json["text"])
@@ -133,21 +152,40 @@ def test_bare_file_opens_the_filing_modal(running):
 
 
 def test_modal_errors_are_shown_on_the_fields_and_nothing_is_filed(running):
-    r = running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal", view_id="V1",
-                                      state_values=_state(vendor="", product="Graphite", agency="ICE", value="abc",
-                                                          awarded="2024-13-40", scope="SECRET//NOFORN details"))
+    r = running.slack.view_submission(
+        user_id=MEMBER,
+        callback_id="file_contract_modal",
+        view_id="V1",
+        state_values=_state(
+            vendor="",
+            product="Graphite",
+            agency="ICE",
+            value="abc",
+            awarded="2024-13-40",
+            scope="SECRET//NOFORN details",
+        ),
+    )
     assert r.status == 200 and r.json["response_action"] == "errors"
     assert set(r.json["errors"]) == {"vendor", "value", "awarded", "scope"}
     assert running.bot.service.list_contracts().total == 0
 
 
 def test_modal_submission_files_once_per_view(running):
-    state = _state(vendor="Paragon Solutions", product="Graphite", agency="ICE", value="2,000,000",
-                   awarded="2024-09-27", purpose="operational", third_party="no")
-    first = running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal", view_id="V9",
-                                          state_values=state)
-    again = running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal", view_id="V9",
-                                          state_values=state)
+    state = _state(
+        vendor="Paragon Solutions",
+        product="Graphite",
+        agency="ICE",
+        value="2,000,000",
+        awarded="2024-09-27",
+        purpose="operational",
+        third_party="no",
+    )
+    first = running.slack.view_submission(
+        user_id=MEMBER, callback_id="file_contract_modal", view_id="V9", state_values=state
+    )
+    again = running.slack.view_submission(
+        user_id=MEMBER, callback_id="file_contract_modal", view_id="V9", state_values=state
+    )
     assert first.json["response_action"] == "update" and "CR-1" in str(first.json["view"])
     assert "already filed" in str(again.json["view"])
     view = running.bot.service.show(1)
@@ -157,9 +195,13 @@ def test_modal_submission_files_once_per_view(running):
 
 def test_button_on_a_contract_that_no_longer_exists_is_answered_privately(running):
     url = running.double.new_response_url()
-    r = running.slack.block_action(user_id=REVIEWER, action_id="answer_yes", value="999:SCOPE-1", response_url=url)
+    r = running.slack.block_action(
+        user_id=REVIEWER, action_id="answer_yes", value="999:SCOPE-1", response_url=url
+    )
     assert r.status == 200
-    running.double.wait_for(lambda d: any("CR-999" in (p["body"].get("text") or "") for p in d.responses(url)))
+    running.double.wait_for(
+        lambda d: any("CR-999" in (p["body"].get("text") or "") for p in d.responses(url))
+    )
     assert running.bot.service.list_contracts().total == 0
 
 

@@ -21,7 +21,11 @@ def texts(view: dict) -> list[str]:
         for key in ("text", "label"):
             if isinstance(b.get(key), dict):
                 out.append(b[key]["text"])
-        out += [e["text"] for e in b.get("elements") or [] if isinstance(e, dict) and isinstance(e.get("text"), str)]
+        out += [
+            e["text"]
+            for e in b.get("elements") or []
+            if isinstance(e, dict) and isinstance(e.get("text"), str)
+        ]
         out += [f["text"] for f in b.get("fields") or []]
     return out
 
@@ -37,8 +41,15 @@ def assert_within_slack_limits(view: dict) -> None:
 
 def open_home(running, user: str, previous: dict | None = None) -> dict:
     """Send app_home_opened as Slack does and wait until a new Home view is published for ``user``."""
-    r = running.slack.event({"type": "app_home_opened", "user": user, "channel": "D" + user[1:], "tab": "home",
-                             "event_ts": "1.000001"})
+    r = running.slack.event(
+        {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": "D" + user[1:],
+            "tab": "home",
+            "event_ts": "1.000001",
+        }
+    )
     assert r.status == 200
     old = (previous or {}).get("id")
     running.double.wait_for(lambda d: (d.home_view(user) or {}).get("id") not in (None, old))
@@ -95,7 +106,7 @@ def test_home_is_refreshed_each_time_it_is_opened(running):
     for i in range(1, 6):
         running.command(f"answer CR-1 SCOPE-{i} yes", user=REVIEWER)
     running.command('determine CR-1 prohibited reason="for the test"', user="UOFFICIAL1")
-    running.command("certify CR-1 official=\"Secretary of Homeland Security\"", user="UOFFICIAL1")
+    running.command('certify CR-1 official="Secretary of Homeland Security"', user="UOFFICIAL1")
     second = open_home(running, MANAGER, previous=first)
     assert "Open reviews:* none" not in str(second)
     assert "prohibited: *1*" in str(second)
@@ -104,8 +115,24 @@ def test_home_is_refreshed_each_time_it_is_opened(running):
 def test_waiting_period_is_listed_with_its_end_even_under_a_stopwork(running):
     running.command(FILE)
     bot = running.bot
-    for qid in ("SCOPE-1", "SCOPE-2", "SCOPE-3", "SCOPE-4", "SCOPE-5", "PROC-1", "PROC-2", "PROC-3", "PROC-4",
-                "CI-1", "CI-2", "CI-3", "CI-4", "IU-1", "IU-2", "IU-3"):
+    for qid in (
+        "SCOPE-1",
+        "SCOPE-2",
+        "SCOPE-3",
+        "SCOPE-4",
+        "SCOPE-5",
+        "PROC-1",
+        "PROC-2",
+        "PROC-3",
+        "PROC-4",
+        "CI-1",
+        "CI-2",
+        "CI-3",
+        "CI-4",
+        "IU-1",
+        "IU-2",
+        "IU-3",
+    ):
         bot.service.answer(REVIEWER, 1, qid, "yes" if qid.startswith(("SCOPE", "PROC")) else "no")
     bot.service.determine("UOFFICIAL1", 1, "not-risky", "no red flags")
     bot.service.certify("UOFFICIAL1", 1, "Secretary of Homeland Security")

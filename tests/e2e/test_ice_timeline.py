@@ -16,20 +16,36 @@ from datetime import UTC, datetime
 from tests.conftest import MANAGER, MEMBER, OFFICIAL, REVIEW, REVIEWER
 from tests.support.replies import flat
 
-FILE_ICE = ('file vendor="Paragon Solutions" product="unnamed (Graphite UNCONFIRMED)" agency=ICE '
-            'component="HSI Division 3" value=2000000 awarded=2024-09-27 term="one year" purpose=operational '
-            'third_party=no parent="Paragon Solutions Ltd. (Israel)"')
+FILE_ICE = (
+    'file vendor="Paragon Solutions" product="unnamed (Graphite UNCONFIRMED)" agency=ICE '
+    'component="HSI Division 3" value=2000000 awarded=2024-09-27 term="one year" purpose=operational '
+    'third_party=no parent="Paragon Solutions Ltd. (Israel)"'
+)
 
 # [supposed] answers: CI-4 No after the Dec 2024 U.S. acquisition; IU-1 Yes after the Jan 2025 WhatsApp report.
 ANSWERS = {
-    **{f"SCOPE-{i}": "yes" for i in (1, 2, 4, 5)}, "SCOPE-3": "no",
-    "PROC-1": "unknown", "PROC-2": "unknown", "PROC-3": "yes", "PROC-4": "unknown",
-    "CI-1": "no", "CI-2": "no", "CI-3": "no", "CI-4": "no",
-    "IU-1": "yes", "IU-2": "no", "IU-3": "no",
-    "MIT-1": "yes", "MIT-2": "yes", "MIT-3": "yes", "MIT-4": "yes",
+    **{f"SCOPE-{i}": "yes" for i in (1, 2, 4, 5)},
+    "SCOPE-3": "no",
+    "PROC-1": "unknown",
+    "PROC-2": "unknown",
+    "PROC-3": "yes",
+    "PROC-4": "unknown",
+    "CI-1": "no",
+    "CI-2": "no",
+    "CI-3": "no",
+    "CI-4": "no",
+    "IU-1": "yes",
+    "IU-2": "no",
+    "IU-3": "no",
+    "MIT-1": "yes",
+    "MIT-2": "yes",
+    "MIT-3": "yes",
+    "MIT-4": "yes",
 }
-DETERMINE = ('determine CR-1 not-risky reason="[supposed] IU-1: vendor ended the Italian contracts (MIT-2) and now '
-             'operates under U.S. ownership with verifiable end-use controls"')
+DETERMINE = (
+    'determine CR-1 not-risky reason="[supposed] IU-1: vendor ended the Italian contracts (MIT-2) and now '
+    'operates under U.S. ownership with verifiable end-use controls"'
+)
 
 
 def say(running, text: str, user: str = MEMBER) -> str:
@@ -77,14 +93,18 @@ def test_ice_paragon_recorded_after_the_fact_with_backdated_dates(running):
     assert "a `not-risky` determination" in text and "stop-work" in text
 
     # a reason that does not address IU-1 is refused, and the refusal is on the record
-    refused = say(running, 'determine CR-1 not-risky reason="vendor is U.S.-owned now" on=2025-08-11', user=OFFICIAL)
+    refused = say(
+        running, 'determine CR-1 not-risky reason="vendor is U.S.-owned now" on=2025-08-11', user=OFFICIAL
+    )
     assert "missing: IU-1" in refused
     # a future date is refused
     assert "future" in say(running, f"{DETERMINE} on=2026-12-01", user=OFFICIAL)
     say(running, f"{DETERMINE} on=2025-08-11", user=OFFICIAL)
     assert "Determination (§2(a)) on CR-1: *not-risky* on 2025-08-11" in last_line(running)
     say(running, 'certify CR-1 official="Secretary of Homeland Security" on=2025-08-13', user=OFFICIAL)
-    assert "certified not-risky (§2(f)) by the Secretary of Homeland Security on 2025-08-13" in last_line(running)
+    assert "certified not-risky (§2(f)) by the Secretary of Homeland Security on 2025-08-13" in last_line(
+        running
+    )
     say(running, "notify CR-1 on=2025-08-14", user=MANAGER)
     assert "No operational use before 2025-08-21" in last_line(running)
     text = show(running)
@@ -100,7 +120,11 @@ def test_ice_paragon_recorded_after_the_fact_with_backdated_dates(running):
     assert "*manager* role" in say(running, 'resume CR-1 reason="x" on=2025-08-29', user=OFFICIAL)
 
     # 2025-08-29 [public]: the stop-work order is lifted after about 325 days
-    say(running, 'resume CR-1 reason="contract modification lifts the stop-work order" on=2025-08-29', user=MANAGER)
+    say(
+        running,
+        'resume CR-1 reason="contract modification lifts the stop-work order" on=2025-08-29',
+        user=MANAGER,
+    )
     assert "lifted on 2025-08-29 (in effect since 2024-10-08, 325 days)" in last_line(running)
     assert "cleared" in parent(running)
     text = show(running)
@@ -116,17 +140,30 @@ def test_ice_paragon_recorded_after_the_fact_with_backdated_dates(running):
     assert "accepts only" in say(running, 'stopwork CR-1 reason="again"', user=MANAGER)
 
     timeline = say(running, "audit CR-1")
-    steps = ["*file*", "*stopwork* — on 2024-10-08", "refused *determine*", "*determine* — on 2025-08-11",
-             "*certify* — on 2025-08-13", "*notify* — on 2025-08-14", "refused *clear*", "refused *resume*",
-             "*resume* — on 2025-08-29", "*close* — on 2026-01-20", "refused *stopwork*"]
+    steps = [
+        "*file*",
+        "*stopwork* — on 2024-10-08",
+        "refused *determine*",
+        "*determine* — on 2025-08-11",
+        "*certify* — on 2025-08-13",
+        "*notify* — on 2025-08-14",
+        "refused *clear*",
+        "refused *resume*",
+        "*resume* — on 2025-08-29",
+        "*close* — on 2026-01-20",
+        "refused *stopwork*",
+    ]
     at = [timeline.find(step) for step in steps]
     assert -1 not in at and at == sorted(at), list(zip(steps, at, strict=True))
-    assert timeline.count(":no_entry_sign: refused") == 5  # the determination, the future date, clear, resume and the stop-work
+    assert (
+        timeline.count(":no_entry_sign: refused") == 5
+    )  # the determination, the future date, clear, resume and the stop-work
     assert timeline.count("*answer*") == len(ANSWERS)
 
 
 def test_ice_paragon_live_each_step_on_its_day(running):
     """The same timeline with the clock on each day: what `show` said on the day."""
+
     def on(day: str) -> None:
         running.clock.set(datetime.fromisoformat(day).replace(hour=15, tzinfo=UTC))
 
@@ -161,7 +198,13 @@ def test_ice_paragon_live_each_step_on_its_day(running):
     assert "closed" in parent(running) and "not permitted" in text
     # the thread carries one line per step, oldest first
     lines = [m["text"] for m in running.double.thread(REVIEW, running.bot.service.show(1).parent_ts)]
-    marks = ["Stop-work order on CR-1 from 2024-10-08", "Determination (§2(a))", "certified not-risky",
-             "APNSA notified", "lifted on 2025-08-29", "closed on 2026-01-20"]
+    marks = [
+        "Stop-work order on CR-1 from 2024-10-08",
+        "Determination (§2(a))",
+        "certified not-risky",
+        "APNSA notified",
+        "lifted on 2025-08-29",
+        "closed on 2026-01-20",
+    ]
     found = [next(i for i, line in enumerate(lines) if mark in line) for mark in marks]
     assert found == sorted(found)

@@ -28,12 +28,17 @@ FILE_ICE = 'file vendor="Paragon Solutions" product=Graphite agency=ICE'
 def inbox_rows(running) -> list[dict]:
     """Every row of the inbox (a file of its own on SQLite)."""
     with running.bot.inbox_engine.connect() as conn:
-        return [dict(r) for r in conn.execute(text("SELECT key, kind, status, owner FROM inbox ORDER BY id")).mappings()]
+        return [
+            dict(r)
+            for r in conn.execute(text("SELECT key, kind, status, owner FROM inbox ORDER BY id")).mappings()
+        ]
 
 
 def contracts_named(running, product: str) -> int:
     with running.bot.engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM contract WHERE product = :p"), {"p": product}).scalar_one()
+        return conn.execute(
+            text("SELECT count(*) FROM contract WHERE product = :p"), {"p": product}
+        ).scalar_one()
 
 
 def dead_process_inbox(running) -> Inbox:
@@ -77,8 +82,16 @@ def test_reads_are_not_recorded(running):
 def test_requests_of_a_dead_process_are_taken_over_after_its_lease_and_answered(running):
     url = running.double.new_response_url()
     dead = dead_process_inbox(running)
-    record(dead, "command", {"text": 'file vendor=Acme product=LOST-1 agency=ICE', "user": MEMBER,
-                             "channel": REVIEW, "response_url": url})
+    record(
+        dead,
+        "command",
+        {
+            "text": "file vendor=Acme product=LOST-1 agency=ICE",
+            "user": MEMBER,
+            "channel": REVIEW,
+            "response_url": url,
+        },
+    )
     assert [r["owner"] for r in inbox_rows(running)] == ["dead-process"]
     assert running.bot.inbox.recover() == 0  # its lease still runs: the other process may be alive
     running.clock.advance(timedelta(seconds=31))
@@ -92,14 +105,26 @@ def test_requests_of_a_dead_process_are_taken_over_after_its_lease_and_answered(
 
 def test_a_request_carried_out_before_a_crash_is_not_repeated_when_its_row_is_found(running):
     dead = dead_process_inbox(running)
-    job = record(dead, "command", {"text": 'file vendor=Acme product=ONCE-1 agency=ICE', "user": MEMBER,
-                                   "channel": REVIEW, "response_url": running.double.new_response_url()})
+    job = record(
+        dead,
+        "command",
+        {
+            "text": "file vendor=Acme product=ONCE-1 agency=ICE",
+            "user": MEMBER,
+            "channel": REVIEW,
+            "response_url": running.double.new_response_url(),
+        },
+    )
     # The dead process carried it out (its transaction committed) but died before deleting the row.
     running.bot.inbox.run(InboxJob(job.kind, job.payload, key=job.key))
     with dead.store_engine.begin() as conn:
-        conn.execute(text("INSERT INTO inbox (key, kind, payload, received_at, status, owner, lease_until, attempts) "
-                          "VALUES (:k, 'command', '{}', :t, 'pending', 'dead-process', :t, 0)"),
-                     {"k": job.key, "t": running.clock.now() - timedelta(minutes=5)})
+        conn.execute(
+            text(
+                "INSERT INTO inbox (key, kind, payload, received_at, status, owner, lease_until, attempts) "
+                "VALUES (:k, 'command', '{}', :t, 'pending', 'dead-process', :t, 0)"
+            ),
+            {"k": job.key, "t": running.clock.now() - timedelta(minutes=5)},
+        )
     calls_before = len(running.double.calls())
     running.bot.inbox.stop()  # carry it out in this thread, to look right after
     assert running.bot.inbox.recover() == 1
@@ -111,8 +136,16 @@ def test_a_request_carried_out_before_a_crash_is_not_repeated_when_its_row_is_fo
 
 def test_the_same_request_carried_out_twice_at_once_takes_effect_once(running):
     dead = dead_process_inbox(running)
-    job = record(dead, "command", {"text": 'file vendor=Acme product=RACE-1 agency=ICE', "user": MEMBER,
-                                   "channel": REVIEW, "response_url": running.double.new_response_url()})
+    job = record(
+        dead,
+        "command",
+        {
+            "text": "file vendor=Acme product=RACE-1 agency=ICE",
+            "user": MEMBER,
+            "channel": REVIEW,
+            "response_url": running.double.new_response_url(),
+        },
+    )
     results = []
     barrier = threading.Barrier(2)
 
@@ -150,14 +183,21 @@ def test_under_a_backlog_requests_are_acknowledged_at_once_and_answered_in_order
 def test_a_modal_filing_behind_a_backlog_closes_the_form_and_sends_the_reference_by_dm(running):
     running.bot.inbox.stop()
     running.bot.inbox.enqueue(InboxJob("command", {"text": "list", "user": MEMBER, "response_url": None}))
-    state = {"vendor": {"vendor": {"type": "plain_text_input", "value": "Paragon Solutions"}},
-             "product": {"product": {"type": "plain_text_input", "value": "Graphite"}},
-             "agency": {"agency": {"type": "plain_text_input", "value": "ICE"}}}
+    state = {
+        "vendor": {"vendor": {"type": "plain_text_input", "value": "Paragon Solutions"}},
+        "product": {"product": {"type": "plain_text_input", "value": "Graphite"}},
+        "agency": {"agency": {"type": "plain_text_input", "value": "ICE"}},
+    }
     r = running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal", state_values=state)
     assert r.json["response_action"] == "update" and "Filing" in str(r.json["view"])
     running.bot.inbox.drain()
-    running.double.wait_for(lambda d: any("CR-1" in (c.params.get("text") or "") for c in d.calls("chat.postMessage")
-                                          if c.params.get("channel") == MEMBER))
+    running.double.wait_for(
+        lambda d: any(
+            "CR-1" in (c.params.get("text") or "")
+            for c in d.calls("chat.postMessage")
+            if c.params.get("channel") == MEMBER
+        )
+    )
 
 
 def test_background_work_waits_for_a_quiet_moment_but_not_forever():
@@ -186,16 +226,24 @@ def test_the_journal_is_beside_a_sqlite_file_and_on_postgresql_only_when_asked(r
     assert journal_dir(make_engine("sqlite://")) is None  # nothing outlives an in-memory database anyway
 
 
-def test_journaled_requests_of_a_stopped_process_are_taken_over_at_once_and_carried_out_once(running, tmp_path):
+def test_journaled_requests_of_a_stopped_process_are_taken_over_at_once_and_carried_out_once(
+    running, tmp_path
+):
     """A process died with requests in its journal that never reached the table: the next look takes them (no lease
     to wait for: nobody holds the file), except those whose "committed" line says the table has them."""
     bot = running.bot
-    inbox = Inbox(bot.inbox.session_factory, bot.inbox_engine, running.clock, AckGate(), journal_dir=str(tmp_path / "j"))
+    inbox = Inbox(
+        bot.inbox.session_factory, bot.inbox_engine, running.clock, AckGate(), journal_dir=str(tmp_path / "j")
+    )
     inbox.execute, inbox.deliver = bot.inbox.execute, bot.inbox.deliver
     url = running.double.new_response_url()
     dead = RequestJournal(tmp_path / "j", "dead-process").open()
-    lost = {"text": "file vendor=Acme product=JOURNAL-1 agency=ICE", "user": MEMBER, "channel": REVIEW,
-            "response_url": url}
+    lost = {
+        "text": "file vendor=Acme product=JOURNAL-1 agency=ICE",
+        "user": MEMBER,
+        "channel": REVIEW,
+        "response_url": url,
+    }
     in_table = {**lost, "text": "file vendor=Acme product=JOURNAL-2 agency=ICE"}
     dead.append("k-lost", "command", json.dumps(lost))
     dead.append("k-in-table", "command", json.dumps(in_table))
@@ -212,14 +260,18 @@ def test_journaled_requests_of_a_stopped_process_are_taken_over_at_once_and_carr
         inbox.stop()
 
 
-def test_with_both_databases_locked_a_filing_is_acknowledged_from_the_journal_and_carried_out_later(running, database):
+def test_with_both_databases_locked_a_filing_is_acknowledged_from_the_journal_and_carried_out_later(
+    running, database
+):
     """The acknowledgement waits for neither the inbox table nor the contract tables; the line in the journal is
     what makes it safe. Once the locks go, the filing is carried out once and the journal is cut back."""
     url, _ = database
     if not url.startswith("sqlite"):
         pytest.skip("the journal is on by default beside a SQLite file")
-    locks = [sqlite3.connect(path, isolation_level=None, timeout=10)
-             for path in (running.bot.engine.url.database, running.bot.inbox_engine.url.database)]
+    locks = [
+        sqlite3.connect(path, isolation_level=None, timeout=10)
+        for path in (running.bot.engine.url.database, running.bot.inbox_engine.url.database)
+    ]
     for lock in locks:
         lock.execute("BEGIN IMMEDIATE")
     response_url = running.double.new_response_url()
@@ -227,14 +279,20 @@ def test_with_both_databases_locked_a_filing_is_acknowledged_from_the_journal_an
     try:
         started = time.monotonic()
         r = running.command("file vendor=Acme product=LOCKED-1 agency=ICE", response_url=response_url)
-        assert time.monotonic() - started < 3 and "Working on it" in r.json["text"]  # the budget, not the lock
-        assert [e["payload"]["text"] for e in read_journal(journal.path)] == ["file vendor=Acme product=LOCKED-1 agency=ICE"]
+        assert (
+            time.monotonic() - started < 3 and "Working on it" in r.json["text"]
+        )  # the budget, not the lock
+        assert [e["payload"]["text"] for e in read_journal(journal.path)] == [
+            "file vendor=Acme product=LOCKED-1 agency=ICE"
+        ]
         assert inbox_rows_unlocked(locks[1]) == []  # the table could not take it
     finally:
         for lock in locks:
             lock.execute("ROLLBACK")
             lock.close()
-    running.double.wait_for(lambda d: any("Filed" in (p["body"].get("text") or "") for p in d.responses(response_url)))
+    running.double.wait_for(
+        lambda d: any("Filed" in (p["body"].get("text") or "") for p in d.responses(response_url))
+    )
     assert contracts_named(running, "LOCKED-1") == 1
     deadline = time.monotonic() + 10  # the recorder copies the line, sees it carried out, deletes the row
     while read_journal(journal.path) or inbox_rows(running):
@@ -248,7 +306,8 @@ def inbox_rows_unlocked(conn) -> list:  # noqa: ANN001
 
 
 def test_a_journal_directory_that_cannot_be_used_is_reported_and_requests_wait_for_the_table(
-        database, double, tmp_path, caplog):
+    database, double, tmp_path, caplog
+):
     url, schema = database
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("x")
@@ -260,8 +319,9 @@ def test_a_journal_directory_that_cannot_be_used_is_reported_and_requests_wait_f
     bot.start_background(scheduler=False)
     base, stop = serve_bot(bot)
     try:
-        r = SlackRequester(base, SECRET, double=double).command("file vendor=Acme product=NOJOURNAL-1 agency=ICE",
-                                                                 user_id=MEMBER, channel_id=REVIEW)
+        r = SlackRequester(base, SECRET, double=double).command(
+            "file vendor=Acme product=NOJOURNAL-1 agency=ICE", user_id=MEMBER, channel_id=REVIEW
+        )
         assert r.status == 200 and "Filed *CR-1*" in r.json["text"]
     finally:
         stop()

@@ -25,8 +25,12 @@ def counts(running: Running) -> dict[str, int]:
     with running.bot.engine.connect() as conn:
         for table in (*STATE_TABLES, "audit_entry", "seen_request"):
             out[table] = conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
-        out["refused"] = conn.execute(text("SELECT COUNT(*) FROM audit_entry WHERE outcome = 'refused'")).scalar_one()
-        out["answered"] = conn.execute(text("SELECT COUNT(*) FROM question WHERE answer IS NOT NULL")).scalar_one()
+        out["refused"] = conn.execute(
+            text("SELECT COUNT(*) FROM audit_entry WHERE outcome = 'refused'")
+        ).scalar_one()
+        out["answered"] = conn.execute(
+            text("SELECT COUNT(*) FROM question WHERE answer IS NOT NULL")
+        ).scalar_one()
     return out
 
 
@@ -36,8 +40,12 @@ def snapshot(running: Running) -> dict[str, list[str]]:
     with running.bot.engine.connect() as conn:
         for table in STATE_TABLES:
             rows = conn.execute(text(f"SELECT * FROM {table}")).mappings().all()
-            out[table] = sorted(json.dumps({k: v for k, v in r.items() if k not in DELIVERY_COLUMNS}, sort_keys=True,
-                                           default=str) for r in rows)
+            out[table] = sorted(
+                json.dumps(
+                    {k: v for k, v in r.items() if k not in DELIVERY_COLUMNS}, sort_keys=True, default=str
+                )
+                for r in rows
+            )
     return out
 
 
@@ -46,7 +54,9 @@ def fingerprint(running: Running) -> str:
     return hashlib.sha256(json.dumps(snapshot(running), sort_keys=True).encode()).hexdigest()
 
 
-def changes(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[str, tuple[list[str], list[str]]]:
+def changes(
+    before: dict[str, list[str]], after: dict[str, list[str]]
+) -> dict[str, tuple[list[str], list[str]]]:
     """Rows gone and rows new, per table that changed (for assertion messages)."""
     out = {}
     for table in before:
@@ -60,8 +70,16 @@ def changes(before: dict[str, list[str]], after: dict[str, list[str]]) -> dict[s
 def audit_rows(running: Running, action: str | None = None) -> list[dict]:
     """Audit entries in order (optionally of one action)."""
     with running.bot.engine.connect() as conn:
-        rows = conn.execute(text("SELECT seq, actor, action, outcome, contract_id, before, after, detail "
-                                 "FROM audit_entry ORDER BY seq")).mappings().all()
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT seq, actor, action, outcome, contract_id, before, after, detail "
+                    "FROM audit_entry ORDER BY seq"
+                )
+            )
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows if action is None or r["action"] == action]
 
 
@@ -71,8 +89,12 @@ def settle(running: Running, quiet: float = 0.2, timeout: float = 15.0) -> None:
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
         running.deliver()
-        now = (len(running.double.calls()), counts(running)["audit_entry"],
-               _pending_outbox(running), _pool_backlog(running))
+        now = (
+            len(running.double.calls()),
+            counts(running)["audit_entry"],
+            _pending_outbox(running),
+            _pool_backlog(running),
+        )
         if now != last:
             last, since = now, time.monotonic()
         elif time.monotonic() - since >= quiet and now[2] == 0 and now[3] == 0:
@@ -83,8 +105,10 @@ def settle(running: Running, quiet: float = 0.2, timeout: float = 15.0) -> None:
 
 def _pending_outbox(running: Running) -> int:
     with running.bot.engine.connect() as conn:
-        return conn.execute(text("SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= :now"),
-                            {"now": running.clock.now()}).scalar_one()
+        return conn.execute(
+            text("SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= :now"),
+            {"now": running.clock.now()},
+        ).scalar_one()
 
 
 def _pool_backlog(running: Running) -> int:
@@ -94,8 +118,17 @@ def _pool_backlog(running: Running) -> int:
 
 # ---- what the bot said -----------------------------------------------------------------------------------
 
-SAYING_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.update",
-                  "views.push", "views.publish", "response_url", "files.completeUploadExternal")
+SAYING_METHODS = (
+    "chat.postMessage",
+    "chat.update",
+    "chat.postEphemeral",
+    "views.open",
+    "views.update",
+    "views.push",
+    "views.publish",
+    "response_url",
+    "files.completeUploadExternal",
+)
 
 
 def text_objects(node: object, where: str = "") -> Iterator[tuple[str, dict]]:
@@ -134,7 +167,9 @@ def reply_text(body: dict | None) -> str:
     return "\n".join(parts)
 
 
-def command_reply(running: Running, text_: str, user: str, timeout: float = 10.0) -> tuple[int, str, dict | None]:
+def command_reply(
+    running: Running, text_: str, user: str, timeout: float = 10.0
+) -> tuple[int, str, dict | None]:
     """POST a command with its own response_url; returns (status, the one reply's words, ack body).
     Asserts there is exactly one reply: the ack body, or (after an hourglass ack) one response_url post."""
     url = running.double.new_response_url(channel=REVIEW, user=user)
@@ -168,8 +203,12 @@ def answer_all(running: Running, contract_id: int, values: dict[str, str]) -> No
         running.bot.service.answer(REVIEWER, contract_id, qid, value)
 
 
-CLEAN_ANSWERS = {**{f"SCOPE-{i}": "yes" for i in range(1, 6)}, **{f"PROC-{i}": "yes" for i in range(1, 5)},
-                 **{f"CI-{i}": "no" for i in range(1, 5)}, **{f"IU-{i}": "no" for i in range(1, 4)}}
+CLEAN_ANSWERS = {
+    **{f"SCOPE-{i}": "yes" for i in range(1, 6)},
+    **{f"PROC-{i}": "yes" for i in range(1, 5)},
+    **{f"CI-{i}": "no" for i in range(1, 5)},
+    **{f"IU-{i}": "no" for i in range(1, 4)},
+}
 
 
 def file_form_state(**fields: str) -> dict:

@@ -27,7 +27,14 @@ from tests.reliability.support import (
 
 STRANGER = "USTRANGER1"  # never seen before, no role
 EXTRA = "UEXTRA1"  # holds a role only so that `admin revoke` has something to take away
-HELD = {ADMIN: "admin", REVIEWER: "reviewer", MANAGER: "manager", OFFICIAL: "official", MEMBER: None, STRANGER: None}
+HELD = {
+    ADMIN: "admin",
+    REVIEWER: "reviewer",
+    MANAGER: "manager",
+    OFFICIAL: "official",
+    MEMBER: None,
+    STRANGER: None,
+}
 
 
 def _prepare(running) -> dict[str, str]:
@@ -39,7 +46,8 @@ def _prepare(running) -> dict[str, str]:
         return svc.file_contract(MEMBER, {"vendor": "V", "product": "P", "agency": "A"}).contract_id
 
     fresh, stopped, ready, determined, certified, notified, prohibited, waived, waived2, closing = (
-        new() for _ in range(10))
+        new() for _ in range(10)
+    )
     svc.stopwork(MANAGER, stopped, "r")
     for cid in (ready, determined, certified, notified):
         answer_all(running, cid, CLEAN_ANSWERS)
@@ -100,9 +108,14 @@ def test_every_subcommand_as_every_role(running):
             assert status == 200 and _refused(words) and f"*{command.role}*" in words, (name, user, words)
             after = counts(running)
             assert not changes(state, snapshot(running)), (name, user, changes(state, snapshot(running)))
-            assert after["refused"] == before["refused"] + 1 and after["audit_entry"] == before["audit_entry"] + 1
+            assert (
+                after["refused"] == before["refused"] + 1
+                and after["audit_entry"] == before["audit_entry"] + 1
+            )
             last = audit_rows(running)[-1]
-            assert (last["outcome"], last["actor"]) == ("refused", user) and name.split()[-1] in last["action"], last
+            assert (last["outcome"], last["actor"]) == ("refused", user) and name.split()[-1] in last[
+                "action"
+            ], last
             refusals += 1
             if user == ADMIN and command.role == "official":
                 admin_refused.append(name)
@@ -125,26 +138,35 @@ def test_every_subcommand_as_every_role(running):
 
 def _reminder_key(running) -> str:
     with running.bot.engine.connect() as conn:
-        return conn.execute(text("SELECT key FROM reminder WHERE status = 'pending' ORDER BY id")).scalars().first()
+        return (
+            conn.execute(text("SELECT key FROM reminder WHERE status = 'pending' ORDER BY id"))
+            .scalars()
+            .first()
+        )
 
 
 def test_every_button_and_modal_as_every_role(running):
-    cid = running.bot.service.file_contract(MEMBER, {"vendor": "V", "product": "P", "agency": "A"}).contract_id
+    cid = running.bot.service.file_contract(
+        MEMBER, {"vendor": "V", "product": "P", "agency": "A"}
+    ).contract_id
     settle(running)
     key = _reminder_key(running)
     assert key, "filing scheduled no reminder to snooze"
     buttons = {  # action_id -> (value, role needed, question it touches)
-        "answer_yes": (f"{cid}:SCOPE-1", "reviewer"), "answer_no": (f"{cid}:SCOPE-2", "reviewer"),
+        "answer_yes": (f"{cid}:SCOPE-1", "reviewer"),
+        "answer_no": (f"{cid}:SCOPE-2", "reviewer"),
         "answer_unknown": (f"{cid}:SCOPE-3", "reviewer"),
-        "snooze_tomorrow": (key, "manager"), "snooze_3d": (key, "manager"),
+        "snooze_tomorrow": (key, "manager"),
+        "snooze_3d": (key, "manager"),
     }
     refusals = successes = 0
     for action_id, (value, role) in buttons.items():
         for user, held in sorted(HELD.items(), key=lambda kv: kv[1] == role):  # the role holder last
             before, state = counts(running), fingerprint(running)
             url = running.double.new_response_url(channel=REVIEW, user=user)
-            r = running.slack.block_action(user_id=user, action_id=action_id, value=value, response_url=url,
-                                           channel_id=REVIEW)
+            r = running.slack.block_action(
+                user_id=user, action_id=action_id, value=value, response_url=url, channel_id=REVIEW
+            )
             assert r.status == 200, r.body
             if held != role:  # the refusal is audited before the private reply is sent
                 running.double.wait_for(lambda d, u=url: bool(d.responses(u)))
@@ -158,16 +180,21 @@ def test_every_button_and_modal_as_every_role(running):
                 assert not any(_refused(t) or "went wrong" in t for t in replies), replies
                 if action_id.startswith("answer_"):  # recorded silently: the question message shows it
                     qid = value.split(":")[1]
-                    assert running.bot.service.show(cid).question(qid).answer == action_id.removeprefix("answer_")
+                    assert running.bot.service.show(cid).question(qid).answer == action_id.removeprefix(
+                        "answer_"
+                    )
                 else:
                     assert replies and "noozed" in replies[0], replies
                 successes += 1
     # the note modal (the "Add note" button only opens it; saving is the action)
     for user, held in sorted(HELD.items(), key=lambda kv: kv[1] == "reviewer"):
         before, state = counts(running), fingerprint(running)
-        r = running.slack.view_submission(user_id=user, callback_id="add_note_modal",
-                                          state_values=note_form_state("evidence: memo 4"),
-                                          private_metadata=json.dumps({"contract_id": cid, "qid": "SCOPE-4"}))
+        r = running.slack.view_submission(
+            user_id=user,
+            callback_id="add_note_modal",
+            state_values=note_form_state("evidence: memo 4"),
+            private_metadata=json.dumps({"contract_id": cid, "qid": "SCOPE-4"}),
+        )
         assert r.status == 200
         if held != "reviewer":
             assert r.json and "*reviewer*" in r.json["errors"]["note"], r.body
@@ -180,4 +207,6 @@ def test_every_button_and_modal_as_every_role(running):
     settle(running)
     assert refusals == (len(buttons) + 1) * (len(HELD) - 1) and successes == len(buttons) + 1
     refused = [r for r in audit_rows(running) if r["outcome"] == "refused"]
-    assert len(refused) == refusals and {r["actor"] for r in refused} == set(HELD)  # each was refused something
+    assert len(refused) == refusals and {r["actor"] for r in refused} == set(
+        HELD
+    )  # each was refused something

@@ -31,17 +31,80 @@ from tests.reliability.support import (
 
 # CI runs a fixed, modest set; RELIABILITY_FUZZ_EXAMPLES=2000 explores (randomly) for longer.
 _EXPLORE = int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES") or 0)
-FUZZ = settings(max_examples=_EXPLORE or 60, deadline=None, database=None, derandomize=not _EXPLORE,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=_EXPLORE or 60,
+    deadline=None,
+    database=None,
+    derandomize=not _EXPLORE,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 CRASH_WORDS = ("Traceback", 'File "/', "went wrong on our side")
 REFUSAL_WORDS = ("Usage:", "needs the *", "went wrong", "not allowed")  # a reply with these changed nothing
 
-NASTY = ["", " ", "=", "==", "a=", "=b", '"', "“", "”", "''", '""', "<>", "<", ">", "&", "&amp;", "&lt;!channel&gt;",
-         "<!channel>", "<@U123>", "<@U123|x>", "<#C123|c>", "<https://evil|click>", "CR-1", "CR-0", "CR-99999999999",
-         "CR--1", "cr-1", "SCOPE-1", "yes", "no", "unknown", "TOP SECRET", "(S//NF)", "\u202e", "\x00", "\n", "\t",
-         "\u200b", "🙂", "ÿ", "𝕊𝔼ℂℝ𝔼𝕋", "2024-02-30", "9999-12-31", "0000-00-00", "-1", "1e309", "NaN", "1,000,000.999",
-         "%s%n", "{0}", "${x}", "'; DROP TABLE contract; --", "\\", "\\\"", "on=", "until=", "reason=", "official=AG"]
+NASTY = [
+    "",
+    " ",
+    "=",
+    "==",
+    "a=",
+    "=b",
+    '"',
+    "“",
+    "”",
+    "''",
+    '""',
+    "<>",
+    "<",
+    ">",
+    "&",
+    "&amp;",
+    "&lt;!channel&gt;",
+    "<!channel>",
+    "<@U123>",
+    "<@U123|x>",
+    "<#C123|c>",
+    "<https://evil|click>",
+    "CR-1",
+    "CR-0",
+    "CR-99999999999",
+    "CR--1",
+    "cr-1",
+    "SCOPE-1",
+    "yes",
+    "no",
+    "unknown",
+    "TOP SECRET",
+    "(S//NF)",
+    "\u202e",
+    "\x00",
+    "\n",
+    "\t",
+    "\u200b",
+    "🙂",
+    "ÿ",
+    "𝕊𝔼ℂℝ𝔼𝕋",
+    "2024-02-30",
+    "9999-12-31",
+    "0000-00-00",
+    "-1",
+    "1e309",
+    "NaN",
+    "1,000,000.999",
+    "%s%n",
+    "{0}",
+    "${x}",
+    "'; DROP TABLE contract; --",
+    "\\",
+    '\\"',
+    "on=",
+    "until=",
+    "reason=",
+    "official=AG",
+]
 KEYS = sorted({o.key for c in args.COMMANDS.values() for o in c.options}) + ["", "x", "VENDOR", "on", "<@U1>"]
 SUBCOMMANDS = sorted({*args.COMMANDS, "admin", "admin nope", "frobnicate", "FILE", "Show"})
 
@@ -50,7 +113,9 @@ def _huge(draw_text: st.SearchStrategy) -> st.SearchStrategy:
     return st.builds(lambda s, n: s * n, draw_text, st.integers(300, 3000))
 
 
-pieces = st.one_of(st.sampled_from(NASTY), st.text(max_size=12), _huge(st.sampled_from(["a", "é", "<!", "=", '"', "🙂 "])))
+pieces = st.one_of(
+    st.sampled_from(NASTY), st.text(max_size=12), _huge(st.sampled_from(["a", "é", "<!", "=", '"', "🙂 "]))
+)
 
 
 @st.composite
@@ -71,8 +136,12 @@ def command_texts(draw) -> str:
 
 
 def _no_crash_logged(caplog) -> None:
-    bad = [r for r in caplog.records if r.levelno >= logging.ERROR and (
-        r.name.startswith("slack_bolt") or "unexpected error" in r.getMessage())]
+    bad = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR
+        and (r.name.startswith("slack_bolt") or "unexpected error" in r.getMessage())
+    ]
     assert not bad, [f"{r.name}: {r.getMessage()}" for r in bad[:5]]
 
 
@@ -98,8 +167,11 @@ def test_fuzz_contract_command_text(fuzzed, caplog):
     tried, urls, acks = [0], [], []
 
     @FUZZ
-    @given(text=command_texts(), user=st.sampled_from([MEMBER, MEMBER, REVIEWER, MANAGER, OFFICIAL, ADMIN]),
-           escaped=st.booleans())
+    @given(
+        text=command_texts(),
+        user=st.sampled_from([MEMBER, MEMBER, REVIEWER, MANAGER, OFFICIAL, ADMIN]),
+        escaped=st.booleans(),
+    )
     def one(text, user, escaped):
         sent = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") if escaped else text
         before, opened = fingerprint(running), len(running.double.views_opened())
@@ -131,33 +203,74 @@ def test_fuzz_contract_command_text(fuzzed, caplog):
 
 
 def _user():
-    return st.one_of(st.fixed_dictionaries({"id": st.sampled_from([MEMBER, "USTRANGER1", "", "W1"])}),
-                     st.just({}), st.none(), st.text(max_size=5), st.fixed_dictionaries({"id": st.integers()}))
+    return st.one_of(
+        st.fixed_dictionaries({"id": st.sampled_from([MEMBER, "USTRANGER1", "", "W1"])}),
+        st.just({}),
+        st.none(),
+        st.text(max_size=5),
+        st.fixed_dictionaries({"id": st.integers()}),
+    )
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=8)
+    max_leaves=8,
+)
 ACTION_IDS = ["answer_yes", "answer_no", "answer_unknown", "add_note", "snooze_tomorrow", "snooze_3d"]
-VALUES = st.one_of(st.sampled_from(["1:SCOPE-1", "1:", ":SCOPE-1", "999:SCOPE-1", "1:NOPE-9", "1:SCOPE-1:x",
-                                    "-1:SCOPE-1", "1:" + "A" * 500, "unanswered:1:SCOPE:1", ",,,", "x" * 3000]),
-                   st.text(max_size=30), json_values)
+VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "1:SCOPE-1",
+            "1:",
+            ":SCOPE-1",
+            "999:SCOPE-1",
+            "1:NOPE-9",
+            "1:SCOPE-1:x",
+            "-1:SCOPE-1",
+            "1:" + "A" * 500,
+            "unanswered:1:SCOPE:1",
+            ",,,",
+            "x" * 3000,
+        ]
+    ),
+    st.text(max_size=30),
+    json_values,
+)
 
 
 @st.composite
 def block_actions(draw) -> dict:
-    action = draw(st.one_of(
-        st.fixed_dictionaries({"type": st.just("button"), "action_id": st.sampled_from(ACTION_IDS),
-                               "block_id": st.text(max_size=8), "value": VALUES}),
-        st.fixed_dictionaries({"action_id": st.sampled_from(ACTION_IDS)}),
-        st.dictionaries(st.sampled_from(["action_id", "value", "type", "selected_option"]), json_values)))
+    action = draw(
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "type": st.just("button"),
+                    "action_id": st.sampled_from(ACTION_IDS),
+                    "block_id": st.text(max_size=8),
+                    "value": VALUES,
+                }
+            ),
+            st.fixed_dictionaries({"action_id": st.sampled_from(ACTION_IDS)}),
+            st.dictionaries(st.sampled_from(["action_id", "value", "type", "selected_option"]), json_values),
+        )
+    )
     actions = draw(st.one_of(st.just([action]), st.lists(st.just(action), min_size=2, max_size=3)))
-    payload = {"type": "block_actions", "user": draw(_user()), "actions": actions,
-               "trigger_id": running_trigger,  # a live one: an expired trigger is Slack's error, not a shape
-               "container": draw(json_values), "channel": draw(json_values), "message": draw(json_values),
-               "state": draw(json_values), "team": {"id": "T1"}, "api_app_id": "A1"}
-    return {k: v for k, v in payload.items() if draw(st.integers(0, 9)) or k in ("type", "actions", "trigger_id")}
+    payload = {
+        "type": "block_actions",
+        "user": draw(_user()),
+        "actions": actions,
+        "trigger_id": running_trigger,  # a live one: an expired trigger is Slack's error, not a shape
+        "container": draw(json_values),
+        "channel": draw(json_values),
+        "message": draw(json_values),
+        "state": draw(json_values),
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+    }
+    return {
+        k: v for k, v in payload.items() if draw(st.integers(0, 9)) or k in ("type", "actions", "trigger_id")
+    }
 
 
 running_trigger = "TRIGGER"  # replaced by a real trigger of the double in the test
@@ -167,41 +280,97 @@ running_trigger = "TRIGGER"  # replaced by a real trigger of the double in the t
 def view_submissions(draw) -> dict:
     callback = draw(st.sampled_from(["file_contract_modal", "add_note_modal", "nope"]))
     blocks = sorted(args.COMMANDS["file"].options, key=lambda o: o.key)
-    values = draw(st.one_of(
-        st.dictionaries(st.sampled_from([o.key for o in blocks] + ["note", "x"]),
-                        st.dictionaries(st.text(max_size=6), st.one_of(
-                            st.fixed_dictionaries({"type": st.just("plain_text_input"), "value": st.one_of(pieces, json_values)}),
-                            st.fixed_dictionaries({"type": st.just("static_select"), "selected_option": json_values}),
-                            json_values), max_size=2), max_size=6),
-        json_values))
-    metadata = draw(st.one_of(st.just(json.dumps({"contract_id": 1, "qid": "SCOPE-1"})), st.text(max_size=20),
-                              json_values.map(json.dumps)))
-    view = {"id": draw(st.one_of(st.just("V" + uuid.uuid4().hex[:8].upper()), st.text(max_size=5), st.none())),
-            "type": "modal", "callback_id": callback, "private_metadata": metadata, "state": {"values": values}}
+    values = draw(
+        st.one_of(
+            st.dictionaries(
+                st.sampled_from([o.key for o in blocks] + ["note", "x"]),
+                st.dictionaries(
+                    st.text(max_size=6),
+                    st.one_of(
+                        st.fixed_dictionaries(
+                            {"type": st.just("plain_text_input"), "value": st.one_of(pieces, json_values)}
+                        ),
+                        st.fixed_dictionaries(
+                            {"type": st.just("static_select"), "selected_option": json_values}
+                        ),
+                        json_values,
+                    ),
+                    max_size=2,
+                ),
+                max_size=6,
+            ),
+            json_values,
+        )
+    )
+    metadata = draw(
+        st.one_of(
+            st.just(json.dumps({"contract_id": 1, "qid": "SCOPE-1"})),
+            st.text(max_size=20),
+            json_values.map(json.dumps),
+        )
+    )
+    view = {
+        "id": draw(st.one_of(st.just("V" + uuid.uuid4().hex[:8].upper()), st.text(max_size=5), st.none())),
+        "type": "modal",
+        "callback_id": callback,
+        "private_metadata": metadata,
+        "state": {"values": values},
+    }
     if draw(st.integers(0, 5)) == 0:
         view["state"] = draw(json_values)
-    return {"type": "view_submission", "user": draw(_user()), "view": view, "team": {"id": "T1"}, "api_app_id": "A1"}
+    return {
+        "type": "view_submission",
+        "user": draw(_user()),
+        "view": view,
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+    }
 
 
 @st.composite
 def shortcuts(draw) -> dict:
-    return {"type": draw(st.sampled_from(["message_action", "shortcut"])), "callback_id": draw(
-        st.sampled_from(["file_as_contract", "nope"])), "user": draw(_user()), "trigger_id": running_trigger, "message": draw(st.one_of(
-            st.fixed_dictionaries({"text": st.one_of(pieces, json_values), "ts": st.text(max_size=5)}), json_values)),
-        "channel": draw(json_values), "team": {"id": "T1"}, "api_app_id": "A1"}
+    return {
+        "type": draw(st.sampled_from(["message_action", "shortcut"])),
+        "callback_id": draw(st.sampled_from(["file_as_contract", "nope"])),
+        "user": draw(_user()),
+        "trigger_id": running_trigger,
+        "message": draw(
+            st.one_of(
+                st.fixed_dictionaries({"text": st.one_of(pieces, json_values), "ts": st.text(max_size=5)}),
+                json_values,
+            )
+        ),
+        "channel": draw(json_values),
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+    }
 
 
 @st.composite
 def event_bodies(draw) -> dict:
-    event = draw(st.one_of(
-        st.fixed_dictionaries({"type": st.sampled_from(["app_home_opened", "message", "app_mention", "nope"]),
-                               "user": st.one_of(st.sampled_from([MEMBER, "USTRANGER1", ""]), json_values),
-                               "tab": st.one_of(st.sampled_from(["home", "messages"]), json_values),
-                               "text": st.one_of(pieces, json_values), "channel": json_values}),
-        json_values))
-    body = {"type": draw(st.sampled_from(["event_callback", "event_callback", "nope"])), "event": event,
-            "event_id": draw(st.one_of(st.just("Ev" + uuid.uuid4().hex[:10]), st.text(max_size=300), json_values)),
-            "team_id": "T1", "api_app_id": "A1"}
+    event = draw(
+        st.one_of(
+            st.fixed_dictionaries(
+                {
+                    "type": st.sampled_from(["app_home_opened", "message", "app_mention", "nope"]),
+                    "user": st.one_of(st.sampled_from([MEMBER, "USTRANGER1", ""]), json_values),
+                    "tab": st.one_of(st.sampled_from(["home", "messages"]), json_values),
+                    "text": st.one_of(pieces, json_values),
+                    "channel": json_values,
+                }
+            ),
+            json_values,
+        )
+    )
+    body = {
+        "type": draw(st.sampled_from(["event_callback", "event_callback", "nope"])),
+        "event": event,
+        "event_id": draw(
+            st.one_of(st.just("Ev" + uuid.uuid4().hex[:10]), st.text(max_size=300), json_values)
+        ),
+        "team_id": "T1",
+        "api_app_id": "A1",
+    }
     return {k: v for k, v in body.items() if draw(st.integers(0, 9)) or k == "type"}
 
 
@@ -271,14 +440,26 @@ def test_nul_characters_anywhere(fuzzed, caplog):
     results = [
         s.event({"type": "app_home_opened", "user": MEMBER, "tab": "home"}, event_id="Ev\x00NUL"),
         s.event({"type": "app_home_opened", "user": "U\x00", "tab": "home"}),
-        s.view_submission(user_id=MEMBER, callback_id="file_contract_modal", view_id="V\x00",
-                          state_values=file_form_state(vendor="V", product="P", agency="A")),
-        s.view_submission(user_id=REVIEWER, callback_id="add_note_modal", state_values=note_form_state("a\x00b"),
-                          private_metadata=json.dumps({"contract_id": 1, "qid": "SCOPE-1"})),
+        s.view_submission(
+            user_id=MEMBER,
+            callback_id="file_contract_modal",
+            view_id="V\x00",
+            state_values=file_form_state(vendor="V", product="P", agency="A"),
+        ),
+        s.view_submission(
+            user_id=REVIEWER,
+            callback_id="add_note_modal",
+            state_values=note_form_state("a\x00b"),
+            private_metadata=json.dumps({"contract_id": 1, "qid": "SCOPE-1"}),
+        ),
         s.block_action(user_id="U\x00", action_id="answer_yes", value="1:SCOPE-1"),
         s.block_action(user_id=MANAGER, action_id="snooze_3d", value="a\x00b"),
-        s.message_shortcut(user_id=MEMBER, callback_id="file_as_contract", channel_id=REVIEW,
-                           message={"ts": "1.1", "text": "a\x00b"}),
+        s.message_shortcut(
+            user_id=MEMBER,
+            callback_id="file_as_contract",
+            channel_id=REVIEW,
+            message={"ts": "1.1", "text": "a\x00b"},
+        ),
         s.command("show CR-1\x00", user_id=MEMBER),
         s.command("file vendor=a\x00 product=b agency=c", user_id=MEMBER),
         s.command("help", user_id="U\x00"),

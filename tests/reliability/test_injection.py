@@ -43,7 +43,9 @@ def _assert_inert(running, acks: list[dict]) -> int:
         for live in LIVE:
             assert live not in text, f"{where} renders {live!r} live: {text[:300]!r}"
         if obj is not None and obj["type"] == "mrkdwn":
-            assert obj.get("verbatim") is True, f"{where}: mrkdwn text object without verbatim: {text[:200]!r}"
+            assert obj.get("verbatim") is True, (
+                f"{where}: mrkdwn text object without verbatim: {text[:200]!r}"
+            )
     for call in running.double.calls():
         assert not call.params.get("link_names"), f"{call.method} asks Slack to link names"
         assert call.params.get("parse") not in ("full",), call.method
@@ -67,23 +69,36 @@ def test_mentions_links_and_mrkdwn_in_every_field_stay_inert(running):
     assert "CR-1" in cmd(_file_text(EVIL))
     typed = EVIL.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert "CR-2" in cmd(_file_text(typed))
-    r = running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal", state_values=file_form_state(
-        **{k: _field(k, EVIL) for k in FILE_TEXT_FIELDS}, purpose="operational"))
+    r = running.slack.view_submission(
+        user_id=MEMBER,
+        callback_id="file_contract_modal",
+        state_values=file_form_state(**{k: _field(k, EVIL) for k in FILE_TEXT_FIELDS}, purpose="operational"),
+    )
     tried += 1
     assert r.status == 200 and "CR-3" in json.dumps(r.json), r.body
     acks.append(r.json)
-    r = running.slack.message_shortcut(user_id=MEMBER, callback_id="file_as_contract", channel_id=REVIEW,
-                                       message={"ts": "1.000001", "text": EVIL})
+    r = running.slack.message_shortcut(
+        user_id=MEMBER,
+        callback_id="file_as_contract",
+        channel_id=REVIEW,
+        message={"ts": "1.000001", "text": EVIL},
+    )
     tried += 1
     assert r.status == 200
     settle(running)
     view = running.bot.service.show(1)
-    assert view.vendor == unescape_slack(EVIL) and running.bot.service.show(2).vendor == EVIL  # stored as typed
+    assert (
+        view.vendor == unescape_slack(EVIL) and running.bot.service.show(2).vendor == EVIL
+    )  # stored as typed
 
     # free text of every other command and modal: notes, reasons
     assert "Recorded" in cmd(f'answer CR-1 SCOPE-1 yes note="{EVIL}"', REVIEWER)
-    r = running.slack.view_submission(user_id=REVIEWER, callback_id="add_note_modal", state_values=note_form_state(EVIL),
-                                      private_metadata=json.dumps({"contract_id": 1, "qid": "SCOPE-2"}))
+    r = running.slack.view_submission(
+        user_id=REVIEWER,
+        callback_id="add_note_modal",
+        state_values=note_form_state(EVIL),
+        private_metadata=json.dumps({"contract_id": 1, "qid": "SCOPE-2"}),
+    )
     tried += 1
     assert r.status == 200 and not r.body, r.body  # the modal closes: saved
     assert "Stop-work" in cmd(f'stopwork CR-1 reason="{EVIL}"', MANAGER)
@@ -98,15 +113,31 @@ def test_mentions_links_and_mrkdwn_in_every_field_stay_inert(running):
     for text in ("show CR-1", "show CR-2", "show CR-3", "list", "audit CR-1", "audit CR-2", "audit CR-3"):
         cmd(text)
     # refusals that might echo what was typed
-    for text in (EVIL, f"show {EVIL}", f"list {SHORT_EVIL}", f"help {SHORT_EVIL}", f'file vendor=a product=b agency=c {SHORT_EVIL}=1',
-                 f'file vendor=a product=b agency=c purpose="{SHORT_EVIL}"', f"answer CR-2 {SHORT_EVIL} yes",
-                 f"determine CR-2 {SHORT_EVIL} reason=x", f'certify CR-2 official="{SHORT_EVIL}"',
-                 f"admin set {SHORT_EVIL} 1", f"admin set review_channel {SHORT_EVIL}", f"assign CR-2 {SHORT_EVIL}",
-                 f"admin grant {SHORT_EVIL} reviewer", f"file vendor=a product=b agency=c awarded={SHORT_EVIL}",
-                 f'file vendor="{EVIL}" product=b'):
+    for text in (
+        EVIL,
+        f"show {EVIL}",
+        f"list {SHORT_EVIL}",
+        f"help {SHORT_EVIL}",
+        f"file vendor=a product=b agency=c {SHORT_EVIL}=1",
+        f'file vendor=a product=b agency=c purpose="{SHORT_EVIL}"',
+        f"answer CR-2 {SHORT_EVIL} yes",
+        f"determine CR-2 {SHORT_EVIL} reason=x",
+        f'certify CR-2 official="{SHORT_EVIL}"',
+        f"admin set {SHORT_EVIL} 1",
+        f"admin set review_channel {SHORT_EVIL}",
+        f"assign CR-2 {SHORT_EVIL}",
+        f"admin grant {SHORT_EVIL} reviewer",
+        f"file vendor=a product=b agency=c awarded={SHORT_EVIL}",
+        f'file vendor="{EVIL}" product=b',
+    ):
         assert cmd(text, MANAGER if text.startswith(("assign", "admin")) else MEMBER)
-    r = running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal", state_values=file_form_state(
-        vendor=EVIL, product=EVIL, agency=EVIL, value=SHORT_EVIL, awarded=SHORT_EVIL, purpose=SHORT_EVIL))
+    r = running.slack.view_submission(
+        user_id=MEMBER,
+        callback_id="file_contract_modal",
+        state_values=file_form_state(
+            vendor=EVIL, product=EVIL, agency=EVIL, value=SHORT_EVIL, awarded=SHORT_EVIL, purpose=SHORT_EVIL
+        ),
+    )
     tried += 1
     acks.append(r.json or {})
     # App Home, and the reminders that name the contracts (stop-work on CR-2) a few days later
@@ -127,11 +158,15 @@ def test_mentions_links_and_mrkdwn_in_every_field_stay_inert(running):
 
 MARKINGS = ("TOP SECRET", "SECRET//NOFORN", "(S//NF)")
 REASON_COMMANDS = {
-    "stopwork CR-1 reason=\"{m}\"": MANAGER, "resume CR-1 reason=\"{m}\"": MANAGER,
-    "determine CR-1 prohibited reason=\"{m}\"": OFFICIAL, "revoke-waiver CR-1 reason=\"{m}\"": OFFICIAL,
-    "waiver CR-1 official=\"Attorney General\" until=2027-01-01 reason=\"{m}\"": OFFICIAL,
-    "close CR-1 reason=\"{m}\"": MANAGER, "answer CR-1 SCOPE-1 yes note=\"{m}\"": REVIEWER,
-    "certify CR-1 official=\"{m}\"": OFFICIAL, "waiver CR-1 official=\"{m}\" until=2027-01-01 reason=x": OFFICIAL,
+    'stopwork CR-1 reason="{m}"': MANAGER,
+    'resume CR-1 reason="{m}"': MANAGER,
+    'determine CR-1 prohibited reason="{m}"': OFFICIAL,
+    'revoke-waiver CR-1 reason="{m}"': OFFICIAL,
+    'waiver CR-1 official="Attorney General" until=2027-01-01 reason="{m}"': OFFICIAL,
+    'close CR-1 reason="{m}"': MANAGER,
+    'answer CR-1 SCOPE-1 yes note="{m}"': REVIEWER,
+    'certify CR-1 official="{m}"': OFFICIAL,
+    'waiver CR-1 official="{m}" until=2027-01-01 reason=x': OFFICIAL,
 }
 
 
@@ -144,23 +179,31 @@ def test_classification_markings_are_refused_in_every_free_text_field(running):
         text = f"ref {marking} memo 12"
         for key in FILE_TEXT_FIELDS:
             fields = {"vendor": "V", "product": "P", "agency": "A", key: text}
-            status, words, _ = command_reply(running, "file " + " ".join(f'{k}="{v}"' for k, v in fields.items()),
-                                             MEMBER)
+            status, words, _ = command_reply(
+                running, "file " + " ".join(f'{k}="{v}"' for k, v in fields.items()), MEMBER
+            )
             tried += 1
             assert status == 200 and "classification marking" in words, (key, marking, words)
-            r = running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal",
-                                              state_values=file_form_state(**fields))
+            r = running.slack.view_submission(
+                user_id=MEMBER, callback_id="file_contract_modal", state_values=file_form_state(**fields)
+            )
             tried += 1
             assert r.json and r.json.get("response_action") == "errors", r.body
             assert "classification marking" in r.json["errors"].get(key, ""), (key, r.json)
         for template, user in REASON_COMMANDS.items():
             status, words, _ = command_reply(running, template.format(m=text), user)
             tried += 1
-            assert status == 200 and ("classification marking" in words or "official" in words.lower()), (template, words)
+            assert status == 200 and ("classification marking" in words or "official" in words.lower()), (
+                template,
+                words,
+            )
             assert marking not in words.replace("`", "") or "classification marking" in words
-        r = running.slack.view_submission(user_id=REVIEWER, callback_id="add_note_modal",
-                                          state_values=note_form_state(text),
-                                          private_metadata=json.dumps({"contract_id": 1, "qid": "SCOPE-1"}))
+        r = running.slack.view_submission(
+            user_id=REVIEWER,
+            callback_id="add_note_modal",
+            state_values=note_form_state(text),
+            private_metadata=json.dumps({"contract_id": 1, "qid": "SCOPE-1"}),
+        )
         tried += 1
         assert r.json and "classification marking" in r.json["errors"]["note"], r.body
     settle(running)
@@ -172,5 +215,5 @@ def test_classification_markings_are_refused_in_every_free_text_field(running):
     assert set(grown) <= {"audit_entry", "refused", "seen_request"}, grown
     assert grown.get("audit_entry", 0) == grown.get("refused", 0) == grown.get("seen_request", 0), grown
     assert fingerprint(running) == state  # nothing written but (at most) refusals in the audit log
-    for entry in audit_rows(running)[before["audit_entry"]:]:
+    for entry in audit_rows(running)[before["audit_entry"] :]:
         assert "memo 12" not in json.dumps(entry), entry  # the refused text itself is not kept

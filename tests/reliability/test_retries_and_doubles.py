@@ -12,7 +12,13 @@ from tests.reliability.support import audit_rows, counts, file_form_state, quest
 
 
 def _home_event(user: str) -> dict:
-    return {"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home", "event_ts": f"{time.time():.6f}"}
+    return {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": "D1",
+        "tab": "home",
+        "event_ts": f"{time.time():.6f}",
+    }
 
 
 def _parallel(fns):
@@ -26,14 +32,22 @@ def test_event_retries_take_effect_once(running):
     for event_id in events[:3]:  # the original, then Slack's retries 1, 2 and 3 (one after another)
         body = _home_event(MEMBER)
         for retry in (None, 1, 2, 3):
-            r = running.slack.event(body, event_id=event_id, retry_num=retry,
-                                    retry_reason=None if retry is None else "http_timeout")
+            r = running.slack.event(
+                body,
+                event_id=event_id,
+                retry_num=retry,
+                retry_reason=None if retry is None else "http_timeout",
+            )
             tried += 1
             assert r.status == 200, r.body
     for event_id in events[3:]:  # the original and its retries arriving at once (a slow first answer)
         body = _home_event(REVIEWER)
-        results = _parallel([lambda n=n, b=body, e=event_id: running.slack.event(b, event_id=e, retry_num=n or None)
-                             for n in range(4)])
+        results = _parallel(
+            [
+                lambda n=n, b=body, e=event_id: running.slack.event(b, event_id=e, retry_num=n or None)
+                for n in range(4)
+            ]
+        )
         tried += len(results)
         assert all(r.status == 200 for r in results), [r.body for r in results]
     settle(running)
@@ -47,8 +61,13 @@ def test_event_retries_take_effect_once(running):
 
 
 def _click(running, action: str, qid: str, ts: str):
-    return running.slack.block_action(user_id=REVIEWER, action_id=action, value=f"1:{qid}",
-                                      message={"ts": ts, "channel": REVIEW}, channel_id=REVIEW)
+    return running.slack.block_action(
+        user_id=REVIEWER,
+        action_id=action,
+        value=f"1:{qid}",
+        message={"ts": ts, "channel": REVIEW},
+        channel_id=REVIEW,
+    )
 
 
 def test_double_clicked_same_answer_records_one_answer(running):
@@ -65,7 +84,9 @@ def test_double_clicked_same_answer_records_one_answer(running):
     settle(running)
     assert clicks == 3 * len(qids)
     answers = [json.loads(a["after"]) for a in audit_rows(running, "answer")]
-    assert sorted(a["qid"] for a in answers) == sorted(qids), answers  # no duplicate entry for an identical click
+    assert sorted(a["qid"] for a in answers) == sorted(qids), (
+        answers
+    )  # no duplicate entry for an identical click
     view = running.bot.service.show(1)
     assert view.answered == len(qids)
     for qid in qids:
@@ -77,12 +98,20 @@ def test_two_different_answers_quickly_leave_one_consistent_answer(running):
     running.bot.service.file_contract(MEMBER, {"vendor": "V", "product": "P", "agency": "A"})
     settle(running)
     clicks = 0
-    pairs = {"SCOPE-2": ("answer_yes", "answer_no"), "SCOPE-3": ("answer_no", "answer_unknown"),
-             "SCOPE-4": ("answer_unknown", "answer_yes"), "SCOPE-5": ("answer_yes", "answer_unknown")}
+    pairs = {
+        "SCOPE-2": ("answer_yes", "answer_no"),
+        "SCOPE-3": ("answer_no", "answer_unknown"),
+        "SCOPE-4": ("answer_unknown", "answer_yes"),
+        "SCOPE-5": ("answer_yes", "answer_unknown"),
+    }
     for qid, (first, second) in pairs.items():
         ts = question_ts(running, 1, qid)
-        results = _parallel([lambda a=first, q=qid, t=ts: _click(running, a, q, t),
-                             lambda a=second, q=qid, t=ts: _click(running, a, q, t)])
+        results = _parallel(
+            [
+                lambda a=first, q=qid, t=ts: _click(running, a, q, t),
+                lambda a=second, q=qid, t=ts: _click(running, a, q, t),
+            ]
+        )
         clicks += 2
         assert all(r.status == 200 for r in results)
     settle(running)
@@ -93,7 +122,9 @@ def test_two_different_answers_quickly_leave_one_consistent_answer(running):
         stored = view.question(qid).answer
         assert stored in (first.removeprefix("answer_"), second.removeprefix("answer_"))
         mine = [e for e in entries if e["qid"] == qid]
-        assert 1 <= len(mine) <= 2 and mine[-1]["answer"] == stored, mine  # the audit ends on the stored answer
+        assert 1 <= len(mine) <= 2 and mine[-1]["answer"] == stored, (
+            mine
+        )  # the audit ends on the stored answer
         shown = json.dumps(running.double.message(REVIEW, question_ts(running, 1, qid))["blocks"])
         assert f"Answer: {stored.capitalize()}" in shown, shown  # Slack shows what the database holds
     parent = running.parent(1)
@@ -107,11 +138,21 @@ def test_double_submitted_filing_modal_files_once(running):
     for n in range(3):
         view_id = f"VDOUBLE{n}"
         if n == 0:  # one after another: the second submission is the same view
-            results = [running.slack.view_submission(user_id=MEMBER, callback_id="file_contract_modal",
-                                                     state_values=state, view_id=view_id) for _ in range(2)]
+            results = [
+                running.slack.view_submission(
+                    user_id=MEMBER, callback_id="file_contract_modal", state_values=state, view_id=view_id
+                )
+                for _ in range(2)
+            ]
         else:  # at the same moment
-            results = _parallel([lambda v=view_id: running.slack.view_submission(
-                user_id=MEMBER, callback_id="file_contract_modal", state_values=state, view_id=v)] * 3)
+            results = _parallel(
+                [
+                    lambda v=view_id: running.slack.view_submission(
+                        user_id=MEMBER, callback_id="file_contract_modal", state_values=state, view_id=v
+                    )
+                ]
+                * 3
+            )
         tried += len(results)
         assert all(r.status == 200 for r in results), [r.body for r in results]
         acks += [r.json for r in results]
@@ -122,11 +163,22 @@ def test_double_submitted_filing_modal_files_once(running):
     texts = [json.dumps(a) for a in acks]
     late = [t for t in texts if "Filing…" in t]  # a slow (loaded) database: the answer follows in a DM
     if late:
-        running.double.wait_for(lambda d: len([c for c in d.calls("chat.postMessage")
-                                               if c.params.get("channel") == MEMBER]) >= len(late))
+        running.double.wait_for(
+            lambda d: (
+                len([c for c in d.calls("chat.postMessage") if c.params.get("channel") == MEMBER])
+                >= len(late)
+            )
+        )
         texts = [t for t in texts if t not in late] + [
-            c.params.get("text", "") for c in running.double.calls("chat.postMessage") if c.params.get("channel") == MEMBER]
+            c.params.get("text", "")
+            for c in running.double.calls("chat.postMessage")
+            if c.params.get("channel") == MEMBER
+        ]
     assert len(texts) == tried
-    assert not any("Something went wrong" in t for t in texts), texts  # a repeat is told it was filed, not an error
+    assert not any("Something went wrong" in t for t in texts), (
+        texts
+    )  # a repeat is told it was filed, not an error
     assert all("CR-" in t for t in texts), texts
-    assert len([m for m in running.double.messages(REVIEW) if m.get("thread_ts") in (None, m["ts"])]) == 3  # one parent each
+    assert (
+        len([m for m in running.double.messages(REVIEW) if m.get("thread_ts") in (None, m["ts"])]) == 3
+    )  # one parent each

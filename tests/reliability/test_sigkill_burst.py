@@ -88,8 +88,20 @@ class Server(Worker):
 
     def __init__(self, database: tuple[str, str | None], api_url: str, start: datetime) -> None:
         url, schema = database
-        cmd = [sys.executable, "-m", "tests.support.worker_process", "--db", url, "--api", api_url,
-               "--start", start.isoformat(), "--batch", "10", "--serve"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.support.worker_process",
+            "--db",
+            url,
+            "--api",
+            api_url,
+            "--start",
+            start.isoformat(),
+            "--batch",
+            "10",
+            "--serve",
+        ]
         if schema:
             cmd += ["--schema", schema]
         self.proc = subprocess.Popen(
@@ -133,20 +145,33 @@ def fire(requester: SlackRequester, filing: Filing) -> Filing:
     user = f"UFILER{filing.index % CLIENTS:02d}"
     try:
         if filing.kind == "command":
-            r = requester.command(f'file vendor="Burst Vendor {filing.index}" product={filing.marker} agency=ICE',
-                                  user_id=user, channel_id=REVIEW, response_url=filing.response_url)
+            r = requester.command(
+                f'file vendor="Burst Vendor {filing.index}" product={filing.marker} agency=ICE',
+                user_id=user,
+                channel_id=REVIEW,
+                response_url=filing.response_url,
+            )
         else:
             r = requester.view_submission(
-                user_id=user, callback_id="file_contract_modal", view_id=f"VBURST{filing.index:04d}",
-                state_values=file_form_state(vendor=f"Burst Vendor {filing.index}", product=filing.marker,
-                                             agency="ICE", purpose="operational"))
+                user_id=user,
+                callback_id="file_contract_modal",
+                view_id=f"VBURST{filing.index:04d}",
+                state_values=file_form_state(
+                    vendor=f"Burst Vendor {filing.index}",
+                    product=filing.marker,
+                    agency="ICE",
+                    purpose="operational",
+                ),
+            )
         filing.status, filing.body = r.status, r.body
     except Exception as exc:  # noqa: BLE001 - the server was killed: connection refused / reset / cut
         filing.error = f"{type(exc).__name__}: {exc}"
     return filing
 
 
-def burst_and_kill(server: Server, requester: SlackRequester, filings: list[Filing], kill_after: int) -> float | None:
+def burst_and_kill(
+    server: Server, requester: SlackRequester, filings: list[Filing], kill_after: int
+) -> float | None:
     """Fire every filing from CLIENTS threads and SIGKILL the server from the client thread that sees the
     ``kill_after``-th acknowledgement; returns when the kill happened (time.monotonic), None if it never did."""
     lock = threading.Lock()
@@ -191,7 +216,11 @@ def contract_markers(database: tuple[str, str | None], since: datetime | None = 
     """How many contracts exist per filing marker (optionally only those filed on or after ``since``)."""
     url, schema = database
     engine = make_engine(url, schema=schema)
-    stmt = select(Contract.product, func.count()).where(Contract.filed_by.like("UFILER%")).group_by(Contract.product)
+    stmt = (
+        select(Contract.product, func.count())
+        .where(Contract.filed_by.like("UFILER%"))
+        .group_by(Contract.product)
+    )
     if since is not None:
         stmt = stmt.where(Contract.filed_at >= since)
     with unit_of_work(session_factory(engine)) as s:
@@ -206,8 +235,12 @@ def journaled(engine) -> dict[str, dict]:  # noqa: ANN001
     directory = journal_dir(engine)
     if directory is None or not os.path.isdir(directory):
         return {}
-    return {e["key"]: e for name in sorted(os.listdir(directory)) if name.endswith(".journal")
-            for e in read_journal(os.path.join(directory, name))}
+    return {
+        e["key"]: e
+        for name in sorted(os.listdir(directory))
+        if name.endswith(".journal")
+        for e in read_journal(os.path.join(directory, name))
+    }
 
 
 def inbox_at_kill(database: tuple[str, str | None]) -> tuple[dict[str, str], set[str], int]:
@@ -221,7 +254,9 @@ def inbox_at_kill(database: tuple[str, str | None]) -> tuple[dict[str, str], set
         rows = s.execute(select(InboxItem.key, InboxItem.kind, InboxItem.payload, InboxItem.status)).all()
     assert {r.status for r in rows} <= {"pending"}, Counter(r.status for r in rows)
     pending = {r.key: marker_of(r.kind, json.loads(r.payload)) for r in rows}
-    only_journal = {k: marker_of(e["kind"], e["payload"]) for k, e in journaled(engine).items() if k not in pending}
+    only_journal = {
+        k: marker_of(e["kind"], e["payload"]) for k, e in journaled(engine).items() if k not in pending
+    }
     pending.update(only_journal)
     with unit_of_work(session_factory(engine)) as s:
         seen = set(s.execute(select(SeenRequest.key).where(SeenRequest.key.like("inbox:%"))).scalars())
@@ -240,29 +275,46 @@ def backlog(database: tuple[str, str | None]) -> dict[str, int]:
     with unit_of_work(session_factory(store)) as s:
         inbox = dict(s.execute(select(InboxItem.status, func.count()).group_by(InboxItem.status)).all())
     with unit_of_work(session_factory(engine)) as s:
-        outbox = dict(s.execute(select(OutboxMessage.status, func.count())
-                                .where(OutboxMessage.status.in_(("pending", "dead")))
-                                .group_by(OutboxMessage.status)).all())
-        reminders = s.execute(select(func.count()).select_from(Reminder)
-                              .where(Reminder.due_at <= DUE, Reminder.status == "pending")).scalar_one()
+        outbox = dict(
+            s.execute(
+                select(OutboxMessage.status, func.count())
+                .where(OutboxMessage.status.in_(("pending", "dead")))
+                .group_by(OutboxMessage.status)
+            ).all()
+        )
+        reminders = s.execute(
+            select(func.count())
+            .select_from(Reminder)
+            .where(Reminder.due_at <= DUE, Reminder.status == "pending")
+        ).scalar_one()
     if store is not engine:
         store.dispose()
     engine.dispose()
     in_journal = len(journaled(engine))
-    return {"inbox": sum(inbox.values()) + in_journal, "inbox_dead": inbox.get("dead", 0), "outbox": outbox.get("pending", 0),
-            "outbox_dead": outbox.get("dead", 0), "reminders": reminders}
+    return {
+        "inbox": sum(inbox.values()) + in_journal,
+        "inbox_dead": inbox.get("dead", 0),
+        "outbox": outbox.get("pending", 0),
+        "outbox_dead": outbox.get("dead", 0),
+        "reminders": reminders,
+    }
 
 
-def parent_rows(database: tuple[str, str | None]) -> dict[int, tuple[str | None, list[tuple[int, str, str | None]]]]:
+def parent_rows(
+    database: tuple[str, str | None],
+) -> dict[int, tuple[str | None, list[tuple[int, str, str | None]]]]:
     """Per filed contract (the burst's filers only): its parent_ts and its parent outbox rows (id, status, ts)."""
     url, schema = database
     engine = make_engine(url, schema=schema)
     with unit_of_work(session_factory(engine)) as s:
-        contracts = dict(s.execute(select(Contract.id, Contract.parent_ts)
-                                   .where(Contract.filed_by.like("UFILER%"))).all())
-        rows = s.execute(select(OutboxMessage.contract_id, OutboxMessage.id, OutboxMessage.status,
-                                OutboxMessage.result_ts)
-                         .where(OutboxMessage.message_key == "parent", OutboxMessage.op == "post")).all()
+        contracts = dict(
+            s.execute(select(Contract.id, Contract.parent_ts).where(Contract.filed_by.like("UFILER%"))).all()
+        )
+        rows = s.execute(
+            select(
+                OutboxMessage.contract_id, OutboxMessage.id, OutboxMessage.status, OutboxMessage.result_ts
+            ).where(OutboxMessage.message_key == "parent", OutboxMessage.op == "post")
+        ).all()
     engine.dispose()
     out: dict[int, tuple[str | None, list]] = {cid: (ts, []) for cid, ts in contracts.items()}
     for r in rows:
@@ -278,7 +330,9 @@ def wait_until_done(database: tuple[str, str | None], process: Worker, timeout: 
         left = backlog(database)
         if not any(left.values()) or left["inbox_dead"] or left["outbox_dead"]:
             return left
-        assert process.proc.poll() is None, f"the restarted process exited ({process.proc.returncode}); left: {left}"
+        assert process.proc.poll() is None, (
+            f"the restarted process exited ({process.proc.returncode}); left: {left}"
+        )
         assert time.monotonic() < deadline, f"not carried out within {timeout} s: {left}"
         time.sleep(0.2)
 
@@ -292,8 +346,9 @@ def test_sigkill_during_a_burst_of_filings_and_due_reminders_loses_and_doubles_n
             f.response_url = double.new_response_url(channel=REVIEW, user=f"UFILER{f.index % CLIENTS:02d}")
     # Slack does the call at once and answers late: delivery lags behind the burst, and a kill can land between
     # Slack posting a message and the bot recording it (the restarted process then finds it by its metadata).
-    double.fail_share(1.0, kinds=("slow",), methods=("chat.postMessage", "chat.update", "response_url"),
-                      slow_seconds=0.05)
+    double.fail_share(
+        1.0, kinds=("slow",), methods=("chat.postMessage", "chat.update", "response_url"), slow_seconds=0.05
+    )
 
     a_launched = time.monotonic()
     a = Server(database, double.api_url, START)
@@ -305,7 +360,9 @@ def test_sigkill_during_a_burst_of_filings_and_due_reminders_loses_and_doubles_n
         requester = SlackRequester(a.url, SECRET, double=double, timeout=20)
         t_burst = time.monotonic()
         killed_at = burst_and_kill(a, requester, filings, KILL_AFTER)
-        assert killed_at is not None, f"only {sum(f.acknowledged for f in filings)} of {FILINGS} filings were acknowledged, A was not killed"
+        assert killed_at is not None, (
+            f"only {sum(f.acknowledged for f in filings)} of {FILINGS} filings were acknowledged, A was not killed"
+        )
         a_clock_at_kill = START + timedelta(seconds=killed_at - a_launched)
         double.fail_share(0)
         reminders_before_kill = len(refs(double, STOPWORK_RE))
@@ -318,18 +375,24 @@ def test_sigkill_during_a_burst_of_filings_and_due_reminders_loses_and_doubles_n
         refused = [f for f in filings if f.status is not None and not f.acknowledged]
         to_replay = {m for k, m in pending.items() if k not in done_at_kill}
         acked_in_inbox = acknowledged & to_replay
-        counts = (f"filings tried {FILINGS}, acknowledged {len(acknowledged)}, not answered {len(unanswered)}, "
-                  f"refused {len(refused)}; at the kill: {len(existing_at_kill)} filed, {len(pending)} in the inbox "
-                  f"({only_journal} only in the journal, {len(done_at_kill)} already carried out), {len(acked_in_inbox)} "
-                  f"acknowledged ones only in the inbox; reminders reported before the kill {reminders_before_kill}/{REMINDERS}")
+        counts = (
+            f"filings tried {FILINGS}, acknowledged {len(acknowledged)}, not answered {len(unanswered)}, "
+            f"refused {len(refused)}; at the kill: {len(existing_at_kill)} filed, {len(pending)} in the inbox "
+            f"({only_journal} only in the journal, {len(done_at_kill)} already carried out), {len(acked_in_inbox)} "
+            f"acknowledged ones only in the inbox; reminders reported before the kill {reminders_before_kill}/{REMINDERS}"
+        )
         assert not refused, f"{counts}; refused: {[(f.marker, f.status, f.body[:200]) for f in refused[:5]]}"
         assert len(acknowledged) >= KILL_AFTER and unanswered, counts
         assert acknowledged <= set(existing_at_kill) | to_replay, (
             f"{counts}; acknowledged but neither filed nor in the inbox at the kill: "
-            f"{sorted(acknowledged - set(existing_at_kill) - to_replay)[:20]}")
+            f"{sorted(acknowledged - set(existing_at_kill) - to_replay)[:20]}"
+        )
         # The kill must land while acknowledged work is still queued, or this test proves nothing about replay.
         assert acked_in_inbox, counts
-        assert not (to_replay & set(existing_at_kill)), (counts, sorted(to_replay & set(existing_at_kill))[:20])
+        assert not (to_replay & set(existing_at_kill)), (
+            counts,
+            sorted(to_replay & set(existing_at_kill))[:20],
+        )
 
         # ---- restart -----------------------------------------------------------------------------------------
         b_start = a_clock_at_kill + PAST_LEASES
@@ -348,8 +411,10 @@ def test_sigkill_during_a_burst_of_filings_and_due_reminders_loses_and_doubles_n
     # ---- nothing lost, nothing doubled ---------------------------------------------------------------------
     found = contract_markers(database)
     replayed = contract_markers(database, since=b_start)
-    counts += (f"; replayed by B {sum(replayed.values())} ({len(acknowledged & set(replayed))} acknowledged); "
-               f"{sum(found.values())} filings exist")
+    counts += (
+        f"; replayed by B {sum(replayed.values())} ({len(acknowledged & set(replayed))} acknowledged); "
+        f"{sum(found.values())} filings exist"
+    )
     doubled = {m: n for m, n in found.items() if n > 1}
     assert not doubled, f"{counts}; filed more than once: {doubled}"
     lost = sorted(acknowledged - set(found))
@@ -357,21 +422,29 @@ def test_sigkill_during_a_burst_of_filings_and_due_reminders_loses_and_doubles_n
     assert set(found) <= {f.marker for f in filings}, counts
     assert set(replayed) == to_replay, (
         f"{counts}; B carried out {sorted(set(replayed) - to_replay)[:20]} not left in the inbox, and not "
-        f"{sorted(to_replay - set(replayed))[:20]} left there")
+        f"{sorted(to_replay - set(replayed))[:20]} left there"
+    )
 
     reported = refs(double, STOPWORK_RE)
     state = db_state(database)
     assert len(reported) == REMINDERS and set(reported.values()) == {1}, (
         f"{counts}; reminders reported: {len(reported)}, more than once: "
-        f"{ {k: v for k, v in reported.items() if v > 1} }")
+        f"{ {k: v for k, v in reported.items() if v > 1} }"
+    )
     assert state["reminders"] == {"sent": REMINDERS}, (counts, state["reminders"])
 
     per_id = posts_per_outbox_id(double)
-    assert set(per_id.values()) == {1}, f"{counts}; posted more than once: { {k: v for k, v in per_id.items() if v > 1} }"
+    assert set(per_id.values()) == {1}, (
+        f"{counts}; posted more than once: { {k: v for k, v in per_id.items() if v > 1} }"
+    )
     assert set(per_id) == state["post_ids"], (
         f"{counts}; sent without a message: {sorted(state['post_ids'] - set(per_id))[:20]}, "
-        f"a message of no sent row: {sorted(set(per_id) - state['post_ids'])[:20]}")
-    assert state["outbox"].get("pending", 0) == 0 and state["outbox"].get("dead", 0) == 0, (counts, state["outbox"])
+        f"a message of no sent row: {sorted(set(per_id) - state['post_ids'])[:20]}"
+    )
+    assert state["outbox"].get("pending", 0) == 0 and state["outbox"].get("dead", 0) == 0, (
+        counts,
+        state["outbox"],
+    )
 
     parents = parent_rows(database)
     top_level = Counter()
@@ -381,23 +454,40 @@ def test_sigkill_during_a_burst_of_filings_and_due_reminders_loses_and_doubles_n
             top_level[int(match.group(1)) if match else None] += 1
     assert len(parents) == sum(found.values()), counts
     for cid, (parent_ts, posts) in parents.items():
-        assert len(posts) == 1 and posts[0][1] == "sent" and posts[0][2] == parent_ts, (counts, cid, parent_ts, posts)
+        assert len(posts) == 1 and posts[0][1] == "sent" and posts[0][2] == parent_ts, (
+            counts,
+            cid,
+            parent_ts,
+            posts,
+        )
         assert per_id[posts[0][0]] == 1 and top_level[cid] == 1, (counts, cid, posts, top_level[cid])
     assert set(top_level) == set(parents), (counts, sorted(set(top_level) - set(parents))[:20])
 
     replies = Counter(r["url"] for r in double.responses())
-    assert set(replies.values()) <= {1}, f"{counts}; response_url answered twice: { {u: n for u, n in replies.items() if n > 1} }"
-    dms = Counter(int(n) for u in range(CLIENTS) for m in double.messages(double.dm_channel(f"UFILER{u:02d}"))
-                  for n in PARENT_RE.findall(m["text"]))
-    assert set(dms.values()) <= {1}, f"{counts}; a filing reported twice by DM: { {c: n for c, n in dms.items() if n > 1} }"
-    deferred_commands = [f for f in filings if f.kind == "command" and f.acknowledged and "hourglass" in f.body]
+    assert set(replies.values()) <= {1}, (
+        f"{counts}; response_url answered twice: { {u: n for u, n in replies.items() if n > 1} }"
+    )
+    dms = Counter(
+        int(n)
+        for u in range(CLIENTS)
+        for m in double.messages(double.dm_channel(f"UFILER{u:02d}"))
+        for n in PARENT_RE.findall(m["text"])
+    )
+    assert set(dms.values()) <= {1}, (
+        f"{counts}; a filing reported twice by DM: { {c: n for c, n in dms.items() if n > 1} }"
+    )
+    deferred_commands = [
+        f for f in filings if f.kind == "command" and f.acknowledged and "hourglass" in f.body
+    ]
     lookups = len(double.calls("conversations.history")) + len(double.calls("conversations.replies"))
     unreplied = [f.marker for f in deferred_commands if replies[f.response_url] == 0]
-    print(f"\nsigkill burst ({database[0].split(':')[0]}): {counts}; {len(reported)} reminders reported once each; "
-          f"{len(per_id)} outbox messages posted once each; {len(parents)} parents once each; "
-          f"{len(deferred_commands)} deferred command replies, {len(unreplied)} never answered; "
-          f"{lookups} metadata look-ups for posts of a lapsed claim; burst {killed_at - t_burst:.1f} s, B done in {t_done - t_restart:.1f} s, "
-          f"test {time.monotonic() - t_start:.1f} s")
+    print(
+        f"\nsigkill burst ({database[0].split(':')[0]}): {counts}; {len(reported)} reminders reported once each; "
+        f"{len(per_id)} outbox messages posted once each; {len(parents)} parents once each; "
+        f"{len(deferred_commands)} deferred command replies, {len(unreplied)} never answered; "
+        f"{lookups} metadata look-ups for posts of a lapsed claim; burst {killed_at - t_burst:.1f} s, B done in {t_done - t_restart:.1f} s, "
+        f"test {time.monotonic() - t_start:.1f} s"
+    )
 
 
 JOURNAL_FILINGS = 120
@@ -410,7 +500,9 @@ def test_sigkill_while_the_inbox_table_is_locked_loses_nothing_acknowledged(data
     every acknowledged filing exists exactly once (one A carried out before the kill is found seen, not refiled)."""
     url, schema = database
     if not url.startswith("sqlite"):
-        pytest.skip("the journal is on by default beside a SQLite file; PostgreSQL records in the table first")
+        pytest.skip(
+            "the journal is on by default beside a SQLite file; PostgreSQL records in the table first"
+        )
     engine = make_engine(url, schema=schema)
     migrate(engine)
     store = inbox_engine(engine)
@@ -429,20 +521,25 @@ def test_sigkill_while_the_inbox_table_is_locked_loses_nothing_acknowledged(data
         locked = True
         requester = SlackRequester(a.url, SECRET, double=double, timeout=20)
         killed_at = burst_and_kill(a, requester, filings, JOURNAL_KILL_AFTER)
-        assert killed_at is not None, f"only {sum(f.acknowledged for f in filings)} of {JOURNAL_FILINGS} filings were acknowledged"
+        assert killed_at is not None, (
+            f"only {sum(f.acknowledged for f in filings)} of {JOURNAL_FILINGS} filings were acknowledged"
+        )
         lock.execute("ROLLBACK")  # A is dead: what it left can be read
         locked = False
         pending, done_at_kill, only_journal = inbox_at_kill(database)
         existing_at_kill = contract_markers(database)
         acknowledged = {f.marker for f in filings if f.acknowledged}
         to_replay = {m for k, m in pending.items() if k not in done_at_kill}
-        counts = (f"filings tried {JOURNAL_FILINGS}, acknowledged {len(acknowledged)}; at the kill: "
-                  f"{len(existing_at_kill)} filed, {only_journal} requests only in the journal "
-                  f"({len(done_at_kill)} of them carried out already), {len(to_replay)} to carry out")
+        counts = (
+            f"filings tried {JOURNAL_FILINGS}, acknowledged {len(acknowledged)}; at the kill: "
+            f"{len(existing_at_kill)} filed, {only_journal} requests only in the journal "
+            f"({len(done_at_kill)} of them carried out already), {len(to_replay)} to carry out"
+        )
         assert only_journal == len(pending), f"{counts}: the inbox table was locked, yet it holds rows"
         assert acknowledged <= set(existing_at_kill) | to_replay, (
             f"{counts}; acknowledged but neither filed nor journaled: "
-            f"{sorted(acknowledged - set(existing_at_kill) - to_replay)[:20]}")
+            f"{sorted(acknowledged - set(existing_at_kill) - to_replay)[:20]}"
+        )
         assert acknowledged & to_replay, counts  # the replay of journal-only requests is really exercised
         b = Worker(database, double.api_url, START + PAST_LEASES).ready()
         left = wait_until_done(database, b, timeout=60)
@@ -463,6 +560,12 @@ def test_sigkill_while_the_inbox_table_is_locked_loses_nothing_acknowledged(data
     assert acknowledged <= set(found), f"{counts}; lost: {sorted(acknowledged - set(found))}"
     assert set(replayed) == to_replay, (counts, sorted(set(replayed) ^ to_replay)[:20])
     directory = journal_dir(make_engine(url, schema=schema))
-    assert not [n for n in os.listdir(directory) if n.endswith(".journal") and read_journal(os.path.join(directory, n))]
-    print(f"\nsigkill with the inbox table locked: {counts}; replayed by B {sum(replayed.values())}; "
-          f"{sum(found.values())} filings exist, each once")
+    assert not [
+        n
+        for n in os.listdir(directory)
+        if n.endswith(".journal") and read_journal(os.path.join(directory, n))
+    ]
+    print(
+        f"\nsigkill with the inbox table locked: {counts}; replayed by B {sum(replayed.values())}; "
+        f"{sum(found.values())} filings exist, each once"
+    )

@@ -19,14 +19,31 @@ def _send(running, kind: str, **overrides):
     if kind == "block_actions":
         return s.block_action(user_id=REVIEWER, action_id="answer_yes", value="1:SCOPE-1", **overrides)
     if kind == "view_submission":
-        return s.view_submission(user_id=MEMBER, callback_id="file_contract_modal",
-                                 state_values=file_form_state(vendor="V", product="P", agency="A"), **overrides)
+        return s.view_submission(
+            user_id=MEMBER,
+            callback_id="file_contract_modal",
+            state_values=file_form_state(vendor="V", product="P", agency="A"),
+            **overrides,
+        )
     if kind == "shortcut":
-        return s.message_shortcut(user_id=MEMBER, callback_id="file_as_contract", channel_id="CREVIEW1",
-                                  message={"ts": "1.000001", "text": "a contract"}, **overrides)
+        return s.message_shortcut(
+            user_id=MEMBER,
+            callback_id="file_as_contract",
+            channel_id="CREVIEW1",
+            message={"ts": "1.000001", "text": "a contract"},
+            **overrides,
+        )
     if kind == "event":
-        return s.event({"type": "app_home_opened", "user": MEMBER, "channel": "D1", "tab": "home",
-                        "event_ts": f"{time.time():.6f}"}, **overrides)
+        return s.event(
+            {
+                "type": "app_home_opened",
+                "user": MEMBER,
+                "channel": "D1",
+                "tab": "home",
+                "event_ts": f"{time.time():.6f}",
+            },
+            **overrides,
+        )
     raise AssertionError(kind)
 
 

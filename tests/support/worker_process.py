@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api", required=True)
     parser.add_argument("--start", required=True, help="ISO instant the business clock starts at")
     parser.add_argument("--batch", type=int, default=100, help="reminders claimed per sweep transaction")
-    parser.add_argument("--serve", action="store_true", help="also serve the bot over HTTP (waitress, loopback)")
+    parser.add_argument(
+        "--serve", action="store_true", help="also serve the bot over HTTP (waitress, loopback)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING,
