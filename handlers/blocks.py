@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
+    Block,
     ButtonElement,
     ContextBlock,
     MarkdownTextObject,
@@ -126,6 +127,7 @@ def build_parent_message(v: ContractView) -> dict:
 def build_question_message(v: ContractView, qid: str) -> dict:
     """One question in the thread: its ID and wording, Yes / No / Unknown buttons, a way to add a note."""
     q = v.question(qid)
+    assert q is not None, f"unknown question {qid}"  # queued by the service for a question it asked
     header = f"*{q.qid}* ({q.citation}) {esc(q.text)}"
     blocks: list = [section(header)]
     value = f"{v.id}:{q.qid}"
@@ -194,7 +196,7 @@ def render_outbox(payload: dict, view: ContractView | None) -> dict:
 def build_reminder_message(payload: dict) -> dict:
     """A reminder: starts with "Reminder:", names the contract, what is due, since when, what to do; snooze buttons."""
     text = payload.get("text", "")
-    blocks = [section(text)]
+    blocks: list[Block] = [section(text)]
     keys = payload.get("snooze_keys")
     if keys:
         value = ",".join(str(k) for k in keys)[:1900]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 from bot.clock import Clock
 from bot.domain import questions as qs
@@ -41,7 +42,7 @@ def export_rows(session_factory: SessionFactory, clock: Clock, calendar: Busines
                 break
             for c in batch:
                 v = build_contract_view(s, c, today, with_reminders=False)
-                row = {
+                row: dict[str, Any] = {  # one export cell per key: text, numbers, dates, flags
                     "reference": v.ref,
                     "vendor": v.vendor,
                     "product": v.product,

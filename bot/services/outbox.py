@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot.clock import Clock
 from bot.services.views import ContractView, build_contract_view
@@ -115,7 +115,7 @@ class OutboxDispatcher:
                 progressed = False
                 for index, row in enumerate(rows):
                     if stop is not None and stop():
-                        self._release([r.id for r in rows[index:]])
+                        self._release([r.id for r in rows[index:] if r.id is not None])
                         return stats
                     if pace is not None:
                         pace()
@@ -129,7 +129,7 @@ class OutboxDispatcher:
     def _release(self, ids: list[int]) -> None:
         """Give back claimed, unsent messages so another sender (or this one restarted) takes them at once."""
         with unit_of_work(self.session_factory) as s:
-            for message in s.execute(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).scalars():
+            for message in s.execute(select(OutboxMessage).where(col(OutboxMessage.id).in_(ids))).scalars():
                 if message.claimed_by == self.worker and message.status == "pending":
                     message.lease_until = None
                     message.attempts = max(message.attempts - 1, 0)  # this claim sent nothing
@@ -147,6 +147,7 @@ class OutboxDispatcher:
         except Obsolete:
             with unit_of_work(self.session_factory) as s:
                 fresh = s.get(OutboxMessage, row.id)
+                assert fresh is not None  # claimed by this worker: the row exists
                 fresh.status, fresh.lease_until, fresh.last_error = (
                     "skipped",
                     None,
@@ -188,7 +189,7 @@ class OutboxDispatcher:
             self._record_sent(s, row, channel, result_ts)
         return "sent"
 
-    def _prepare(self, s: Session, row: OutboxMessage) -> tuple[str, str | None, str | None, dict]:
+    def _prepare(self, s: Session, row: OutboxMessage) -> tuple[str | None, str | None, str | None, dict]:
         payload = json.loads(row.payload)
         if self.recheck is not None and payload.get("parts"):
             payload = self.recheck(s, payload)
@@ -199,7 +200,8 @@ class OutboxDispatcher:
             build_contract_view(s, contract, self.calendar.local_date(self.clock.now())) if contract else None
         )
         message = self.render(payload, view)
-        channel, thread_ts, ts_to_update = row.target, None, None
+        channel: str | None = row.target
+        thread_ts, ts_to_update = None, None
         if row.target == "thread":
             if contract is None:
                 raise RuntimeError("thread message without a contract")
@@ -226,6 +228,7 @@ class OutboxDispatcher:
         if key == "parent":
             return contract.parent_ts
         if key and key.startswith("q:"):
+            assert contract.id is not None  # a stored contract
             q = repo.get_question(s, contract.id, key[2:])
             return q.message_ts if q else None
         return None
@@ -237,7 +240,12 @@ class OutboxDispatcher:
             time.sleep(wait)
 
     def _send(
-        self, row: OutboxMessage, channel: str, thread_ts: str | None, ts_to_update: str | None, message: dict
+        self,
+        row: OutboxMessage,
+        channel: str | None,
+        thread_ts: str | None,
+        ts_to_update: str | None,
+        message: dict,
     ) -> str | None:
         if ts_to_update:
             self._pace("chat.update")
@@ -264,7 +272,7 @@ class OutboxDispatcher:
         )
         return response["ts"]
 
-    def _find_posted(self, row: OutboxMessage, channel: str, thread_ts: str | None) -> str | None:
+    def _find_posted(self, row: OutboxMessage, channel: str | None, thread_ts: str | None) -> str | None:
         """After a crash, find a message an earlier attempt posted (by its metadata) instead of posting again.
 
         NOTE: no ``oldest`` filter: our clock and Slack's ``ts`` need not agree (a test double's ``ts`` are not
@@ -294,15 +302,18 @@ class OutboxDispatcher:
                 break
         return None
 
-    def _record_sent(self, s: Session, row: OutboxMessage, channel: str, ts: str | None) -> None:
+    def _record_sent(self, s: Session, row: OutboxMessage, channel: str | None, ts: str | None) -> None:
         fresh = s.get(OutboxMessage, row.id)
+        assert fresh is not None  # claimed by this worker: the row exists
         fresh.status, fresh.sent_at, fresh.result_ts, fresh.lease_until = "sent", self.clock.now(), ts, None
         s.add(fresh)
         if row.contract_id and row.op == "post" and ts:
             contract = repo.get_contract(s, row.contract_id, for_update=True)
-            if row.message_key == "parent" and contract.parent_ts is None:
-                contract.parent_ts, contract.channel_id = ts, channel
-                s.add(contract)
+            if row.message_key == "parent":
+                assert contract is not None  # the parent message was prepared from it
+                if contract.parent_ts is None:
+                    contract.parent_ts, contract.channel_id = ts, channel
+                    s.add(contract)
             elif row.message_key and row.message_key.startswith("q:"):
                 q = repo.get_question(s, row.contract_id, row.message_key[2:])
                 if q is not None and q.message_ts is None:
@@ -314,6 +325,7 @@ class OutboxDispatcher:
     ) -> str:
         with unit_of_work(self.session_factory) as s:
             fresh = s.get(OutboxMessage, row.id)
+            assert fresh is not None  # claimed by this worker: the row exists
             if count and fresh.attempts >= MAX_ATTEMPTS:
                 return self._dead(row, error or "too many attempts", session=s)
             backoff = delay or timedelta(seconds=min(2 ** max(fresh.attempts - 1, 0), 300))
@@ -355,6 +367,7 @@ class OutboxDispatcher:
 
         def mark(s: Session) -> None:
             fresh = s.get(OutboxMessage, row.id)
+            assert fresh is not None  # claimed by this worker: the row exists
             fresh.status, fresh.last_error, fresh.lease_until = "dead", error, None
             s.add(fresh)
             self._report_dead(s, fresh, error)
@@ -373,6 +386,8 @@ def _retry_after(exc: SlackApiError) -> float:
     raw = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if isinstance(raw, list):
         raw = raw[0] if raw else None
+    if raw is None:
+        return 1.0
     try:
         return max(float(raw), 1.0)
     except (TypeError, ValueError):

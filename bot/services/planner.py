@@ -97,6 +97,7 @@ def on_section_asked(
 
 def on_stopwork(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
     """Each business day the stop-work stays in effect, from the first business day after it started."""
+    assert c.stopwork_since is not None  # called once the stop-work order is recorded
     first = schedule.stopwork_first_ping(c.stopwork_since, cal, hour)
     due = first_after(first, lambda d: schedule.stopwork_next_ping(d, cal, hour), now)
     repo.add_reminder(
@@ -111,6 +112,7 @@ def on_stopwork(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, h
 
 def on_notice(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
     """The waiting period ends notice + 7 days (sent once, now, if that is already past)."""
+    assert c.notice_on is not None  # called once the notice is recorded
     due = schedule.waiting_period_over_at(c.notice_on, cal, hour)
     repo.add_reminder(
         s,
@@ -133,6 +135,8 @@ def on_clear(s: Session, c: Contract, now: datetime) -> None:
 
 def on_waiver(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
     """Report due at 48 h and overdue at 72 h after issue; expiry at 30, 7, 1 days and at expiry."""
+    # called once the waiver is recorded
+    assert c.waiver_issued_on is not None and c.waiver_issued_at is not None and c.waiver_until is not None
     issued = c.waiver_issued_on.isoformat()
     add_one_offs(
         s,
@@ -154,6 +158,7 @@ def on_waiver(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hou
 
 def on_waiver_revoked(s: Session, c: Contract, now: datetime) -> None:
     """A revocation starts its own 72-hour report clock."""
+    assert c.waiver_revoked_on is not None and c.waiver_revoked_at is not None  # called once it is recorded
     add_one_offs(
         s,
         c,

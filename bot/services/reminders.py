@@ -147,7 +147,7 @@ class ReminderSweeper:
                     now,
                     hour,
                     settings,
-                    questions.get(r.contract_id, []) if contract else None,
+                    questions.get(r.contract_id, []) if contract and r.contract_id else None,
                 )
             r.status = "sent" if parts else "skipped"
             r.sent_at = now
@@ -161,6 +161,7 @@ class ReminderSweeper:
                 if recipient == MANAGER:
                     to_manager.append((r.key, text))
                 else:
+                    assert r.contract_id is not None  # only a reminder about a contract speaks in a thread
                     to_thread[r.contract_id].append((r.key, text))
         s.flush()
         manager_channel = settings.get("manager_channel")
@@ -237,6 +238,7 @@ class ReminderSweeper:
         c = repo.get_contract(s, r.contract_id) if r.contract_id else None
         if c is None or c.closed_on is not None:
             return False
+        assert c.id is not None  # a stored contract has its number
         data = repo.reminder_data(r) or {}
         questions = repo.list_questions(s, c.id)
         state = state_of(c, questions)
@@ -274,6 +276,7 @@ class ReminderSweeper:
             return [(MANAGER, self._digest(s, now))] if settings.get("digest") != "off" else []
         if c is None or c.closed_on is not None:
             return []
+        assert c.id is not None  # a stored contract has its number
         ref, link = ref_of(c.id), _thread_link(c)
         today = self.calendar.local_date(now)
         questions = repo.list_questions(s, c.id) if questions is None else questions
@@ -364,13 +367,13 @@ class ReminderSweeper:
                     else f"7 days have passed since the APNSA notice of {c.notice_on.isoformat()}"
                 )
                 verdict = review.operational_use(state, today)
-                nxt = (
+                step = (
                     "operational use is now permitted."
                     if verdict.permitted
                     else "still missing: " + "; ".join(verdict.missing)
                 )
                 text = (
-                    f":hourglass: Reminder: the waiting period on *{ref}* is over: {how}. Next: {nxt} {link}"
+                    f":hourglass: Reminder: the waiting period on *{ref}* is over: {how}. Next: {step} {link}"
                 )
                 return [("thread", text), (MANAGER, text)]
             case "waiver-report-waiver" | "waiver-report-revocation":
@@ -378,6 +381,7 @@ class ReminderSweeper:
                 if review.pending_waiver_report(state) != which:
                     return []
                 start = c.waiver_revoked_at if which == "revocation" else c.waiver_issued_at
+                assert start is not None  # recorded with the waiver and with its revocation
                 deadline = schedule.waiver_report_deadline(start)
                 overdue = data.get("label") == "overdue" or now >= deadline
                 word = "OVERDUE" if overdue else "due"
@@ -444,22 +448,23 @@ class ReminderSweeper:
         )
         stopworks = repo.list_stopworks(s, 10)
         if stopworks:
-            lines.append(
-                "Stop-work orders: "
-                + "; ".join(
+            entries = []
+            for c in stopworks:
+                # stored, and the query keeps only contracts with a stop-work date
+                assert c.id is not None and c.stopwork_since is not None
+                entries.append(
                     f"{ref_of(c.id)} since {c.stopwork_since.isoformat()} ({(today - c.stopwork_since).days} days)"
-                    for c in stopworks
                 )
-            )
+            lines.append("Stop-work orders: " + "; ".join(entries))
         waiting = repo.list_waiting(s, 10)
         if waiting:
-            lines.append(
-                "Waiting periods: "
-                + "; ".join(
-                    f"{ref_of(c.id)} ends {review.waiting_period_end(state_of(c, [])).isoformat()}"
-                    for c in waiting
-                )
-            )
+            entries = []
+            for c in waiting:
+                assert c.id is not None  # a stored contract has its number
+                end = review.waiting_period_end(state_of(c, []))
+                assert end is not None  # status "waiting": the APNSA was notified
+                entries.append(f"{ref_of(c.id)} ends {end.isoformat()}")
+            lines.append("Waiting periods: " + "; ".join(entries))
         upcoming = [
             r
             for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=20)
@@ -469,7 +474,7 @@ class ReminderSweeper:
             lines.append(
                 "Deadlines this week: "
                 + "; ".join(
-                    f"{ref_of(r.contract_id)} {planner.KINDS.get(r.kind, r.kind)} "
+                    f"{ref_of(r.contract_id) if r.contract_id else '—'} {planner.KINDS.get(r.kind, r.kind)} "
                     f"{self.calendar.local_date(r.due_at).isoformat()}"
                     for r in upcoming
                 )
@@ -498,6 +503,7 @@ def _merge(parts: list[tuple[str, str]], limit: int = MESSAGE_LIMIT) -> list[lis
 def _thread_link(c: Contract) -> str:
     if c.channel_id and c.parent_ts:
         return f"Thread: https://slack.com/archives/{c.channel_id}/p{c.parent_ts.replace('.', '')}"
+    assert c.id is not None  # a stored contract has its number
     return f"See `/contract show {ref_of(c.id)}`."
 
 

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -203,9 +204,10 @@ class ReviewService:
                 )
                 if isinstance(exc, PermissionDenied):
                     channel = self.runtime_settings(s).get("manager_channel")
+                    on_contract = f" on {ref_of(contract_id)}" if exists and contract_id is not None else ""
                     text = (
                         f":warning: <@{actor}> tried `{action}`"
-                        f"{' on ' + ref_of(contract_id) if exists else ''} without the *{exc.role}* role. "
+                        f"{on_contract} without the *{exc.role}* role. "
                         "Nothing changed; the attempt is in the audit log."
                     )
                     if channel:
@@ -262,6 +264,7 @@ class ReviewService:
         self, s: Session, c: Contract, now: datetime, *, update_parent: bool = True
     ) -> review.ReviewState:
         """Recompute the stored status and queue the parent message's update."""
+        assert c.id is not None  # a stored contract has its number
         state = state_of(c, repo.list_questions(s, c.id))
         c.status = review.status(state, self.calendar.local_date(now))
         s.add(c)
@@ -297,6 +300,7 @@ class ReviewService:
             if source_key:
                 existing = repo.get_contract_by_source(s, source_key)
                 if existing is not None:
+                    assert existing.id is not None  # a stored contract has its number
                     return Done(
                         f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False
                     )
@@ -309,8 +313,9 @@ class ReviewService:
             awarded = fields.get("awarded_on")
             if awarded is not None:
                 review.check_on_date(awarded, self.calendar.local_date(now))
+            given: dict[str, Any] = {k: fields.get(k) for k in CONTRACT_FIELDS}  # typed by the parser/form
             contract = Contract(
-                **{k: fields.get(k) for k in CONTRACT_FIELDS},
+                **given,
                 filed_by=actor,
                 filed_at=now,
                 source_key=source_key,
@@ -318,6 +323,7 @@ class ReviewService:
                 status="intake",
             )
             repo.add_contract(s, contract)
+            assert contract.id is not None  # flushed: the insert gave it its number
             repo.record_audit(
                 s,
                 at=now,
@@ -354,6 +360,7 @@ class ReviewService:
                 existing = repo.get_contract_by_source(s, source_key)
             if existing is None:
                 raise
+            assert existing.id is not None  # a stored contract has its number
             return Done(
                 f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False
             )
@@ -365,6 +372,7 @@ class ReviewService:
             return 9
 
     def _ask_due_questions(self, s: Session, c: Contract, now: datetime) -> list[str]:
+        assert c.id is not None  # a stored contract has its number
         rows = repo.list_questions(s, c.id)
         answers = {q.qid: q.answer for q in rows if q.answer}
         new = qs.questions_to_ask(answers, {q.qid for q in rows})
@@ -384,8 +392,8 @@ class ReviewService:
                 message_key=f"q:{q.qid}",
                 payload={"render": "question", "qid": q.qid},
             )
-        for section in sections:
-            planner.on_section_asked(s, c, section, now, self.calendar, self._hour(s))
+        for section_key in sections:
+            planner.on_section_asked(s, c, section_key, now, self.calendar, self._hour(s))
         return [q.qid for q in new]
 
     def answer(
@@ -405,6 +413,7 @@ class ReviewService:
 
         def work(s: Session, now: datetime) -> Done:
             c = self._load(s, contract_id)
+            assert c.id is not None  # a stored contract has its number
             self._require(s, actor, roles.REVIEWER, "answer")
             state = state_of(c, repo.list_questions(s, c.id))
             review.check_answer(state)
@@ -471,6 +480,7 @@ class ReviewService:
 
         def work(s: Session, now: datetime) -> Done:
             c = self._load(s, contract_id)
+            assert c.id is not None  # a stored contract has its number
             self._require(s, actor, roles.REVIEWER, "note")
             review.check_answer(state_of(c, repo.list_questions(s, c.id)))
             row = repo.get_question(s, c.id, qid)
@@ -507,6 +517,7 @@ class ReviewService:
 
         def work(s: Session, now: datetime) -> Done:
             c = self._load(s, contract_id)
+            assert c.id is not None  # a stored contract has its number
             self._require(s, actor, roles.MANAGER, "assign")
             review.check_open(state_of(c, []), "assign")
             added = [
@@ -554,6 +565,7 @@ class ReviewService:
         """Every audited event of one contract, refusals included."""
         with read_only(self.session_factory) as s:
             c = self._load(s, contract_id, for_update=False)
+            assert c.id is not None  # a stored contract has its number
             return Timeline(ref_of(c.id), tuple(repo.list_audit(s, contract_id=c.id)))
 
     # ---- compliance actions -----------------------------------------------------------------------------
@@ -576,6 +588,7 @@ class ReviewService:
 
         def work(s: Session, now: datetime) -> Done:
             c = self._load(s, contract_id)
+            assert c.id is not None  # a stored contract has its number
             self._require(s, actor, role, action)
             day = self._on(on, now)
             state = state_of(c, repo.list_questions(s, c.id))
@@ -676,6 +689,7 @@ class ReviewService:
             review.check_notify(state, day)
             c.notice_on = day
             end = review.waiting_period_end(state.with_(notice_on=day))
+            assert end is not None  # there is a notice date, so the period has an end
             planner.on_notice(s, c, now, self.calendar, self._hour(s))
             return (
                 f":envelope: APNSA notified (§2(g)) for {ref_of(c.id)} on {day.isoformat()}. "
@@ -880,9 +894,14 @@ class ReviewService:
             now = self.clock.now()
             today = self.calendar.local_date(now)
             counts = repo.count_by_status(s)
-            stopworks = [(ref_of(c.id), c.vendor, c.stopwork_since) for c in repo.list_stopworks(s, limit)]
+            stopworks: list[tuple[str, str, date]] = []
+            for c in repo.list_stopworks(s, limit):
+                # stored, and the query keeps only contracts with a stop-work date
+                assert c.id is not None and c.stopwork_since is not None
+                stopworks.append((ref_of(c.id), c.vendor, c.stopwork_since))
             waiting = []
             for c in repo.list_waiting(s, limit, today=today):
+                assert c.id is not None  # a stored contract has its number
                 end = review.waiting_period_end(state_of(c, []))
                 waiting.append((ref_of(c.id), c.vendor, end))
             deadlines = [
@@ -890,7 +909,10 @@ class ReviewService:
                 for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=limit)
                 if r.kind != "digest"
             ]
-            mine = [(ref_of(c.id), q.qid) for c, q in repo.list_open_questions_for_user(s, user_id, limit)]
+            mine = []
+            for c, q in repo.list_open_questions_for_user(s, user_id, limit):
+                assert c.id is not None  # a stored contract has its number
+                mine.append((ref_of(c.id), q.qid))
             return Dashboard(
                 today=today,
                 counts=counts,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bot.domain.args import ParsedCommand, help_text
 from bot.services.reviews import ReviewService
@@ -45,7 +46,10 @@ def contract_fields(args: dict) -> dict:
 
 def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> object:
     """Carry out one parsed command; raises the domain errors of the service."""
-    a, ref, on = cmd.args, cmd.ref, cmd.args.get("on")
+    # each value has the type the command table gives its argument (the parser checked it), which a single
+    # dict type cannot say per key
+    a: dict[str, Any] = cmd.args
+    ref, on = cmd.ref, a.get("on")
     match cmd.name:
         case "help":
             return HelpReply(help_text(a.get("subcommand")))

@@ -84,6 +84,7 @@ class ContractView:
 
 def state_of(contract: Contract, questions: list[Question]) -> review.ReviewState:
     """The pure review state of a stored contract."""
+    assert contract.id is not None  # a stored contract has its number
     return review.ReviewState(
         ref=ref_of(contract.id),
         purpose=contract.purpose,
@@ -109,6 +110,7 @@ def build_contract_view(
     s: Session, contract: Contract, today: date, *, with_reminders: bool = True
 ) -> ContractView:
     """Assemble the view of one contract from the database."""
+    assert contract.id is not None  # a stored contract has its number
     questions = repo.list_questions(s, contract.id)
     by_qid = {q.qid: q for q in questions}
     state = state_of(contract, questions)
@@ -134,7 +136,11 @@ def build_contract_view(
     answered, total = qs.progress(answers)
     report_due = None
     pending = review.pending_waiver_report(state)
-    decided_at = {"revocation": contract.waiver_revoked_at, "waiver": contract.waiver_issued_at}.get(pending)
+    decision_time_of: dict[str | None, datetime | None] = {
+        "revocation": contract.waiver_revoked_at,
+        "waiver": contract.waiver_issued_at,
+    }
+    decided_at = decision_time_of.get(pending)
     if decided_at is not None:
         report_due = schedule.waiver_report_deadline(decided_at)
     reminders: tuple[tuple[str, datetime], ...] = ()
