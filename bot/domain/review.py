@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import Any
 
 from bot.domain import questions as qs
 from bot.domain import schedule
@@ -57,7 +58,7 @@ class ReviewState:
     revocation_reported: bool = False
     closed_on: date | None = None
 
-    def with_(self, **changes: object) -> ReviewState:
+    def with_(self, **changes: Any) -> ReviewState:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
@@ -97,6 +98,7 @@ def waiver_counts(state: ReviewState, today: date) -> bool:
     return (
         state.determination == PROHIBITED
         and waiver_in_force(state, today)
+        and state.waiver_issued_on is not None  # implied by waiver_in_force; stated for the type checker
         and (state.determined_on is None or state.waiver_issued_on >= state.determined_on)
     )
 
@@ -360,6 +362,7 @@ def check_waiver(state: ReviewState, on: date, until: date) -> None:
             f'(an official records `determine {state.ref} prohibited reason="…"` first).'
         )
     if waiver_counts(state, on):
+        assert state.waiver_until is not None  # a waiver in force has its end date
         raise InvalidState(
             f"A waiver is already in force on {state.ref} through {state.waiver_until.isoformat()}; "
             f'`revoke-waiver {state.ref} reason="…"` first to replace it.'
