@@ -6,11 +6,12 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, exists, func, inspect, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.models import (
     Assignment,
@@ -31,7 +32,7 @@ from storage.models import (
 
 def get_contract(s: Session, contract_id: int, *, for_update: bool = False) -> Contract | None:
     """The contract with that number, row-locked on PostgreSQL when ``for_update`` (SQLite's BEGIN IMMEDIATE already serialises)."""
-    stmt = select(Contract).where(Contract.id == contract_id)
+    stmt = select(Contract).where(col(Contract.id) == contract_id)
     if for_update:
         stmt = stmt.with_for_update()
     return s.execute(stmt).scalars().first()
@@ -41,14 +42,14 @@ def get_contracts(s: Session, ids: Sequence[int] | set[int]) -> dict[int, Contra
     """Several contracts by number, in one query."""
     if not ids:
         return {}
-    return {c.id: c for c in s.execute(select(Contract).where(Contract.id.in_(list(ids)))).scalars()}
+    return {c.id: c for c in s.execute(select(Contract).where(col(Contract.id).in_(list(ids)))).scalars()}
 
 
 def list_questions_of(s: Session, ids: Sequence[int] | set[int]) -> dict[int, list[Question]]:
     """Questions asked so far for several contracts, in one query: contract id -> questions in asking order."""
     out: dict[int, list[Question]] = {}
     if ids:
-        stmt = select(Question).where(Question.contract_id.in_(list(ids))).order_by(Question.id)
+        stmt = select(Question).where(col(Question.contract_id).in_(list(ids))).order_by(col(Question.id))
         for q in s.execute(stmt).scalars():
             out.setdefault(q.contract_id, []).append(q)
     return out
@@ -56,7 +57,7 @@ def list_questions_of(s: Session, ids: Sequence[int] | set[int]) -> dict[int, li
 
 def get_contract_by_source(s: Session, source_key: str) -> Contract | None:
     """The contract filed from that modal submission (view.id), if any."""
-    return s.execute(select(Contract).where(Contract.source_key == source_key)).scalars().first()
+    return s.execute(select(Contract).where(col(Contract.source_key) == source_key)).scalars().first()
 
 
 def add_contract(s: Session, contract: Contract) -> Contract:
@@ -70,11 +71,11 @@ def list_contracts(
     s: Session, *, status: str | None = None, limit: int = 50, offset: int = 0, open_only: bool = False
 ) -> list[Contract]:
     """Contracts, newest first, optionally one status."""
-    stmt = select(Contract).order_by(Contract.id.desc()).limit(limit).offset(offset)
+    stmt = select(Contract).order_by(col(Contract.id).desc()).limit(limit).offset(offset)
     if status:
-        stmt = stmt.where(Contract.status == status)
+        stmt = stmt.where(col(Contract.status) == status)
     if open_only:
-        stmt = stmt.where(Contract.status != "closed")
+        stmt = stmt.where(col(Contract.status) != "closed")
     return list(s.execute(stmt).scalars())
 
 
@@ -82,34 +83,41 @@ def count_contracts(s: Session, *, status: str | None = None) -> int:
     """How many contracts (optionally of one status)."""
     stmt = select(func.count()).select_from(Contract)
     if status:
-        stmt = stmt.where(Contract.status == status)
+        stmt = stmt.where(col(Contract.status) == status)
     return int(s.execute(stmt).scalar_one())
 
 
 def list_questions(s: Session, contract_id: int) -> list[Question]:
     """Questions asked so far for a contract."""
     return list(
-        s.execute(select(Question).where(Question.contract_id == contract_id).order_by(Question.id)).scalars()
+        s.execute(
+            select(Question).where(col(Question.contract_id) == contract_id).order_by(col(Question.id))
+        ).scalars()
     )
 
 
 def get_question(s: Session, contract_id: int, qid: str) -> Question | None:
     """One asked question of a contract."""
-    stmt = select(Question).where(Question.contract_id == contract_id, Question.qid == qid)
+    stmt = select(Question).where(col(Question.contract_id) == contract_id, col(Question.qid) == qid)
     return s.execute(stmt).scalars().first()
 
 
 def list_assignments(s: Session, contract_id: int) -> list[str]:
     """User IDs of the reviewers assigned to a contract."""
-    stmt = select(Assignment.user_id).where(Assignment.contract_id == contract_id).order_by(Assignment.id)
+    stmt = (
+        select(col(Assignment.user_id))
+        .where(col(Assignment.contract_id) == contract_id)
+        .order_by(col(Assignment.id))
+    )
     return list(s.execute(stmt).scalars())
 
 
 def add_assignment(s: Session, assignment: Assignment) -> bool:
     """Assign a reviewer; False when already assigned."""
     if s.execute(
-        select(Assignment.id).where(
-            Assignment.contract_id == assignment.contract_id, Assignment.user_id == assignment.user_id
+        select(col(Assignment.id)).where(
+            col(Assignment.contract_id) == assignment.contract_id,
+            col(Assignment.user_id) == assignment.user_id,
         )
     ).first():
         return False
@@ -124,10 +132,17 @@ def list_open_questions_for_user(
     """Unanswered questions on open contracts the user is assigned to."""
     stmt = (
         select(Contract, Question)
-        .join(Question, Question.contract_id == Contract.id)
-        .join(Assignment, and_(Assignment.contract_id == Contract.id, Assignment.user_id == user_id))
-        .where(Question.answer.is_(None), Contract.status != "closed", Contract.determination.is_(None))
-        .order_by(Contract.id, Question.id)
+        .join(Question, col(Question.contract_id) == col(Contract.id))
+        .join(
+            Assignment,
+            and_(col(Assignment.contract_id) == col(Contract.id), col(Assignment.user_id) == user_id),
+        )
+        .where(
+            col(Question.answer).is_(None),
+            col(Contract.status) != "closed",
+            col(Contract.determination).is_(None),
+        )
+        .order_by(col(Contract.id), col(Question.id))
         .limit(limit)
     )
     return [(c, q) for c, q in s.execute(stmt).all()]
@@ -138,7 +153,7 @@ def list_open_questions_for_user(
 
 def get_roles(s: Session, user_id: str) -> set[str]:
     """Roles granted to a user in the database."""
-    return set(s.execute(select(RoleGrant.role).where(RoleGrant.user_id == user_id)).scalars())
+    return set(s.execute(select(col(RoleGrant.role)).where(col(RoleGrant.user_id) == user_id)).scalars())
 
 
 def add_role(s: Session, grant: RoleGrant) -> bool:
@@ -152,20 +167,24 @@ def add_role(s: Session, grant: RoleGrant) -> bool:
 
 def remove_role(s: Session, user_id: str, role: str) -> bool:
     """Revoke a role; False when the user did not have it."""
-    result = s.execute(delete(RoleGrant).where(RoleGrant.user_id == user_id, RoleGrant.role == role))
+    # a DELETE gives a CursorResult (rowcount); sqlmodel's Session.execute is annotated as returning plain Result
+    result = cast(
+        CursorResult[Any],
+        s.execute(delete(RoleGrant).where(col(RoleGrant.user_id) == user_id, col(RoleGrant.role) == role)),
+    )
     return (result.rowcount or 0) > 0
 
 
 def list_role_grants(s: Session) -> list[RoleGrant]:
     """Every role grant, by role then user."""
-    return list(s.execute(select(RoleGrant).order_by(RoleGrant.role, RoleGrant.user_id)).scalars())
+    return list(s.execute(select(RoleGrant).order_by(col(RoleGrant.role), col(RoleGrant.user_id))).scalars())
 
 
 def list_users_with_role(s: Session, role: str) -> list[str]:
     """User IDs holding a role in the database."""
     return list(
         s.execute(
-            select(RoleGrant.user_id).where(RoleGrant.role == role).order_by(RoleGrant.user_id)
+            select(col(RoleGrant.user_id)).where(col(RoleGrant.role) == role).order_by(col(RoleGrant.user_id))
         ).scalars()
     )
 
@@ -228,7 +247,7 @@ def record_audit(
     detail: str | None = None,
 ) -> AuditEntry:
     """Append one entry to the chain; locking the head row serialises concurrent appends."""
-    head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalars().first()
+    head = s.execute(select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()).scalars().first()
     if head is None:
         # The migration seeds this row; this only runs on a database whose row was removed.
         head = AuditHead(id=1, seq=0, hash=GENESIS)
@@ -237,7 +256,9 @@ def record_audit(
                 s.add(head)
                 s.flush()
         except IntegrityError:  # another process created it first
-            head = s.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalars().one()
+            head = (
+                s.execute(select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()).scalars().one()
+            )
     entry = AuditEntry(
         seq=head.seq + 1,
         at=at,
@@ -264,9 +285,9 @@ def _dump(value: dict | None) -> str | None:
 
 def list_audit(s: Session, *, contract_id: int | None = None, limit: int | None = None) -> list[AuditEntry]:
     """Audit entries in chain order, optionally one contract's."""
-    stmt = select(AuditEntry).order_by(AuditEntry.seq)
+    stmt = select(AuditEntry).order_by(col(AuditEntry.seq))
     if contract_id is not None:
-        stmt = stmt.where(AuditEntry.contract_id == contract_id)
+        stmt = stmt.where(col(AuditEntry.contract_id) == contract_id)
     if limit:
         stmt = stmt.limit(limit)
     return list(s.execute(stmt).scalars())
@@ -276,7 +297,7 @@ def verify_audit_chain(s: Session) -> tuple[int, AuditEntry | None, str | None]:
     """Walk the chain; returns (entries checked, first broken entry or None, what is wrong)."""
     prev_hash, expected_seq, checked = GENESIS, 1, 0
     last: AuditEntry | None = None
-    for entry in s.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars():
+    for entry in s.execute(select(AuditEntry).order_by(col(AuditEntry.seq))).scalars():
         if entry.seq != expected_seq:
             return (
                 checked,
@@ -329,27 +350,28 @@ def claim_outbox(
     s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[OutboxMessage]:
     """Claim due messages atomically (SKIP LOCKED on PostgreSQL), oldest first and one at a time per contract."""
-    earlier = OutboxMessage.__table__.alias("earlier")
+    # the mapper's table is Model.__table__, which SQLModel's class annotations do not declare
+    earlier = inspect(OutboxMessage).local_table.alias("earlier")
     blocked = exists().where(
-        earlier.c.contract_id == OutboxMessage.contract_id,
+        earlier.c.contract_id == col(OutboxMessage.contract_id),
         earlier.c.status == "pending",
-        earlier.c.id < OutboxMessage.id,
+        earlier.c.id < col(OutboxMessage.id),
     )
     due = (
-        select(OutboxMessage.id)
+        select(col(OutboxMessage.id))
         .where(
-            OutboxMessage.status == "pending",
-            OutboxMessage.next_attempt_at <= now,
-            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
-            or_(OutboxMessage.contract_id.is_(None), ~blocked),
+            col(OutboxMessage.status) == "pending",
+            col(OutboxMessage.next_attempt_at) <= now,
+            or_(col(OutboxMessage.lease_until).is_(None), col(OutboxMessage.lease_until) < now),
+            or_(col(OutboxMessage.contract_id).is_(None), ~blocked),
         )
-        .order_by(OutboxMessage.id)
+        .order_by(col(OutboxMessage.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     stmt = (
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(due.scalar_subquery()))
+        .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
         .values(claimed_by=worker, lease_until=now + lease, attempts=OutboxMessage.attempts + 1)
         .returning(OutboxMessage)
         .execution_options(synchronize_session=False)
@@ -363,7 +385,7 @@ def count_outbox(s: Session, status: str = "pending") -> int:
     """How many outbox messages have a status."""
     return int(
         s.execute(
-            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == status)
+            select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.status) == status)
         ).scalar_one()
     )
 
@@ -506,7 +528,7 @@ def add_reminder(
     A cancelled row with the same key is revived (it never went out): a stop-work lifted and issued again on
     the same day must ping again. A sent or skipped one is never scheduled twice.
     """
-    existing = s.execute(select(Reminder).where(Reminder.key == key)).scalars().first()
+    existing = s.execute(select(Reminder).where(col(Reminder.key) == key)).scalars().first()
     encoded = None if data is None else json.dumps(data, default=str)
     if existing is not None:
         if existing.status != "cancelled":
@@ -525,10 +547,12 @@ def postpone_reminders(
 ) -> int:
     """Move a recurring series' pending occurrences due before ``until`` to ``until`` (a snooze); how many."""
     stmt = select(Reminder).where(
-        Reminder.status == "pending", Reminder.kind == kind, Reminder.due_at < until
+        col(Reminder.status) == "pending", col(Reminder.kind) == kind, col(Reminder.due_at) < until
     )
     stmt = stmt.where(
-        Reminder.contract_id.is_(None) if contract_id is None else Reminder.contract_id == contract_id
+        col(Reminder.contract_id).is_(None)
+        if contract_id is None
+        else col(Reminder.contract_id) == contract_id
     )
     moved = 0
     for r in s.execute(stmt).scalars():
@@ -543,12 +567,15 @@ def postpone_reminders(
 
 def cancel_reminders(s: Session, contract_id: int, kinds: Sequence[str] | None = None) -> int:
     """Cancel a contract's pending reminders (optionally some kinds); returns how many."""
-    stmt = update(Reminder).where(Reminder.contract_id == contract_id, Reminder.status == "pending")
+    stmt = update(Reminder).where(col(Reminder.contract_id) == contract_id, col(Reminder.status) == "pending")
     if kinds:
-        stmt = stmt.where(Reminder.kind.in_(list(kinds)))
-    return (
-        s.execute(stmt.values(status="cancelled").execution_options(synchronize_session=False)).rowcount or 0
+        stmt = stmt.where(col(Reminder.kind).in_(list(kinds)))
+    # an UPDATE gives a CursorResult (rowcount); sqlmodel's Session.execute is annotated as returning plain Result
+    result = cast(
+        CursorResult[Any],
+        s.execute(stmt.values(status="cancelled").execution_options(synchronize_session=False)),
     )
+    return result.rowcount or 0
 
 
 def claim_due_reminders(
@@ -556,19 +583,19 @@ def claim_due_reminders(
 ) -> list[Reminder]:
     """Claim due reminders atomically (SKIP LOCKED on PostgreSQL; SQLite serialises writers)."""
     due = (
-        select(Reminder.id)
+        select(col(Reminder.id))
         .where(
-            Reminder.status == "pending",
-            Reminder.due_at <= now,
-            or_(Reminder.lease_until.is_(None), Reminder.lease_until < now),
+            col(Reminder.status) == "pending",
+            col(Reminder.due_at) <= now,
+            or_(col(Reminder.lease_until).is_(None), col(Reminder.lease_until) < now),
         )
-        .order_by(Reminder.due_at, Reminder.id)
+        .order_by(col(Reminder.due_at), col(Reminder.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     stmt = (
         update(Reminder)
-        .where(Reminder.id.in_(due.scalar_subquery()))
+        .where(col(Reminder.id).in_(due.scalar_subquery()))
         .values(claimed_by=worker, lease_until=now + lease)
         .returning(Reminder)
         .execution_options(synchronize_session=False)
@@ -584,14 +611,14 @@ def list_pending_reminders(
     """Pending reminders, soonest first, optionally due by ``until`` or for one contract."""
     stmt = (
         select(Reminder)
-        .where(Reminder.status == "pending")
-        .order_by(Reminder.due_at, Reminder.id)
+        .where(col(Reminder.status) == "pending")
+        .order_by(col(Reminder.due_at), col(Reminder.id))
         .limit(limit)
     )
     if until is not None:
-        stmt = stmt.where(Reminder.due_at <= until)
+        stmt = stmt.where(col(Reminder.due_at) <= until)
     if contract_id is not None:
-        stmt = stmt.where(Reminder.contract_id == contract_id)
+        stmt = stmt.where(col(Reminder.contract_id) == contract_id)
     return list(s.execute(stmt).scalars())
 
 
@@ -613,7 +640,7 @@ def record_seen(s: Session, key: str, at: datetime) -> bool:
 
 def get_reminder_by_key(s: Session, key: str) -> Reminder | None:
     """One reminder by its key."""
-    return s.execute(select(Reminder).where(Reminder.key == key)).scalars().first()
+    return s.execute(select(Reminder).where(col(Reminder.key) == key)).scalars().first()
 
 
 def reminder_data(r: Reminder) -> dict | None:
@@ -623,7 +650,7 @@ def reminder_data(r: Reminder) -> dict | None:
 
 def count_by_status(s: Session) -> dict[str, int]:
     """How many contracts are in each status."""
-    rows = s.execute(select(Contract.status, func.count()).group_by(Contract.status)).all()
+    rows = s.execute(select(col(Contract.status), func.count()).group_by(col(Contract.status))).all()
     return {status: int(n) for status, n in rows}
 
 
@@ -631,8 +658,8 @@ def list_stopworks(s: Session, limit: int) -> list[Contract]:
     """Open contracts with a stop-work order in effect, oldest first, and their count."""
     stmt = (
         select(Contract)
-        .where(Contract.stopwork_since.is_not(None), Contract.closed_on.is_(None))
-        .order_by(Contract.stopwork_since)
+        .where(col(Contract.stopwork_since).is_not(None), col(Contract.closed_on).is_(None))
+        .order_by(col(Contract.stopwork_since))
         .limit(limit)
     )
     return list(s.execute(stmt).scalars())
@@ -642,17 +669,22 @@ def list_waiting(s: Session, limit: int, today: date | None = None) -> list[Cont
     """Open contracts whose APNSA waiting period is running or just ended. Given ``today``, every open contract whose
     7-day period has not ended by then, also under a stop-work order (where the status says stop-work)."""
     if today is None:
-        stmt = select(Contract).where(Contract.status == "waiting").order_by(Contract.notice_on).limit(limit)
+        stmt = (
+            select(Contract)
+            .where(col(Contract.status) == "waiting")
+            .order_by(col(Contract.notice_on))
+            .limit(limit)
+        )
     else:
         stmt = (
             select(Contract)
             .where(
-                Contract.notice_on.is_not(None),
-                Contract.notice_on >= today - timedelta(days=7),
-                Contract.cleared_on.is_(None),
-                Contract.closed_on.is_(None),
+                col(Contract.notice_on).is_not(None),
+                col(Contract.notice_on) >= today - timedelta(days=7),
+                col(Contract.cleared_on).is_(None),
+                col(Contract.closed_on).is_(None),
             )
-            .order_by(Contract.notice_on, Contract.id)
+            .order_by(col(Contract.notice_on), col(Contract.id))
             .limit(limit)
         )
     return list(s.execute(stmt).scalars())
