@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 from bot.config import Settings, SettingsError
+from bot.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", choices=("csv", "json"), required=True)
     export.add_argument("--out", help="file to write (default: standard output)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # serve is watched by an operator; the other commands print their own results and only warn
+    configure_logging(logging.INFO if args.command == "serve" else logging.WARNING)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

@@ -35,14 +35,13 @@ class Settings:
     bot_timezone: str = "America/New_York"
     reminder_interval_seconds: int = 60
     port: int = 3000
-    inbox_journal_dir: str | None = None  # None: beside a SQLite file; "off": none (storage.db.journal_dir)
 
     def __repr__(self) -> str:  # secrets never appear in logs
         return (
             f"Settings(database_url={_redact_url(self.database_url)!r}, review_channel={self.review_channel!r}, "
             f"manager_channel={self.manager_channel!r}, admins={len(self.admin_user_ids)}, "
             f"bot_timezone={self.bot_timezone!r}, reminder_interval_seconds={self.reminder_interval_seconds}, "
-            f"port={self.port}, socket_mode={self.socket_mode}, inbox_journal_dir={self.inbox_journal_dir!r})"
+            f"port={self.port}, socket_mode={self.socket_mode})"
         )
 
     __str__ = __repr__
@@ -103,9 +102,6 @@ class Settings:
             ) from None
         interval = _int(get("REMINDER_INTERVAL_SECONDS"), "REMINDER_INTERVAL_SECONDS", 60, 1, 86400)
         port = _int(get("PORT"), "PORT", 3000, 1, 65535)
-        journal = get("INBOX_JOURNAL_DIR")
-        if journal and "\x00" in journal:
-            raise SettingsError("INBOX_JOURNAL_DIR must be a directory path or 'off'")
         return cls(
             slack_bot_token=bot_token,
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
@@ -118,7 +114,6 @@ class Settings:
             bot_timezone=tz,
             reminder_interval_seconds=interval,
             port=port,
-            inbox_journal_dir=journal,
         )
 
     def require_for_serve(self) -> None:

@@ -47,7 +47,6 @@ BOT_USER, BOT_ID, TEAM = "UCONTRACTBOT", "BCONTRACTBOT", "TCONSOLE"
 REVIEW_CHANNEL, MANAGER_CHANNEL = "CCONSOLEREVIEW", "CCONSOLEMGRS"
 CHANNEL_NAMES = {REVIEW_CHANNEL: "contract-reviews", MANAGER_CHANNEL: "compliance-managers"}
 # NOTE: the console's answers never leave the process, so it can wait far longer than Slack's 3 s.
-CONSOLE_ACK_BUDGET = 60.0
 
 
 @dataclass(frozen=True)
@@ -483,21 +482,12 @@ class Console:
         # One listener thread and one worker: the console waits for both to be idle after each line, so
         # the transcript is in order. The ack budget is long: replies come back with the acknowledgement.
         try:
-            self.bot = create_app(
-                self.settings,
-                clock=self.clock,
-                listener_threads=1,
-                work_threads=1,
-                ack_budget=CONSOLE_ACK_BUDGET,
-            )
+            self.bot = create_app(self.settings, clock=self.clock, listener_threads=1, followup_threads=1)
         except Exception:
             self.slack.stop()
             if self._tmpdir:
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
             raise
-        # NOTE: Bolt waits `ack_timeout` (3 s) for a listener's ack; in-process it may wait as long as our budget.
-        for listener in getattr(self.bot.bolt, "_listeners", []):
-            listener.ack_timeout = int(CONSOLE_ACK_BUDGET) + 5
         self.verifier = SignatureVerifier(self.secret)
         self.names = {u.id: u.name for u in USERS}
         self.user = next(u for u in USERS if u.role == "member")
@@ -698,9 +688,7 @@ class Console:
         """Wait for the listener and the worker to finish, send what the outbox holds, and print it."""
         for _ in range(3):
             self.bot.bolt.listener_runner.listener_executor.submit(lambda: None).result()
-            for _ in range(3):
-                self.bot.work_pool.submit(lambda: None).result()
-            self.bot.inbox.drain()  # what was queued behind other work (the console has no background worker)
+            self.bot.followups.submit(lambda: None).result()
             self.bot.dispatcher.deliver_due()
         events = self.slack.drain()
         if not quiet:

@@ -6,7 +6,9 @@ import logging
 import signal
 import sys
 
-from bot.app import create_app
+from slack_sdk.errors import SlackApiError
+
+from bot.app import create_app, make_web_client
 from bot.config import Settings, SettingsError
 
 log = logging.getLogger("contract_bot.serve")
@@ -19,17 +21,22 @@ def serve(settings: Settings) -> int:
     except SettingsError as exc:
         print(f"contract-bot: {exc}", file=sys.stderr)
         return 2
-    bot = create_app(settings)
     try:
-        auth = bot.client.auth_test()
-        bot.identity.prime(auth.data)
-        log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
-    except Exception as exc:  # noqa: BLE001
+        auth = make_web_client(settings).auth_test()
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else None
+        print(f"contract-bot: Slack refused SLACK_BOT_TOKEN ({error}); check the token", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - no answer at all: the network, a proxy, or SLACK_API_URL
+        where = settings.slack_api_url or "Slack's API"
         print(
-            f"contract-bot: SLACK_BOT_TOKEN was refused by Slack ({exc.__class__.__name__}); check the token",
+            f"contract-bot: could not reach {where} ({exc.__class__.__name__}); check the network and "
+            "SLACK_API_URL. The token was not checked.",
             file=sys.stderr,
         )
         return 2
+    log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
+    bot = create_app(settings)
     bot.start_background()
     log.info("contract-bot starting with %s", settings)
     if settings.socket_mode:

@@ -8,15 +8,11 @@ from handlers.context import HandlerContext
 
 
 def register(app: App, ctx: HandlerContext) -> None:
-    """Register every listener on the Bolt app."""
-    from handlers import actions, commands, events, modals
-    from handlers.routes import Routes
+    """Register every listener, the error handler and the global middleware on the Bolt app."""
+    from handlers import actions, commands, errors, events, modals
 
-    # The command, buttons and forms are routed by ID in one middleware (handlers/routes.py says why); Bolt's
-    # listeners get the rest (shortcuts, events).
-    routes = Routes()
-    commands.register(routes, ctx)
-    actions.register(routes, ctx)
-    modals.register(app, routes, ctx)
+    errors.register(app, ctx)
+    commands.register(app, ctx)
+    actions.register(app, ctx)
+    modals.register(app, ctx)
     events.register(app, ctx)
-    app.use(routes)

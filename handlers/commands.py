@@ -3,62 +3,68 @@
 from __future__ import annotations
 
 import re
-import time
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
 
 from bot.domain.args import COMMANDS, Command, parse_command
-from bot.domain.errors import InputError
+from bot.domain.errors import DomainError, InputError
 from bot.domain.text import unescape_slack
 from bot.services.router import ExportRequest, run_command
 from handlers.context import HandlerContext, error_reply, log
-from handlers.modals import build_file_modal
-from handlers.routes import Routes
+from handlers.modals import build_file_modal, open_form
+
+READ_ONLY = frozenset({"show", "list", "audit", "help"})
+_REF = re.compile(r"^CR-(\d{1,9})$", re.IGNORECASE)
 
 
-def register(routes: Routes, ctx: HandlerContext) -> None:
+def register(app: App, ctx: HandlerContext) -> None:
     """Register the command listener."""
 
-    def handle_contract_command(ack, command, respond, client, context):  # noqa: ANN001
-        received = context.get("received_at", time.monotonic())
-        actor = command.get("user_id", "")
+    @app.command("/contract")
+    def handle_contract_command(
+        ack: Ack, command: dict, respond: Respond, client: WebClient, context: BoltContext
+    ) -> None:
+        actor = command.get("user_id") or ""
         text = command.get("text") or ""
-        # Only the subcommand is read here: the job parses the rest (a known subcommand's mistakes are answered,
-        # and audited when they attempt an action, by the same code live or replayed).
         known = subcommand_of(text)
-        if known is None:
-            try:
-                # NOTE: Slack sends &, < and > typed by the user as &amp; &lt; &gt;; mentions arrive as real <@U…>.
-                parse_command(unescape_slack(text), today=ctx.today())
-            except InputError as exc:
-                ack(
-                    response_type="ephemeral", text=exc.user_text()
-                )  # nothing to record: answered here and now
-                return
-            except Exception:  # noqa: BLE001
-                ack(response_type="ephemeral", text=error_reply(log))
-                return
-        elif known.name == "file" and len(text.split()) == 1:  # a bare `/contract file` opens the form
-            ack()
-
-            def open_filing_form() -> None:
-                try:
-                    client.views_open(trigger_id=command.get("trigger_id"), view=build_file_modal())
-                except Exception:  # noqa: BLE001
-                    respond(response_type="ephemeral", text=error_reply(log))
-
-            ctx.after_ack(open_filing_form)
+        if known is not None and known.name == "file" and len(text.split()) == 1:
+            # a bare `/contract file` opens the form now, while its trigger is fresh
+            problem = open_form(client, command.get("trigger_id"), build_file_modal())
+            context["outcome"] = "form opened" if problem is None else "form not opened"
+            ack(response_type="ephemeral", text=problem) if problem else ack()
             return
-        payload = {
-            "text": text,
-            "user": actor,
-            "channel": command.get("channel_id"),
-            "response_url": command.get("response_url"),
-        }
-        # A read loses nothing if a crash drops it; everything else is recorded before the acknowledgement.
-        ctx.accept(
-            "command", payload, received, ack, durable=known is not None and known.name not in READ_ONLY
-        )
+        reply = carry_out_command(ctx, actor, text, context)
+        ack(response_type="ephemeral", **reply)
 
-    routes.command("/contract", handle_contract_command)
+
+def carry_out_command(ctx: HandlerContext, actor: str, text: str, context: BoltContext) -> dict[str, Any]:
+    """Carry out a `/contract` command within the deadline; returns the private reply."""
+    try:
+        # NOTE: Slack sends &, < and > typed by the user as &amp; &lt; &gt;; mentions arrive as real <@U…>.
+        parsed = parse_command(unescape_slack(text), today=ctx.today())
+    except InputError as exc:
+        attempted, contract_id = attempted_action(text)
+        context["outcome"] = "refused: input"
+        if attempted is None or not actor:
+            return {"text": exc.user_text()}
+
+        def refuse(error: InputError = exc) -> object:
+            # an attempt at a known action is audited as refused (a missing role first)
+            raise ctx.service.refuse_input(actor, attempted.name, attempted.role, contract_id, error)
+
+        return ctx.reply(refuse)
+    try:
+        result = ctx.run(lambda: run_command(ctx.service, actor, parsed))
+    except DomainError as exc:
+        context["outcome"] = f"refused: {type(exc).__name__}"
+        return {"text": exc.user_text()}
+    context["outcome"] = "done"
+    if isinstance(result, ExportRequest):
+        export_format = result.format
+        ctx.after_answer(lambda: send_export(ctx, actor, export_format))
+    return ctx.render(result)
 
 
 def subcommand_of(text: str) -> Command | None:
@@ -70,35 +76,6 @@ def subcommand_of(text: str) -> Command | None:
     if name == "admin" and len(words) > 1:
         name = f"admin {words[1].lower()}"
     return COMMANDS.get(name)
-
-
-def run_command_job(ctx: HandlerContext, payload: dict) -> dict:
-    """Carry out a `/contract` command (live or replayed); returns the private reply."""
-    text, actor = payload.get("text") or "", payload.get("user") or ""
-    try:
-        parsed = parse_command(unescape_slack(text), today=ctx.today())
-    except InputError as exc:
-        attempted, contract_id = attempted_action(text)
-        if attempted is None or not actor:
-            return {"text": exc.user_text()}
-
-        def refuse(error: InputError = exc) -> object:
-            # an attempt at a known action is audited as refused (a missing role first)
-            raise ctx.service.refuse_input(actor, attempted.name, attempted.role, contract_id, error)
-
-        return ctx.outcome(refuse)
-
-    def work() -> object:
-        result = run_command(ctx.service, actor, parsed)
-        if isinstance(result, ExportRequest):
-            ctx.work_pool.submit(send_export, ctx.client, actor, result.format, ctx)
-        return result
-
-    return ctx.outcome(work)
-
-
-_REF = re.compile(r"^CR-(\d{1,9})$", re.IGNORECASE)
-READ_ONLY = frozenset({"show", "list", "audit", "help"})
 
 
 def attempted_action(text: str) -> tuple[Command | None, int | None]:
@@ -116,8 +93,9 @@ def attempted_action(text: str) -> tuple[Command | None, int | None]:
     return command, int(match.group(1)) if match else None
 
 
-def send_export(client, user_id: str, fmt: str, ctx: HandlerContext) -> None:  # noqa: ANN001
-    """Build the export and upload it to the admin's direct messages."""
+def send_export(ctx: HandlerContext, user_id: str, fmt: str) -> None:
+    """Build the export and upload it to the admin's direct messages (after the answer)."""
+    client = ctx.client
     try:
         filename, content = ctx.exporter(fmt)
         channel = client.conversations_open(users=user_id)["channel"]["id"]

@@ -1,30 +1,22 @@
-"""What the listeners share: the services, the work pool and Slack's acknowledgement deadline."""
+"""What the listeners share: the services, the request deadline, rendering, and work that follows an answer."""
 
 from __future__ import annotations
 
 import logging
 import secrets
-import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from slack_sdk import WebClient
 
 from bot.domain.errors import DomainError
-from bot.services.inbox import GONE, Inbox, InboxItemGone, InboxJob
+from bot.services.deadline import RequestRunner
 from bot.services.reviews import ReviewService
 
 log = logging.getLogger("contract_bot.handlers")
-
-# Slack allows 3 s for the HTTP 200. A request carried out at once (nothing queued) answers in the acknowledgement
-# when its work is done by this budget, measured from when the request arrived; otherwise the acknowledgement says
-# "working on it" and the answer follows through response_url. Normal work takes milliseconds; the budget only
-# matters when the database or Slack is slow.
-ACK_BUDGET_SECONDS = 1.0
 
 
 @dataclass
@@ -32,143 +24,61 @@ class HandlerContext:
     """Dependencies of the listeners (built by bot.app.create_app)."""
 
     service: ReviewService
-    work_pool: ThreadPoolExecutor
+    requests: RequestRunner
     render: Callable[[object], dict]
     exporter: Callable[[str], tuple[str, bytes]]
-    inbox: Inbox
-    client: WebClient | None = None  # for late replies that have no Bolt `respond` (replays after a crash)
-    ack_budget: float = ACK_BUDGET_SECONDS
-    inline_limit: int = 4  # requests carried out in their own acknowledgement at once; more go to the queue
-    in_flight: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Slack calls that follow an answer and need not be in the outbox: private replies through a response_url
+    # and export uploads. Never views.open, which runs in the request itself while its trigger is fresh.
+    followups: Executor
+    client: WebClient  # the outbox's client (retries): for export uploads after the answer
 
     def today(self) -> date:
         """Today in the bot's zone."""
         return self.service.today()
 
-    def outcome(self, fn: Callable[[], object]) -> dict:
-        """Run a service call and turn its result or error into a reply message (never raises but InboxItemGone)."""
+    def run(self, fn: Callable[[], Any]) -> Any:
+        """Carry out a request's work within Slack's deadline (bot.services.deadline); raises its domain errors."""
+        return self.requests.run(fn)
+
+    def reply(self, fn: Callable[[], object]) -> dict:
+        """Carry out a request's work and render its result, or the user's error, as a private reply.
+
+        Anything unexpected propagates to Bolt's error handler (handlers.errors), which answers with an error ID.
+        """
         try:
-            return self.render(fn())
+            return self.render(self.run(fn))
         except DomainError as exc:
             return {"text": exc.user_text()}
-        except InboxItemGone:
-            raise
-        except Exception:  # noqa: BLE001 - the one error funnel: log with an ID, tell the user only the ID
-            return {"text": error_reply(log)}
 
-    def accept(self, kind: str, payload: dict, received_at: float, ack: Callable, *, durable: bool) -> None:
-        """Acknowledge a request and see it carried out: the one path of every listener that does work.
-
-        A request that changes something is recorded in the inbox first (``durable``), so an acknowledged request
-        survives a crash. When nothing is queued it is carried out at once and its answer goes in the
-        acknowledgement (when the surface allows one and it is ready within the budget); otherwise it joins the
-        queue and the acknowledgement goes back at once, the answer following through response_url or a DM.
-        """
-        from handlers.jobs import JOBS
-
-        spec = JOBS[kind]
-        job = InboxJob(kind, payload)
-        if durable:
-            recording = self.inbox.record(job)
-            try:
-                recording.result(timeout=self._budget_left(received_at))
-            except FutureTimeout:
-                # The database did not take the write in time (locked or slow): acknowledge now and carry the
-                # request out once it is recorded. Only in this window does a crash lose an acknowledged request.
-                ack(**spec.deferred_ack())
-                recording.add_done_callback(lambda f: self._recorded_late(job, f))
-                return
-            except Exception:  # noqa: BLE001 - not recorded, so not accepted: say so instead of acknowledging silently
-                text = error_reply(log)
-                ack(**spec.failed_ack(text))
-                if not spec.reply_in_ack:
-                    self.deliver(job, {"text": text})
-                return
-        with self._lock:
-            inline = self.inbox.idle() and self.in_flight < self.inline_limit
-            if inline:
-                self.in_flight += 1
-        if not inline:
-            self.inbox.enqueue(job)
-            ack(**spec.deferred_ack())
-            return
-        future: Future = self.work_pool.submit(self.inbox.run, job)
-        future.add_done_callback(self._done)
-        if not spec.reply_in_ack:  # e.g. a button: Slack shows nothing of an acknowledgement body
-            ack()
-            future.add_done_callback(lambda f: self._late(job, f))
-            return
-        try:
-            reply = future.result(timeout=self._budget_left(received_at))
-        except FutureTimeout:
-            ack(**spec.deferred_ack())
-            future.add_done_callback(lambda f: self._late(job, f))
-            return
-        except Exception:  # noqa: BLE001
-            ack(**spec.failed_ack(error_reply(log)))
-            return
-        ack(**spec.ack_with(None if reply is GONE else reply))
-
-    def _budget_left(self, received_at: float) -> float:
-        """How long the acknowledgement may still wait (at least a moment, so a ready result is taken)."""
-        return max(self.ack_budget - (time.monotonic() - received_at), 0.01)
-
-    def after_ack(self, fn: Callable[[], None]) -> None:
-        """Run Slack calls that follow an acknowledgement (views.open, views.publish) off the request's thread:
-        Bolt runs listeners before it answers (process_before_response), so the answer must not wait for them."""
+    def after_answer(self, fn: Callable[[], None]) -> None:
+        """Run a Slack call after the acknowledgement, off the request's thread; failures are logged."""
 
         def run() -> None:
             try:
                 fn()
             except Exception:  # noqa: BLE001
-                log.exception("work after an acknowledgement failed")
+                log.exception("work after an answer failed")
 
-        self.work_pool.submit(run)
-
-    def execute(self, job: InboxJob) -> object:
-        """Carry out a job (the inbox calls this, inside the job's settlement); returns its reply or None."""
-        from handlers.jobs import JOBS
-
-        return JOBS[job.kind].run(self, job.payload)
-
-    def deliver(self, job: InboxJob, reply: object) -> None:
-        """Send the reply of a job carried out after its acknowledgement."""
-        from handlers.jobs import JOBS
-
-        if reply is None or reply is GONE:
-            return
-        try:
-            JOBS[job.kind].late(self, job.payload, reply)
-        except Exception:  # noqa: BLE001
-            log.exception("could not deliver a late reply for %s", job.kind)
-
-    def _recorded_late(self, job: InboxJob, recording: Future) -> None:
-        try:
-            recording.result()
-        except Exception:  # noqa: BLE001
-            self.deliver(job, {"text": error_reply(log)})
-            return
-        self.inbox.enqueue(job)
-
-    def _late(self, job: InboxJob, future: Future) -> None:
-        try:
-            reply = future.result()
-        except Exception:  # noqa: BLE001
-            log.exception("job %s failed", job.kind)
-            return
-        self.deliver(job, reply)
-
-    def _done(self, _future: Future) -> None:
-        with self._lock:
-            self.in_flight -= 1
+        self.followups.submit(run)
 
 
-def error_reply(logger: logging.Logger) -> str:
-    """Log the current exception under a short ID and return the user's message naming only that ID."""
+def error_reply(logger: logging.Logger, error: BaseException | None = None) -> str:
+    """Log an unexpected error under a short ID and return the user's message naming only that ID."""
     error_id = secrets.token_hex(4)
-    logger.exception("unexpected error %s", error_id)
-    return f":warning: Something went wrong on our side (error ID `{error_id}`). Please try again, or give an admin the ID."
+    logger.error("unexpected error %s", error_id, exc_info=error if error is not None else True)
+    return (
+        f":warning: Something went wrong on our side (error ID `{error_id}`). "
+        "Please try again, or give an admin the ID."
+    )
+
+
+def private_reply(respond: Callable[..., Any], text: str) -> None:
+    """A private reply through the request's response_url (buttons and shortcuts, whose acknowledgement shows
+    nothing); failures are logged."""
+    try:
+        respond(response_type="ephemeral", replace_original=False, text=text)
+    except Exception:  # noqa: BLE001
+        log.exception("could not send a private reply")
 
 
 # ---- payload shape guard --------------------------------------------------------------------------------------

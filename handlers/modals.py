@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 
-from slack_bolt import App
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import (
     InputBlock,
     Option,
@@ -20,11 +21,10 @@ from bot.domain import args
 from bot.domain.errors import DomainError, InputError
 from bot.domain.forms import validate_file_form
 from bot.domain.text import check_free_text, unescape_slack
-from bot.services.inbox import InboxItemGone
 from bot.services.router import contract_fields
-from handlers.context import HandlerContext, error_reply, log
+from handlers.blocks import esc
+from handlers.context import HandlerContext, error_reply, log, private_reply
 from handlers.ids import BlockId, CallbackId
-from handlers.routes import Routes
 
 FIELD_LABELS = {
     "vendor": "Vendor",
@@ -167,62 +167,87 @@ def form_values(view: dict) -> dict[str, str | None]:
     return out
 
 
-def register(app: App, routes: Routes, ctx: HandlerContext) -> None:
-    """Register modal and shortcut listeners."""
+def open_form(client: WebClient, trigger_id: object, view: dict) -> str | None:
+    """Open a modal on a request's trigger, now, once: None when it opened, else what to tell the user.
 
-    def handle_file_modal_submission(ack, body, view, context):  # noqa: ANN001
-        received = context.get("received_at", time.monotonic())
+    NOTE: a trigger lives 3 s and works once (F1.8), so this runs in the request itself, is never queued behind
+    other work and never retried.
+    """
+    if not isinstance(trigger_id, str) or not trigger_id:
+        return "This request carries no way to open a form; use `/contract file` with arguments instead."
+    try:
+        client.views_open(trigger_id=trigger_id, view=view)
+        return None
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else None
+        log.warning("views.open failed: %s", error)
+        if error in ("expired_trigger_id", "trigger_expired", "invalid_trigger_id", "exchanged_trigger_id"):
+            return "Slack did not open the form in time. Please try again."
+        return f"Slack did not open the form (`{esc(str(error))}`). Please try again, or tell an admin."
+    except Exception:  # noqa: BLE001 - e.g. Slack does not answer within the trigger's life
+        return error_reply(log)
+
+
+def register(app: App, ctx: HandlerContext) -> None:
+    """Register the form (view submission) listeners and the filing shortcut."""
+
+    @app.view(CallbackId.FILE_MODAL.value)
+    def handle_file_modal_submission(ack: Ack, body: dict, view: dict, context: BoltContext) -> None:
         form = form_values(view)
-        _values, errors = validate_file_form(form, today=ctx.today())
+        values, errors = validate_file_form(form, today=ctx.today())
         if errors:  # the form stays open with its errors; nothing to record
+            context["outcome"] = "refused: input"
             ack(response_action="errors", errors=errors)
             return
-        payload = {"user": (body.get("user") or {}).get("id", ""), "form": form, "view_id": view.get("id")}
-        ctx.accept("file_modal", payload, received, ack, durable=True)
+        actor = (body.get("user") or {}).get("id") or ""
+        try:
+            # a form submitted twice (a double click, a retry) files once: the view's ID is the filing's source
+            done = ctx.run(
+                lambda: ctx.service.file_contract(
+                    actor, contract_fields(values), source_key=f"view:{view.get('id')}"
+                )
+            )
+        except DomainError as exc:
+            context["outcome"] = f"refused: {type(exc).__name__}"
+            ack(response_action="errors", errors={BlockId.VENDOR.value: exc.message[:150]})
+            return
+        context["outcome"] = "done"
+        ack(response_action="update", view=build_done_view(done.text))
 
-    def handle_note_modal_submission(ack, body, view, context):  # noqa: ANN001
-        received = context.get("received_at", time.monotonic())
+    @app.view(CallbackId.NOTE_MODAL.value)
+    def handle_note_modal_submission(ack: Ack, body: dict, view: dict, context: BoltContext) -> None:
         try:
             meta = NoteMetadata.load(view.get("private_metadata") or "")
             note = check_free_text(
                 form_values(view).get(BlockId.NOTE.value) or "", field="note", max_len=args.LONG_TEXT_MAX
             )
         except InputError as exc:
+            context["outcome"] = "refused: input"
             ack(response_action="errors", errors={BlockId.NOTE.value: exc.message[:150]})
             return
-        payload = {
-            "user": (body.get("user") or {}).get("id", ""),
-            "contract_id": meta.contract_id,
-            "qid": meta.qid,
-            "note": note,
-        }
-        ctx.accept("note_modal", payload, received, ack, durable=True)
-
-    routes.views([CallbackId.FILE_MODAL.value], handle_file_modal_submission)
-    routes.views([CallbackId.NOTE_MODAL.value], handle_note_modal_submission)
+        actor = (body.get("user") or {}).get("id") or ""
+        try:
+            ctx.run(lambda: ctx.service.add_note(actor, meta.contract_id, meta.qid, note))
+        except DomainError as exc:
+            context["outcome"] = f"refused: {type(exc).__name__}"
+            ack(response_action="errors", errors={BlockId.NOTE.value: exc.message[:150]})
+            return
+        context["outcome"] = "done"
+        ack()  # closes the form
 
     @app.shortcut(CallbackId.FILE_SHORTCUT.value)
-    def handle_file_shortcut(ack, shortcut, client, respond):  # noqa: ANN001
-        ack()
+    def handle_file_shortcut(
+        ack: Ack, shortcut: dict, client: WebClient, respond: Respond, context: BoltContext
+    ) -> None:
         message = shortcut.get("message")
         text = message.get("text") if isinstance(message, dict) else None
         prefill = prefill_from_message(text if isinstance(text, str) else "")
-
-        def open_filing_form() -> None:
-            try:
-                client.views_open(trigger_id=shortcut.get("trigger_id"), view=build_file_modal(prefill))
-            except Exception:  # noqa: BLE001 - e.g. an expired trigger: tell the user instead of going quiet
-                error = error_reply(log)
-                if shortcut.get("response_url"):
-                    try:
-                        respond(
-                            response_type="ephemeral",
-                            text=error + " You can also file with `/contract file`.",
-                        )
-                    except Exception:  # noqa: BLE001
-                        log.exception("could not tell the user the form did not open")
-
-        ctx.after_ack(open_filing_form)
+        problem = open_form(client, shortcut.get("trigger_id"), build_file_modal(prefill))
+        context["outcome"] = "form opened" if problem is None else "form not opened"
+        ack()
+        if problem is not None and shortcut.get("response_url"):
+            reply = problem + " You can also file with `/contract file`."
+            ctx.after_answer(lambda: private_reply(respond, reply))
 
 
 def prefill_from_message(text: str) -> dict[str, str]:
@@ -240,58 +265,3 @@ def prefill_from_message(text: str) -> dict[str, str]:
             # one-line fields get one line; only the scope keeps the message's line breaks
             prefill[key.lower()] = value.strip() if key.lower() == "scope" else " ".join(value.split())
     return prefill
-
-
-def run_file_modal_job(ctx: HandlerContext, payload: dict) -> dict:
-    """Carry out a filing form; returns the view response (the done view, or the form's errors)."""
-    values, errors = validate_file_form(payload.get("form") or {}, today=ctx.today())
-    if errors:
-        return {"response_action": "errors", "errors": errors}
-    try:
-        done = ctx.service.file_contract(
-            payload.get("user") or "", contract_fields(values), source_key=f"view:{payload.get('view_id')}"
-        )
-        return {"response_action": "update", "view": build_done_view(done.text)}
-    except DomainError as exc:
-        return {"response_action": "errors", "errors": {"vendor": exc.message[:150]}}
-    except InboxItemGone:
-        raise
-    except Exception:  # noqa: BLE001
-        return {"response_action": "update", "view": build_done_view(error_reply(log))}
-
-
-def run_note_job(ctx: HandlerContext, payload: dict) -> dict:
-    """Carry out a note form; {} closes the form, else the form's error."""
-    reply = ctx.outcome(
-        lambda: ctx.service.add_note(
-            payload.get("user") or "",
-            int(payload.get("contract_id") or 0),
-            str(payload.get("qid") or ""),
-            payload.get("note") or "",
-        )
-    )
-    if reply["text"].startswith("Note added"):
-        return {}
-    return {"response_action": "errors", "errors": {BlockId.NOTE.value: reply["text"][:150]}}
-
-
-def dm_filing_result(ctx: HandlerContext, payload: dict, result: dict) -> None:
-    """The result of a filing that finished after its form closed, as a direct message."""
-    from handlers.jobs import direct_message
-
-    view = result.get("view") or {}
-    text = ((view.get("blocks") or [{}])[0].get("text") or {}).get("text")
-    if not text:
-        text = "Your filing was not accepted: " + "; ".join(
-            f"{k}: {v}" for k, v in (result.get("errors") or {}).items()
-        )
-    direct_message(ctx, payload, {"text": text})
-
-
-def dm_note_error(ctx: HandlerContext, payload: dict, result: dict) -> None:
-    """A note refused after its form closed, as a direct message."""
-    from handlers.jobs import direct_message
-
-    errors = result.get("errors") or {}
-    if errors:
-        direct_message(ctx, payload, {"text": "Your note was not added: " + "; ".join(errors.values())})

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,54 +20,21 @@ SessionFactory = Callable[[], Session]
 READ_ONLY = "contract_bot_read_only"
 
 
+# A request's unit of work must finish within Slack's 3 s, with room for the answer; background work may wait longer.
+REQUEST_DB_TIMEOUT_MS = 1500
+BACKGROUND_DB_TIMEOUT_MS = 30_000
+
+
 def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> Engine:
-    """An engine for ``url``: SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE; PostgreSQL a pool."""
+    """An engine for ``url``: SQLite gets WAL, busy timeouts and BEGIN IMMEDIATE; PostgreSQL a pool with timeouts.
+
+    Lock and statement timeouts are short inside a request (``CommitGuard`` set) and long in background work, so no
+    thread waits on the database without bound; the request's own deadline (``CommitGuard``) covers the rest.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        write_lock = threading.Lock()
-
-        class WriterConnection(sqlite3.Connection):
-            """Holds this process's write lock from BEGIN IMMEDIATE to COMMIT/ROLLBACK.
-
-            SQLite's busy handler retries a locked database by sleeping 1, 2, 5 … 100 ms, with no order among the
-            waiters: under a burst one writer can lose for a second. Threads of one process queue on a lock
-            instead and go the instant it is free; other processes still meet SQLite's own lock.
-            """
-
-            holds_write_lock = False
-
-            def take_write_lock(self) -> None:
-                if not write_lock.acquire(timeout=30):
-                    raise sqlite3.OperationalError(
-                        "database is locked (waited 30 s for this process's writers)"
-                    )
-                self.holds_write_lock = True
-
-            def _release(self) -> None:
-                if self.holds_write_lock:
-                    self.holds_write_lock = False
-                    write_lock.release()
-
-            def commit(self) -> None:
-                try:
-                    super().commit()
-                finally:
-                    self._release()
-
-            def rollback(self) -> None:
-                try:
-                    super().rollback()
-                finally:
-                    self._release()
-
-            def close(self) -> None:
-                try:
-                    super().close()
-                finally:
-                    self._release()
-
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30, "factory": WriterConnection}
+            url, connect_args={"check_same_thread": False, "timeout": BACKGROUND_DB_TIMEOUT_MS / 1000}
         )
 
         @event.listens_for(engine, "connect")
@@ -79,33 +44,54 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # noqa: ANN001
+            busy_ms = REQUEST_DB_TIMEOUT_MS if _guard.get() is not None else BACKGROUND_DB_TIMEOUT_MS
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
             # A unit of work that may write takes the write lock up front; a read-only one (see `read_only`)
             # must not, or every `show` would queue behind writers (WAL lets it read alongside them).
-            if conn.get_execution_options().get(READ_ONLY):
-                conn.exec_driver_sql("BEGIN")
-                return
-            dbapi_conn = conn.connection.dbapi_connection
-            dbapi_conn.take_write_lock()
-            try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            except BaseException:
-                dbapi_conn.rollback()  # releases the lock; there is no transaction to end
-                raise
+            conn.exec_driver_sql(
+                "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
+            )
 
         return engine
-    connect_args = {}
+    connect_args: dict[str, object] = {
+        "connect_timeout": 2,
+        # A server that never answers must not hold a background thread for ever either.
+        "options": f"-c statement_timeout={BACKGROUND_DB_TIMEOUT_MS} -c lock_timeout={BACKGROUND_DB_TIMEOUT_MS}"
+        " -c idle_in_transaction_session_timeout=60000",
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    url_options = parsed.query.get("options")  # e.g. ?options=-csearch_path%3Dx: kept, ours come first
+    if url_options:
+        connect_args["options"] = f"{connect_args['options']} {url_options}"
     if schema:
-        connect_args["options"] = f"-csearch_path={schema}"
-    return create_engine(
-        url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
+        connect_args["options"] = f"{connect_args['options']} -csearch_path={schema}"
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=20,
+        pool_timeout=2,
+        pool_pre_ping=True,
+        connect_args=connect_args,
     )
+
+    @event.listens_for(engine, "begin")
+    def _postgresql_begin(conn):  # noqa: ANN001
+        if _guard.get() is not None:
+            conn.exec_driver_sql(
+                f"SET LOCAL statement_timeout = {REQUEST_DB_TIMEOUT_MS}; "
+                f"SET LOCAL lock_timeout = {REQUEST_DB_TIMEOUT_MS}"
+            )
+
+    return engine
 
 
 def sqlite_file(engine: Engine) -> str | None:
@@ -118,29 +104,6 @@ def sqlite_file(engine: Engine) -> str | None:
     ):
         return None
     return url.database
-
-
-def inbox_engine(engine: Engine) -> Engine:
-    """Where acknowledged requests are recorded: on a SQLite file, a file of its own beside it (``<file>.inbox``),
-    so recording one never waits behind the main database's single write lock; otherwise the same database."""
-    path = sqlite_file(engine)
-    if path is None:
-        return engine
-    from storage.models import InboxItem
-
-    inbox = make_engine(str(engine.url.set(database=f"{path}.inbox")))
-    InboxItem.__table__.create(inbox, checkfirst=True)  # a spool, not part of the migrated schema
-    return inbox
-
-
-def journal_dir(engine: Engine, setting: str | None = None) -> str | None:
-    """Where acknowledged requests are journaled (storage.journal): ``setting`` (INBOX_JOURNAL_DIR) when given,
-    "off" for none; by default a directory beside a SQLite file (``<file>.journal``) and none otherwise (a
-    PostgreSQL deployment may run where the local disk does not outlive the process, so it opts in)."""
-    if setting:
-        return None if setting.strip().lower() == "off" else setting
-    path = sqlite_file(engine)
-    return None if path is None else f"{path}.journal"
 
 
 def session_factory(engine: Engine) -> SessionFactory:
@@ -163,48 +126,71 @@ def read_only(factory: SessionFactory) -> Iterator[Session]:
         session.close()  # ends the transaction; unlike rollback() it leaves loaded objects readable
 
 
-class InboxItemGone(Exception):
-    """The acknowledged request this work carries out was already carried out (by another process): roll back."""
+class Abandoned(Exception):
+    """The request this unit of work belongs to was already answered "nothing recorded": it must not commit."""
 
 
-@dataclass
-class Settlement:
-    """The acknowledged request (inbox key) the current thread is carrying out, and whether a commit settled it."""
+class CommitGuard:
+    """Whether a request's units of work may still commit, shared by the request thread and its worker.
 
-    key: str
-    settled: bool = False
+    The request thread gives up at its deadline (``abandon``) and tells the user the truth: nothing was recorded,
+    unless a commit had already been sent, in which case the outcome is unknown. The worker checks before each
+    commit, so work that finishes after the user was told "nothing recorded" is rolled back, never committed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._committing = False
+
+    def begin_commit(self) -> bool:
+        """Called before a commit: False (do not commit) when the request was already abandoned."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._committing = True
+            return True
+
+    def abandon(self) -> bool:
+        """Give up on the request; True when a commit had already been sent (its outcome is then unknown)."""
+        with self._lock:
+            self._abandoned = True
+            return self._committing
+
+    @property
+    def abandoned(self) -> bool:
+        """True once the request thread has given up."""
+        return self._abandoned
+
+    @property
+    def committing(self) -> bool:
+        """True once a commit has been sent (its outcome may then be unknown if the database stops answering)."""
+        return self._committing
 
 
-_settlement: ContextVar[Settlement | None] = ContextVar("contract_bot_settlement", default=None)
+_guard: ContextVar[CommitGuard | None] = ContextVar("contract_bot_commit_guard", default=None)
 
 
 @contextlib.contextmanager
-def settling(key: str | None) -> Iterator[Settlement | None]:
-    """Carry out an inbox request: the first unit of work that commits in this block records the request's key as
-    seen in its own transaction, so the work and "it is done" are one atomic fact (a crash replays it once)."""
-    settlement = Settlement(key) if key is not None else None
-    token = _settlement.set(settlement)
+def guarded(guard: CommitGuard) -> Iterator[CommitGuard]:
+    """Run the units of work of one request under its guard (and with the request's short database timeouts)."""
+    token = _guard.set(guard)
     try:
-        yield settlement
+        yield guard
     finally:
-        _settlement.reset(token)
+        _guard.reset(token)
 
 
 @contextlib.contextmanager
 def unit_of_work(factory: SessionFactory) -> Iterator[Session]:
     """One transaction: commit when the block ends normally, roll back on any exception."""
     session = factory()
-    settlement = _settlement.get()
+    guard = _guard.get()
     try:
         yield session
-        if settlement is not None and not settlement.settled:
-            from storage.repositories import record_seen
-
-            if not record_seen(session, f"inbox:{settlement.key}", datetime.now(UTC)):
-                raise InboxItemGone(f"inbox request {settlement.key} was already carried out")
+        if guard is not None and not guard.begin_commit():
+            raise Abandoned("the request was answered before this unit of work could commit")
         session.commit()
-        if settlement is not None:
-            settlement.settled = True
     except BaseException:
         session.rollback()
         raise
@@ -237,12 +223,13 @@ def migrate(engine: Engine) -> None:
                 conn.commit()
 
 
-def ping(engine: Engine) -> bool:
-    """True when the database answers a trivial query."""
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:  # noqa: BLE001 - health check reports, never raises
-        log.warning("database ping failed", exc_info=True)
-        return False
+def check_writable(engine: Engine) -> None:
+    """Take a write (a row in ``seen_request``) and roll it back; raises when the database cannot.
+
+    On SQLite the BEGIN IMMEDIATE takes the write lock, so a database locked by a stuck writer fails here too.
+    """
+    from storage.models import SeenRequest
+
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(SeenRequest.__table__.insert().values(key="healthz", at=datetime.now(UTC)))
+        transaction.rollback()

@@ -193,25 +193,3 @@ class SeenRequest(SQLModel, table=True):
     __tablename__ = "seen_request"
     key: str = Field(primary_key=True)
     at: datetime = Field(sa_column=utc_column(nullable=False))
-
-
-class InboxItem(SQLModel, table=True):
-    """A request Slack was told we have (acknowledged) whose work is not done yet.
-
-    Written and committed before the acknowledgement. The transaction that carries it out also records its key as
-    seen (``seen_request``), so after a crash every row left is carried out exactly once (bot/services/inbox.py).
-    On SQLite the table lives in a file of its own, so recording never waits for the main database's write lock."""
-
-    __tablename__ = "inbox"
-    # status+lease_until: after a crash the rows of a dead process are found by their expired lease
-    __table_args__ = (Index("ix_inbox_stale", "status", "lease_until"),)
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(unique=True)  # random: "inbox:<key>" in seen_request marks it carried out
-    kind: str  # which job: command | answer | snooze | file_modal | note_modal
-    payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON: what the job needs, as Slack sent it
-    received_at: datetime = Field(sa_column=utc_column(nullable=False))
-    status: str = Field(default="pending")  # pending | dead (failed too often; kept for admins)
-    owner: str  # the process that holds it (renews its lease while the work is queued)
-    lease_until: datetime = Field(sa_column=utc_column(nullable=False))
-    attempts: int = 0
-    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

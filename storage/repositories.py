@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, delete, exists, func, inspect, or_, select, update
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -18,7 +17,6 @@ from storage.models import (
     AuditEntry,
     AuditHead,
     Contract,
-    InboxItem,
     OutboxMessage,
     Question,
     Reminder,
@@ -387,127 +385,6 @@ def count_outbox(s: Session, status: str = "pending") -> int:
         s.execute(
             select(func.count()).select_from(OutboxMessage).where(col(OutboxMessage.status) == status)
         ).scalar_one()
-    )
-
-
-# ---- inbox of acknowledged requests -------------------------------------------------------------------------
-
-
-def _inbox_rows(rows: Sequence[dict], at: datetime, owner: str, lease: timedelta) -> list[dict]:
-    """What a newly recorded request holds, column by column (both ways of inserting below use this)."""
-    return [
-        {
-            "key": r["key"],
-            "kind": r["kind"],
-            "payload": r["payload_json"]
-            if "payload_json" in r
-            else json.dumps(r["payload"], ensure_ascii=False),
-            "received_at": at,
-            "status": "pending",
-            "owner": owner,
-            "lease_until": at + lease,
-            "attempts": 0,
-        }
-        for r in rows
-    ]
-
-
-def add_inbox(
-    s: Session | Connection, rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta
-) -> None:
-    """Record acknowledged requests ({key, kind, payload} or {key, kind, payload_json}); one core INSERT for the lot (group commit; on the
-    acknowledgement path, so it takes a plain Connection too)."""
-    s.execute(InboxItem.__table__.insert(), _inbox_rows(rows, at, owner, lease))
-
-
-def inbox_insert_sql(rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta) -> tuple[str, list]:
-    """The same rows as add_inbox, as one SQLite INSERT … VALUES (…), (…) and its parameters (for a DB-API cursor
-    in autocommit; timestamps in the text form UTCDateTime stores on SQLite)."""
-    values = _inbox_rows(rows, at, owner, lease)
-    columns = list(values[0])
-    params = [
-        v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v
-        for row in values
-        for v in row.values()
-    ]
-    placeholders = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(values))
-    return f"INSERT INTO inbox ({', '.join(columns)}) VALUES {placeholders}", params
-
-
-def inbox_copy_rows(
-    rows: Sequence[dict], *, at: datetime, owner: str, lease: timedelta
-) -> tuple[list[str], list[tuple]]:
-    """The same rows as add_inbox, as column names and value tuples for PostgreSQL's COPY."""
-    values = _inbox_rows(rows, at, owner, lease)
-    return list(values[0]), [tuple(v.values()) for v in values]
-
-
-def delete_inbox(s: Session, key: str) -> None:
-    """Forget a request that has been carried out (its key is in seen_request)."""
-    s.execute(delete(InboxItem).where(InboxItem.key == key).execution_options(synchronize_session=False))
-
-
-def existing_inbox_keys(s: Session, keys: Sequence[str]) -> set[str]:
-    """Which of these request keys have a row in the inbox."""
-    found: set[str] = set()
-    for i in range(0, len(keys), 500):
-        found.update(s.execute(select(InboxItem.key).where(InboxItem.key.in_(keys[i : i + 500]))).scalars())
-    return found
-
-
-def inbox_key_seen(s: Session, key: str) -> bool:
-    """True when the transaction that carried out an inbox request has committed."""
-    return s.get(SeenRequest, f"inbox:{key}") is not None
-
-
-def renew_inbox(s: Session, *, owner: str, until: datetime) -> int:
-    """Extend the lease of every pending request a live process holds."""
-    result = s.execute(
-        update(InboxItem)
-        .where(InboxItem.owner == owner, InboxItem.status == "pending")
-        .values(lease_until=until)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount
-
-
-def claim_stale_inbox(
-    s: Session, *, owner: str, now: datetime, lease: timedelta, limit: int
-) -> list[InboxItem]:
-    """Take over pending requests whose holder stopped renewing (it crashed), oldest first."""
-    stale = (
-        select(InboxItem.id)
-        .where(InboxItem.status == "pending", InboxItem.lease_until < now)
-        .order_by(InboxItem.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    stmt = (
-        update(InboxItem)
-        .where(InboxItem.id.in_(stale.scalar_subquery()))
-        .values(owner=owner, lease_until=now + lease, attempts=InboxItem.attempts + 1)
-        .returning(InboxItem)
-        .execution_options(synchronize_session=False)
-    )
-    rows = list(s.execute(stmt).scalars())
-    rows.sort(key=lambda r: r.id)
-    return rows
-
-
-def bury_inbox(s: Session, key: str, error: str) -> None:
-    """Keep a request that failed too often out of the replay, with why."""
-    s.execute(
-        update(InboxItem)
-        .where(InboxItem.key == key)
-        .values(status="dead", last_error=error[:2000])
-        .execution_options(synchronize_session=False)
-    )
-
-
-def count_inbox(s: Session, status: str = "pending") -> int:
-    """How many acknowledged requests have a status."""
-    return int(
-        s.execute(select(func.count()).select_from(InboxItem).where(InboxItem.status == status)).scalar_one()
     )
 
 

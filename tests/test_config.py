@@ -11,14 +11,6 @@ def test_defaults_need_nothing():
     s = Settings.from_env({})
     assert s.database_url == DEFAULT_DATABASE_URL and s.bot_timezone == "America/New_York"
     assert s.reminder_interval_seconds == 60 and s.port == 3000 and not s.socket_mode
-    assert s.inbox_journal_dir is None  # beside a SQLite file, none on PostgreSQL (storage.db.journal_dir)
-
-
-def test_the_journal_directory_is_taken_as_given():
-    assert Settings.from_env({"INBOX_JOURNAL_DIR": "/var/lib/contract-bot/journal"}).inbox_journal_dir == (
-        "/var/lib/contract-bot/journal"
-    )
-    assert Settings.from_env({"INBOX_JOURNAL_DIR": " off "}).inbox_journal_dir == "off"
 
 
 @pytest.mark.parametrize(
@@ -36,7 +28,6 @@ def test_the_journal_directory_is_taken_as_given():
         ({"REMINDER_INTERVAL_SECONDS": "often"}, "REMINDER_INTERVAL_SECONDS"),
         ({"REMINDER_INTERVAL_SECONDS": "0"}, "REMINDER_INTERVAL_SECONDS"),
         ({"PORT": "70000"}, "PORT"),
-        ({"INBOX_JOURNAL_DIR": "journal\x00dir"}, "INBOX_JOURNAL_DIR"),
     ],
 )
 def test_bad_setting_names_the_variable(env, variable):

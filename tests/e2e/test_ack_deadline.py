@@ -1,5 +1,5 @@
-"""Slack's clock under load: 50 simultaneous commands, buttons and modal submissions are acknowledged inside
-3 seconds while the database is locked and Slack is slow; the work then completes and nothing is lost."""
+"""Slack's clock with the database locked: 50 simultaneous commands and buttons are answered inside 3 seconds,
+each saying truthfully that nothing was recorded; nothing lands later, and the bot works again once the lock goes."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ def _lock_sqlite(url: str):
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-def test_fifty_commands_acked_in_time_while_database_is_locked(running, database):
+def test_fifty_commands_answered_in_time_while_database_is_locked(running, database):
     url, _ = database
-    running.double.latency = 0.5  # Slack is slow too
+    running.double.latency = 0.5  # Slack is slow too; no Slack call is in the request, so it does not matter
     lock = _lock_sqlite(url)
     urls = [running.double.new_response_url() for _ in range(50)]
 
@@ -44,48 +44,53 @@ def test_fifty_commands_acked_in_time_while_database_is_locked(running, database
     finally:
         lock.execute("ROLLBACK")
         lock.close()
-        running.double.latency = 0  # the acks were timed against a slow Slack; the late replies need not wait
+        running.double.latency = 0
     slowest = max(t for _, t in results)
     assert all(r.status == 200 for r, _ in results), [r.status for r, _ in results]
-    assert slowest < SLACK_DEADLINE, f"slowest ack took {slowest:.2f}s"
-    assert all("Working on it" in r.json["text"] or "Filed" in r.json["text"] for r, _ in results)
-    # Once the database is free, every filing completes and its requester is told privately.
-    running.double.wait_for(
-        lambda d: all(
-            any("Filed" in (p["body"].get("text") or "") for p in d.responses(u))
-            or any("Filed" in (r.json or {}).get("text", "") for r, _ in results[i : i + 1])
-            for i, u in enumerate(urls)
-        ),
-        timeout=60,
-    )
-    assert running.bot.service.list_contracts().total == 50
+    assert slowest < SLACK_DEADLINE, f"slowest answer took {slowest:.2f}s"
+    # every one is told the truth in its answer: nothing was recorded, try again; nothing follows later
+    assert all("nothing was recorded" in r.json["text"] for r, _ in results), [r.json for r, _ in results]
+    time.sleep(0.5)  # work that finished after its answer would have committed by now
+    assert running.bot.service.list_contracts().total == 0
+    assert not any(running.double.responses(u) for u in urls)
+    # the lock gone, the bot works again by itself
+    r = running.command("file vendor=V product=P agency=ICE")
+    assert "Filed" in r.json["text"] and running.bot.service.list_contracts().total == 1
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-def test_buttons_acked_in_time_while_database_is_locked(running, database):
+def test_buttons_answered_in_time_while_database_is_locked(running, database):
     url, _ = database
     running.command("file vendor=V product=P agency=ICE")
     running.thread(1)
     lock = _lock_sqlite(url)
+    urls = [running.double.new_response_url(channel=REVIEW, user=REVIEWER) for _ in range(20)]
     try:
 
         def press(i: int):
             started = time.monotonic()
             r = running.slack.block_action(
-                user_id=REVIEWER, action_id="answer_yes" if i % 2 else "answer_no", value="1:SCOPE-2"
+                user_id=REVIEWER,
+                action_id="answer_yes" if i % 2 else "answer_no",
+                value="1:SCOPE-2",
+                channel_id=REVIEW,
+                response_url=urls[i],
             )
             return r.status, time.monotonic() - started
 
-        with ThreadPoolExecutor(max_workers=50) as pool:
-            results = list(pool.map(press, range(50)))
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            results = list(pool.map(press, range(20)))
     finally:
         lock.execute("ROLLBACK")
         lock.close()
     assert all(status == 200 for status, _ in results)
     assert max(t for _, t in results) < SLACK_DEADLINE
-    running.double.wait_for(
-        lambda d: running.bot.service.show(1).question("SCOPE-2").answer in ("yes", "no"), timeout=60
-    )
+    # each presser is told privately that nothing was recorded, and nothing was
+    running.double.wait_for(lambda d: all(d.responses(u) for u in urls), timeout=10)
+    assert all("nothing was recorded" in running.double.responses(u)[0]["body"]["text"] for u in urls)
+    assert running.bot.service.show(1).question("SCOPE-2").answer is None
+    r = running.slack.block_action(user_id=REVIEWER, action_id="answer_yes", value="1:SCOPE-2")
+    assert r.status == 200 and running.bot.service.show(1).question("SCOPE-2").answer == "yes"
 
 
 def test_concurrent_filings_get_distinct_references(running):

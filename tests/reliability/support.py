@@ -15,7 +15,6 @@ from tests.conftest import REVIEW, REVIEWER, Running
 STATE_TABLES = ("contract", "question", "assignment", "role_grant", "setting", "reminder")
 # Written by the outbox when a message is posted (its Slack ts), asynchronously: delivery bookkeeping, not state.
 DELIVERY_COLUMNS = ("parent_ts", "message_ts")
-HOURGLASS = "Working on it"
 FILE_OK = 'file vendor="Paragon Solutions" product=Graphite agency=ICE'
 
 
@@ -112,8 +111,11 @@ def _pending_outbox(running: Running) -> int:
 
 
 def _pool_backlog(running: Running) -> int:
-    # the work pool's queue (requests carried out at once) and the inbox's (requests queued behind them)
-    return running.bot.work_pool._work_queue.qsize() + running.bot.inbox.backlog()  # noqa: SLF001 - only to know both are idle
+    # private replies and uploads that follow an answer, and lazy listeners (App Home)
+    return (
+        running.bot.followups._work_queue.qsize()  # noqa: SLF001 - only to know both are idle
+        + running.bot.bolt.listener_runner.listener_executor._work_queue.qsize()  # type: ignore[attr-defined]  # noqa: SLF001
+    )
 
 
 # ---- what the bot said -----------------------------------------------------------------------------------
@@ -171,7 +173,7 @@ def command_reply(
     running: Running, text_: str, user: str, timeout: float = 10.0
 ) -> tuple[int, str, dict | None]:
     """POST a command with its own response_url; returns (status, the one reply's words, ack body).
-    Asserts there is exactly one reply: the ack body, or (after an hourglass ack) one response_url post."""
+    Asserts there is exactly one reply, in the ack body, and nothing through the response_url."""
     url = running.double.new_response_url(channel=REVIEW, user=user)
     r = running.command(text_, user=user, response_url=url)
     if r.status != 200:
@@ -179,12 +181,7 @@ def command_reply(
     ack = reply_text(r.json)
     if r.json is None or not ack:  # an empty ack: the filing modal was opened instead
         return r.status, "", r.json
-    if HOURGLASS in ack:
-        running.double.wait_for(lambda d: len(d.responses(url)) >= 1, timeout=timeout)
-        time.sleep(0.05)
-        posts = running.double.responses(url)
-        assert len(posts) == 1, (text_, posts)
-        return r.status, reply_text(posts[0]["body"]), r.json
+    assert not running.double.responses(url), (text_, running.double.responses(url))
     return r.status, ack, r.json
 
 

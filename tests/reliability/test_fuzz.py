@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from bot.domain import args
 from tests.conftest import ADMIN, MANAGER, MEMBER, OFFICIAL, REVIEW, REVIEWER
 from tests.reliability.support import (
-    HOURGLASS,
     counts,
     file_form_state,
     fingerprint,
@@ -182,11 +181,7 @@ def test_fuzz_contract_command_text(fuzzed, caplog):
         words = reply_text(r.json)
         if not words:  # an empty ack is only right for a bare `file`: the filing modal opens instead
             running.double.wait_for(lambda d: len(d.views_opened()) == opened + 1, timeout=5)
-        if HOURGLASS in words:
-            running.double.wait_for(lambda d: d.responses(url), timeout=15)
-            words = reply_text(running.double.responses(url)[0]["body"])
-        else:
-            urls.append(url)
+        urls.append(url)
         acks.append(r.json)
         for word in CRASH_WORDS:
             assert word not in words, (text, words[:500])

@@ -1,0 +1,16 @@
+"""The one logging setup: what an operator reads, one line per request, nothing per idle minute, no secrets."""
+
+from __future__ import annotations
+
+import logging
+
+# Libraries that speak at INFO about their own routine (APScheduler on every run of a job, Alembic on every start,
+# Bolt on every refused signature, with the body) are kept to warnings.
+QUIET = ("apscheduler", "alembic", "slack_bolt", "slack_sdk", "urllib3", "websocket")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log to standard error at ``level``: time, level, logger, message."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
