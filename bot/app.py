@@ -99,13 +99,13 @@ def request_kind(body: Any) -> str:
         action_id = actions[0].get("action_id") if isinstance(actions[0], dict) else None
         return f"button {str(action_id)[:40]}"
     if kind in ("view_submission", "view_closed"):
-        view = body.get("view") if isinstance(body.get("view"), dict) else {}
-        return f"form {str(view.get('callback_id'))[:40]}"
+        view = body.get("view")
+        return f"form {str(view.get('callback_id') if isinstance(view, dict) else None)[:40]}"
     if kind in ("shortcut", "message_action"):
         return f"shortcut {str(body.get('callback_id'))[:40]}"
     if kind == "event_callback":
-        event = body.get("event") if isinstance(body.get("event"), dict) else {}
-        return f"event {str(event.get('type'))[:40]}"
+        event = body.get("event")
+        return f"event {str(event.get('type') if isinstance(event, dict) else None)[:40]}"
     return str(kind)[:40]
 
 

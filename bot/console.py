@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -227,7 +227,7 @@ class LoopbackSlack:
         channel = self._channel(p.get("channel") or "")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
-        msg = {
+        msg: dict[str, Any] = {
             "type": "message",
             "channel": channel,
             "ts": self._next_ts(),
@@ -676,10 +676,10 @@ class Console:
     def dispatch(self, body: str, content_type: str) -> tuple[int, str]:
         """Sign a body as Slack does and run it through the Bolt app; returns (status, body)."""
         ts = str(int(time.time()))
-        headers = {
+        headers: dict[str, str | Sequence[str]] = {
             "content-type": [content_type],
             "x-slack-request-timestamp": [ts],
-            "x-slack-signature": [self.verifier.generate_signature(timestamp=ts, body=body)],
+            "x-slack-signature": [self.verifier.generate_signature(timestamp=ts, body=body) or ""],
         }
         response = self.bot.bolt.dispatch(BoltRequest(body=body, headers=headers))
         return response.status, response.body or ""
@@ -766,7 +766,7 @@ class Console:
         }
         if msg.get("thread_ts"):
             container["thread_ts"] = msg["thread_ts"]
-        payload = {
+        payload: dict[str, Any] = {
             "type": "block_actions",
             "user": self._user_obj(),
             "api_app_id": "ACONSOLE",

@@ -68,6 +68,7 @@ def build_file_modal(prefill: dict[str, str] | None = None) -> dict:
     prefill = prefill or {}
     blocks = []
     for opt in args.COMMANDS["file"].options:
+        element: StaticSelectElement | PlainTextInputElement
         label = FIELD_LABELS.get(opt.key, opt.key)
         if opt.kind in (args.Kind.CHOICE, args.Kind.YES_NO):
             choices = opt.choices or ("yes", "no")

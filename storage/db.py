@@ -228,8 +228,10 @@ def check_writable(engine: Engine) -> None:
 
     On SQLite the BEGIN IMMEDIATE takes the write lock, so a database locked by a stuck writer fails here too.
     """
+    from sqlalchemy import insert
+
     from storage.models import SeenRequest
 
     with engine.connect() as conn, conn.begin() as transaction:
-        conn.execute(SeenRequest.__table__.insert().values(key="healthz", at=datetime.now(UTC)))
+        conn.execute(insert(SeenRequest).values(key="healthz", at=datetime.now(UTC)))
         transaction.rollback()
