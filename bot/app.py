@@ -72,6 +72,8 @@ class LoggedApp(App):
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         started = time.perf_counter()
         response = super().dispatch(req)
+        if response.status == 401:  # refused before anything was read: the WSGI entry logs why, as a warning
+            return response
         requests_log.info(
             "%s by %s: %s, HTTP %s in %.0f ms",
             request_kind(req.body),
@@ -238,7 +240,8 @@ def _signature_refusal(timestamp: str | None, signature: str | None) -> str:
         return "unsigned (no X-Slack-Signature or timestamp)"
     age = time.time() - int(timestamp)
     if abs(age) > SIGNATURE_MAX_AGE_SECONDS:
-        return f"stale timestamp ({age:+.0f} s from now; at most {SIGNATURE_MAX_AGE_SECONDS} s)"
+        when = f"{age:.0f} s old" if age > 0 else f"{-age:.0f} s in the future"
+        return f"stale timestamp ({when}; at most {SIGNATURE_MAX_AGE_SECONDS} s either way)"
     return "bad signature"
 
 
