@@ -13,7 +13,7 @@ import pytest
 
 from bot.console import run_demo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_final_show_and_audit(transcript):
     assert "answer: yes → no" in audit  # the changed CI-4 answer keeps both versions
 
 
-def test_the_command_line_demo_exits_0():
+def test_the_command_line_demo_exits_0(tmp_path):
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -109,7 +109,7 @@ def test_the_command_line_demo_exits_0():
         capture_output=True,
         text=True,
         env=env,
-        cwd=ROOT / "tests",
+        cwd=tmp_path,  # a folder of its own: nothing is written beside the code
         timeout=120,
     )
     assert done.returncode == 0, done.stderr

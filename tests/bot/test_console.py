@@ -12,7 +12,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.console import run_console
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York
 FILE = 'file vendor="Paragon Solutions" product=Graphite agency=ICE awarded=2026-11-02 purpose=operational'
 
@@ -159,7 +159,7 @@ def test_a_database_url_keeps_the_record_between_sessions(tmp_path):
     assert "1 contract" in out and "CR-1" in out
 
 
-def test_the_command_line_console_works_from_a_pipe_with_no_slack_settings():
+def test_the_command_line_console_works_from_a_pipe_with_no_slack_settings(tmp_path):
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
@@ -172,7 +172,7 @@ def test_the_command_line_console_works_from_a_pipe_with_no_slack_settings():
         capture_output=True,
         text=True,
         env=env,
-        cwd=ROOT / "tests",
+        cwd=tmp_path,  # a folder of its own: nothing is written beside the code
         timeout=60,
     )
     assert done.returncode == 0, done.stderr

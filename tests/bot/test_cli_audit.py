@@ -134,7 +134,7 @@ def test_the_installed_command_exits_non_zero_on_tampering(running, database, tm
         url = f"{url}?options={quote(f'-csearch_path={schema}')}"
     n = build_log(running)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")} | {"DATABASE_URL": url}
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = str(root)
 
     def verify() -> subprocess.CompletedProcess:
