@@ -68,3 +68,36 @@ def test_handlers_do_not_reach_into_storage():
 def test_the_architecture_test_sees_files():
     assert len(list((ROOT / "bot" / "domain").glob("*.py"))) >= 6
     assert len(list((ROOT / "handlers").glob("*.py"))) >= 6
+
+
+def test_no_import_circle_inside_handlers():
+    modules = {path.stem: path for path in (ROOT / "handlers").glob("*.py") if path.stem != "__init__"}
+    graph = {
+        name: {
+            imported.removeprefix("handlers.")
+            for imported in imports_of(path)
+            if imported.startswith("handlers.")
+        }
+        for name, path in modules.items()
+    }
+    # the listener modules may also be named as `from handlers import x`
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "handlers":
+                graph[name].update(a.name for a in node.names if a.name in modules)
+
+    def circle_from(start: str) -> list[str] | None:
+        stack = [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    return [*path, start]
+                if nxt not in path:
+                    stack.append((nxt, [*path, nxt]))
+        return None
+
+    circles = [c for c in map(circle_from, sorted(graph)) if c]
+    assert not circles, circles
+    assert graph["commands"] >= {"context", "modals"}  # the graph is really read
