@@ -38,6 +38,7 @@ class Contract(SQLModel, table=True):
     status: str = Field(default="intake", index=True)
     channel_id: str | None = None
     parent_ts: str | None = None
+    permalink: str | None = None  # the parent message's link (chat.getPermalink), for thread links
     stopwork_since: date | None = None
     stopwork_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     determination: str | None = None
