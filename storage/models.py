@@ -194,3 +194,13 @@ class SeenRequest(SQLModel, table=True):
     __tablename__ = "seen_request"
     key: str = Field(primary_key=True)
     at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class SlackChannel(SQLModel, table=True):
+    """What the bot last learned about a channel it must post in: is it a member, and if not, why."""
+
+    __tablename__ = "slack_channel"
+    channel_id: str = Field(primary_key=True)
+    is_member: bool
+    problem: str | None = None  # Slack's error (not_in_channel, channel_not_found, is_archived, …)
+    checked_at: datetime = Field(sa_column=utc_column(nullable=False))
