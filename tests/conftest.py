@@ -26,6 +26,10 @@ ADMIN, REVIEWER, MANAGER, OFFICIAL, MEMBER = "UADMIN1", "UREVIEW1", "UMANAGE1", 
 # Tuesday 24 Nov 2026, 10:00 in New York
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 PG_URL = os.environ.get("TEST_DATABASE_URL")
+# The Slack double enforces Slack's published rate limits with this clock speed-up: the same bursts, 20 times the
+# sustained rates (1 post per second per channel becomes 20), so the suite stays under 5 minutes. The bot's own
+# pacing must be scaled by the same number in tests; the benchmark and a few e2e tests use Slack's real rates (1).
+SLACK_RATE_SCALE = 20
 
 DB_PARAMS = [
     pytest.param("sqlite", id="sqlite"),
@@ -59,9 +63,16 @@ def database(request, tmp_path):
 
 @pytest.fixture
 def double():
-    """The Slack Web API test double on 127.0.0.1."""
-    with SlackDouble() as d:
+    """The Slack Web API test double on 127.0.0.1, as strict as Slack (payloads checked with slack_sdk's Block Kit
+    models and Slack's size limits, rate limits at SLACK_RATE_SCALE x, channels the bot was not invited to refused).
+    The bot is a member of REVIEW and MANAGERS. A test fails if Slack would have refused a payload it sent, unless
+    the test says it provokes that on purpose (``double.expect_refusals("msg_blocks_too_long")``)."""
+    with SlackDouble(rate_scale=SLACK_RATE_SCALE, invited=(REVIEW, MANAGERS)) as d:
         yield d
+        refused = d.unexpected_refusals()
+        assert not refused, "Slack would have refused what the bot sent:\n" + "\n".join(
+            f"  {r.method} -> {r.error}: {r.detail[:300]}" for r in refused
+        )
 
 
 @dataclass

@@ -22,12 +22,35 @@ Paths served:
   (recorded as method ``"response_url"``).
 
 Faults can be scripted for ``"upload"`` and ``"response_url"`` as well.
+
+It is as strict as Slack (SLACK-FACTS F1.14-F1.21, F1.28-F1.33):
+
+* **Payloads** of ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``, ``views.*`` and
+  ``response_url`` posts are checked with slack_sdk's own Block Kit models (``Block.parse_all`` then each
+  block's ``validate_json()``/``to_dict()``; ``View(**view)``) and with Slack's size limits (50 blocks per
+  message, 100 per view; text objects 1..3000 characters; section fields at most 10 x 2000; ``block_id`` at
+  most 255; more than 12,000 characters of block text in one message is ``msg_blocks_too_long``; ``text``
+  over 40,000 characters is ``msg_too_long``; modal title/submit/close at most 24 characters,
+  ``private_metadata`` at most 3000). A bad payload is answered ``invalid_blocks`` (messages) or
+  ``invalid_arguments`` (views), as Slack answers it, and recorded: :meth:`SlackDouble.refusals`.
+* **Rate limits** are token buckets (:data:`POST_PER_CHANNEL`, :data:`POST_WORKSPACE`, :data:`TIERS`,
+  :data:`METHOD_TIERS`); over a limit the call is answered HTTP 429 with a whole-second ``Retry-After``
+  (at least 1) and ``{"ok": false, "error": "ratelimited"}``, and recorded: :meth:`SlackDouble.rate_limited`.
+  ``rate_scale`` multiplies every rate (same bursts, faster refill); ``limits=False`` turns them off.
+  A ``response_url`` takes at most 5 posts within 30 minutes (F1.18).
+* **Channels**: the bot is a member only of channels it was invited to (:meth:`SlackDouble.invite`, or
+  ``invited=`` in the constructor). Posting, editing or reading history elsewhere answers
+  ``not_in_channel``; archived channels ``is_archived``; channels declared deleted ``channel_not_found``.
+  User ids (``U``/``W``) and DM channels (``D``) are always allowed.
+* **Triggers** live ``trigger_ttl`` seconds of real time (3, never scaled) and work once:
+  ``expired_trigger_id``, ``exchanged_trigger_id``, ``invalid_trigger_id`` (one the double never issued).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import threading
 import time
@@ -39,16 +62,99 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["Call", "Fault", "RetryAfterViolation", "SlackDouble"]
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+
+__all__ = [
+    "METHOD_TIERS",
+    "POST_PER_CHANNEL",
+    "POST_WORKSPACE",
+    "TIERS",
+    "Call",
+    "Fault",
+    "Limit",
+    "RateLimited",
+    "Refusal",
+    "RetryAfterViolation",
+    "SlackDouble",
+]
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "B1"
 TEAM_ID = "T1"
 TEAM_NAME = "Team One"
 APP_ID = "A1"
+DEFAULT_WORKSPACE_URL = "https://contract-bot-test.slack.com/"
 
 # Methods whose JSON-ish string parameters we decode when they arrive form-encoded.
 _JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "files")
+
+# ---------------------------------------------------------------------- Slack's size limits
+MESSAGE_MAX_BLOCKS = 50  # F1.20
+VIEW_MAX_BLOCKS = 100  # F1.20, F1.21 (modals and Home tabs)
+TEXT_OBJECT_MAX = 3000  # F1.20: a text object holds 1..3000 characters
+SECTION_MAX_FIELDS = 10  # F1.20
+SECTION_FIELD_MAX = 2000  # F1.20
+BLOCK_ID_MAX = 255  # F1.20
+MESSAGE_BLOCK_TEXT_MAX = 12_000  # F1.28: more text than this in one message's blocks is msg_blocks_too_long
+MESSAGE_TEXT_MAX = 40_000  # F1.16: a longer `text` is msg_too_long
+VIEW_LABEL_MAX = 24  # F1.21: modal title, submit and close
+PRIVATE_METADATA_MAX = 3000  # F1.21
+CALLBACK_ID_MAX = 255  # F1.21
+RESPONSE_URL_USES = 5  # F1.18: a response_url takes 5 posts ...
+RESPONSE_URL_LIFE = 30 * 60.0  # ... within 30 minutes
+
+
+# ---------------------------------------------------------------------- Slack's rate limits
+@dataclass(frozen=True)
+class Limit:
+    """A token bucket: ``per_minute`` sustained (times the double's ``rate_scale``), ``burst`` at once."""
+
+    per_minute: float
+    burst: int
+
+    def per_second(self, scale: float = 1.0) -> float:
+        return self.per_minute / 60.0 * scale
+
+
+# chat.postMessage (F1.16, "special"): about 1 per second per channel with short bursts. Slack does not
+# publish the burst; we allow 3 back to back, then 1 per second.
+POST_PER_CHANNEL = Limit(per_minute=60, burst=3)
+# ... and a workspace-wide cap of "several hundred per minute": 300, with 6 seconds' worth at once.
+POST_WORKSPACE = Limit(per_minute=300, burst=30)
+# Tiers (F1.14): per method, per workspace. Burst = about 6 seconds' worth, at least 3.
+TIERS: dict[int, Limit] = {
+    1: Limit(per_minute=1, burst=1),
+    2: Limit(per_minute=20, burst=3),
+    3: Limit(per_minute=50, burst=5),
+    4: Limit(per_minute=100, burst=10),
+}
+# F1.32, and Slack's method pages. auth.test ("special", generous), apps.connections.open (the Socket Mode
+# handshake) and api.test are not limited; chat.postMessage has its own buckets; a method not listed is Tier 3.
+METHOD_TIERS: dict[str, int | None] = {
+    "auth.test": None,
+    "api.test": None,
+    "apps.connections.open": None,
+    "conversations.list": 2,
+    "users.list": 2,
+    "chat.update": 3,
+    "chat.delete": 3,
+    "conversations.history": 3,
+    "conversations.replies": 3,
+    "conversations.open": 3,
+    "conversations.info": 3,
+    "chat.postEphemeral": 4,
+    "chat.getPermalink": 4,
+    "views.open": 4,
+    "views.push": 4,
+    "views.update": 4,
+    "views.publish": 4,
+    "users.info": 4,
+    "files.getUploadURLExternal": 4,
+    "files.completeUploadExternal": 4,
+    "files.info": 4,
+}
+DEFAULT_TIER = 3
 
 
 @dataclass
@@ -57,7 +163,8 @@ class Call:
 
     ``method`` is the Web API method ("chat.postMessage"), or "upload" / "response_url" for those
     endpoints. ``at`` is ``time.monotonic()`` when the request had been read. ``status`` is the HTTP
-    status answered (0 when the connection was dropped).
+    status answered (0 when the connection was dropped). ``limit`` names the bucket that answered 429
+    ("channel C1", "workspace", "tier 3") when the double's rate limits refused the call.
     """
 
     method: str
@@ -70,6 +177,7 @@ class Call:
     retry_after: float | None = None
     response: Any = None
     raw_body: bytes = b""
+    limit: str | None = None
 
 
 @dataclass
@@ -109,6 +217,50 @@ class RetryAfterViolation:
         return self.limited_at + self.retry_after - self.called_at
 
 
+@dataclass
+class Refusal:
+    """A call the double refused as Slack would.
+
+    ``kind`` is "payload" (blocks, views, sizes: always a bug in the sender), "channel" (``not_in_channel``,
+    ``is_archived``, ``channel_not_found``), "trigger" (expired, used or unknown ``trigger_id``) or
+    "response_url" (used more than 5 times or older than 30 minutes). ``detail`` says what was wrong, as in
+    Slack's ``response_metadata.messages``.
+    """
+
+    method: str
+    error: str
+    kind: str
+    detail: str
+    channel: str | None
+    at: float
+
+
+@dataclass
+class RateLimited:
+    """A call the double's rate limits answered with HTTP 429 (not a scripted fault)."""
+
+    method: str
+    bucket: str  # "channel C1", "workspace" (chat.postMessage) or "tier 3"
+    channel: str | None
+    at: float
+    retry_after: int
+
+
+class _Bucket:
+    def __init__(self, limit: Limit, scale: float, now: float) -> None:
+        self.capacity = float(limit.burst)
+        self.rate = limit.per_second(scale)
+        self.tokens = self.capacity
+        self.stamp = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until a token is there (0 when one is)."""
+        self.tokens = min(self.capacity, self.tokens + max(0.0, now - self.stamp) * self.rate)
+        self.stamp = now
+        missing = 1.0 - self.tokens
+        return 0.0 if missing <= 1e-9 else missing / self.rate
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -133,19 +285,51 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Reply:
-    def __init__(self, status: int = 200, body: Any = None, headers: dict | None = None, drop: bool = False):
+    def __init__(
+        self,
+        status: int = 200,
+        body: Any = None,
+        headers: dict | None = None,
+        drop: bool = False,
+        *,
+        retry_after: float | None = None,
+        limit: str | None = None,
+    ):
         self.status = status
         self.body = body
         self.headers = headers or {}
         self.drop = drop
+        self.retry_after = retry_after
+        self.limit = limit
 
 
 class SlackDouble:
-    """Loopback fake of the Slack Web API. Thread-safe; see the module docstring."""
+    """Loopback fake of the Slack Web API, as strict as Slack. Thread-safe; see the module docstring.
+
+    * ``rate_scale``: every rate limit's sustained rate is multiplied by this (bursts stay the same), so a
+      test can run Slack's limits faster with the same shape. ``Retry-After`` stays in whole seconds.
+    * ``limits``: ``False`` turns the rate limits off (say why in the test). Also an attribute.
+    * ``workspace_url``: what ``auth.test`` returns as ``url``, and the host of ``chat.getPermalink``
+      (e.g. a GovSlack workspace's host).
+    * ``invited``: channels the bot is a member of from the start (see :meth:`invite`).
+    * ``clock``: the time the rate limits and ``response_url`` lifetimes are measured with (tests of the
+      double step it); triggers always use real time.
+    """
 
     def __init__(
-        self, *, socket_mode: Any = None, trigger_ttl: float | None = 3.0, single_use_triggers: bool = True
+        self,
+        *,
+        socket_mode: Any = None,
+        trigger_ttl: float | None = 3.0,
+        single_use_triggers: bool = True,
+        rate_scale: float = 1.0,
+        limits: bool = True,
+        workspace_url: str = DEFAULT_WORKSPACE_URL,
+        invited: Iterable[str] = (),
+        clock: Callable[[], float] = time.monotonic,
     ):
+        if not rate_scale > 0:
+            raise ValueError("rate_scale must be positive")
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._stopping = threading.Event()
@@ -154,9 +338,17 @@ class SlackDouble:
         self.latency = 0.0
         self.trigger_ttl = trigger_ttl
         self.single_use_triggers = single_use_triggers
+        self.rate_scale = float(rate_scale)
+        self.limits = limits
+        self.workspace_url = workspace_url if workspace_url.endswith("/") else workspace_url + "/"
+        self._clock = clock
         self._custom: dict[str, Callable[[dict], dict]] = {}
         self._socket_mode = None
+        # The workspace's channels as the bot sees them; kept by reset() (it is the workspace, not state).
+        self._channel_info: dict[str, dict] = {}
         self._reset_state()
+        for channel in invited:
+            self.invite(channel)
         if socket_mode is not None:
             self.attach_socket_mode(socket_mode)
 
@@ -225,6 +417,7 @@ class SlackDouble:
         self._ephemerals: list[dict] = []
         self._responses: list[dict] = []
         self._response_urls: dict[str, dict] = {}
+        self._response_url_uses: dict[str, dict] = {}
         self._views: dict[str, dict] = {}
         self._views_opened: list[dict] = []
         self._home: dict[str, dict] = {}
@@ -243,9 +436,14 @@ class SlackDouble:
         self._share_slow = 0.5
         self._ts_counter = 0
         self._id_counter = 0
+        self._buckets: dict[tuple[str, ...], _Bucket] = {}
+        self._refusals: list[Refusal] = []
+        self._limited: list[RateLimited] = []
+        self._expected_refusals: set[str] = set()
 
     def reset(self) -> None:
-        """Forget all state, recordings and faults (the server keeps running)."""
+        """Forget all state, recordings, faults and rate-limit buckets (the server keeps running; the
+        channels set up with invite/remove/archive/delete_channel stay as they are)."""
         with self._cond:
             self._reset_state()
             self.latency = 0.0
@@ -268,6 +466,7 @@ class SlackDouble:
         with self._lock:
             rid = uuid.uuid4().hex[:16]
             self._response_urls[rid] = {"channel": channel, "message_ts": message_ts, "user": user}
+            self._response_url_uses[rid] = {"created": self._clock(), "uses": 0}
         return f"{self.base_url}/response/{rid}"
 
     def new_trigger_id(self) -> str:
@@ -289,6 +488,124 @@ class SlackDouble:
             if user_id not in self._dms:
                 self._dms[user_id] = "D" + self._next_id("")
             return self._dms[user_id]
+
+    # ------------------------------------------------------------------ channels
+    def _channel(self, channel_id: str) -> dict:
+        return self._channel_info.setdefault(
+            channel_id,
+            {
+                "name": channel_id.lower(),
+                "is_private": channel_id.startswith("G"),
+                "member": False,
+                "archived": False,
+                "deleted": False,
+            },
+        )
+
+    def invite(self, channel_id: str, *, name: str | None = None, private: bool | None = None) -> None:
+        """``/invite @contract-bot`` in ``channel_id``: the bot is a member from now on."""
+        with self._cond:
+            info = self._channel(channel_id)
+            info.update(member=True, deleted=False)
+            if name is not None:
+                info["name"] = name
+            if private is not None:
+                info["is_private"] = private
+            self._cond.notify_all()
+
+    def remove(self, channel_id: str) -> None:
+        """The bot is removed (kicked) from ``channel_id``: posting there answers ``not_in_channel``."""
+        with self._cond:
+            self._channel(channel_id)["member"] = False
+            self._cond.notify_all()
+
+    def archive(self, channel_id: str) -> None:
+        """``channel_id`` is archived: posting there answers ``is_archived``."""
+        with self._cond:
+            self._channel(channel_id)["archived"] = True
+            self._cond.notify_all()
+
+    def unarchive(self, channel_id: str) -> None:
+        with self._cond:
+            self._channel(channel_id)["archived"] = False
+            self._cond.notify_all()
+
+    def delete_channel(self, channel_id: str) -> None:
+        """``channel_id`` does not exist (deleted, or a typo): everything about it answers
+        ``channel_not_found``. (A channel never mentioned exists, and the bot is not in it.)"""
+        with self._cond:
+            self._channel(channel_id).update(deleted=True, member=False)
+            self._cond.notify_all()
+
+    def is_member(self, channel_id: str) -> bool:
+        """Whether the bot may post in ``channel_id`` (always true for users and DMs)."""
+        with self._lock:
+            return self._channel_error(channel_id) is None
+
+    def _channel_error(self, channel: str) -> str | None:
+        """What Slack answers a post, edit or history read in ``channel`` (None: allowed)."""
+        info = self._channel_info.get(channel)
+        if info is not None and info["deleted"]:
+            return "channel_not_found"
+        if channel.startswith(("U", "W", "D")):
+            return None
+        if info is not None and info["archived"]:
+            return "is_archived"
+        if info is None or not info["member"]:
+            return "not_in_channel"
+        return None
+
+    # ------------------------------------------------------------------ strictness: what was refused
+    def refusals(self, kind: str | None = None, error: str | None = None) -> list[Refusal]:
+        """Calls refused as Slack would refuse them (bad payloads, channels, triggers, response URLs), oldest
+        first. ``kind``: "payload", "channel", "trigger", "response_url"."""
+        with self._lock:
+            return [
+                r
+                for r in self._refusals
+                if (kind is None or r.kind == kind) and (error is None or r.error == error)
+            ]
+
+    def expect_refusals(self, *errors: str) -> None:
+        """Say that this test provokes these payload refusals on purpose (e.g. "msg_blocks_too_long"), so
+        :meth:`unexpected_refusals` does not report them."""
+        with self._lock:
+            self._expected_refusals.update(errors)
+
+    def unexpected_refusals(self) -> list[Refusal]:
+        """Payload refusals (always a bug in what was sent) a test did not declare with
+        :meth:`expect_refusals`. The ``double`` fixture of tests/conftest.py asserts there are none."""
+        with self._lock:
+            return [
+                r for r in self._refusals if r.kind == "payload" and r.error not in self._expected_refusals
+            ]
+
+    def rate_limited(self, method: str | None = None, channel: str | None = None) -> list[RateLimited]:
+        """Calls the rate limits answered with 429 (scripted faults are not counted), oldest first."""
+        with self._lock:
+            return [
+                r
+                for r in self._limited
+                if (method is None or r.method == method) and (channel is None or r.channel == channel)
+            ]
+
+    def rate_limited_counts(self) -> dict[str, int]:
+        """429s answered by the rate limits per bucket: {"chat.postMessage channel C1": 3, "chat.update tier 3": 1}."""
+        counts: dict[str, int] = {}
+        for r in self.rate_limited():
+            key = f"{r.method} {r.bucket}"
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def dm_opens(self, user: str | None = None) -> int:
+        """How many ``conversations.open`` calls (for ``user``) were answered."""
+        n = 0
+        for c in self.calls("conversations.open"):
+            users = c.params.get("users")
+            users = ",".join(users) if isinstance(users, list) else str(users or "")
+            if c.status == 200 and (user is None or user in users.split(",")):
+                n += 1
+        return n
 
     # ------------------------------------------------------------------ inspection
     def calls(self, method: str | None = None) -> list[Call]:
@@ -396,6 +713,16 @@ class SlackDouble:
                 f"ephemerals: {len(self._ephemerals)}, responses: {len(self._responses)}, "
                 f"views opened: {len(self._views_opened)}, home views: {len(self._home)}, files: {len(self._files)}"
             )
+            lines.append(
+                f"rate-limited (429) by the double: {len(self._limited)} {self.rate_limited_counts()}"
+            )
+            lines.append(f"refused as Slack would: {len(self._refusals)}")
+            for refusal in self._refusals[-last:]:
+                where = f" in {refusal.channel}" if refusal.channel else ""
+                lines.append(
+                    f"  +{refusal.at - t0:7.3f}s {refusal.method}{where} -> {refusal.error} ({refusal.kind}): "
+                    f"{refusal.detail[:200]}"
+                )
             return "\n".join(lines)
 
     # ------------------------------------------------------------------ faults
@@ -505,9 +832,14 @@ class SlackDouble:
                 status=0 if reply.drop else reply.status,
                 path=path,
                 fault=fault_name,
-                retry_after=float(fault.retry_after) if fault and fault.retry_after is not None else None,
+                retry_after=(
+                    float(fault.retry_after)
+                    if fault and fault.retry_after is not None
+                    else (float(reply.retry_after) if reply.retry_after is not None else None)
+                ),
                 response=reply.body,
                 raw_body=raw,
+                limit=reply.limit,
             )
             self._calls.append(call)
             self._cond.notify_all()
@@ -556,6 +888,10 @@ class SlackDouble:
         elif not _is_bot(token):
             err = "not_allowed_token_type" if str(token).startswith("xapp-") else "invalid_auth"
             return _Reply(200, {"ok": False, "error": err})
+        if self.limits:
+            limited = self._rate_limit(method, params)
+            if limited is not None:
+                return limited
         if method in self._custom:
             return _Reply(200, self._custom[method](params))
         fn = getattr(self, "_m_" + method.replace(".", "_"), None)
@@ -563,6 +899,94 @@ class SlackDouble:
             return _Reply(200, {"ok": False, "error": "unknown_method"})
         result = fn(params)
         return result if isinstance(result, _Reply) else _Reply(200, result)
+
+    # ------------------------------------------------------------------ rate limits
+    def _rate_limit(self, method: str, params: dict) -> _Reply | None:
+        """Take a token from each bucket of this call, or answer 429 with the longest wait (none taken)."""
+        buckets: list[tuple[str, str | None, tuple[str, ...], Limit]] = []
+        if method == "chat.postMessage":
+            channel = params.get("channel")
+            if isinstance(channel, str) and channel:
+                channel = self._resolve_channel(channel)
+                buckets.append((f"channel {channel}", channel, (method, channel), POST_PER_CHANNEL))
+            buckets.append(("workspace", None, (method, "*"), POST_WORKSPACE))
+        else:
+            tier = METHOD_TIERS.get(method, DEFAULT_TIER)
+            if tier is None:
+                return None
+            buckets.append((f"tier {tier}", None, (method,), TIERS[tier]))
+        now = self._clock()
+        worst, name, where = 0.0, "", None
+        for label, channel, key, limit in buckets:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = _Bucket(limit, self.rate_scale, now)
+            wait = bucket.wait(now)
+            if wait > worst:
+                worst, name, where = wait, label, channel
+        if worst > 0:
+            retry_after = max(1, math.ceil(worst))
+            self._limited.append(RateLimited(method, name, where, time.monotonic(), retry_after))
+            return _Reply(
+                429,
+                {"ok": False, "error": "ratelimited"},
+                {"Retry-After": str(retry_after)},
+                retry_after=retry_after,
+                limit=name,
+            )
+        for _label, _channel, key, _limit in buckets:
+            self._buckets[key].tokens -= 1.0
+        return None
+
+    # ------------------------------------------------------------------ refusals
+    def _refuse(self, method: str, error: str, kind: str, detail: str, channel: str | None = None) -> dict:
+        self._refusals.append(Refusal(method, error, kind, detail, channel, time.monotonic()))
+        body: dict[str, Any] = {"ok": False, "error": error}
+        if detail and kind == "payload":
+            body["response_metadata"] = {"messages": [f"[ERROR] {detail}"]}
+        return body
+
+    def _check_message(self, method: str, p: dict, channel: str | None) -> dict | None:
+        """Slack's checks of a message's ``text`` and ``blocks`` (None: it would be accepted)."""
+        text = p.get("text")
+        if isinstance(text, str) and len(text) > MESSAGE_TEXT_MAX:
+            return self._refuse(
+                method,
+                "msg_too_long",
+                "payload",
+                f"text has {len(text)} characters, more than {MESSAGE_TEXT_MAX}",
+                channel,
+            )
+        blocks = p.get("blocks")
+        if blocks is None or blocks == "":
+            return None
+        problem = _block_problem(blocks, MESSAGE_MAX_BLOCKS)
+        if problem:
+            return self._refuse(method, "invalid_blocks", "payload", problem, channel)
+        total = _block_text_length(blocks)
+        if total > MESSAGE_BLOCK_TEXT_MAX:
+            return self._refuse(
+                method,
+                "msg_blocks_too_long",
+                "payload",
+                f"blocks carry {total} characters of text, more than {MESSAGE_BLOCK_TEXT_MAX}",
+                channel,
+            )
+        return None
+
+    def _check_view(self, method: str, view: Any, *, home: bool | None) -> dict | None:
+        """Slack's checks of a view (None: accepted). ``home``: True for views.publish, False for modals,
+        None when either may come (views.update)."""
+        problem = _view_problem(view, home=home)
+        if problem:
+            return self._refuse(method, "invalid_arguments", "payload", problem)
+        return None
+
+    def _check_channel(self, method: str, channel: str) -> dict | None:
+        error = self._channel_error(channel)
+        if error is None:
+            return None
+        return self._refuse(method, error, "channel", f"the bot cannot use {channel}: {error}", channel)
 
     # ------------------------------------------------------------------ message helpers
     def _find(self, channel: str, ts: str) -> dict | None:
@@ -579,7 +1003,7 @@ class SlackDouble:
     def _new_message(self, channel: str, p: dict, *, files: list | None = None) -> dict:
         ts = self._next_ts()
         thread_ts = p.get("thread_ts") or None
-        msg = {
+        msg: dict[str, Any] = {
             "type": "message",
             "channel": channel,
             "ts": ts,
@@ -629,7 +1053,7 @@ class SlackDouble:
     def _m_auth_test(self, p: dict) -> dict:
         return {
             "ok": True,
-            "url": "https://t1.slack.com/",
+            "url": self.workspace_url,
             "team": TEAM_NAME,
             "user": "contract-bot",
             "team_id": TEAM_ID,
@@ -647,13 +1071,28 @@ class SlackDouble:
         channel = p.get("channel")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        refused = self._check_channel("chat.postMessage", channel)
+        if refused:
+            return refused
         if not (p.get("text") or p.get("blocks") or p.get("attachments")):
-            return {"ok": False, "error": "no_text"}
+            return self._refuse(
+                "chat.postMessage", "no_text", "payload", "no text, blocks or attachments", channel
+            )
+        refused = self._check_message("chat.postMessage", p, channel)
+        if refused:
+            return refused
         msg = self._new_message(self._resolve_channel(channel), p)
         return {"ok": True, "channel": msg["channel"], "ts": msg["ts"], "message": self._public(msg)}
 
     def _m_chat_update(self, p: dict) -> dict:
         channel, ts = p.get("channel"), p.get("ts")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        refused = self._check_channel("chat.update", channel) or self._check_message(
+            "chat.update", p, channel
+        )
+        if refused:
+            return refused
         msg = self._find(self._resolve_channel(channel), ts) if channel and ts else None
         if msg is None:
             return {"ok": False, "error": "message_not_found"}
@@ -675,7 +1114,7 @@ class SlackDouble:
         channel, ts = p.get("channel"), p.get("ts")
         channel = self._resolve_channel(channel) if channel else channel
         msg = self._find(channel, ts) if channel and ts else None
-        if msg is None:
+        if msg is None or channel is None:
             return {"ok": False, "error": "message_not_found"}
         self._channels[channel].remove(msg)
         self._deleted.append(msg)
@@ -684,6 +1123,11 @@ class SlackDouble:
     def _m_chat_postEphemeral(self, p: dict) -> dict:
         if not p.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
+        refused = self._check_channel("chat.postEphemeral", p["channel"]) or self._check_message(
+            "chat.postEphemeral", p, p["channel"]
+        )
+        if refused:
+            return refused
         if not p.get("user"):
             return {"ok": False, "error": "user_not_in_channel"}
         ts = self._next_ts()
@@ -701,13 +1145,17 @@ class SlackDouble:
         return {"ok": True, "message_ts": ts}
 
     def _m_chat_getPermalink(self, p: dict) -> dict:
-        if not self._find(p.get("channel", ""), p.get("message_ts", "")):
+        channel = p.get("channel") or ""
+        info = self._channel_info.get(channel)
+        if not channel or (info is not None and info["deleted"]):
+            return {"ok": False, "error": "channel_not_found"}
+        if not self._find(self._resolve_channel(channel), p.get("message_ts", "")):
             return {"ok": False, "error": "message_not_found"}
         ts = p["message_ts"].replace(".", "")
         return {
             "ok": True,
-            "channel": p["channel"],
-            "permalink": f"https://t1.slack.com/archives/{p['channel']}/p{ts}",
+            "channel": channel,
+            "permalink": f"{self.workspace_url}archives/{channel}/p{ts}",
         }
 
     def _m_conversations_open(self, p: dict) -> dict:
@@ -729,15 +1177,26 @@ class SlackDouble:
 
     def _m_conversations_info(self, p: dict) -> dict:
         ch = p.get("channel")
-        if not ch:
+        if not ch or ch.startswith(("U", "W")):
             return {"ok": False, "error": "channel_not_found"}
+        if ch.startswith("D"):
+            user = next((u for u, d in self._dms.items() if d == ch), None)
+            return {"ok": True, "channel": {"id": ch, "is_im": True, "user": user, "is_member": True}}
+        info = self._channel_info.get(ch)
+        if info is not None and info["deleted"]:
+            return {"ok": False, "error": "channel_not_found"}
+        info = info or self._channel(ch)
         return {
             "ok": True,
             "channel": {
                 "id": ch,
-                "name": ch.lower(),
-                "is_im": ch.startswith("D"),
-                "is_channel": ch.startswith("C"),
+                "name": info["name"],
+                "is_im": False,
+                "is_channel": not info["is_private"],
+                "is_group": info["is_private"],
+                "is_private": info["is_private"],
+                "is_archived": info["archived"],
+                "is_member": info["member"],
             },
         }
 
@@ -755,6 +1214,9 @@ class SlackDouble:
         channel = p.get("channel")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        refused = self._check_channel("conversations.history", channel)
+        if refused:
+            return refused
         channel = self._resolve_channel(channel)
         inclusive = _truthy(p.get("inclusive"))
         oldest, latest = p.get("oldest"), p.get("latest")
@@ -781,6 +1243,9 @@ class SlackDouble:
         channel, ts = p.get("channel"), p.get("ts")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        refused = self._check_channel("conversations.replies", channel)
+        if refused:
+            return refused
         channel = self._resolve_channel(channel)
         msgs = [m for m in self._channels.get(channel, []) if m["ts"] == ts or m.get("thread_ts") == ts]
         if not msgs:
@@ -791,14 +1256,13 @@ class SlackDouble:
         return {"ok": True, "messages": [self._public(m, with_metadata=with_meta) for m in page], **meta}
 
     def _check_trigger(self, trigger_id: str | None) -> str | None:
+        """Slack's answer to a ``trigger_id`` (None: good). Trigger life is real time, never scaled."""
         if not trigger_id:
             return "invalid_arguments"
         minted = self._triggers.get(trigger_id)
-        if (
-            minted is not None
-            and self.trigger_ttl is not None
-            and time.monotonic() - minted > self.trigger_ttl
-        ):
+        if minted is None:
+            return "invalid_trigger_id"
+        if self.trigger_ttl is not None and time.monotonic() - minted > self.trigger_ttl:
             return "expired_trigger_id"
         if self.single_use_triggers:
             if trigger_id in self._used_triggers:
@@ -830,9 +1294,15 @@ class SlackDouble:
         return v
 
     def _open_view(self, p: dict, pushed: bool) -> dict:
+        method = "views.push" if pushed else "views.open"
+        refused = self._check_view(method, p.get("view"), home=False)
+        if refused:
+            return refused
         err = self._check_trigger(p.get("trigger_id"))
         if err:
-            return {"ok": False, "error": err}
+            if err == "invalid_arguments":
+                return {"ok": False, "error": err}
+            return self._refuse(method, err, "trigger", f"trigger_id {p.get('trigger_id')!r}: {err}")
         v = self._make_view(p.get("view"))
         if v is None:
             return {"ok": False, "error": "invalid_arguments"}
@@ -855,6 +1325,9 @@ class SlackDouble:
         if p.get("hash") and p["hash"] != target["hash"]:
             return {"ok": False, "error": "hash_conflict"}
         new = p.get("view")
+        refused = self._check_view("views.update", new, home=target.get("type") == "home")
+        if refused:
+            return refused
         if not isinstance(new, dict):
             return {"ok": False, "error": "invalid_arguments"}
         keep = {
@@ -872,14 +1345,19 @@ class SlackDouble:
     def _m_views_publish(self, p: dict) -> dict:
         user = p.get("user_id")
         view = p.get("view")
-        if not user or not isinstance(view, dict):
+        if not user:
             return {"ok": False, "error": "invalid_arguments"}
-        if view.get("type") != "home":
+        refused = self._check_view("views.publish", view, home=True)
+        if refused:
+            return refused
+        if not isinstance(view, dict):
             return {"ok": False, "error": "invalid_arguments"}
         old = self._home.get(user)
         if old and p.get("hash") and p["hash"] != old["hash"]:
             return {"ok": False, "error": "hash_conflict"}
         v = self._make_view(view)
+        if v is None:
+            return {"ok": False, "error": "invalid_arguments"}
         self._home[user] = v
         return {"ok": True, "view": copy.deepcopy(v)}
 
@@ -929,6 +1407,10 @@ class SlackDouble:
                 return {"ok": False, "error": "file_not_found"}
         channel = p.get("channel_id") or None
         channels = [c for c in str(p.get("channels") or "").split(",") if c]
+        for ch in channels or ([channel] if channel else []):
+            refused = self._check_channel("files.completeUploadExternal", ch)
+            if refused:
+                return refused
         for f in files:
             up = self._uploads.pop(f["id"])
             record = {
@@ -959,12 +1441,28 @@ class SlackDouble:
         link = self._response_urls.get(rid)
         if link is None:
             return _Reply(404, "no_active_hooks")
+        channel = link.get("channel")
+        use = self._response_url_uses.setdefault(rid, {"created": self._clock(), "uses": 0})
+        if self._clock() - use["created"] > RESPONSE_URL_LIFE:
+            self._refuse(
+                "response_url", "expired_url", "response_url", "used more than 30 minutes after", channel
+            )
+            return _Reply(404, "expired_url")
+        if use["uses"] >= RESPONSE_URL_USES:
+            self._refuse(
+                "response_url", "used_url", "response_url", f"used {RESPONSE_URL_USES} times already", channel
+            )
+            return _Reply(404, "used_url")
+        refused = self._check_message("response_url", body, channel)
+        if refused:
+            return _Reply(400, refused["error"])
+        use["uses"] += 1
         url = f"{self.base_url}/response/{rid}"
         self._responses.append({"url": url, "body": body, "at": time.monotonic(), **link})
         channel, mts = link.get("channel"), link.get("message_ts")
         original = self._find(channel, mts) if channel and mts else None
         if _truthy(body.get("delete_original")):
-            if original is not None:
+            if original is not None and channel:
                 self._channels[channel].remove(original)
                 self._deleted.append(original)
         elif _truthy(body.get("replace_original")) and original is not None:
@@ -989,6 +1487,126 @@ class SlackDouble:
                 }
             )
         return _Reply(200, "ok")
+
+
+# ---------------------------------------------------------------------- payload checks
+def _block_problem(blocks: Any, max_blocks: int, where: str = "/blocks") -> str | None:
+    """Why Slack would refuse these blocks (None: it would not): slack_sdk's own models, then the limits
+    slack_sdk does not check everywhere (text objects, fields, block_id)."""
+    if not isinstance(blocks, list):
+        return f"must provide an array [json-pointer:{where}]"
+    if len(blocks) > max_blocks:
+        return f"no more than {max_blocks} items allowed [json-pointer:{where}] ({len(blocks)} given)"
+    for i, raw in enumerate(blocks):
+        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+            return f"must provide an object with a type [json-pointer:{where}/{i}]"
+    try:
+        parsed = Block.parse_all(blocks)
+    except Exception as e:  # a malformed block makes slack_sdk's constructors raise
+        return f"{type(e).__name__}: {e} [json-pointer:{where}]"
+    for i, block in enumerate(parsed):
+        if block is None:
+            return f"unsupported type: {blocks[i]['type']!r} [json-pointer:{where}/{i}]"
+        try:
+            block.validate_json()
+            block.to_dict()  # validates the nested elements and text objects too
+        except Exception as e:
+            return f"{e} [json-pointer:{where}/{i}]"
+    for i, raw in enumerate(blocks):
+        block_id = raw.get("block_id")
+        if block_id is not None and (not isinstance(block_id, str) or len(block_id) > BLOCK_ID_MAX):
+            return f"block_id must be a string of at most {BLOCK_ID_MAX} characters [json-pointer:{where}/{i}/block_id]"
+        fields = raw.get("fields")
+        if raw["type"] == "section" and fields is not None:
+            if not isinstance(fields, list) or len(fields) > SECTION_MAX_FIELDS:
+                return f"no more than {SECTION_MAX_FIELDS} fields allowed [json-pointer:{where}/{i}/fields]"
+            for j, field in enumerate(fields):
+                text = field.get("text") if isinstance(field, dict) else None
+                if isinstance(text, str) and len(text) > SECTION_FIELD_MAX:
+                    return (
+                        f"must be less than {SECTION_FIELD_MAX + 1} characters "
+                        f"[json-pointer:{where}/{i}/fields/{j}/text]"
+                    )
+        problem = _text_object_problem(raw, f"{where}/{i}")
+        if problem:
+            return problem
+    return None
+
+
+def _text_object_problem(node: Any, where: str) -> str | None:
+    """Every text object (plain_text / mrkdwn) holds a string of 1..3000 characters."""
+    if isinstance(node, dict):
+        if node.get("type") in ("plain_text", "mrkdwn") and "text" in node:
+            text = node["text"]
+            if not isinstance(text, str):
+                return f"must be a string [json-pointer:{where}/text]"
+            if not 1 <= len(text) <= TEXT_OBJECT_MAX:
+                return (
+                    f"must be between 1 and {TEXT_OBJECT_MAX} characters ({len(text)} given) "
+                    f"[json-pointer:{where}/text]"
+                )
+        for key, value in node.items():
+            problem = _text_object_problem(value, f"{where}/{key}")
+            if problem:
+                return problem
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            problem = _text_object_problem(value, f"{where}/{i}")
+            if problem:
+                return problem
+    return None
+
+
+def _block_text_length(node: Any) -> int:
+    """Characters of text a message's blocks carry (every string under a "text" key, rich text included)."""
+    if isinstance(node, dict):
+        return sum(
+            len(v) if k == "text" and isinstance(v, str) else _block_text_length(v) for k, v in node.items()
+        )
+    if isinstance(node, list):
+        return sum(_block_text_length(v) for v in node)
+    return 0
+
+
+def _view_problem(view: Any, *, home: bool | None) -> str | None:
+    """Why Slack would refuse this view (None: it would not): slack_sdk's ``View``, then the modal rules."""
+    if not isinstance(view, dict) or not isinstance(view.get("type"), str):
+        return "view must be an object with a type [json-pointer:/view]"
+    kind = view["type"]
+    if home is True and kind != "home":
+        return f"views.publish takes a home view, not {kind!r} [json-pointer:/view/type]"
+    if home is False and kind != "modal":
+        return f"a modal view is needed, not {kind!r} [json-pointer:/view/type]"
+    try:
+        model = View(**view)
+        model.validate_json()
+        model.to_dict()
+    except Exception as e:
+        return f"{e} [json-pointer:/view]"
+    problem = _block_problem(view.get("blocks"), VIEW_MAX_BLOCKS, "/view/blocks")
+    if problem:
+        return problem
+    if kind == "modal":
+        title = view.get("title")
+        if not isinstance(title, dict) or title.get("type") != "plain_text":
+            return "a modal needs a plain_text title [json-pointer:/view/title]"
+        for key in ("title", "submit", "close"):
+            label = view.get(key)
+            if label is None:
+                continue
+            text = label.get("text") if isinstance(label, dict) else None
+            if not isinstance(text, str) or not 1 <= len(text) <= VIEW_LABEL_MAX:
+                return f"must be between 1 and {VIEW_LABEL_MAX} characters [json-pointer:/view/{key}/text]"
+        has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in view.get("blocks") or [])
+        if has_input and view.get("submit") is None:
+            return "a modal with input blocks needs a submit button [json-pointer:/view/submit]"
+    metadata = view.get("private_metadata")
+    if metadata is not None and (not isinstance(metadata, str) or len(metadata) > PRIVATE_METADATA_MAX):
+        return f"must be at most {PRIVATE_METADATA_MAX} characters [json-pointer:/view/private_metadata]"
+    callback_id = view.get("callback_id")
+    if callback_id is not None and (not isinstance(callback_id, str) or len(callback_id) > CALLBACK_ID_MAX):
+        return f"must be at most {CALLBACK_ID_MAX} characters [json-pointer:/view/callback_id]"
+    return None
 
 
 # ---------------------------------------------------------------------- helpers

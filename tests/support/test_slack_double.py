@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -23,10 +23,54 @@ from tests.support.socket_mode_double import SocketModeDouble
 SECRET = "test-signing-secret"
 
 
+CHANNELS = ("CREVIEW", "C1", "C2")
+
+
 @pytest.fixture
 def double() -> Iterator[SlackDouble]:
-    with SlackDouble() as d:
+    # Rate limits off: these tests check state, faults and payloads, posting faster than Slack allows; the
+    # rate-limit tests below build their own double with the limits on.
+    with SlackDouble(limits=False, invited=CHANNELS) as d:
         yield d
+
+
+class FakeClock:
+    """A monotonic clock a test steps by hand (the double's rate limits and response_url lifetimes)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def strict(clock: FakeClock) -> Iterator[SlackDouble]:
+    """Slack's real rates (rate_scale=1) on a clock the test steps."""
+    with SlackDouble(invited=CHANNELS, clock=clock) as d:
+        yield d
+
+
+def web(double: SlackDouble) -> WebClient:
+    return WebClient(token="xoxb-test", base_url=double.api_url, retry_handlers=[])
+
+
+def error_of(call: Callable[[], object]) -> SlackApiError:
+    with pytest.raises(SlackApiError) as err:
+        call()
+    return err.value
+
+
+def section(text: str, **extra: object) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}, **extra}
 
 
 @pytest.fixture
@@ -116,7 +160,7 @@ def test_views_and_home(double: SlackDouble, client: WebClient) -> None:
         "type": "modal",
         "callback_id": "intake",
         "title": {"type": "plain_text", "text": "Intake"},
-        "blocks": [],
+        "blocks": [section("Fill in the form")],
     }
     with pytest.raises(SlackApiError) as err:
         client.views_open(trigger_id="", view=modal)
@@ -147,8 +191,9 @@ def test_views_and_home(double: SlackDouble, client: WebClient) -> None:
 
     home = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "v1"}}]}
     client.views_publish(user_id="U1", view=home)
-    client.views_publish(user_id="U1", view={**home, "blocks": []})
-    assert double.home_view("U1")["blocks"] == [] and double.home_view("U2") is None
+    client.views_publish(user_id="U1", view={**home, "blocks": [section("v2")]})
+    assert double.home_view("U1")["blocks"] == [section("v2")] and double.home_view("U2") is None
+    assert [r.error for r in double.refusals()] == ["exchanged_trigger_id"]  # the one used twice on purpose
 
 
 def test_files_upload_v2(double: SlackDouble, client: WebClient) -> None:
@@ -184,6 +229,483 @@ def test_response_url_records_and_acts_on_original(double: SlackDouble, client: 
     assert [r["body"]["text"] for r in double.responses(url)] == ["Working on it", "Approved"]
     assert double.ephemerals("U1")[0]["via"] == "response_url"
     assert double.message("CREVIEW", posted["ts"])["text"] == "Approved"
+
+
+# ---------------------------------------------------------------------- payloads, as Slack checks them
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        [{"type": "no_such_block"}],
+        [{"type": "section"}],  # neither text nor fields
+        [section("")],  # a text object holds 1..3000 characters
+        [section("x" * 3001)],
+        [section("ok", block_id="b" * 256)],
+        [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}],
+        [{"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}]}],
+        [{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}],
+        [
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "b" * 76}}
+                ],
+            }
+        ],
+        [{"type": "context", "elements": [{"type": "mrkdwn", "text": "c" * 3001}]}],
+        [{"no_type": True}],
+        {"type": "section"},  # not an array
+        [section("ok")] * 51,
+    ],
+    ids=[
+        "unknown-type",
+        "section-without-text",
+        "empty-text",
+        "text-3001",
+        "block_id-256",
+        "11-fields",
+        "field-2001",
+        "header-151",
+        "button-76",
+        "context-3001",
+        "no-type",
+        "not-a-list",
+        "51-blocks",
+    ],
+)
+def test_invalid_blocks_are_refused_like_slack(
+    double: SlackDouble, client: WebClient, blocks: object
+) -> None:
+    err = error_of(lambda: client.chat_postMessage(channel="C1", text="fallback", blocks=blocks))
+    assert err.response.status_code == 200 and err.response["error"] == "invalid_blocks"
+    assert err.response["response_metadata"]["messages"][0].startswith("[ERROR] ")
+    assert double.messages() == []
+    (refusal,) = double.refusals()
+    assert (refusal.method, refusal.error, refusal.kind, refusal.channel) == (
+        "chat.postMessage",
+        "invalid_blocks",
+        "payload",
+        "C1",
+    )
+    assert double.unexpected_refusals() == [refusal]
+    double.expect_refusals("invalid_blocks")
+    assert double.unexpected_refusals() == []
+
+
+def test_limits_at_their_edge_are_accepted(double: SlackDouble, client: WebClient) -> None:
+    blocks = [section("x" * 240) for _ in range(50)]  # 50 blocks, 12,000 characters
+    posted = client.chat_postMessage(channel="C1", text="t" * 40_000, blocks=blocks)
+    fields = [{"type": "mrkdwn", "text": "f" * 2000}] * 5 + [{"type": "plain_text", "text": "p"}] * 5
+    client.chat_update(
+        channel="C1",
+        ts=posted["ts"],
+        text="edited",
+        blocks=[
+            {"type": "section", "fields": fields, "block_id": "b" * 255},
+            section("x" * 1995),
+        ],  # 12,000 characters in all
+    )
+    home = {"type": "home", "blocks": [section("x" * 3000)] + [{"type": "divider"}] * 99}
+    client.views_publish(user_id="U1", view=home)
+    assert double.refusals() == [] and len(double.messages("C1")) == 1
+
+
+def test_message_text_limits(double: SlackDouble, client: WebClient) -> None:
+    over = [section("x" * 3000)] * 4 + [section("y")]  # 12,001 characters of text
+    err = error_of(lambda: client.chat_postMessage(channel="C1", text="fallback", blocks=over))
+    assert err.response["error"] == "msg_blocks_too_long"
+    posted = client.chat_postMessage(channel="C1", text="fallback", blocks=over[:4])
+    assert error_of(
+        lambda: client.chat_update(channel="C1", ts=posted["ts"], text="x", blocks=over)
+    ).response["error"] == ("msg_blocks_too_long")
+    assert error_of(
+        lambda: client.chat_postEphemeral(channel="C1", user="U1", text="x", blocks=over)
+    ).response["error"] == ("msg_blocks_too_long")
+    # the fields and context texts count too
+    fields = {"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2000}] * 6}
+    context = {"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}]}
+    assert error_of(
+        lambda: client.chat_postMessage(channel="C1", text="x", blocks=[fields, context])
+    ).response["error"] == ("msg_blocks_too_long")
+    assert error_of(lambda: client.chat_postMessage(channel="C1", text="t" * 40_001)).response["error"] == (
+        "msg_too_long"
+    )
+    assert [r.error for r in double.refusals()] == [
+        "msg_blocks_too_long",
+        "msg_blocks_too_long",
+        "msg_blocks_too_long",
+        "msg_blocks_too_long",
+        "msg_too_long",
+    ]
+    assert [m["text"] for m in double.messages("C1")] == ["fallback"] and double.ephemerals() == []
+    assert double.message("C1", posted["ts"])["edits"] == []
+
+
+def _modal(**changes: object) -> dict:
+    view = {
+        "type": "modal",
+        "callback_id": "intake",
+        "title": {"type": "plain_text", "text": "File a contract"},
+        "submit": {"type": "plain_text", "text": "File"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "vendor",
+                "label": {"type": "plain_text", "text": "Vendor"},
+                "element": {"type": "plain_text_input", "action_id": "value"},
+            }
+        ],
+    }
+    view.update(changes)
+    return {k: v for k, v in view.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        _modal(title={"type": "plain_text", "text": "t" * 25}),
+        _modal(submit={"type": "plain_text", "text": "s" * 25}),
+        _modal(close={"type": "plain_text", "text": "c" * 25}),
+        _modal(private_metadata="m" * 3001),
+        _modal(callback_id="c" * 256),
+        _modal(submit=None),  # input blocks need a submit button
+        _modal(title=None),
+        _modal(blocks=[section("x")] * 101),
+        _modal(blocks=[{"type": "no_such_block"}]),
+        _modal(blocks=[section("x" * 3001)]),
+        _modal(type="home"),
+        "not a view",
+    ],
+    ids=[
+        "title-25",
+        "submit-25",
+        "close-25",
+        "metadata-3001",
+        "callback_id-256",
+        "input-without-submit",
+        "no-title",
+        "101-blocks",
+        "unknown-block",
+        "text-3001",
+        "home-in-views.open",
+        "not-an-object",
+    ],
+)
+def test_invalid_modals_are_refused_like_slack(double: SlackDouble, client: WebClient, view: object) -> None:
+    trigger = double.new_trigger_id()
+    err = error_of(lambda: client.views_open(trigger_id=trigger, view=view))
+    assert err.response["error"] == "invalid_arguments" and double.views_opened() == []
+    assert [(r.method, r.kind) for r in double.refusals()] == [("views.open", "payload")]
+    assert client.views_open(trigger_id=trigger, view=_modal())[
+        "ok"
+    ]  # the refused call did not use the trigger
+
+
+def test_views_publish_update_push_and_response_url_are_checked(
+    double: SlackDouble, client: WebClient
+) -> None:
+    err = error_of(lambda: client.views_publish(user_id="U1", view={"type": "home", "blocks": [section("")]}))
+    assert err.response["error"] == "invalid_arguments" and double.home_view("U1") is None
+    err = error_of(lambda: client.views_publish(user_id="U1", view=_modal()))
+    assert err.response["error"] == "invalid_arguments"
+    opened = client.views_open(trigger_id=double.new_trigger_id(), view=_modal())["view"]
+    err = error_of(
+        lambda: client.views_update(view_id=opened["id"], view=_modal(private_metadata="m" * 3001))
+    )
+    assert (
+        err.response["error"] == "invalid_arguments" and double.view(opened["id"])["private_metadata"] == ""
+    )
+    err = error_of(lambda: client.views_push(trigger_id=double.new_trigger_id(), view=_modal(blocks=[])))
+    assert err.response["error"] == "invalid_arguments"
+
+    url = double.new_response_url(channel="C1", user="U1")
+    answer = WebhookClient(url).send(text="too long", blocks=[section("x" * 3000)] * 4 + [section("y")])
+    assert (answer.status_code, answer.body) == (400, "msg_blocks_too_long")
+    answer = WebhookClient(url).send(text="bad", blocks=[{"type": "no_such_block"}])
+    assert (answer.status_code, answer.body) == (400, "invalid_blocks")
+    assert double.responses(url) == [] and double.ephemerals() == []
+    assert [r.method for r in double.refusals()] == [
+        "views.publish",
+        "views.publish",
+        "views.update",
+        "views.push",
+        "response_url",
+        "response_url",
+    ]
+    assert "refused as Slack would: 6" in double.summary()
+
+
+# ---------------------------------------------------------------------- rate limits
+def test_post_burst_then_one_per_second_per_channel(strict: SlackDouble, clock: FakeClock) -> None:
+    client = web(strict)
+    for i in range(3):  # the burst
+        client.chat_postMessage(channel="C1", text=f"burst {i}")
+    err = error_of(lambda: client.chat_postMessage(channel="C1", text="too soon"))
+    assert (err.response.status_code, err.response["error"]) == (429, "ratelimited")
+    assert err.response.headers["Retry-After"] == "1"
+    clock.advance(0.99)
+    assert (
+        error_of(lambda: client.chat_postMessage(channel="C1", text="still too soon")).response.status_code
+        == 429
+    )
+    clock.advance(0.02)
+    client.chat_postMessage(channel="C1", text="a second later")
+    # another channel has its own bucket
+    for i in range(3):
+        client.chat_postMessage(channel="C2", text=f"C2 {i}")
+    assert len(strict.messages("C1")) == 4 and len(strict.messages("C2")) == 3
+    assert [(r.method, r.bucket, r.channel, r.retry_after) for r in strict.rate_limited()] == [
+        ("chat.postMessage", "channel C1", "C1", 1),
+        ("chat.postMessage", "channel C1", "C1", 1),
+    ]
+    assert strict.rate_limited(channel="C2") == [] and strict.rate_limited_counts() == {
+        "chat.postMessage channel C1": 2
+    }
+    limited = strict.calls("chat.postMessage")[3]
+    assert (limited.status, limited.retry_after, limited.limit, limited.fault) == (
+        429,
+        1.0,
+        "channel C1",
+        None,
+    )
+    assert "rate-limited (429) by the double: 2" in strict.summary()
+    # refused calls change nothing; the DM of a user is a channel of its own
+    assert [m["text"] for m in strict.messages("C1")][-1] == "a second later"
+    for i in range(3):
+        client.chat_postMessage(channel="U1", text=f"dm {i}")
+    assert error_of(lambda: client.chat_postMessage(channel="U1", text="dm 4")).response.status_code == 429
+    assert strict.rate_limited()[-1].bucket == f"channel {strict.dm_channel('U1')}"
+
+
+def test_workspace_wide_post_cap(strict: SlackDouble, clock: FakeClock) -> None:
+    client = web(strict)
+    channels = [f"CW{i}" for i in range(12)]
+    for ch in channels:
+        strict.invite(ch)
+    for i in range(30):  # 30 posts over 12 channels: within each channel's burst and the workspace's
+        client.chat_postMessage(channel=channels[i % 10], text=str(i))
+    err = error_of(lambda: client.chat_postMessage(channel=channels[11], text="31st"))
+    assert err.response.status_code == 429 and strict.rate_limited()[0].bucket == "workspace"
+    clock.advance(60 / 300 + 0.01)  # 300 a minute
+    client.chat_postMessage(channel=channels[11], text="31st, later")
+
+
+def test_tiers_and_retry_after_in_whole_seconds(strict: SlackDouble, clock: FakeClock) -> None:
+    client = web(strict)
+    posted = client.chat_postMessage(channel="C1", text="v0")
+    for i in range(5):  # Tier 3: burst 5, then 50 a minute
+        client.chat_update(channel="C1", ts=posted["ts"], text=f"v{i + 1}")
+    err = error_of(lambda: client.chat_update(channel="C1", ts=posted["ts"], text="v6"))
+    assert err.response.status_code == 429 and err.response.headers["Retry-After"] == "2"  # 1.2 s, rounded up
+    assert strict.calls("chat.update")[-1].limit == "tier 3"
+    clock.advance(1.2)
+    client.chat_update(channel="C1", ts=posted["ts"], text="v6")
+    # Tier 3 for conversations.*, per method: chat.update's bucket is not theirs
+    for _ in range(5):
+        client.conversations_info(channel="C1")
+    assert error_of(lambda: client.conversations_info(channel="C1")).response.status_code == 429
+    # Tier 4: burst 10, 100 a minute -> 0.6 s -> Retry-After 1
+    for _ in range(10):
+        client.users_info(user="U1")
+    err = error_of(lambda: client.users_info(user="U1"))
+    assert err.response.headers["Retry-After"] == "1"
+    # auth.test is not limited
+    for _ in range(200):
+        client.auth_test()
+    assert {r.method: r.bucket for r in strict.rate_limited()} == {
+        "chat.update": "tier 3",
+        "conversations.info": "tier 3",
+        "users.info": "tier 4",
+    }
+    # an impatient caller is seen
+    client.chat_postMessage(channel="C2", text="x")
+    assert strict.retry_after_violations("users.info") == []
+    assert error_of(lambda: client.users_info(user="U1")).response.status_code == 429
+    assert len(strict.retry_after_violations("users.info")) == 1
+
+
+def test_rate_scale_refills_faster_with_the_same_burst(clock: FakeClock) -> None:
+    with SlackDouble(rate_scale=20, invited=["C1"], clock=clock) as double:
+        client = web(double)
+        for i in range(3):
+            client.chat_postMessage(channel="C1", text=str(i))
+        err = error_of(lambda: client.chat_postMessage(channel="C1", text="3"))
+        assert err.response.headers["Retry-After"] == "1"  # whole seconds, at least 1, whatever the scale
+        clock.advance(0.049)  # one token takes 1/20 s
+        assert error_of(lambda: client.chat_postMessage(channel="C1", text="3")).response.status_code == 429
+        clock.advance(0.002)
+        client.chat_postMessage(channel="C1", text="3")
+        clock.advance(10)  # a long pause refills the burst, no more
+        for i in range(3):
+            client.chat_postMessage(channel="C1", text=f"again {i}")
+        assert error_of(lambda: client.chat_postMessage(channel="C1", text="x")).response.status_code == 429
+
+
+def test_rate_scale_on_the_real_clock() -> None:
+    with SlackDouble(rate_scale=20, invited=["C1"]) as double:
+        client = web(double)
+        sent = 0
+        deadline = time.monotonic() + 20
+        while sent < 10 and time.monotonic() < deadline:  # 10 posts: 3 at once, then one per 1/20 s
+            try:
+                client.chat_postMessage(channel="C1", text=str(sent))
+                sent += 1
+            except SlackApiError as e:
+                assert e.response.status_code == 429
+                time.sleep(0.06)
+        assert len(double.messages("C1")) == 10
+        assert 1 <= len(double.rate_limited()) <= 10  # the burst ran out at least once
+
+
+def test_limits_off_and_scripted_faults_on_top(clock: FakeClock) -> None:
+    # Limits off on purpose: this test checks that the switch works.
+    with SlackDouble(limits=False, invited=["C1"], clock=clock) as double:
+        client = web(double)
+        for i in range(20):
+            client.chat_postMessage(channel="C1", text=str(i))
+        assert double.rate_limited() == [] and len(double.messages("C1")) == 20
+    with SlackDouble(invited=["C1"], clock=clock) as double:
+        client = web(double)
+        double.script("chat.postMessage", [Fault(status=429, retry_after=7)])
+        err = error_of(lambda: client.chat_postMessage(channel="C1", text="scripted"))
+        assert err.response.headers["Retry-After"] == "7"
+        for i in range(3):  # the scripted 429 took no token
+            client.chat_postMessage(channel="C1", text=str(i))
+        assert double.rate_limited() == []  # scripted faults are not the double's limits
+        assert [c.fault for c in double.calls("chat.postMessage")] == ["429", None, None, None]
+
+
+# ---------------------------------------------------------------------- channels
+def test_channel_membership(double: SlackDouble, client: WebClient) -> None:
+    err = error_of(lambda: client.chat_postMessage(channel="CNOTIN", text="hello"))
+    assert err.response["error"] == "not_in_channel" and double.messages() == []
+    posted = client.chat_postMessage(channel="C1", text="hello")
+    double.remove("C1")  # kicked
+    for call in (
+        lambda: client.chat_postMessage(channel="C1", text="again"),
+        lambda: client.chat_postMessage(channel="C1", text="reply", thread_ts=posted["ts"]),
+        lambda: client.chat_update(channel="C1", ts=posted["ts"], text="edited"),
+        lambda: client.conversations_history(channel="C1"),
+        lambda: client.conversations_replies(channel="C1", ts=posted["ts"]),
+        lambda: client.chat_postEphemeral(channel="C1", user="U1", text="psst"),
+    ):
+        assert error_of(call).response["error"] == "not_in_channel"
+    assert not double.is_member("C1")
+    info = client.conversations_info(channel="C1")["channel"]
+    assert (info["id"], info["name"], info["is_member"], info["is_archived"], info["is_channel"]) == (
+        "C1",
+        "c1",
+        False,
+        False,
+        True,
+    )
+    double.invite("C1")
+    assert client.conversations_info(channel="C1")["channel"]["is_member"] is True
+    client.chat_update(channel="C1", ts=posted["ts"], text="edited")
+
+    double.archive("C1")
+    err = error_of(lambda: client.chat_postMessage(channel="C1", text="archived"))
+    assert err.response["error"] == "is_archived"
+    assert client.conversations_info(channel="C1")["channel"]["is_archived"] is True
+    double.unarchive("C1")
+    client.chat_postMessage(channel="C1", text="back")
+
+    double.delete_channel("CGONE")
+    assert error_of(lambda: client.chat_postMessage(channel="CGONE", text="x")).response["error"] == (
+        "channel_not_found"
+    )
+    assert (
+        error_of(lambda: client.conversations_info(channel="CGONE")).response["error"] == "channel_not_found"
+    )
+
+    double.invite("GPRIV", name="contracts-private", private=True)
+    info = client.conversations_info(channel="GPRIV")["channel"]
+    assert (info["name"], info["is_private"], info["is_channel"], info["is_member"]) == (
+        "contracts-private",
+        True,
+        False,
+        True,
+    )
+    # users and DMs need no invitation
+    client.chat_postMessage(channel="U7", text="dm by user id")
+    dm = client.conversations_open(users="U8")["channel"]["id"]
+    client.chat_postMessage(channel=dm, text="dm by channel id")
+    assert client.conversations_info(channel=dm)["channel"]["is_im"] is True
+    assert [(r.error, r.kind, r.channel) for r in double.refusals()][:2] == [
+        ("not_in_channel", "channel", "CNOTIN"),
+        ("not_in_channel", "channel", "C1"),
+    ]
+    assert [r.error for r in double.refusals()].count("not_in_channel") == 7
+    assert double.unexpected_refusals() == []  # channel refusals are scenarios, not payload bugs
+
+
+def test_conversations_open_is_stable_and_counted(double: SlackDouble, client: WebClient) -> None:
+    first = client.conversations_open(users="U1")["channel"]["id"]
+    assert client.conversations_open(users="U1")["channel"]["id"] == first == double.dm_channel("U1")
+    client.conversations_open(users="U2")
+    assert (double.dm_opens("U1"), double.dm_opens("U2"), double.dm_opens()) == (2, 1, 3)
+
+
+@pytest.mark.parametrize(
+    "workspace_url", ["https://contract-bot-test.slack.com/", "https://dhs-ice.enterprise.slack-gov.com"]
+)
+def test_permalink_and_auth_test_use_the_workspace_url(workspace_url: str) -> None:
+    kwargs = {} if workspace_url.endswith(".slack.com/") else {"workspace_url": workspace_url}
+    with SlackDouble(invited=["C1"], **kwargs) as double:  # type: ignore[arg-type]
+        client = web(double)
+        base = workspace_url.rstrip("/") + "/"
+        assert client.auth_test()["url"] == base
+        posted = client.chat_postMessage(channel="C1", text="parent")
+        link = client.chat_getPermalink(channel="C1", message_ts=posted["ts"])
+        assert link["channel"] == "C1"
+        assert link["permalink"] == f"{base}archives/C1/p{posted['ts'].replace('.', '')}"
+        assert error_of(lambda: client.chat_getPermalink(channel="C1", message_ts="1.2")).response[
+            "error"
+        ] == ("message_not_found")
+
+
+def test_response_url_takes_five_posts_within_thirty_minutes(strict: SlackDouble, clock: FakeClock) -> None:
+    url = strict.new_response_url(channel="C1", user="U1")
+    hook = WebhookClient(url)
+    assert [hook.send(text=f"answer {i}").status_code for i in range(5)] == [200] * 5
+    sixth = hook.send(text="answer 6")
+    assert (sixth.status_code, sixth.body) == (404, "used_url")
+    assert len(strict.responses(url)) == 5
+    late = strict.new_response_url(channel="C1", user="U1")
+    clock.advance(30 * 60 + 1)
+    answer = WebhookClient(late).send(text="too late")
+    assert (answer.status_code, answer.body) == (404, "expired_url")
+    assert [(r.error, r.kind) for r in strict.refusals()] == [
+        ("used_url", "response_url"),
+        ("expired_url", "response_url"),
+    ]
+    for i in range(10):  # not a Web API call: no rate limit
+        WebhookClient(strict.new_response_url(channel="C1", user="U1")).send(text=str(i))
+    assert strict.rate_limited() == []
+
+
+# ---------------------------------------------------------------------- triggers
+def test_triggers_expire_in_real_time_and_work_once() -> None:
+    with SlackDouble(rate_scale=20, trigger_ttl=1.0) as double:
+        client = web(double)
+        err = error_of(lambda: client.views_open(trigger_id="12345.98765.abcd", view=_modal()))
+        assert err.response["error"] == "invalid_trigger_id"
+        kept = double.new_trigger_id()
+        late = double.new_trigger_id()
+        time.sleep(0.3)  # longer than a 1 s trigger life divided by the rate scale: rate_scale does not apply
+        assert client.views_open(trigger_id=kept, view=_modal())["ok"]
+        assert error_of(lambda: client.views_open(trigger_id=kept, view=_modal())).response["error"] == (
+            "exchanged_trigger_id"
+        )
+        time.sleep(0.8)
+        assert error_of(lambda: client.views_open(trigger_id=late, view=_modal())).response["error"] == (
+            "expired_trigger_id"
+        )
+        assert [(r.error, r.kind) for r in double.refusals()] == [
+            ("invalid_trigger_id", "trigger"),
+            ("exchanged_trigger_id", "trigger"),
+            ("expired_trigger_id", "trigger"),
+        ]
 
 
 # ---------------------------------------------------------------------- faults
