@@ -8,11 +8,15 @@ to start later (past the leases a killed one held). It prints ``ready <worker>``
 
 With ``--serve`` it also serves the bot over HTTP, as `contract-bot serve` does: waitress on 127.0.0.1 on an
 ephemeral port (tests.conftest.serve_bot), signing secret ``s``.
+
+Its outbox paces itself to Slack's rate limits run ``--rate-scale`` times faster, by default as fast as the
+``double`` fixture's Slack runs them (tests.conftest.SLACK_RATE_SCALE), so that the two agree.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import signal
 import sys
@@ -44,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--serve", action="store_true", help="also serve the bot over HTTP (waitress, loopback)"
     )
+    parser.add_argument(
+        "--rate-scale",
+        type=float,
+        default=None,
+        help="how much faster than Slack's the rate limits the outbox paces itself to are (default: the tests' Slack)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING,
@@ -54,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from bot.app import create_app
     from bot.config import Settings
     from storage.db import make_engine
+    from tests.conftest import SLACK_RATE_SCALE
 
     settings = Settings(
         slack_bot_token="xoxb-test",
@@ -66,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         bot_timezone="America/New_York",
         reminder_interval_seconds=1,
     )
+    pacing = {}
+    if "slack_rate_scale" in inspect.signature(create_app).parameters:  # a bot that paces its outbox
+        pacing["slack_rate_scale"] = SLACK_RATE_SCALE if args.rate_scale is None else args.rate_scale
     bot = create_app(
         settings,
         engine=make_engine(args.db, schema=args.schema),
         clock=RunningClock(datetime.fromisoformat(args.start)),
+        **pacing,
     )
     bot.sweeper.batch = args.batch
     stop = threading.Event()
