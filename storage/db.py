@@ -68,6 +68,9 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
         "keepalives_idle": 30,
         "keepalives_interval": 10,
         "keepalives_count": 3,
+        # A connection whose peer vanished without a word (a dropped network path) is given up after 10 s,
+        # not the operating system's 15 minutes: keepalives only probe an idle connection.
+        "tcp_user_timeout": 10_000,
     }
     url_options = parsed.query.get("options")  # e.g. ?options=-csearch_path%3Dx: kept, ours come first
     if url_options:
