@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError
+from bot.services.channels import ChannelService
 from bot.services.deadline import RequestRunner
 from bot.services.exports import build_export
 from bot.services.outbox import OutboxDispatcher
@@ -127,6 +128,7 @@ class ContractBot:
     sweeper: ReminderSweeper
     requests: RequestRunner
     followups: ThreadPoolExecutor
+    channels: ChannelService
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -184,6 +186,17 @@ class ContractBot:
         if status and status[0].startswith("401"):
             log.warning("refused a request: %s", _signature_refusal(timestamp, signature))
         return result
+
+    def check_channels_soon(self) -> Future:
+        """Check the review and manager channels in the background (start-up): start-up is not held by Slack."""
+
+        def check() -> None:
+            try:
+                self.channels.check()
+            except Exception:  # noqa: BLE001 - the periodic check tries again
+                log.exception("channel check failed")
+
+        return self.followups.submit(check)
 
     def wake_delivery(self) -> None:
         """Tell the delivery loop there is something to send."""
@@ -286,6 +299,14 @@ def create_app(
     )
     requests = RequestRunner(threads=request_threads)
     followups = ThreadPoolExecutor(max_workers=followup_threads, thread_name_prefix="followup")
+    channels = ChannelService(
+        factory,
+        client,
+        clock,
+        service.runtime_settings,
+        admin_user_ids=settings.admin_user_ids,
+        on_commit=wake.set,
+    )
     ctx = HandlerContext(
         service=service,
         requests=requests,
@@ -293,6 +314,7 @@ def create_app(
         exporter=lambda fmt: build_export(factory, clock, calendar, fmt),
         followups=followups,
         client=client,
+        channels=channels,
     )
     handlers.register(bolt, ctx)
     return ContractBot(
@@ -308,5 +330,6 @@ def create_app(
         sweeper=sweeper,
         requests=requests,
         followups=followups,
+        channels=channels,
         _wake=wake,
     )

@@ -65,6 +65,10 @@ def reminders_sweep_job(bot) -> None:  # noqa: ANN001
             )
     except Exception:  # noqa: BLE001 - the next run tries again; the rows stay due
         log.exception("reminder sweep failed")
+    try:
+        bot.channels.check_if_due()  # the channels the bot posts in, re-checked every few minutes (not every sweep)
+    except Exception:  # noqa: BLE001 - the next run tries again
+        log.exception("channel check failed")
 
 
 def outbox_delivery_job(bot) -> None:  # noqa: ANN001

@@ -38,6 +38,7 @@ def serve(settings: Settings) -> int:
     log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
     bot = create_app(settings)
     bot.start_background()
+    bot.check_channels_soon()  # is the bot in the review and manager channels? (admins are told if not)
     log.info("contract-bot starting with %s", settings)
     if settings.socket_mode:
         from slack_bolt.adapter.socket_mode import SocketModeHandler

@@ -11,9 +11,11 @@ from slack_sdk import WebClient
 from bot.domain.args import COMMANDS, Command, parse_command
 from bot.domain.errors import DomainError, InputError
 from bot.domain.text import unescape_slack
+from bot.services.channels import CHANNEL_KEYS, FilingRefused, check_under_way
+from bot.services.reviews import Done
 from bot.services.router import ExportRequest, run_command
 from handlers.context import HandlerContext, error_reply, log
-from handlers.modals import build_file_modal, open_form
+from handlers.modals import build_file_modal, filing_refused, open_form
 
 READ_ONLY = frozenset({"show", "list", "audit", "help"})
 _REF = re.compile(r"^CR-(\d{1,9})$", re.IGNORECASE)
@@ -30,7 +32,12 @@ def register(app: App, ctx: HandlerContext) -> None:
         text = command.get("text") or ""
         known = subcommand_of(text)
         if known is not None and known.name == "file" and len(text.split()) == 1:
-            # a bare `/contract file` opens the form now, while its trigger is fresh
+            # a bare `/contract file` opens the form now, while its trigger is fresh, unless filing is refused
+            refusal = filing_refused(ctx)
+            if refusal is not None:
+                context["outcome"] = "refused: channel"
+                ack(response_type="ephemeral", text=refusal)
+                return
             problem = open_form(client, command.get("trigger_id"), build_file_modal())
             context["outcome"] = "form opened" if problem is None else "form not opened"
             ack(response_type="ephemeral", text=problem) if problem else ack()
@@ -55,8 +62,17 @@ def carry_out_command(ctx: HandlerContext, actor: str, text: str, context: BoltC
             raise ctx.service.refuse_input(actor, attempted.name, attempted.role, contract_id, error)
 
         return ctx.reply(refuse)
+
+    def work() -> object:
+        if parsed.name == "file":  # refused while the review channel is unset or unusable (a database read)
+            ctx.channels.check_filing()
+        return run_command(ctx.service, actor, parsed)
+
     try:
-        result = ctx.run(lambda: run_command(ctx.service, actor, parsed))
+        result = ctx.run(work)
+    except FilingRefused as exc:
+        context["outcome"] = "refused: channel"
+        return {"text": exc.user_text()}
     except DomainError as exc:
         context["outcome"] = f"refused: {type(exc).__name__}"
         return {"text": exc.user_text()}
@@ -64,7 +80,21 @@ def carry_out_command(ctx: HandlerContext, actor: str, text: str, context: BoltC
     if isinstance(result, ExportRequest):
         export_format = result.format
         ctx.after_answer(lambda: send_export(ctx, actor, export_format))
-    return ctx.render(result)
+    reply = ctx.render(result)
+    key, value = parsed.args.get("key"), parsed.args.get("value")
+    if (
+        parsed.name == "admin set"
+        and key in CHANNEL_KEYS
+        and isinstance(value, str)
+        and isinstance(result, Done)
+    ):
+        # NOTE: conversations.info is a Slack call: it follows the answer, and the admins hear of a wrong channel
+        def check() -> None:
+            ctx.channels.check([key], announce=True)
+
+        ctx.after_answer(check)
+        reply["text"] = f"{reply['text']} {check_under_way(value, bot_name=ctx.channels.bot_name)}"
+    return reply
 
 
 def subcommand_of(text: str) -> Command | None:

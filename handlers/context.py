@@ -13,6 +13,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.domain.errors import DomainError
+from bot.services.channels import ChannelService
 from bot.services.deadline import RequestRunner
 from bot.services.reviews import ReviewService
 
@@ -31,6 +32,7 @@ class HandlerContext:
     # and export uploads. Never views.open, which runs in the request itself while its trigger is fresh.
     followups: Executor
     client: WebClient  # the outbox's client (retries): for export uploads after the answer
+    channels: ChannelService  # whether filing may go (a database read); channel checks after `admin set`
 
     def today(self) -> date:
         """Today in the bot's zone."""

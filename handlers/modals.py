@@ -21,10 +21,16 @@ from bot.domain import args
 from bot.domain.errors import DomainError, InputError
 from bot.domain.forms import validate_file_form
 from bot.domain.text import check_free_text, unescape_slack
+from bot.services.channels import FilingRefused
+from bot.services.deadline import NothingRecorded, OutcomeUnknown
+from bot.services.reviews import Done
 from bot.services.router import contract_fields
 from handlers.blocks import esc
 from handlers.context import HandlerContext, error_reply, log, private_reply
 from handlers.ids import BlockId, CallbackId
+
+# the filing check before a form opens leaves time for views.open within the trigger's 3 s (F1.19)
+FORM_CHECK_SECONDS = 1.0
 
 FIELD_LABELS = {
     "vendor": "Vendor",
@@ -189,6 +195,20 @@ def open_form(client: WebClient, trigger_id: object, view: dict) -> str | None:
         return error_reply(log)
 
 
+def filing_refused(ctx: HandlerContext) -> str | None:
+    """Why filing is refused now (no review channel, or the bot cannot post in it), checked before a form opens.
+
+    A database read, not a Slack call. When the database is slow the form opens anyway: its submission checks again.
+    """
+    try:
+        ctx.requests.run(ctx.channels.check_filing, deadline=FORM_CHECK_SECONDS)
+    except (NothingRecorded, OutcomeUnknown):
+        return None
+    except DomainError as exc:
+        return exc.user_text()
+    return None
+
+
 def register(app: App, ctx: HandlerContext) -> None:
     """Register the form (view submission) listeners and the filing shortcut."""
 
@@ -201,13 +221,21 @@ def register(app: App, ctx: HandlerContext) -> None:
             ack(response_action="errors", errors=errors)
             return
         actor = (body.get("user") or {}).get("id") or ""
-        try:
+
+        def work() -> Done:
+            ctx.channels.check_filing()  # refused while the review channel is unset or unusable (a database read)
             # a form submitted twice (a double click, a retry) files once: the view's ID is the filing's source
-            done = ctx.run(
-                lambda: ctx.service.file_contract(
-                    actor, contract_fields(values), source_key=f"view:{view.get('id')}"
-                )
+            return ctx.service.file_contract(
+                actor, contract_fields(values), source_key=f"view:{view.get('id')}"
             )
+
+        try:
+            done = ctx.run(work)
+        except FilingRefused as exc:
+            # the explanation goes on top of the form, which keeps what was typed for when it is fixed
+            context["outcome"] = "refused: channel"
+            ack(response_action="push", view=build_done_view(exc.user_text()))
+            return
         except DomainError as exc:
             context["outcome"] = f"refused: {type(exc).__name__}"
             ack(response_action="errors", errors={BlockId.VENDOR.value: exc.message[:150]})
@@ -243,6 +271,13 @@ def register(app: App, ctx: HandlerContext) -> None:
         message = shortcut.get("message")
         text = message.get("text") if isinstance(message, dict) else None
         prefill = prefill_from_message(text if isinstance(text, str) else "")
+        refusal = filing_refused(ctx)
+        if refusal is not None:  # no form: it could not be filed
+            context["outcome"] = "refused: channel"
+            ack()
+            if shortcut.get("response_url"):
+                ctx.after_answer(lambda: private_reply(respond, refusal))
+            return
         problem = open_form(client, shortcut.get("trigger_id"), build_file_modal(prefill))
         context["outcome"] = "form opened" if problem is None else "form not opened"
         ack()

@@ -135,6 +135,9 @@ def serve_bot(bot: ContractBot):
         # (EBADF) and waits out waitress's 1 s loop timeout.
         server.trigger.pull_trigger(server.close)
         thread.join(timeout=5)
+        # NOTE: waitress stops its worker threads only when run() ends by an exception; closed, they would
+        # linger, 64 per test.
+        server.task_dispatcher.shutdown()
 
     return f"http://127.0.0.1:{port}", stop
 
