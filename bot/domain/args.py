@@ -27,6 +27,7 @@ __all__ = [
     "MAX_VALUE_DOLLARS",
     "OFFICIAL_ALIASES",
     "OUTCOMES",
+    "PAGE_SIZES",
     "PURPOSES",
     "QUESTION_IDS",
     "RELEVANT_OFFICIALS",
@@ -152,6 +153,10 @@ NAME_MAX = 200
 CONTRACT_NO_MAX = 100
 LONG_TEXT_MAX = 2000
 SETTING_VALUE_MAX = 200
+# How many items one page of a long answer holds, so every page fits in one Slack message (SLACK-FACTS F1.28).
+AUDIT_PAGE_SIZE = 40
+LIST_PAGE_SIZE = 20
+PAGE_SIZES = {"audit": AUDIT_PAGE_SIZE, "list": LIST_PAGE_SIZE}
 
 
 # --- runtime settings (`admin set KEY VALUE`) -----------------------------------------------------------
@@ -227,6 +232,7 @@ class Kind(StrEnum):
     TOPIC = "topic"  # a subcommand name for help -> str
     SETTING = "setting"  # a SETTINGS key -> str
     SETTING_VALUE = "setting_value"  # typed by the setting -> str channel ID | int | bool
+    PAGE = "page"  # a page number, 1 or more -> int
 
 
 @dataclass(frozen=True)
@@ -257,6 +263,8 @@ class Option:
             return f"{self.key}=yes|no"
         if self.kind is Kind.CHOICE:
             return f"{self.key}={'|'.join(self.choices)}"
+        if self.kind is Kind.PAGE:
+            return f"{self.key}=N"
         return f'{self.key}="…"'
 
 
@@ -310,6 +318,11 @@ _REF = Positional("ref", Kind.REF, "CR-n", "the contract's reference, e.g. CR-12
 _ON = Option("on", Kind.DATE, "the day it happened, YYYY-MM-DD (default today; not in the future)")
 
 
+def _page(what: str) -> Option:
+    """The optional `page=N` of a long answer."""
+    return Option("page", Kind.PAGE, f"which page to show, 1 or more (default 1: the {what})")
+
+
 def _reason(help_: str = "why, in a sentence or two") -> Option:
     """The required `reason="…"` option."""
     return Option("reason", Kind.LONG_TEXT, help_, required=True, max_len=LONG_TEXT_MAX)
@@ -358,6 +371,9 @@ _COMMAND_LIST: tuple[Command, ...] = (
         ANYONE,
         "Contracts, newest first, optionally only those in one status.",
         (Positional("status", Kind.CHOICE, "status", "one of: " + ", ".join(STATUSES), False, STATUSES),),
+        (_page("newest contracts"),),
+        note=f"Newest first, {LIST_PAGE_SIZE} a page; each page says which contracts it shows (e.g. 1–20 of 57), "
+        "and its More button shows the next page.",
     ),
     Command(
         "assign",
@@ -435,7 +451,17 @@ _COMMAND_LIST: tuple[Command, ...] = (
     Command(
         "close", "manager", "Close the contract out (completed or terminated).", (_REF,), (_reason(), _ON)
     ),
-    Command("audit", ANYONE, "The contract's timeline: every event with actor and time.", (_REF,)),
+    Command(
+        "audit",
+        ANYONE,
+        "The contract's timeline: every event with actor and time.",
+        (_REF,),
+        (_page("newest entries"),),
+        note=f"{AUDIT_PAGE_SIZE} entries a page, each page in the order things happened. Page 1 holds the newest "
+        "entries, page 2 the ones before them, and the last page begins with the filing. Each page says which "
+        "entries it shows (e.g. 363–402 of 402) and which page holds the first; its More button shows the page "
+        "before.",
+    ),
     Command(
         "admin grant",
         "admin",
@@ -690,6 +716,18 @@ def _parse_choice(raw: str, label: str, choices: tuple[str, ...]) -> str:
     )
 
 
+def _parse_page(raw: str, label: str) -> int:
+    """A page number: a whole number from 1; raises InputError."""
+    value = raw.strip()
+    if not value:
+        raise InputError(f"`{label}=` needs a page number, a whole number from 1 (e.g. {label}=2).")
+    if not re.fullmatch(r"[0-9]{1,9}", value) or int(value) < 1:  # a page past the last: the service says so
+        raise InputError(
+            f"`{label}=` must be a page number, a whole number from 1 (e.g. {label}=2), not `{_shown(raw)}`."
+        )
+    return int(value)
+
+
 def _parse_official(raw: str) -> str:
     """A relevant official's canonical title from a common form (SecDef, DAG, D/CIA…); raises InputError."""
     title = OFFICIAL_ALIASES.get(_official_key(raw))
@@ -772,6 +810,8 @@ def _convert(
             return _parse_qid(raw)
         case Kind.USER:
             return _parse_user(raw)
+        case Kind.PAGE:
+            return _parse_page(raw, label)
         case Kind.SETTING:
             key = raw.strip().lower().replace("-", "_")
             if key not in SETTINGS:

@@ -19,11 +19,12 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import questions as qs
 from bot.domain import review, roles
+from bot.domain.args import AUDIT_PAGE_SIZE, LIST_PAGE_SIZE
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError, InputError, InvalidState, NotFound, PermissionDenied
 from bot.domain.text import escape_mrkdwn, find_classification_marking
 from bot.services import planner
-from bot.services.views import ContractView, build_contract_view, ref_of, state_of
+from bot.services.views import ContractView, Page, build_contract_view, page_of, ref_of, state_of
 from storage import repositories as repo
 from storage.db import SessionFactory, read_only, unit_of_work
 from storage.models import Assignment, AuditEntry, Contract, Question, RoleGrant
@@ -57,19 +58,26 @@ class Done:
 
 @dataclass(frozen=True)
 class ContractList:
-    """The answer to `list`."""
+    """The answer to `list [status] [page=N]`: one page of contracts, newest first."""
 
     rows: tuple[ContractView, ...]
     status: str | None
     total: int
+    page: Page | None = None
 
 
 @dataclass(frozen=True)
 class Timeline:
-    """The answer to `audit CR-n`."""
+    """The answer to `audit CR-n [page=N]`: one page of the contract's audit entries, in the order they happened;
+    page 1 holds the newest entries, each further page the ones before.
+
+    ``first_position`` is the place of ``entries[0]`` in the contract's own log (1 = its first entry)."""
 
     ref: str
     entries: tuple[AuditEntry, ...]
+    contract_id: int | None = None
+    page: Page | None = None
+    first_position: int = 1
 
 
 @dataclass(frozen=True)
@@ -553,20 +561,31 @@ class ReviewService:
             c = self._load(s, contract_id, for_update=False)
             return build_contract_view(s, c, self.today())
 
-    def list_contracts(self, status: str | None = None, limit: int = 25) -> ContractList:
-        """Contracts newest first, optionally of one status."""
+    def list_contracts(
+        self, status: str | None = None, page: int = 1, *, size: int = LIST_PAGE_SIZE
+    ) -> ContractList:
+        """One page of contracts, newest first, optionally of one status; raises InputError for a page past the last."""
         with read_only(self.session_factory) as s:
             today = self.today()
-            rows = repo.list_contracts(s, status=status, limit=limit)
+            total = repo.count_contracts(s, status=status)
+            what = "contracts" + (f" with status {status}" if status else "")
+            shown = page_of(total, page, size, what)
+            rows = repo.list_contracts(s, status=status, limit=size, offset=shown.offset) if total else []
             views = tuple(build_contract_view(s, c, today, with_reminders=False) for c in rows)
-            return ContractList(views, status, repo.count_contracts(s, status=status))
+            return ContractList(views, status, total, shown)
 
-    def timeline(self, contract_id: int | None) -> Timeline:
-        """Every audited event of one contract, refusals included."""
+    def timeline(self, contract_id: int | None, page: int = 1, *, size: int = AUDIT_PAGE_SIZE) -> Timeline:
+        """One page of a contract's audit entries, refusals included, in time order; page 1 holds the newest
+        entries, page 2 the ones before them, and so on. Raises NotFound, or InputError for a page past the last."""
         with read_only(self.session_factory) as s:
             c = self._load(s, contract_id, for_update=False)
             assert c.id is not None  # a stored contract has its number
-            return Timeline(ref_of(c.id), tuple(repo.list_audit(s, contract_id=c.id)))
+            # NOTE: one contract's log is hundreds of entries, not millions: it is read whole and cut here.
+            entries = repo.list_audit(s, contract_id=c.id)
+            shown = page_of(len(entries), page, size, f"audit entries of {ref_of(c.id)}")
+            end = len(entries) - shown.offset  # pages count back from the newest entry
+            start = max(end - size, 0)
+            return Timeline(ref_of(c.id), tuple(entries[start:end]), c.id, shown, start + 1)
 
     # ---- compliance actions -----------------------------------------------------------------------------
 
@@ -886,47 +905,85 @@ class ReviewService:
 
         return self._run(actor, "snooze", None, work)
 
-    def dashboard(self, user_id: str, limit: int = 10) -> Dashboard:
-        """App Home: open reviews by status, stop-works, waiting periods, deadlines this week, my questions."""
+    def dashboard(self, user_id: str, limit: int = 10, offsets: dict[str, int] | None = None) -> Dashboard:
+        """App Home: open reviews by status, stop-works, waiting periods, deadlines this week, my questions.
+
+        Each list holds at most ``limit`` rows from its offset in ``offsets`` (keyed by DASHBOARD_LISTS), with
+        its total; an offset past a list's end shows that list from the start, and ``notice`` says so."""
         from datetime import timedelta
 
+        offsets = offsets or {}
         with read_only(self.session_factory) as s:
             now = self.clock.now()
             today = self.calendar.local_date(now)
             counts = repo.count_by_status(s)
             stopworks: list[tuple[str, str, date]] = []
-            for c in repo.list_stopworks(s, limit):
+            for c in repo.list_stopworks(s, DASHBOARD_CAP):
                 # stored, and the query keeps only contracts with a stop-work date
                 assert c.id is not None and c.stopwork_since is not None
                 stopworks.append((ref_of(c.id), c.vendor, c.stopwork_since))
             waiting = []
-            for c in repo.list_waiting(s, limit, today=today):
+            for c in repo.list_waiting(s, DASHBOARD_CAP, today=today):
                 assert c.id is not None  # a stored contract has its number
                 end = review.waiting_period_end(state_of(c, []))
                 waiting.append((ref_of(c.id), c.vendor, end))
             deadlines = [
                 (ref_of(r.contract_id) if r.contract_id else "—", r.kind, r.due_at)
-                for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=limit)
+                for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=DASHBOARD_CAP)
                 if r.kind != "digest"
             ]
             mine = []
-            for c, q in repo.list_open_questions_for_user(s, user_id, limit):
+            for c, q in repo.list_open_questions_for_user(s, user_id, DASHBOARD_CAP):
                 assert c.id is not None  # a stored contract has its number
                 mine.append((ref_of(c.id), q.qid))
+            lists: dict[str, list] = {
+                "stopworks": stopworks,
+                "waiting": waiting,
+                "deadlines": deadlines,
+                "my_questions": mine,
+            }
+            starts: dict[str, int] = {}
+            gone: list[str] = []
+            for key, rows in lists.items():
+                start = offsets.get(key, 0)
+                if start < 0 or (start and start >= len(rows)):
+                    gone.append(DASHBOARD_LISTS[key])
+                    start = 0
+                starts[key] = start
+            cut = {key: rows[starts[key] : starts[key] + limit] for key, rows in lists.items()}
             return Dashboard(
                 today=today,
                 counts=counts,
-                stopworks=stopworks,
-                waiting=waiting,
-                deadlines=deadlines,
-                my_questions=mine,
+                stopworks=cut["stopworks"],
+                waiting=cut["waiting"],
+                deadlines=cut["deadlines"],
+                my_questions=cut["my_questions"],
                 roles=tuple(sorted(self.roles_of(s, user_id))),
+                totals={key: len(rows) for key, rows in lists.items()},
+                offsets=starts,
+                capped=frozenset(key for key, rows in lists.items() if len(rows) >= DASHBOARD_CAP),
+                notice=(
+                    f"The {', '.join(gone)} list{'s' if len(gone) > 1 else ''} had no more rows there "
+                    "(it changed since): shown from the start."
+                    if gone
+                    else None
+                ),
             )
+
+
+# The App Home lists, by the key their "More" buttons carry, and how each is named to the user.
+DASHBOARD_LISTS = {
+    "stopworks": "stop-work orders",
+    "waiting": "waiting periods",
+    "deadlines": "deadlines",
+    "my_questions": "open questions",
+}
+DASHBOARD_CAP = 1000  # rows read per list; a longer list is counted as "1000 or more"
 
 
 @dataclass(frozen=True)
 class Dashboard:
-    """What the App Home tab shows one user."""
+    """What the App Home tab shows one user: a page of each list, with where it starts and how long it is."""
 
     today: date
     counts: dict[str, int]
@@ -935,3 +992,7 @@ class Dashboard:
     deadlines: list[tuple[str, str, datetime]]
     my_questions: list[tuple[str, str]]
     roles: tuple[str, ...]
+    totals: dict[str, int] = field(default_factory=dict)  # by DASHBOARD_LISTS key; absent: not counted
+    offsets: dict[str, int] = field(default_factory=dict)
+    capped: frozenset[str] = frozenset()  # lists whose total is at least DASHBOARD_CAP
+    notice: str | None = None

@@ -58,9 +58,9 @@ def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> objec
         case "show":
             return service.show(ref)
         case "list":
-            return service.list_contracts(a.get("status"))
+            return service.list_contracts(a.get("status"), a.get("page") or 1)
         case "audit":
-            return service.timeline(ref)
+            return service.timeline(ref, a.get("page") or 1)
         case "assign":
             return service.assign(actor, ref, a["users"])
         case "answer":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -9,6 +10,7 @@ from sqlmodel import Session
 
 from bot.domain import questions as qs
 from bot.domain import review, schedule
+from bot.domain.errors import InputError
 from storage import repositories as repo
 from storage.models import Contract, Question
 
@@ -16,6 +18,87 @@ from storage.models import Contract, Question
 def ref_of(contract_id: int) -> str:
     """The public reference of a contract number."""
     return f"CR-{contract_id}"
+
+
+# ---- links -------------------------------------------------------------------------------------------------
+
+# A link Slack gave us (chat.getPermalink): https, no spaces and none of the characters that end a <url|label>.
+_SAFE_URL = re.compile(r"https://[^\s<>|`\x00-\x1f\x7f]{1,480}")
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,30}")
+
+
+def link(url: str | None, label: str) -> str | None:
+    """``<url|label>`` for a link Slack gave us, or None when it is not a plain https URL.
+
+    NOTE: a bare URL is not turned into a link inside ``verbatim`` text (SLACK-FACTS F1.29), so every link is
+    written in Slack's own form; ``&`` in the URL is escaped like any other text (F1.22). ``label`` must already
+    be safe mrkdwn."""
+    if not url or not _SAFE_URL.fullmatch(url):
+        return None
+    return f"<{url.replace('&', '&amp;')}|{label}>"
+
+
+def thread_link(permalink: str | None, channel_id: str | None, *, posted: bool = True) -> str:
+    """Where a contract's thread is: a link from chat.getPermalink, else the channel it is in (never a guessed
+    host: GovSlack's differs, F1.30), or "" when not even the channel is known."""
+    linked = link(permalink, "open the thread")
+    if linked is not None:
+        return linked
+    if not channel_id or not _CHANNEL_ID.fullmatch(channel_id):
+        return ""
+    if not posted:
+        return f"in <#{channel_id}> once its first message is posted"
+    return f"in <#{channel_id}> (its link is not known yet)"
+
+
+# ---- pages of long answers -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a long answer: which page, how many a page holds, how many there are in all."""
+
+    number: int  # 1-based
+    size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages there are (at least one, so "page 1 of 1" also describes an empty answer)."""
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def offset(self) -> int:
+        """How many items come before this page."""
+        return (self.number - 1) * self.size
+
+    @property
+    def count(self) -> int:
+        """How many items this page holds."""
+        return max(0, min(self.size, self.total - self.offset))
+
+    @property
+    def is_last(self) -> bool:
+        """Whether no page follows."""
+        return self.number >= self.pages
+
+
+def page_of(total: int, number: int, size: int, what: str) -> Page:
+    """Page ``number`` of ``total`` items, ``size`` a page; raises InputError for a page that does not exist.
+
+    ``what`` names the items for the refusal, e.g. "audit entries of CR-3"."""
+    if number < 1:
+        raise InputError(f"Pages are numbered from 1, so page {number} does not exist.")
+    page = Page(number, size, total)
+    if number > page.pages:
+        if total == 0:
+            held = f"there are no {what}"
+        elif page.pages == 1:
+            held = f"there is only one page ({total} {what})"
+        else:
+            held = f"there are {page.pages} pages ({total} {what}, {size} a page)"
+        raise InputError(f"Page {number} does not exist: {held}.")
+    return page
 
 
 @dataclass(frozen=True)
@@ -76,6 +159,12 @@ class ContractView:
     waiting_end: date | None = None
     waiver_report_due: datetime | None = None
     next_reminders: tuple[tuple[str, datetime], ...] = field(default_factory=tuple)
+    permalink: str | None = None  # the parent message's link from chat.getPermalink, once known
+
+    @property
+    def thread(self) -> str:
+        """Where the contract's thread is, as mrkdwn: a link when Slack gave us one (see thread_link)."""
+        return thread_link(self.permalink, self.channel_id, posted=self.parent_ts is not None)
 
     def question(self, qid: str) -> QuestionView | None:
         """The view of one question."""
@@ -186,4 +275,5 @@ def build_contract_view(
         waiting_end=review.waiting_period_end(state),
         waiver_report_due=report_due,
         next_reminders=reminders,
+        permalink=contract.permalink,
     )
