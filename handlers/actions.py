@@ -1,14 +1,25 @@
-"""Button listeners: answers, notes, reminder snoozes."""
+"""Button listeners: answers, notes, reminder snoozes, and "More" on long answers."""
 
 from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
+from bot.domain.args import STATUSES
 from bot.domain.errors import DomainError, InputError
-from handlers.context import HandlerContext, private_reply
+from bot.services.reviews import DASHBOARD_LISTS
+from handlers.context import HandlerContext, log, private_reply
+from handlers.home import MAX_ROWS, build_home_view
 from handlers.ids import ANSWER_ACTIONS, ActionId
 from handlers.modals import NoteMetadata, build_note_modal, open_form
+
+OUT_OF_DATE = "This button is not one of ours or is out of date."
+_PAGE_VALUE = re.compile(r"([a-z0-9_-]{0,20}):([0-9]{1,9})")
 
 
 def parse_question_value(value: object) -> tuple[int, str]:
@@ -19,6 +30,53 @@ def parse_question_value(value: object) -> tuple[int, str]:
     if not raw_id.isdigit() or not qid or len(qid) > 10:
         raise InputError("This button is not one of ours or is out of date.")
     return int(raw_id), qid
+
+
+def parse_page_value(value: object) -> tuple[str, int]:
+    """A More button's value "<what>:<number>" (what: a contract id, a status, a list key, or empty); raises
+    InputError for anything else."""
+    m = _PAGE_VALUE.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise InputError(OUT_OF_DATE)
+    return m.group(1), int(m.group(2))
+
+
+def parse_audit_value(value: object) -> tuple[int, int]:
+    """An audit More button's value "<contract id>:<page>"; raises InputError for anything else."""
+    what, page = parse_page_value(value)
+    if not what.isdigit() or page < 1:
+        raise InputError(OUT_OF_DATE)
+    return int(what), page
+
+
+def parse_list_value(value: object) -> tuple[str | None, int]:
+    """A list More button's value "<status or empty>:<page>"; raises InputError for anything else."""
+    what, page = parse_page_value(value)
+    if (what and what not in STATUSES) or page < 1:
+        raise InputError(OUT_OF_DATE)
+    return what or None, page
+
+
+def parse_home_value(value: object) -> tuple[str, int]:
+    """An App Home More button's value "<list key>:<offset>"; raises InputError for anything else."""
+    key, offset = parse_page_value(value)
+    if key not in DASHBOARD_LISTS:
+        raise InputError(OUT_OF_DATE)
+    return key, offset
+
+
+def private_message(respond: Callable[..., Any], message: dict) -> None:
+    """A private reply with blocks through the request's response_url (a button's acknowledgement shows nothing);
+    failures are logged."""
+    try:
+        respond(
+            response_type="ephemeral",
+            replace_original=False,
+            text=message.get("text") or "",
+            blocks=message.get("blocks"),
+        )
+    except Exception:  # noqa: BLE001
+        log.exception("could not send a private reply")
 
 
 def register(app: App, ctx: HandlerContext) -> None:
@@ -72,8 +130,59 @@ def register(app: App, ctx: HandlerContext) -> None:
         text = reply.get("text") or ""
         ctx.after_answer(lambda: private_reply(respond, text))
 
+    def handle_more_button(
+        ack: Ack, body: dict, action: dict, respond: Respond, context: BoltContext
+    ) -> None:
+        """The next page of `audit` or `list`, shown privately; it reads only, like the command it continues."""
+        value = action.get("value")
+        more_audit = action.get("action_id") == ActionId.AUDIT_MORE.value
+
+        def work() -> object:
+            if more_audit:
+                return ctx.service.timeline(*parse_audit_value(value))
+            return ctx.service.list_contracts(*parse_list_value(value))
+
+        try:
+            reply = ctx.render(ctx.run(work))
+            context["outcome"] = "answered"
+        except DomainError as exc:
+            context["outcome"] = f"refused: {type(exc).__name__}"
+            reply = {"text": exc.user_text()}
+        ack()
+        ctx.after_answer(lambda: private_message(respond, reply))
+
+    def handle_home_more_button(
+        ack: Ack, body: dict, action: dict, client: WebClient, context: BoltContext
+    ) -> None:
+        """The next rows of one App Home list: the viewer's Home tab is published again (it has no response_url)."""
+        user = (body.get("user") or {}).get("id") or ""
+        try:
+            key, offset = parse_home_value(action.get("value"))
+            offsets, notice = {key: offset}, None
+        except InputError as exc:
+            offsets, notice = {}, f"{exc.message} The lists are shown from the start."
+        try:
+            dashboard = ctx.run(lambda: ctx.service.dashboard(user, limit=MAX_ROWS, offsets=offsets))
+        except DomainError as exc:
+            context["outcome"] = f"refused: {type(exc).__name__}"
+            ack()
+            return
+        if notice is not None:
+            dashboard = dataclasses.replace(dashboard, notice=notice)
+        context["outcome"] = "answered" if notice is None else "refused: InputError"
+        ack()
+        view = build_home_view(dashboard, ctx.service.calendar.zone)
+
+        def publish() -> None:
+            client.views_publish(user_id=user, view=view)
+
+        ctx.after_answer(publish)
+
     for action_id in ANSWER_ACTIONS:
         app.action(action_id.value)(handle_answer_button)
     app.action(ActionId.ADD_NOTE.value)(handle_add_note_button)
     app.action(ActionId.SNOOZE_TOMORROW.value)(handle_snooze_button)
     app.action(ActionId.SNOOZE_3D.value)(handle_snooze_button)
+    app.action(ActionId.AUDIT_MORE.value)(handle_more_button)
+    app.action(ActionId.LIST_MORE.value)(handle_more_button)
+    app.action(ActionId.HOME_MORE.value)(handle_home_more_button)

@@ -1,7 +1,14 @@
-"""Block Kit builders (``build_*``) and the outbox renderer. All user text is escaped; mentions come from IDs."""
+"""Block Kit builders (``build_*``) and the outbox renderer. All user text is escaped; mentions come from IDs.
+
+Everything built here fits Slack's limits (handlers.limits): long answers page, long values are shortened with a
+visible "…", long texts are split over several sections, and every message passes ``limits.fit`` on its way out.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -16,10 +23,17 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.domain.text import escape_mrkdwn
-from bot.services.views import ContractView
-from handlers.ids import ActionId
+from bot.services.reviews import ContractList, RolesList, SettingsList, Timeline
+from bot.services.views import ContractView, Page
+from handlers import limits
+from handlers.ids import ActionId, MessageBlockId
 
-SECTION_LIMIT = 2900  # Slack's text object allows 3000 characters
+SECTION_LIMIT = limits.SECTION_TEXT  # Slack's text object allows 3000 characters
+NAME_SHOWN = 200  # characters of a name (vendor, product, agency…) shown, escaped
+ROW_NAME_SHOWN = 60  # … in one row of a list
+REASON_SHOWN = 1500  # characters of a reason or note shown in `show` and the thread
+MENTIONS_SHOWN = 30  # reviewers named in `show`
+ROLE_HOLDERS_SHOWN = 100  # holders of one role named in `admin roles`
 
 
 def esc(value: object) -> str:
@@ -27,19 +41,48 @@ def esc(value: object) -> str:
     return escape_mrkdwn("" if value is None else str(value))
 
 
+def short(value: object, limit: int = NAME_SHOWN) -> str:
+    """User text made inert for mrkdwn and shortened to ``limit`` characters with a visible "…"."""
+    return clip(esc(value), limit)
+
+
 def clip(text: str, limit: int = SECTION_LIMIT) -> str:
-    """Cut text to fit a Block Kit text object."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Cut text to fit a Block Kit text object, visibly ("…"), never inside an escape or a Slack token."""
+    return limits.clip(text, limit)
 
 
 def md(text: str) -> MarkdownTextObject:
     """A mrkdwn text object with Slack's automatic parsing off (no surprise @here or links)."""
-    return MarkdownTextObject(text=clip(text), verbatim=True)
+    return MarkdownTextObject(text=clip(text) or " ", verbatim=True)
 
 
 def section(text: str) -> SectionBlock:
     """A section block of (already escaped) mrkdwn."""
     return SectionBlock(text=md(text))
+
+
+def sections(text: str) -> list[SectionBlock]:
+    """(Already escaped) mrkdwn over as many section blocks as it needs, split between lines: nothing is lost."""
+    return [section(piece) for piece in limits.split_text(text, SECTION_LIMIT)]
+
+
+def message(text: str, blocks: Sequence[Block | dict], *, hint: str = "") -> dict:
+    """A message (fallback ``text`` and blocks) checked against Slack's limits (limits.fit)."""
+    # the fallback (notifications, screen readers) is the message itself when short, else its start
+    fallback = text if len(text) <= limits.TOP_TEXT_MAX else clip(text, 500)
+    body = {"text": fallback, "blocks": [b.to_dict() if isinstance(b, Block) else b for b in blocks]}
+    return limits.fit(body, "message", hint=hint)
+
+
+def versioned(blocks: Sequence[Block], prefix: str) -> list[dict]:
+    """Blocks whose block_id changes with their content, so Slack clients re-render a block an edit changed
+    (SLACK-FACTS F1.31); an unchanged block keeps its id, so an identical edit stays identical."""
+    out = []
+    for i, block in enumerate(blocks):
+        body = {k: v for k, v in block.to_dict().items() if k != "block_id"}
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+        out.append({**body, "block_id": f"{prefix}{i}.{digest}"})
+    return out
 
 
 def money(cents: int | None) -> str:
@@ -61,6 +104,14 @@ def when(instant: datetime | None, zone: ZoneInfo | None = None) -> str:
         return "—"
     fallback = instant.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if zone else instant.isoformat()
     return f"<!date^{int(instant.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def more_button(action: ActionId, value: str, label: str) -> ActionsBlock:
+    """The "More" button of a long answer: its next page, shown privately."""
+    return ActionsBlock(
+        block_id=MessageBlockId.MORE.value,
+        elements=[ButtonElement(text=PlainTextObject(text=label), action_id=action.value, value=value)],
+    )
 
 
 STATUS_EMOJI = {
@@ -99,10 +150,10 @@ def progress_line(v: ContractView) -> str:
 
 def build_parent_message(v: ContractView) -> dict:
     """The parent message in REVIEW_CHANNEL: reference, parties, value, award, status, progress."""
-    title = f"{v.ref}: {esc(v.vendor)} / {esc(v.product)}"
+    title = f"{v.ref}: {short(v.vendor)} / {short(v.product)}"
     lines = [
         f"*{title}*",
-        f"*Agency:* {esc(v.agency)}" + (f" ({esc(v.component)})" if v.component else ""),
+        f"*Agency:* {short(v.agency)}" + (f" ({short(v.component)})" if v.component else ""),
         f"*Value:* {money(v.value_cents)}   *Awarded:* {day(v.awarded_on)}   *Purpose:* {esc(v.purpose or '—')}",
         f"*Status:* {status_label(v.status)}   *Progress:* {progress_line(v)}",
     ]
@@ -120,8 +171,9 @@ def build_parent_message(v: ContractView) -> dict:
             elements=[md(f"Filed by <@{v.filed_by}> · `/contract show {v.ref}` for the full record")]
         ),
     ]
-    text = f"{v.ref}: {esc(v.vendor)} / {esc(v.product)} — {v.status}, {progress_line(v)}"
-    return {"text": clip(text, 3000), "blocks": [b.to_dict() for b in blocks]}
+    text = f"{v.ref}: {short(v.vendor)} / {short(v.product)} — {v.status}, {progress_line(v)}"
+    # NOTE: edited on every answer: new block ids for changed blocks, so clients re-render them (F1.31)
+    return message(text, versioned(blocks, f"{MessageBlockId.PARENT.value}:"))
 
 
 def build_question_message(v: ContractView, qid: str) -> dict:
@@ -137,11 +189,10 @@ def build_question_message(v: ContractView, qid: str) -> dict:
         answered = f"*Answer: {q.answer.capitalize()}*{flag} — <@{q.answered_by}>, {when(q.answered_at)}"
         blocks.append(ContextBlock(elements=[md(answered)]))
     if q.note:
-        blocks.append(ContextBlock(elements=[md(f"Note: {esc(q.note)}")]))
+        blocks.append(ContextBlock(elements=[md(f"Note: {short(q.note, REASON_SHOWN)}")]))
     if not frozen:
         blocks.append(
             ActionsBlock(
-                block_id=f"q:{q.qid}",
                 elements=[
                     ButtonElement(
                         text=PlainTextObject(text="Yes"),
@@ -170,15 +221,16 @@ def build_question_message(v: ContractView, qid: str) -> dict:
     else:
         blocks.append(ContextBlock(elements=[md("Answers are frozen: a determination has been recorded.")]))
     state = f" — answered {q.answer.capitalize()}" if q.answer else ""
-    return {
-        "text": clip(f"{v.ref} {q.qid}: {esc(q.text)}{state}", 3000),
-        "blocks": [b.to_dict() for b in blocks],
-    }
+    # NOTE: edited when answered or noted: new block ids for changed blocks, so clients re-render them (F1.31)
+    return message(
+        f"{v.ref} {q.qid}: {esc(q.text)}{state}",
+        versioned(blocks, f"{MessageBlockId.QUESTION.value}:{q.qid}:"),
+    )
 
 
 def build_text_message(text: str) -> dict:
-    """A plain thread or channel line (already escaped by its author)."""
-    return {"text": clip(text, 3000), "blocks": [section(text).to_dict()]}
+    """A plain thread or channel line (already escaped by its author), over several sections if it is long."""
+    return message(text, sections(text))
 
 
 def render_outbox(payload: dict, view: ContractView | None) -> dict:
@@ -196,13 +248,13 @@ def render_outbox(payload: dict, view: ContractView | None) -> dict:
 def build_reminder_message(payload: dict) -> dict:
     """A reminder: starts with "Reminder:", names the contract, what is due, since when, what to do; snooze buttons."""
     text = payload.get("text", "")
-    blocks: list[Block] = [section(text)]
+    blocks: list[Block] = list(sections(text))
     keys = payload.get("snooze_keys")
     if keys:
         value = ",".join(str(k) for k in keys)[:1900]
         blocks.append(
             ActionsBlock(
-                block_id="snooze",
+                block_id=MessageBlockId.SNOOZE.value,
                 elements=[
                     ButtonElement(
                         text=PlainTextObject(text="Remind me tomorrow"),
@@ -217,7 +269,7 @@ def build_reminder_message(payload: dict) -> dict:
                 ],
             )
         )
-    return {"text": clip(text, 3000), "blocks": [b.to_dict() for b in blocks]}
+    return message(text, blocks)
 
 
 # ---- replies to the person who asked ------------------------------------------------------------------
@@ -227,18 +279,18 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
     """`show CR-n`: may this tool be used operationally, and if not, exactly what is still missing."""
     s = v.state
     lines = [
-        f"*{v.ref}: {esc(v.vendor)} / {esc(v.product)}*  {status_label(v.status)}",
-        f"*Agency:* {esc(v.agency)}"
-        + (f" ({esc(v.component)})" if v.component else "")
+        f"*{v.ref}: {short(v.vendor)} / {short(v.product)}*  {status_label(v.status)}",
+        f"*Agency:* {short(v.agency)}"
+        + (f" ({short(v.component)})" if v.component else "")
         + f"   *Value:* {money(v.value_cents)}   *Awarded:* {day(v.awarded_on)}   *Purpose:* {esc(v.purpose or '—')}",
     ]
     extra = []
     if v.term:
-        extra.append(f"*Term:* {esc(v.term)}")
+        extra.append(f"*Term:* {short(v.term)}")
     if v.contract_no:
-        extra.append(f"*Contract no.:* {esc(v.contract_no)}")
+        extra.append(f"*Contract no.:* {short(v.contract_no)}")
     if v.parent:
-        extra.append(f"*Ultimate owner:* {esc(v.parent)}")
+        extra.append(f"*Ultimate owner:* {short(v.parent)}")
     if v.third_party is not None:
         extra.append(f"*Third party operates it:* {'yes' if v.third_party else 'no'}")
     if extra:
@@ -251,26 +303,26 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
         use = ":red_circle: *Operational use is not permitted.* Still missing:\n" + "\n".join(
             f"• {m}" for m in v.verdict.missing
         )
-    blocks: list = [section("\n".join(lines)), section(use)]
+    blocks: list = [*sections("\n".join(lines)), *sections(use)]
     facts = [
         f"*Answers:* {progress_line(v)}"
         + (" — the order does not apply (SCOPE-1 = No)" if v.out_of_scope else "")
     ]
     facts.append(
         f"*Stop-work:* in effect since {day(s.stopwork_since)} ({(v.today - s.stopwork_since).days} days): "
-        f"{esc(v.stopwork_reason)}"
+        f"{short(v.stopwork_reason, REASON_SHOWN)}"
         if s.stopwork_since
         else "*Stop-work:* none in effect"
     )
     if s.determination:
         facts.append(
             f"*Determination:* {s.determination} on {day(s.determined_on)} by <@{v.determined_by}>: "
-            f"{esc(v.determination_reason)}"
+            f"{short(v.determination_reason, REASON_SHOWN)}"
         )
     else:
         facts.append("*Determination:* none yet")
     facts.append(
-        f"*Certification (§2(f)):* {esc(s.certified_by)} on {day(s.certified_on)}"
+        f"*Certification (§2(f)):* {short(s.certified_by)} on {day(s.certified_on)}"
         if s.certified_on
         else "*Certification (§2(f)):* none"
     )
@@ -291,86 +343,213 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
         else:
             life = f"in force through {day(s.waiver_until)} (expires after that day)"
         facts.append(
-            f"*Waiver (§2(m)):* by the {esc(v.waiver_official)}, issued {day(s.waiver_issued_on)}, {life}"
+            f"*Waiver (§2(m)):* by the {short(v.waiver_official)}, issued {day(s.waiver_issued_on)}, {life}"
         )
     if v.waiver_report_due:
         facts.append(f"*72-hour report due:* {when(v.waiver_report_due, zone)}")
     if s.closed_on:
-        facts.append(f"*Closed:* {day(s.closed_on)}: {esc(v.close_reason)}")
+        facts.append(f"*Closed:* {day(s.closed_on)}: {short(v.close_reason, REASON_SHOWN)}")
     if v.reviewers:
-        facts.append("*Reviewers:* " + ", ".join(f"<@{u}>" for u in v.reviewers))
+        named = ", ".join(f"<@{u}>" for u in v.reviewers[:MENTIONS_SHOWN])
+        rest = len(v.reviewers) - MENTIONS_SHOWN
+        facts.append(f"*Reviewers ({len(v.reviewers)}):* {named}" + (f" and {rest} more" if rest > 0 else ""))
     if v.next_reminders:
         facts.append("*Next reminders:* " + "; ".join(f"{k} {when(t, zone)}" for k, t in v.next_reminders))
-    blocks.append(section("\n".join(facts)))
+    blocks += sections("\n".join(facts))
     answered = [q for q in v.questions if q.answer]
     if answered:
         rows = [f"`{q.qid}` {q.answer}{' :triangular_flag_on_post:' if q.red_flag else ''}" for q in answered]
-        blocks.append(section("*Answers:* " + "  ".join(rows)))
-    if v.channel_id and v.parent_ts:
+        blocks += sections("*Answers:* " + "  ".join(rows))
+    thread = v.thread
+    if thread:
+        blocks.append(ContextBlock(elements=[md(f"Thread: {thread}")]))
+    text = f"{v.ref} {v.status}: operational use {'permitted' if v.verdict.permitted else 'not permitted'}"
+    return message(text, blocks, hint=f"`/contract audit {v.ref}` has every entry of the record.")
+
+
+def build_list(result: ContractList) -> dict:
+    """`list [status] [page=N]`: one page of contracts, newest first, saying which ones it shows."""
+    status, total, page = result.status, result.total, result.page
+    which = f" with status {status}" if status else ""
+    if not total or page is None:
+        return {"text": f"No contracts{which} yet."}
+    lines = [
+        f"*{v.ref}* {short(v.vendor, ROW_NAME_SHOWN)} / {short(v.product, ROW_NAME_SHOWN)} — "
+        f"{short(v.agency, ROW_NAME_SHOWN)} · {status_label(v.status)} · {v.answered}/{v.total} answered"
+        + (f" · {len(v.red_flags)} red flags" if v.red_flags else "")
+        for v in result.rows
+    ]
+    first, last = page.offset + 1, page.offset + len(result.rows)
+    head = (
+        f"{total} contract{'s' if total != 1 else ''}{which}, newest first: {_span(first, last)} of {total}"
+    )
+    if page.pages > 1:
+        head += f" (page {page.number} of {page.pages})"
+    blocks: list[Block] = [section(f"*{head}*"), *sections("\n".join(lines))]
+    typed = "/contract list" + (f" {status}" if status else "")
+    if not page.is_last:
+        blocks.append(
+            ContextBlock(
+                elements=[md(f"Older contracts: *More* below, or `{typed} page={page.number + 1}`.")]
+            )
+        )
+        nxt = page_after(page)
+        blocks.append(
+            more_button(ActionId.LIST_MORE, f"{status or ''}:{nxt.number}", f"More ({_span_of(nxt)})")
+        )
+    elif page.pages > 1:
+        blocks.append(ContextBlock(elements=[md(f"This is the last page: the oldest contracts{which}.")]))
+    return message(head, blocks)
+
+
+def build_timeline(t: Timeline, zone: ZoneInfo | None = None) -> dict:
+    """`audit CR-n [page=N]`: one page of the contract's audit log in time order (page 1 the newest entries), every
+    event with actor, time and what changed (refusals included), saying which entries it shows and where the rest
+    are."""
+    page = t.page
+    if not t.entries or page is None:
+        return {"text": f"No audit entries for {t.ref}."}
+    lines = []
+    for position, e in enumerate(t.entries, start=t.first_position):
+        mark = ":no_entry_sign: refused " if e.outcome == "refused" else ""
+        detail = f" — {esc(e.detail)}" if e.detail else ""
+        body = clip(f"{detail}{_diff(e.before, e.after)}", AUDIT_DETAIL_SHOWN)
+        # NOTE: the time in the bot's zone as plain text, not a <!date> token: 40 lines of tokens cost 2,000 characters
+        at = (
+            e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+            if zone
+            else e.at.strftime("%Y-%m-%d %H:%M UTC")
+        )
+        lines.append(f"*{position}.* {at} <@{e.actor}> {mark}*{short(e.action, 40)}*{body} `#{e.seq}`")
+    first, last = t.first_position, t.first_position + len(t.entries) - 1
+    if page.pages == 1:
+        head = f"Audit timeline of {t.ref}: all {page.total} entr{'ies' if page.total != 1 else 'y'}, oldest first"
+    else:
+        newest = " (the newest)" if page.number == 1 else ""
+        head = (
+            f"Audit timeline of {t.ref}: entries {_span(first, last)} of {page.total}{newest}, oldest first; "
+            f"page {page.number} of {page.pages}"
+        )
+    blocks: list[Block] = [section(f"*{head}*"), *sections("\n".join(lines))]
+    chain = "`#n` is the entry's place in the tamper-evident audit chain."
+    if not page.is_last:
         blocks.append(
             ContextBlock(
                 elements=[
-                    md(f"Thread: https://slack.com/archives/{v.channel_id}/p{v.parent_ts.replace('.', '')}")
+                    md(
+                        f"Earlier entries: *More* below, or `/contract audit {t.ref} page={page.number + 1}`. "
+                        f"The first entries are on page {page.pages}. {chain}"
+                    )
                 ]
             )
         )
-    text = f"{v.ref} {v.status}: operational use {'permitted' if v.verdict.permitted else 'not permitted'}"
-    return {"text": text, "blocks": [b.to_dict() for b in blocks]}
+        nxt = page_after(page)
+        blocks.append(
+            more_button(
+                ActionId.AUDIT_MORE, f"{t.contract_id}:{nxt.number}", f"Earlier entries ({_audit_span(nxt)})"
+            )
+        )
+    elif page.pages > 1:
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    md(
+                        "This page begins with the contract's first entry; the newest are on page 1 "
+                        f"(`/contract audit {t.ref}`). {chain}"
+                    )
+                ]
+            )
+        )
+    else:
+        blocks.append(ContextBlock(elements=[md(chain)]))
+    return message(head, blocks)
 
 
-def build_list(rows, status: str | None, total: int) -> dict:  # noqa: ANN001
-    """`list [status]`: contracts newest first."""
-    if not rows:
-        return {"text": f"No contracts{' with status ' + status if status else ''} yet."}
-    lines = [
-        f"*{v.ref}* {esc(v.vendor)} / {esc(v.product)} — {esc(v.agency)} · {status_label(v.status)} · "
-        f"{v.answered}/{v.total} answered" + (f" · {len(v.red_flags)} red flags" if v.red_flags else "")
-        for v in rows
-    ]
-    head = f"{total} contract{'s' if total != 1 else ''}" + (f" with status {status}" if status else "")
-    if total > len(rows):
-        head += f" (newest {len(rows)} shown)"
-    blocks = [section(f"*{head}*")] + [section(chunk) for chunk in _chunks(lines)]
-    return {"text": head, "blocks": [b.to_dict() for b in blocks[:50]]}
+AUDIT_DETAIL_SHOWN = 130  # characters of an entry's detail and changes shown on its line
 
 
-def _chunks(lines: list[str], limit: int = SECTION_LIMIT) -> list[str]:
-    out, cur = [], ""
-    for line in lines:
-        if cur and len(cur) + len(line) + 1 > limit:
-            out.append(cur)
-            cur = ""
-        cur = f"{cur}\n{line}" if cur else line
-    if cur:
-        out.append(cur)
-    return out
+def page_after(page: Page) -> Page:
+    """The page after ``page``."""
+    return Page(page.number + 1, page.size, page.total)
 
 
-def build_timeline(ref: str, entries, zone: ZoneInfo | None = None) -> dict:  # noqa: ANN001
-    """`audit CR-n`: every event with actor, time and what changed, refusals included."""
-    if not entries:
-        return {"text": f"No audit entries for {ref}."}
-    lines = []
-    for e in entries:
-        mark = ":no_entry_sign: refused " if e.outcome == "refused" else ""
-        detail = f" — {esc(e.detail)}" if e.detail else ""
-        change = _diff(e.before, e.after)
-        lines.append(f"`#{e.seq}` {when(e.at, zone)} <@{e.actor}> {mark}*{esc(e.action)}*{detail}{change}")
-    blocks = [section(f"*Audit timeline of {ref}* ({len(entries)} entries)")] + [
-        section(c) for c in _chunks(lines)
-    ]
-    return {"text": f"Audit timeline of {ref}", "blocks": [b.to_dict() for b in blocks[:50]]}
+def _span(first: int, last: int) -> str:
+    return f"{first}" if first == last else f"{first}–{last}"
+
+
+def _span_of(page: Page) -> str:
+    """Positions a page of a newest-first list holds, counted from the newest (1–20)."""
+    return _span(page.offset + 1, page.offset + page.count)
+
+
+def _audit_span(page: Page) -> str:
+    """Entries a page of the audit log holds, counted from the contract's first entry (323–362)."""
+    end = page.total - page.offset
+    return _span(end - page.count + 1, end)
+
+
+# what an audit line names first: which question, answer, status or party changed; then the rest, shortest first
+_AUDIT_KEYS_FIRST = (
+    "qid",
+    "answer",
+    "status",
+    "vendor",
+    "product",
+    "agency",
+    "determination",
+    "user",
+    "role",
+)
 
 
 def _diff(before: str | None, after: str | None) -> str:
-    import json
-
+    """What an entry changed, the telling keys first and long texts (reasons, notes) last, so that on a shortened
+    line it is a long text that is cut, not which question or status changed."""
     b = json.loads(before) if before else {}
     a = json.loads(after) if after else {}
-    if not b and a:
-        keys = [k for k, v in a.items() if v not in (None, "", [])]
-        return " (" + ", ".join(f"{k}={esc(a[k])}" for k in keys[:8]) + ")" if keys else ""
-    changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    changed = [k for k in set(a) | set(b) if a.get(k) != b.get(k) and a.get(k) not in (None, "", [])]
+    changed += [
+        k for k in set(b) - set(changed) if a.get(k) in (None, "", []) and b.get(k) not in (None, "", [])
+    ]
     if not changed:
         return ""
-    return " (" + "; ".join(f"{k}: {esc(b.get(k))} → {esc(a.get(k))}" for k in changed[:8]) + ")"
+    parts = []
+    for k in changed:
+        old, new = b.get(k), a.get(k)
+        if old in (None, "", []):
+            parts.append((k, f"{k}={short(new, 60)}"))
+        else:
+            parts.append((k, f"{k}: {short(old, 60)} → {'—' if new in (None, '', []) else short(new, 60)}"))
+    order = {k: i for i, k in enumerate(_AUDIT_KEYS_FIRST)}
+    parts.sort(key=lambda p: (order.get(p[0], len(order)), len(p[1]), p[0]))
+    return " (" + "; ".join(text for _, text in parts[:8]) + ")"
+
+
+def build_roles(result: RolesList) -> dict:
+    """`admin roles`: who holds which role (bootstrap admins first)."""
+    boot = result.bootstrap_admins
+    lines = [f"*Bootstrap admins* (ADMIN_USER_IDS): {', '.join(f'<@{u}>' for u in boot) or 'none'}"]
+    by_role: dict[str, list[str]] = {}
+    for role, user in result.grants:
+        by_role.setdefault(role, []).append(f"<@{user}>")
+    for role in ("admin", "official", "manager", "reviewer"):
+        holders = by_role.get(role, [])
+        named = ", ".join(holders[:ROLE_HOLDERS_SHOWN]) or "nobody"
+        rest = len(holders) - ROLE_HOLDERS_SHOWN
+        lines.append(f"*{role}*: {named}" + (f" and {rest} more ({len(holders)} in all)" if rest > 0 else ""))
+    text = "\n".join(lines)
+    if len(text) <= limits.SECTION_TEXT:
+        return {"text": text}
+    return message("Who holds which role", sections(text))
+
+
+def build_settings(result: SettingsList) -> dict:
+    """`admin settings`: every runtime setting with where its value comes from."""
+    lines = [
+        f"`{k}` = `{short(v, 200) or '(not set)'}` ({result.sources.get(k, '')})"
+        for k, v in sorted(result.values.items())
+    ]
+    text = "*Runtime settings*\n" + "\n".join(lines)
+    if len(text) <= limits.SECTION_TEXT:
+        return {"text": text}
+    return message("Runtime settings", sections(text))

@@ -14,6 +14,11 @@ class ActionId(StrEnum):
     ADD_NOTE = "add_note"
     SNOOZE_TOMORROW = "snooze_tomorrow"
     SNOOZE_3D = "snooze_3d"
+    # "More" on a long answer: the next page, shown privately. Values: audit "<contract id>:<page>",
+    # list "<status or empty>:<page>", App Home "<list key>:<offset>".
+    AUDIT_MORE = "audit_more"
+    LIST_MORE = "list_more"
+    HOME_MORE = "home_more"
 
 
 class CallbackId(StrEnum):
@@ -40,6 +45,15 @@ class BlockId(StrEnum):
     CONTRACT_NO = "contract_no"
     SCOPE = "scope"
     NOTE = "note"
+
+
+class MessageBlockId(StrEnum):
+    """Blocks of the bot's messages that carry buttons (prefixes: an edited message's blocks get new ids, F1.31)."""
+
+    PARENT = "parent"
+    QUESTION = "q"
+    SNOOZE = "snooze"
+    MORE = "more"
 
 
 ANSWER_ACTIONS = {ActionId.ANSWER_YES: "yes", ActionId.ANSWER_NO: "no", ActionId.ANSWER_UNKNOWN: "unknown"}

@@ -27,7 +27,7 @@ from bot.domain.calendar import BusinessCalendar
 from bot.domain.text import escape_mrkdwn
 from bot.services import planner
 from bot.services.outbox import worker_id
-from bot.services.views import ref_of, state_of
+from bot.services.views import ref_of, state_of, thread_link
 from storage import repositories as repo
 from storage.db import SessionFactory, unit_of_work
 from storage.models import Contract, Reminder
@@ -501,8 +501,9 @@ def _merge(parts: list[tuple[str, str]], limit: int = MESSAGE_LIMIT) -> list[lis
 
 
 def _thread_link(c: Contract) -> str:
-    if c.channel_id and c.parent_ts:
-        return f"Thread: https://slack.com/archives/{c.channel_id}/p{c.parent_ts.replace('.', '')}"
+    where = thread_link(c.permalink, c.channel_id, posted=c.parent_ts is not None)
+    if where:  # the link chat.getPermalink gave, else the channel: never a guessed host (F1.30)
+        return f"Thread: {where}"
     assert c.id is not None  # a stored contract has its number
     return f"See `/contract show {ref_of(c.id)}`."
 
