@@ -3,8 +3,10 @@
 * ``IndexedDouble``: the loopback Slack double from tests/support with an O(1) message lookup, so that the
   double itself does not slow down when tens of thousands of messages are posted (its ``_find`` is a
   linear scan, which is fine for tests but quadratic under load).
-* ``start_double_process``: runs that double in its own process (it stands in for Slack, which is not
-  in the bot's process either) and returns its API URL and pre-registered response URLs.
+* ``DoubleProcess``: runs that double in its own process (it stands in for Slack, which is not in the bot's
+  process either), the bot invited to the review and manager channels and Slack's rate limits off unless
+  asked for; its API URL and pre-registered response URLs; ``stats()`` asks it what it was sent (API calls by
+  method, private replies posted to response URLs with the failures among them, refusals, 429s).
 * small statistics, memory and machine-description helpers.
 """
 
@@ -25,27 +27,61 @@ if str(ROOT) not in sys.path:
 
 PY = sys.executable
 
+# What contract-bot says when a request did not go through (bot/services/deadline.py, handlers/context.py).
+FAILURE_PHRASES = {
+    "nothing recorded": "nothing was recorded",
+    "could not confirm": "cannot confirm it was recorded",
+    "error ID": "Something went wrong",
+}
+
 
 # ---- the Slack double -----------------------------------------------------------------------------------
 
+REVIEW_CHANNEL, MANAGER_CHANNEL, REVIEWER_USER = "CREVIEW1", "CMANAGER1", "UREVIEW1"  # as tests/conftest.py
+
 
 def _indexed_double_class():
-    from tests.support.slack_double import SlackDouble
+    from tests.support.slack_double import SlackDouble, _Reply
 
     class IndexedDouble(SlackDouble):
-        """SlackDouble with a (channel, ts) -> message index; nothing else changes."""
+        """SlackDouble with a (channel, ts) -> message index, counters, and two GET endpoints for the benchmarks.
+
+        * ``GET /bench/stats``: {"api": {method: calls}, "responses": {kind: posts}, "refused": {"kind:error": n},
+          "rate_limited": n}. Response-URL posts are counted by kind: the failures of FAILURE_PHRASES and
+          "other" (any other private reply).
+        * ``GET /bench/response_urls/<n>``: n fresh response URLs (each takes 5 posts, as Slack's does), for
+          the reviewer in the review channel.
+        """
 
         def _reset_state(self) -> None:
             super()._reset_state()
             self._by_ts: dict[tuple[str, str], dict] = {}
+            self._stats: dict[str, dict[str, int]] = {"api": {}, "responses": {}}
 
-        def _find(self, channel, ts):  # noqa: ANN001
-            m = self._by_ts.get((channel, ts))
-            if m is not None:
-                return m
-            return None
+        def _dispatch(self, kind, method, params, headers, path, raw):  # noqa: ANN001, ANN202
+            if kind == "other" and path == "/bench/stats":
+                refused: dict[str, int] = {}
+                for r in self._refusals:
+                    refused[f"{r.kind}:{r.error}"] = refused.get(f"{r.kind}:{r.error}", 0) + 1
+                return _Reply(200, {**self._stats, "refused": refused, "rate_limited": len(self._limited)})
+            if kind == "other" and path.startswith("/bench/response_urls/"):
+                n = min(int(path.rsplit("/", 1)[1]), 100_000)
+                urls = [self.new_response_url(channel=REVIEW_CHANNEL, user=REVIEWER_USER) for _ in range(n)]
+                return _Reply(200, urls)
+            if kind == "api":
+                self._stats["api"][method] = self._stats["api"].get(method, 0) + 1
+            return super()._dispatch(kind, method, params, headers, path, raw)
 
-        def _new_message(self, channel, p, *, files=None):  # noqa: ANN001
+        def _response_url(self, path, body):  # noqa: ANN001, ANN202
+            text = str(body.get("text") or "") if isinstance(body, dict) else ""
+            key = next((name for name, phrase in FAILURE_PHRASES.items() if phrase in text), "other")
+            self._stats["responses"][key] = self._stats["responses"].get(key, 0) + 1
+            return super()._response_url(path, body)
+
+        def _find(self, channel, ts):  # noqa: ANN001, ANN202 - deleted messages stay indexed (no bench deletes)
+            return self._by_ts.get((channel, ts))
+
+        def _new_message(self, channel, p, *, files=None):  # noqa: ANN001, ANN202
             msg = super()._new_message(channel, p, files=files)
             self._by_ts[(channel, msg["ts"])] = msg
             return msg
@@ -53,10 +89,16 @@ def _indexed_double_class():
     return IndexedDouble
 
 
-def run_double_forever(n_response_urls: int, keep_calls: bool) -> None:
-    """Entry of the double's process: print {"api_url", "base_url", "response_urls"} and serve until stdin closes."""
+def run_double_forever(n_response_urls: int, keep_calls: bool, rate_scale: float) -> None:
+    """Entry of the double's process: print {"api_url", "base_url", "response_urls"} and serve until stdin closes.
+
+    The bot is a member of the review and manager channels (as in tests/conftest.py). ``rate_scale`` 0 turns
+    Slack's rate limits off (the double answers at once); otherwise they run at that many times Slack's rates.
+    """
     cls = _indexed_double_class()
-    double = cls().start()
+    double = cls(
+        rate_scale=rate_scale or 1.0, limits=rate_scale > 0, invited=(REVIEW_CHANNEL, MANAGER_CHANNEL)
+    ).start()
     if not keep_calls:
         # The double records every call with its raw body; a long load run does not need that history.
         import threading
@@ -70,7 +112,9 @@ def run_double_forever(n_response_urls: int, keep_calls: bool) -> None:
                     del double._ephemerals[:-1000]
 
         threading.Thread(target=trim, daemon=True).start()
-    urls = [double.new_response_url(channel="CREVIEW1", user="UREVIEW1") for _ in range(n_response_urls)]
+    urls = [
+        double.new_response_url(channel=REVIEW_CHANNEL, user=REVIEWER_USER) for _ in range(n_response_urls)
+    ]
     print(
         json.dumps({"api_url": double.api_url, "base_url": double.base_url, "response_urls": urls}),
         flush=True,
@@ -84,12 +128,24 @@ def run_double_forever(n_response_urls: int, keep_calls: bool) -> None:
         double.stop()
 
 
-class DoubleProcess:
-    """The Slack double in a child process (``python bench/_common.py double N``)."""
+def new_response_urls(base_url: str, n: int) -> list[str]:
+    """n fresh response URLs from a DoubleProcess's double (a response URL takes 5 posts, as Slack's does)."""
+    import urllib.request
 
-    def __init__(self, n_response_urls: int = 16, keep_calls: bool = False) -> None:
+    with urllib.request.urlopen(f"{base_url}/bench/response_urls/{n}", timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+class DoubleProcess:
+    """The Slack double in a child process (``python bench/_common.py double N KEEP_CALLS RATE_SCALE``).
+
+    ``rate_scale``: 0 (default) turns Slack's rate limits off, so the double answers at once and the figures
+    measure the bot; N > 0 applies them at N times Slack's rates (1 = Slack's own).
+    """
+
+    def __init__(self, n_response_urls: int = 16, keep_calls: bool = False, rate_scale: float = 0.0) -> None:
         self.proc = subprocess.Popen(
-            [PY, str(Path(__file__)), "double", str(n_response_urls), str(int(keep_calls))],
+            [PY, str(Path(__file__)), "double", str(n_response_urls), str(int(keep_calls)), str(rate_scale)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -102,6 +158,13 @@ class DoubleProcess:
         self.api_url: str = info["api_url"]
         self.base_url: str = info["base_url"]
         self.response_urls: list[str] = info["response_urls"]
+
+    def stats(self) -> dict:
+        """What the double was sent so far (see IndexedDouble: GET /bench/stats)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.base_url}/bench/stats", timeout=10) as resp:
+            return json.loads(resp.read())
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -120,8 +183,6 @@ class DoubleProcess:
 
 
 # ---- bulk seeding (SQLAlchemy core, for setup speed) ----------------------------------------------------
-
-REVIEW_CHANNEL = "CREVIEW1"
 
 
 def seed_contracts(
@@ -333,6 +394,7 @@ if __name__ == "__main__":
         run_double_forever(
             int(sys.argv[2]) if len(sys.argv) > 2 else 16,
             bool(int(sys.argv[3])) if len(sys.argv) > 3 else False,
+            float(sys.argv[4]) if len(sys.argv) > 4 else 0.0,
         )
     else:
         print(machine())

@@ -1,27 +1,38 @@
-"""Ack latency under concurrent load: contract-bot versus a bare Bolt app that only acks, in the same run.
+"""Request latency under concurrent load: contract-bot (commit, then answer) versus a bare Bolt app, in one run.
 
-    /work/venv/bin/python bench/ack_latency.py            # full: 16 clients x 2,000 requests per target
-    /work/venv/bin/python bench/ack_latency.py --quick    # smoke: 16 clients x 100 requests per target
+    python bench/ack_latency.py            # full: ~3-5 min on 2 cores
+    python bench/ack_latency.py --quick    # smoke: ~30 s
+
+Every /contract command, button and form of contract-bot is a Bolt listener (``process_before_response=True``)
+that commits its work and then returns the HTTP 200 carrying the answer; past a 2 s deadline it answers that
+nothing was recorded (bot/services/deadline.py). So the latency measured here is the latency of the work itself.
 
 Layout (every socket is on 127.0.0.1):
 
-* the Slack Web API double (tests/support/slack_double.py, with an O(1) message index) in its own process;
-* the server under test in its own process, served by waitress with 64 threads exactly like
-  tests/conftest.py ``serve_bot`` and ``contract-bot serve``:
-    (a) contract-bot: ``create_app`` on a fresh SQLite file, pointed at the double, the inbox worker, outbox
-        delivery and the APScheduler sweep running as in ``contract-bot serve``; CR-1 filed beforehand and
-        UREVIEW1 granted the reviewer role with ``bot.service.grant``. After the load it reports how much
-        acknowledged work was still queued and how long carrying it out took;
-    (b) ``bare``: a Bolt ``App`` with Bolt's defaults (same signing secret, same 64-thread listener
-        executor) whose listeners only call ``ack()``, behind the same WSGI routing;
-    (c) ``bare-sync``: the same with ``process_before_response=True``, as contract-bot configures Bolt (no
-        10 ms ack poll): the floor of what Bolt itself costs;
-* 16 load clients (threads spread over ``--client-procs`` processes, so the clients' GIL is not the
+* the Slack Web API double (tests/support/slack_double.py, with an O(1) message index and counters) in its own
+  process, shared by every scenario;
+* the server under test in its own process, fresh for each scenario, served by waitress with 64 threads exactly
+  like tests/conftest.py ``serve_bot`` and ``contract-bot serve``:
+    (a) ``sqlite``: ``create_app`` on a fresh SQLite file, pointed at the double, with outbox delivery and the
+        APScheduler sweep running as in ``contract-bot serve``; UREVIEW1 granted the reviewer role and one
+        contract filed per client (CR-1 ... CR-n) and delivered beforehand;
+    (b) ``postgresql``: the same on a fresh schema of PG_URL, dropped afterwards;
+    (c) ``bare``: a Bolt ``App`` configured as contract-bot configures Bolt (``process_before_response=True``,
+        the same signing secret and listener pool) whose listeners only call ``ack()``, behind the same WSGI
+        routing: what Bolt and waitress alone cost on this machine;
+* closed-loop load clients (threads spread over ``--client-procs`` processes, so the clients' GIL is not the
   server's), each with one keep-alive HTTP connection, signing every request exactly as Slack does
-  (tests/support/slack_requests.py). Each client cycles through the four request kinds:
-  ``/contract file ...``, ``/contract show CR-1``, an ``answer_yes`` button on CR-1 SCOPE-1, and a
-  ``file_contract_modal`` view submission. Latency is measured by the client, from sending the request to
-  having read the whole response. Closed loop: each client sends its next request when the previous is done.
+  (tests/support/slack_requests.py). Client k cycles through four request kinds: ``/contract file ...``,
+  ``/contract show CR-k``, a button on CR-k SCOPE-2 (``answer_yes`` and ``answer_no`` in turn, so that each
+  click records a new answer), and a ``file_contract_modal`` submission. Latency is measured by the client, from
+  sending the request to having read the whole response.
+
+Scenarios: bare, sqlite and postgresql with 16 clients, then the same with 2 clients (an agency on a busy day).
+
+An error is a non-200, an answer that does not carry the expected reply (a filing "Filed CR-", ``show`` its
+contract, a form the "update" to its done view), or a failure answer: "nothing was recorded", "cannot confirm",
+"Something went wrong". A button's answer is an empty 200 and whatever it has to say goes to its response_url
+afterwards, so a button's failures are counted where the double receives them.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -40,12 +52,23 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PY, ROOT, DoubleProcess, fmt_ms, loadavg, machine, percentile  # noqa: E402
+from _common import (  # noqa: E402
+    FAILURE_PHRASES,
+    PY,
+    ROOT,
+    DoubleProcess,
+    loadavg,
+    machine,
+    new_response_urls,
+    percentile,
+)
 
 SECRET = "test-signing-secret"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REVIEW, MEMBER, REVIEWER, ADMIN = "CREVIEW1", "UMEMBER1", "UREVIEW1", "UADMIN1"
 KINDS = ("file", "show", "button", "modal")
+FILED = re.compile(r"Filed \*?CR-\d+")  # a filing's answer: "Filed *CR-17*: Paragon Solutions / ..."
+BUTTON_QID = "SCOPE-2"  # not SCOPE-1: a No there would end the review (out of scope) on the first click
 FILE_TEXT = (
     'file vendor="Paragon Solutions" product=Graphite agency="ICE" component="HSI Division 3" '
     "value=2000000 awarded=2024-09-27 purpose=operational"
@@ -65,6 +88,9 @@ MODAL_STATE = {
         }
     },
 }
+# p99 targets (seconds) by scenario; the ratio to bare Bolt is printed for information only.
+TARGET_P99 = {("sqlite", "heavy"): 0.300, ("postgresql", "heavy"): 0.100, ("sqlite", "light"): 0.030}
+TARGET_P99[("postgresql", "light")] = TARGET_P99[("sqlite", "light")]
 
 
 def listener_threads() -> int:
@@ -86,17 +112,104 @@ def waitress_threads() -> int:
     return int(m.group(1)) if m else -1
 
 
-# ==== servers (run in a child process: `ack_latency.py _serve contract|bare API_URL DB_PATH`) ================
+# ==== servers (in a child process: `ack_latency.py _serve TARGET API_URL DB_PATH CLIENTS SEED`) ============
 
 
-def _serve_contract(
-    api_url: str,
-    db_path: str,
-    seed: int = 0,
-    drain: bool = True,
-    backend: str = "sqlite",
-    journal: str = "auto",
-) -> None:
+class _CountWarnings:
+    """A logging handler counting contract-bot's WARNING-and-above records by their first line."""
+
+    def __init__(self) -> None:
+        import logging
+
+        self.counts: dict[str, int] = {}
+        outer = self
+
+        class Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.levelno < logging.WARNING or not record.name.startswith("contract_bot"):
+                    return
+                key = record.getMessage().splitlines()[0][:160]
+                outer.counts[key] = outer.counts.get(key, 0) + 1
+
+        self.handler = Handler()
+        logging.getLogger().addHandler(self.handler)
+
+
+class _DatabaseTimes:
+    """Where contract-bot's threads spend their time in the database, by kind of thread (request-work, ...).
+
+    * transactions: from the engine's "begin" (after contract-bot's own begin hook, so on SQLite once BEGIN
+      IMMEDIATE has the write lock) to commit or rollback; on SQLite, how long the write lock was held;
+    * lock waits: how long the statements that wait for a lock took: ``BEGIN IMMEDIATE`` (SQLite's write lock)
+      and ``SELECT ... FOR UPDATE`` (PostgreSQL row locks, by table), with those that failed (timed out).
+    """
+
+    LOCKING = re.compile(r"^\s*BEGIN IMMEDIATE|FOR UPDATE", re.IGNORECASE)
+
+    def __init__(self, engine) -> None:  # noqa: ANN001
+        from sqlalchemy import event
+
+        self.times: dict[str, list[float]] = {}
+        self.failed: dict[str, int] = {}
+        started: dict[int, float] = {}
+
+        def thread_kind() -> str:
+            return re.sub(r"[_-]?\d+(_\d+)?$", "", threading.current_thread().name) or "?"
+
+        def label(statement: str) -> str:
+            if statement.lstrip().upper().startswith("BEGIN"):
+                return "BEGIN IMMEDIATE"
+            table = re.search(r"\bFROM\s+(\w+)", statement, re.IGNORECASE)
+            return f"SELECT {table.group(1) if table else '?'} FOR UPDATE"
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:  # noqa: ANN001
+            started[id(conn)] = time.perf_counter()
+
+        def _end(conn) -> None:  # noqa: ANN001
+            t0 = started.pop(id(conn), None)
+            if t0 is not None:
+                self.times.setdefault(f"{thread_kind()}: transactions", []).append(time.perf_counter() - t0)
+
+        event.listen(engine, "commit", _end)
+        event.listen(engine, "rollback", _end)
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _before(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+            if self.LOCKING.search(statement):
+                conn.info["bench_lock_t0"] = time.perf_counter()
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _after(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+            t0 = conn.info.pop("bench_lock_t0", None)
+            if t0 is not None:
+                key = f"{thread_kind()}: {label(statement)} waits"
+                self.times.setdefault(key, []).append(time.perf_counter() - t0)
+
+        @event.listens_for(engine, "handle_error")
+        def _error(ctx) -> None:  # noqa: ANN001
+            conn = ctx.connection
+            if conn is not None and conn.info.pop("bench_lock_t0", None) is not None:
+                key = f"{thread_kind()}: {label(ctx.statement or '')} waits"
+                self.failed[key] = self.failed.get(key, 0) + 1
+
+    def summary(self) -> dict[str, str]:
+        out = {}
+        for name in sorted(set(self.times) | set(self.failed)):
+            times = sorted(self.times.get(name, []))
+            line = f"{len(times)}"
+            if times:
+                line += (
+                    f", p50 {percentile(times, 50) * 1000:.1f} ms, p99 {percentile(times, 99) * 1000:.1f} ms, "
+                    f"max {times[-1] * 1000:.1f} ms"
+                )
+            if self.failed.get(name):
+                line += f", {self.failed[name]} failed"
+            out[name] = line
+        return out
+
+
+def _serve_contract(api_url: str, db_path: str, backend: str, clients: int, seed: int) -> None:
     import uuid
     from types import SimpleNamespace
 
@@ -107,108 +220,100 @@ def _serve_contract(
     from storage.db import make_engine
     from tests.conftest import make_settings, serve_bot
 
-    journal_setting = {"auto": None, "off": "off", "on": f"{db_path}.journal"}[journal]
-    schema = None
+    warnings = _CountWarnings()
+    schema = admin = None
     if backend == "postgresql":  # a fresh schema of PG_URL, dropped at the end
         schema = f"ackbench_{uuid.uuid4().hex[:10]}"
         admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sql(f'CREATE SCHEMA "{schema}"'))
-        settings = make_settings(SimpleNamespace(api_url=api_url), PG_URL, inbox_journal_dir=journal_setting)
+        settings = make_settings(SimpleNamespace(api_url=api_url), PG_URL)
         bot = create_app(settings, engine=make_engine(PG_URL, schema=schema))
     else:
-        settings = make_settings(
-            SimpleNamespace(api_url=api_url), f"sqlite:///{db_path}", inbox_journal_dir=journal_setting
-        )
-        bot = create_app(settings)
-    bot.service.grant(ADMIN, REVIEWER, "reviewer")
-    bot.service.file_contract(
-        MEMBER,
-        {"vendor": "Paragon Solutions", "product": "Graphite", "agency": "ICE", "purpose": "operational"},
-    )
-    bot.dispatcher.deliver_due()
-    if seed:  # a database that has been in use: more contracts (CR-2 ...), each with a pending reminder
-        from datetime import UTC, datetime
-
-        from _common import seed_contracts
-
-        seed_contracts(bot.engine, seed, now=datetime.now(UTC), first_id=2)
-    q = bot.service.show(1).question("SCOPE-1")
-    bot.start_background(scheduler=True)  # as `contract-bot serve`: outbox delivery + reminder sweep job
-    url, stop = serve_bot(bot)
-    print(json.dumps({"url": url, "q_ts": q.message_ts, "pid": os.getpid()}), flush=True)
+        bot = create_app(make_settings(SimpleNamespace(api_url=api_url), f"sqlite:///{db_path}"))
     try:
-        sys.stdin.read()
-    finally:
-        stop()
-        from sqlalchemy import text
+        bot.service.grant(ADMIN, REVIEWER, "reviewer")
+        fields = {
+            "vendor": "Paragon Solutions",
+            "product": "Graphite",
+            "agency": "ICE",
+            "purpose": "operational",
+        }
+        for _ in range(clients):  # CR-1 ... CR-n: client k shows and answers on CR-k
+            bot.service.file_contract(MEMBER, fields)
+        bot.dispatcher.deliver_due()
+        if seed:  # a database that has been in use: more contracts, each with a pending reminder
+            from datetime import UTC, datetime
 
-        # The load is over: how much acknowledged work was still queued, and how long it takes to carry it out.
-        queued_at_end, t0 = bot.inbox.backlog(), time.monotonic()
-        while drain and bot.inbox.backlog() and time.monotonic() - t0 < 900:
-            time.sleep(0.05)
-        drain = time.monotonic() - t0
-        with bot.engine.connect() as conn:
-            stats = {
-                r[0]: r[1] for r in conn.execute(text("SELECT status, count(*) FROM outbox GROUP BY status"))
-            }
-            contracts = conn.execute(text("SELECT count(*) FROM contract")).scalar_one()
-        with bot.inbox_engine.connect() as conn:  # on SQLite the inbox is a file of its own
-            inbox_left = conn.execute(text("SELECT count(*) FROM inbox")).scalar_one()
-        bot.stop()
-        print(
-            json.dumps(
-                {
-                    "contracts": contracts,
-                    "outbox": stats,
-                    "inbox_queued_at_end": queued_at_end,
-                    "inbox_drain_s": round(drain, 1),
-                    "inbox_rows_left": inbox_left,
-                    "backend": backend,
-                    "journal": bot.inbox.journal is not None,
+            from _common import seed_contracts
+
+            seed_contracts(bot.engine, seed, now=datetime.now(UTC), first_id=clients + 1)
+        database = _DatabaseTimes(bot.engine)
+        bot.start_background(scheduler=True)  # as `contract-bot serve`: outbox delivery + reminder sweep job
+        url, stop = serve_bot(bot)
+        print(json.dumps({"url": url, "pid": os.getpid()}), flush=True)
+        try:
+            sys.stdin.read()
+        finally:
+            stop()
+            bot.followups.shutdown(wait=True)  # private replies still being posted go out before the count
+            with bot.engine.connect() as conn:
+                outbox = {
+                    r[0]: r[1]
+                    for r in conn.execute(sql("SELECT status, count(*) FROM outbox GROUP BY status"))
                 }
-            ),
-            file=sys.stderr,
-            flush=True,
-        )
-        if schema is not None:
+                contracts = conn.execute(sql("SELECT count(*) FROM contract")).scalar_one()
+            print(
+                json.dumps(
+                    {
+                        "contracts": contracts,
+                        "outbox": outbox,
+                        "warnings": warnings.counts,
+                        "database": database.summary(),
+                    }
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        bot.stop()
+        if admin is not None:
             with admin.connect() as conn:
                 conn.execute(sql(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
 
 
-def _serve_bare(api_url: str, process_before_response: bool = False) -> None:
+def _serve_bare(api_url: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
 
     from slack_bolt import App
     from slack_bolt.adapter.wsgi import SlackRequestHandler
     from slack_sdk import WebClient
+
+    from tests.conftest import serve_bot
 
     app = App(
         token="xoxb-test",
         signing_secret=SECRET,
         client=WebClient(token="xoxb-test", base_url=api_url),
         token_verification_enabled=False,
-        process_before_response=process_before_response,
+        process_before_response=True,  # as contract-bot configures Bolt
         listener_executor=ThreadPoolExecutor(
             max_workers=listener_threads(), thread_name_prefix="bolt-listener"
         ),
     )
 
-    @app.command("/contract")
-    def _cmd(ack):  # noqa: ANN001
+    def only_ack(ack):  # noqa: ANN001, ANN202
         ack()
 
-    @app.action("answer_yes")
-    def _btn(ack):  # noqa: ANN001
-        ack()
-
-    @app.view("file_contract_modal")
-    def _modal(ack):  # noqa: ANN001
-        ack()
-
+    app.command("/contract")(only_ack)
+    app.action("answer_yes")(only_ack)
+    app.action("answer_no")(only_ack)
+    app.view("file_contract_modal")(only_ack)
     handler = SlackRequestHandler(app)
 
-    def wsgi(environ, start_response):  # noqa: ANN001 - same routing as ContractBot.wsgi
+    def wsgi(environ, start_response):  # noqa: ANN001, ANN202 - the same routing as ContractBot.wsgi
         path = environ.get("PATH_INFO", "")
         if path == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain")])
@@ -218,12 +323,8 @@ def _serve_bare(api_url: str, process_before_response: bool = False) -> None:
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found"]
 
-    from types import SimpleNamespace
-
-    from tests.conftest import serve_bot
-
     url, stop = serve_bot(SimpleNamespace(wsgi=wsgi))  # the very same waitress set-up as contract-bot's
-    print(json.dumps({"url": url, "q_ts": "1700000000.000100", "pid": os.getpid()}), flush=True)
+    print(json.dumps({"url": url, "pid": os.getpid()}), flush=True)
     try:
         sys.stdin.read()
     finally:
@@ -234,7 +335,7 @@ def _serve_bare(api_url: str, process_before_response: bool = False) -> None:
 # ==== clients ===============================================================================================
 
 
-def _make_requester(base_url: str, response_url: str):  # noqa: ANN202
+def _make_requester(base_url: str, response_urls: list[str]):  # noqa: ANN202
     from tests.support.slack_requests import SlackRequester, SlackResponse
 
     class KeepAliveRequester(SlackRequester):
@@ -248,20 +349,20 @@ def _make_requester(base_url: str, response_url: str):  # noqa: ANN202
             self.last_latency = 0.0
 
         def _response_url(self, channel, message_ts=None, user=None):  # noqa: ANN001, ANN202
-            return response_url  # registered with the double (a response_url stays valid for many posts)
+            return response_urls.pop()  # one per interaction, as Slack gives, registered with the double
 
-        def raw(
+        def raw(  # noqa: ANN201
             self,
-            body,
-            content_type="application/x-www-form-urlencoded",
+            body,  # noqa: ANN001
+            content_type="application/x-www-form-urlencoded",  # noqa: ANN001
             *,
-            timestamp=None,
+            timestamp=None,  # noqa: ANN001
             signature=None,  # noqa: ANN001
-            unsigned=False,
-            headers=None,
-            tamper=None,
-            path=None,
-        ):  # noqa: ANN001
+            unsigned=False,  # noqa: ANN001
+            headers=None,  # noqa: ANN001
+            tamper=None,  # noqa: ANN001, ARG002
+            path=None,  # noqa: ANN001
+        ):
             data = body.encode("utf-8") if isinstance(body, str) else body
             hdrs = {
                 "Content-Type": content_type,
@@ -294,38 +395,42 @@ def _make_requester(base_url: str, response_url: str):  # noqa: ANN202
     return KeepAliveRequester()
 
 
-def _one(rq, kind: str, q_ts: str):  # noqa: ANN001, ANN202
+def _one(rq, kind: str, cid: int, i: int):  # noqa: ANN001, ANN202
+    """Client ``cid``'s ``i``-th request of ``kind``; it shows and answers on its own contract CR-(cid+1)."""
+    contract = cid + 1
     if kind == "file":
         return rq.command(FILE_TEXT, user_id=MEMBER, channel_id=REVIEW)
     if kind == "show":
-        return rq.command("show CR-1", user_id=MEMBER, channel_id=REVIEW)
+        return rq.command(f"show CR-{contract}", user_id=MEMBER, channel_id=REVIEW)
     if kind == "button":
         return rq.block_action(
             user_id=REVIEWER,
-            action_id="answer_yes",
-            value="1:SCOPE-1",
-            message={"ts": q_ts, "channel": REVIEW},
+            action_id="answer_yes" if (i // len(KINDS)) % 2 == 0 else "answer_no",
+            value=f"{contract}:{BUTTON_QID}",
+            message={"ts": f"1700000000.{contract:06d}", "channel": REVIEW},
             channel_id=REVIEW,
         )
     return rq.view_submission(user_id=MEMBER, callback_id="file_contract_modal", state_values=MODAL_STATE)
 
 
-def _outcome(kind: str, target: str, resp) -> str:  # noqa: ANN001
-    """ "ok"; "deferred" (acked with "working on it / filing…": the answer follows later); "error"."""
+def _outcome(kind: str, bare: bool, resp, cid: int) -> str:  # noqa: ANN001
+    """ "ok", "nothing recorded" (the truthful failure answer), or "error" (anything else unexpected)."""
     if resp.status != 200:
         return "error"
-    if target.startswith("bare"):
+    if bare:
         return "ok"
     body = resp.body
-    if "Something went wrong" in body:
+    if FAILURE_PHRASES["nothing recorded"] in body:
+        return "nothing recorded"
+    if any(phrase in body for phrase in FAILURE_PHRASES.values()):
         return "error"
-    if "hourglass_flowing_sand" in body:
-        return "deferred"
-    if kind in ("file", "show"):
-        return "ok" if "CR-" in body else "error"
+    if kind == "file":
+        return "ok" if FILED.search(body) else "error"
+    if kind == "show":
+        return "ok" if f"*CR-{cid + 1}:" in body else "error"
     if kind == "modal":
-        return "ok" if '"update"' in body else "error"
-    return "ok"
+        return "ok" if '"update"' in body and FILED.search(body) else "error"
+    return "ok" if not body.strip() else "error"  # a button: an empty 200; its reply goes to its response_url
 
 
 def _client_process(
@@ -335,47 +440,44 @@ def _client_process(
     per_client: int,
     warmup: int,
     base_url: str,
-    response_urls: list[str],
-    q_ts: str,
-    target: str,
+    double_url: str,
+    bare: bool,
     max_seconds: float,
-    ready_q,
-    go_event,
-    result_q,
+    ready_q,  # noqa: ANN001
+    go_event,  # noqa: ANN001
+    result_q,  # noqa: ANN001
 ) -> None:
     sys.path.insert(0, str(ROOT))
     local_ready = threading.Barrier(threads + 1)
     local_go = threading.Event()
-    results: list[list] = [None] * threads  # type: ignore[list-item]
+    results: list[list] = [[] for _ in range(threads)]
     samples: dict[str, str] = {}
 
     def client(t: int) -> None:
         cid = first_client + t
-        rq = _make_requester(base_url, response_urls[cid % len(response_urls)])
+        rq = _make_requester(base_url, new_response_urls(double_url, warmup + per_client + 1))
         try:
             for i in range(warmup):
-                _one(rq, KINDS[(cid + i) % 4], q_ts)
+                _one(rq, KINDS[(cid + i) % 4], cid, i)
         finally:
             local_ready.wait()
         local_go.wait()
         deadline = time.monotonic() + max_seconds
-        out = []
-        for i in range(per_client):
+        out = results[t]
+        for i in range(warmup, warmup + per_client):
             if time.monotonic() > deadline:
                 break
             kind_i = (cid + i) % 4
             t0 = time.monotonic()
             try:
-                resp = _one(rq, KINDS[kind_i], q_ts)
-                ok = _outcome(KINDS[kind_i], target, resp)
-                status = resp.status
-                samples.setdefault(f"{KINDS[kind_i]}:{ok}", f"{status} {resp.body[:150]}")
+                resp = _one(rq, KINDS[kind_i], cid, i)
+                outcome = _outcome(KINDS[kind_i], bare, resp, cid)
+                samples.setdefault(f"{KINDS[kind_i]}:{outcome}", f"{resp.status} {resp.body[:160]}")
                 lat = rq.last_latency
             except Exception as exc:  # noqa: BLE001
-                ok, status, lat = "error", -1, time.monotonic() - t0
+                outcome, lat = "error", time.monotonic() - t0
                 samples.setdefault("exception", repr(exc)[:200])
-            out.append((kind_i, t0, lat, status, ok))
-        results[t] = out
+            out.append((kind_i, t0, lat, outcome))
 
     ths = [threading.Thread(target=client, args=(t,), daemon=True) for t in range(threads)]
     for th in ths:
@@ -386,7 +488,7 @@ def _client_process(
     local_go.set()
     for th in ths:
         th.join()
-    result_q.put((pidx, [r for part in results if part for r in part], samples))
+    result_q.put((pidx, [r for part in results for r in part], samples))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -398,9 +500,11 @@ def _cpu_seconds(pid: int) -> float:
         return float("nan")
 
 
-def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  # noqa: ANN001
-    db = workdir / f"{target}.db"
-    err_path = workdir / f"{target}.stderr"
+def run_scenario(target: str, clients: int, per_client: int, dbl: DoubleProcess, args, workdir: Path) -> dict:  # noqa: ANN001
+    """Serve ``target`` (bare, sqlite or postgresql) in a fresh process and load it with ``clients`` clients."""
+    name = f"{target}@{clients}"
+    err_path = workdir / f"{name}.stderr"
+    before = dbl.stats()
     with open(err_path, "w") as err:
         proc = subprocess.Popen(
             [
@@ -409,11 +513,9 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
                 "_serve",
                 target,
                 dbl.api_url,
-                str(db),
+                str(workdir / f"{name}.db"),
+                str(clients),
                 str(args.seed_contracts),
-                "no-drain" if args.no_drain else "drain",
-                args.backend,
-                args.journal,
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -424,18 +526,13 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
     try:
         line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"{target} server did not start: {err_path.read_text()[-2000:]}")
+            raise RuntimeError(f"{name} server did not start: {err_path.read_text()[-2000:]}")
         info = json.loads(line)
         ctx = mp.get_context("fork")
         ready_q, result_q, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-        procs, per_proc = (
-            [],
-            [
-                args.clients // args.client_procs + (1 if i < args.clients % args.client_procs else 0)
-                for i in range(args.client_procs)
-            ],
-        )
-        first = 0
+        n_procs = max(1, min(args.client_procs, clients))
+        per_proc = [clients // n_procs + (1 if i < clients % n_procs else 0) for i in range(n_procs)]
+        procs, first = [], 0
         for pidx, n in enumerate(per_proc):
             p = ctx.Process(
                 target=_client_process,
@@ -443,12 +540,11 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
                     pidx,
                     n,
                     first,
-                    args.requests,
+                    per_client,
                     args.warmup,
                     info["url"],
-                    dbl.response_urls,
-                    info["q_ts"],
-                    target,
+                    dbl.base_url,
+                    target == "bare",
                     args.max_seconds,
                     ready_q,
                     go,
@@ -465,7 +561,7 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
         go.set()
         rows, samples = [], {}
         for _ in procs:
-            _, part, smp = result_q.get(timeout=args.max_seconds + 600)
+            _, part, smp = result_q.get(timeout=args.max_seconds + 300)
             rows += part
             for k, v in smp.items():
                 samples.setdefault(k, v)
@@ -476,21 +572,45 @@ def run_target(target: str, dbl: DoubleProcess, args, workdir: Path) -> dict:  #
         if proc.poll() is None:
             proc.stdin.close()
             try:
-                proc.wait(
-                    timeout=1000
-                )  # contract-bot first carries out what it acknowledged (bounded at 900 s)
+                proc.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    after = dbl.stats()
     tail = [ln for ln in err_path.read_text().splitlines() if ln.startswith("{")]
-    server_stats = json.loads(tail[-1]) if tail else {}
+    server = json.loads(tail[-1]) if tail else {"stderr": err_path.read_text()[-1500:]}
+    # The private replies posted to response URLs during this scenario (only the buttons post there here).
+    replies = {
+        k: v - before["responses"].get(k, 0)
+        for k, v in after["responses"].items()
+        if v - before["responses"].get(k, 0)
+    }
+    api = {k: v - before["api"].get(k, 0) for k, v in after["api"].items() if v - before["api"].get(k, 0)}
+    refused = {
+        k: v - before["refused"].get(k, 0)
+        for k, v in after["refused"].items()
+        if v - before["refused"].get(k, 0)
+    }
+    if refused or after["rate_limited"] - before["rate_limited"]:
+        api["(refused by the double)"] = refused
+        api["(answered 429)"] = after["rate_limited"] - before["rate_limited"]
     if args.rows_out:
-        with open(f"{args.rows_out}.{target}.json", "w") as f:
-            json.dump([[KINDS[r[0]], r[1], r[2], r[3], r[4]] for r in rows], f)
-    return summarize(target, rows, samples, server_stats, cpu1 - cpu0, wall1 - wall0)
+        with open(f"{args.rows_out}.{name}.json", "w") as f:
+            json.dump([[KINDS[r[0]], r[1], r[2], r[3]] for r in rows], f)
+    return summarize(target, clients, rows, samples, server, replies, api, cpu1 - cpu0, wall1 - wall0)
 
 
-def summarize(target: str, rows: list, samples: dict, server_stats: dict, cpu: float, wall: float) -> dict:
+def summarize(
+    target: str,
+    clients: int,
+    rows: list,
+    samples: dict,
+    server: dict,
+    replies: dict,
+    api: dict,
+    cpu: float,
+    wall: float,
+) -> dict:
     def stats(sel: list) -> dict:
         lats = sorted(r[2] for r in sel)
         return {
@@ -498,137 +618,195 @@ def summarize(target: str, rows: list, samples: dict, server_stats: dict, cpu: f
             "p50": percentile(lats, 50),
             "p99": percentile(lats, 99),
             "max": lats[-1] if lats else float("nan"),
-            "deferred": sum(1 for r in sel if r[4] == "deferred"),
-            "bad": sum(1 for r in sel if r[4] == "error"),
+            "nothing": sum(1 for r in sel if r[3] == "nothing recorded"),
+            "bad": sum(1 for r in sel if r[3] == "error"),
         }
 
+    kinds = {k: stats([r for r in rows if r[0] == i]) for i, k in enumerate(KINDS)}
+    # a button's failures reach the double's response URL, not the HTTP answer
+    kinds["button"]["nothing"] += replies.get("nothing recorded", 0)
+    kinds["button"]["bad"] += replies.get("could not confirm", 0) + replies.get("error ID", 0)
+    total = stats(rows)
+    total["nothing"] = sum(s["nothing"] for s in kinds.values())
+    total["bad"] = sum(s["bad"] for s in kinds.values())
     span = (max(r[1] + r[2] for r in rows) - min(r[1] for r in rows)) if rows else float("nan")
-    out = {
+    return {
         "target": target,
-        "all": stats(rows),
+        "clients": clients,
+        "all": total,
+        "errors": total["bad"] + total["nothing"],
         "rps": len(rows) / span if span else float("nan"),
         "span": span,
-        "kinds": {k: stats([r for r in rows if r[0] == i]) for i, k in enumerate(KINDS)},
+        "kinds": kinds,
         "samples": samples,
-        "server": server_stats,
+        "server": server,
+        "replies": replies,
+        "api": api,
         "server_cpu_s": cpu,
         "wall_s": wall,
         "cpu_ms_per_req": cpu / len(rows) * 1000 if rows else float("nan"),
     }
-    return out
 
 
-def print_result(r: dict) -> None:
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.1f}"
+
+
+def print_result(r: dict, bare: dict | None) -> None:
     a = r["all"]
     print(
-        f"\n[{r['target']}] {a['n']} requests in {r['span']:.1f} s = {r['rps']:.0f} req/s; "
-        f"errors={a['bad']} deferred={a['deferred']}; server CPU {r['server_cpu_s']:.1f} s ({r['cpu_ms_per_req']:.2f} ms/request)"
+        f"\n[{r['target']}, {r['clients']} clients] {a['n']} requests in {r['span']:.1f} s = {r['rps']:.0f} req/s; "
+        f"server CPU {r['server_cpu_s']:.1f} s ({r['cpu_ms_per_req']:.2f} ms/request)"
     )
-    print(f"  {'kind':8} {'n':>6} {'p50':>11} {'p99':>11} {'max':>11} {'errors':>6} {'deferred':>8}")
+    ratio_head = f" {'p99/bare':>8}" if bare else ""
+    print(
+        f"  {'kind':7} {'n':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'errors':>6} "
+        f"{'nothing recorded':>16}{ratio_head}"
+    )
     for k, s in [("ALL", a), *r["kinds"].items()]:
+        ratio = ""
+        if bare:
+            b = bare["all"] if k == "ALL" else bare["kinds"][k]
+            ratio = f" {'x' + format(s['p99'] / b['p99'], '.2f'):>8}"
         print(
-            f"  {k:8} {s['n']:6d} {fmt_ms(s['p50'])} {fmt_ms(s['p99'])} {fmt_ms(s['max'])} {s['bad']:6d} "
-            f"{s['deferred']:8d}"
+            f"  {k:7} {s['n']:6d} {_ms(s['p50'])} {_ms(s['p99'])} {_ms(s['max'])} {s['bad']:6d} "
+            f"{s['nothing']:16d}{ratio}"
         )
-    if r["server"]:
-        print(f"  server after the run: {r['server']}")
+    server = dict(r["server"])
+    database = server.pop("database", {})
+    if server:
+        print(f"  server after the load: {server}")
+    for name, line in database.items():
+        if not name.startswith(("MainThread", "ThreadPoolExecutor")):  # set-up, migrations
+            print(f"  database, {name}: {line}")
+    if r["target"] != "bare":
+        print(f"  Slack API calls during the scenario: {r['api']}; response_url posts: {r['replies']}")
     for k, v in sorted(r["samples"].items()):
+        if k.endswith(":ok"):
+            continue
         print(f"  sample {k}: {v}")
 
 
-def compare(contract: dict, bare: dict, name: str) -> None:
-    """Print contract-bot's figures over a baseline's, overall and per request kind, with the targets."""
-    b, c = bare["all"], contract["all"]
-    print(f"\n== contract-bot / {name} ==")
-    for key in ("p50", "p99", "max"):
-        print(f"  {key:4}: {c[key] * 1000:8.1f} ms / {b[key] * 1000:8.1f} ms = x{c[key] / b[key]:.2f}")
-    print(f"  req/s: {contract['rps']:8.0f} / {bare['rps']:8.0f} = x{contract['rps'] / bare['rps']:.2f}")
-    ratio = c["p99"] / b["p99"]
-    print(f"  p99 ratio <= 1.5: {'YES' if ratio <= 1.5 else 'NO'} (x{ratio:.2f})")
-    print(f"  contract-bot p99 < 100 ms: {'YES' if c['p99'] < 0.1 else 'NO'} ({c['p99'] * 1000:.1f} ms)")
-    worst = 0.0
-    for kind in KINDS:
-        kc, kb = contract["kinds"][kind], bare["kinds"][kind]
-        kr = kc["p99"] / kb["p99"]
-        worst = max(worst, kr)
-        print(f"  {kind:6} p99: {kc['p99'] * 1000:6.1f} ms / {kb['p99'] * 1000:6.1f} ms = x{kr:.2f}")
-    print(f"  p99 ratio <= 1.5 for every kind: {'YES' if worst <= 1.5 else 'NO'} (worst x{worst:.2f})")
-    print(
-        f"  errors: contract-bot {c['bad']}, {name} {b['bad']}; contract-bot acks that said 'working on it' "
-        f"(recorded, answer follows through response_url or a DM): {c['deferred']}"
-    )
+def targets(results: dict, args) -> list[tuple[str, bool]]:  # noqa: ANN001
+    """(description, met) for each target, from the scenarios that ran."""
+    out = []
+    for (target, clients), r in results.items():
+        if target == "bare":
+            continue
+        load = "heavy" if clients == args.clients else "light"
+        limit = TARGET_P99[(target, load)]
+        p99 = r["all"]["p99"]
+        out.append(
+            (f"{target}, {clients} clients: p99 {p99 * 1000:.1f} ms < {limit * 1000:.0f} ms", p99 < limit)
+        )
+        errs = r["errors"]
+        out.append(
+            (
+                f"{target}, {clients} clients: 0 errors ({r['all']['bad']} errors, "
+                f"{r['all']['nothing']} 'nothing recorded')",
+                errs == 0,
+            )
+        )
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="100 requests per client instead of 2,000")
-    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument(
+        "--quick", action="store_true", help="a smoke run (~30 s) instead of the full run (~5 min)"
+    )
+    ap.add_argument("--clients", type=int, default=16, help="clients of the heavy scenarios (default 16)")
+    ap.add_argument("--light-clients", type=int, default=2, help="clients of the light scenarios (default 2)")
+    ap.add_argument(
+        "--requests",
+        type=int,
+        default=None,
+        help="measured requests per client with --clients (default 300, --quick 25)",
+    )
+    ap.add_argument(
+        "--light-requests",
+        type=int,
+        default=None,
+        help="measured requests per client with --light-clients (default 600, --quick 50)",
+    )
+    ap.add_argument("--warmup", type=int, default=8, help="unmeasured requests per client first (default 8)")
     ap.add_argument(
         "--client-procs", type=int, default=2, help="processes the client threads are spread over"
     )
     ap.add_argument(
-        "--requests", type=int, default=None, help="requests per client (default 2000, --quick 100)"
-    )
-    ap.add_argument("--warmup", type=int, default=8, help="unmeasured requests per client first")
-    ap.add_argument(
-        "--max-seconds", type=float, default=None, help="per-target time bound (default 900, quick 120)"
+        "--max-seconds", type=float, default=None, help="time bound per scenario (default 150, --quick 30)"
     )
     ap.add_argument(
-        "--targets",
-        default="bare,contract",
-        help="of bare (Bolt's defaults), bare-sync (process_before_response=True, as contract-bot "
-        "runs Bolt) and contract",
+        "--backends",
+        default="sqlite,postgresql",
+        help=f"contract-bot's databases, of sqlite (a fresh file) and postgresql (a fresh schema in {PG_URL}, "
+        "dropped afterwards); the bare Bolt app runs in every case",
+    )
+    ap.add_argument("--no-light", action="store_true", help="skip the scenarios with --light-clients")
+    ap.add_argument(
+        "--slack-rate-scale",
+        type=float,
+        default=0.0,
+        help="the Slack double's rate limits: 0 (default) off, the double answers at once; N > 0 at N times "
+        "Slack's rates (1 = Slack's own), so outbox delivery is throttled as it would be by Slack",
     )
     ap.add_argument(
         "--seed-contracts",
         type=int,
         default=0,
-        help="contracts (with one pending reminder each) already in contract-bot's database (default 0)",
-    )
-    ap.add_argument(
-        "--no-drain",
-        action="store_true",
-        help="do not wait for contract-bot to carry out its backlog after the load (it stays in the "
-        "inbox; for quick experiments on the acknowledgement path only)",
-    )
-    ap.add_argument(
-        "--backend",
-        choices=("sqlite", "postgresql"),
-        default="sqlite",
-        help=f"contract-bot's database: a SQLite file, or a fresh schema in {PG_URL} (dropped afterwards)",
-    )
-    ap.add_argument(
-        "--journal",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="contract-bot's request journal: as deployed (on beside SQLite, off on PostgreSQL), on, off",
+        help="contracts (with one pending reminder each) added to contract-bot's database first (default 0)",
     )
     ap.add_argument(
         "--rows-out",
         default=None,
-        help="write every (kind, start, latency, status, ok) to PREFIX.<target>.json",
+        help="write every (kind, start, latency, outcome) to PREFIX.<scenario>.json",
     )
     args = ap.parse_args()
-    args.requests = args.requests or (100 if args.quick else 2000)
-    args.max_seconds = args.max_seconds or (120.0 if args.quick else 900.0)
+    args.requests = args.requests or (25 if args.quick else 300)
+    args.light_requests = args.light_requests or (50 if args.quick else 600)
+    args.max_seconds = args.max_seconds or (30.0 if args.quick else 150.0)
+    backends = [b for b in args.backends.split(",") if b]
+    if set(backends) - {"sqlite", "postgresql"}:
+        ap.error("--backends takes sqlite and/or postgresql")
+    loads = [(args.clients, args.requests)] + (
+        [] if args.no_light else [(args.light_clients, args.light_requests)]
+    )
+    started = time.monotonic()
     print(f"ack_latency: {machine()}")
     print(
-        f"clients={args.clients} (over {args.client_procs} processes) requests/client={args.requests} "
-        f"warmup/client={args.warmup} waitress threads={waitress_threads()} "
-        f"Bolt listener threads={listener_threads()} contracts pre-seeded={args.seed_contracts} backend={args.backend} journal={args.journal} bound={args.max_seconds:.0f} s/target"
+        f"clients={args.clients} x {args.requests} requests, {args.light_clients} x {args.light_requests} "
+        f"(after {args.warmup} warm-up requests each); client processes={args.client_procs}; waitress "
+        f"threads={waitress_threads()}; Bolt listener threads={listener_threads()}; seeded contracts={args.seed_contracts}; "
+        f"Slack rate limits: {f'x{args.slack_rate_scale:g}' if args.slack_rate_scale else 'off'}; "
+        f"bound {args.max_seconds:.0f} s per scenario"
     )
-    results = {}
+    results: dict[tuple[str, int], dict] = {}
     with (
         tempfile.TemporaryDirectory(prefix="ackbench-") as tmp,
-        DoubleProcess(n_response_urls=args.clients) as dbl,
+        DoubleProcess(n_response_urls=0, rate_scale=args.slack_rate_scale) as dbl,
     ):
-        for target in args.targets.split(","):
-            results[target] = run_target(target, dbl, args, Path(tmp))
-            print_result(results[target])
-    for base in ("bare", "bare-sync"):
-        if base in results and "contract" in results:
-            compare(results["contract"], results[base], base)
-    print(f"\nend: {loadavg()}")
+        for clients, per_client in loads:
+            for target in ["bare", *backends]:
+                r = run_scenario(target, clients, per_client, dbl, args, Path(tmp))
+                results[(target, clients)] = r
+                print_result(r, None if target == "bare" else results[("bare", clients)])
+    print(
+        "\n== summary (latency in ms, measured by the clients; ratio = p99 / bare Bolt's p99, for information) =="
+    )
+    print(f"  {'scenario':22} {'kind':7} {'p50':>7} {'p99':>7} {'max':>7} {'errors':>6} {'ratio':>7}")
+    for (target, clients), r in results.items():
+        bare = results[("bare", clients)]
+        for k, s in [("ALL", r["all"]), *r["kinds"].items()]:
+            b = bare["all"] if k == "ALL" else bare["kinds"][k]
+            errors = s["bad"] + s["nothing"]
+            print(
+                f"  {target + ', ' + str(clients) + ' clients':22} {k:7} {_ms(s['p50'])} {_ms(s['p99'])} "
+                f"{_ms(s['max'])} {errors:6d} {'x' + format(s['p99'] / b['p99'], '.2f'):>7}"
+            )
+    print("\n== targets ==")
+    for text, met in targets(results, args):
+        print(f"  {'met    ' if met else 'NOT met'}  {text}")
+    print(f"\nend: {loadavg()}; {time.monotonic() - started:.0f} s in all")
     return 0
 
 
@@ -638,17 +816,10 @@ if __name__ == "__main__":
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        if sys.argv[2] == "contract":
-            extra = sys.argv[5:] + ["0", "drain", "sqlite", "auto"][len(sys.argv) - 5 :]
-            _serve_contract(
-                sys.argv[3],
-                sys.argv[4],
-                int(extra[0]),
-                drain=extra[1] != "no-drain",
-                backend=extra[2],
-                journal=extra[3],
-            )
-        else:  # "bare": Bolt's defaults; "bare-sync": process_before_response=True, as contract-bot runs it
-            _serve_bare(sys.argv[3], process_before_response=sys.argv[2] == "bare-sync")
+        target, api_url, db_path, n_clients, n_seed = sys.argv[2:7]
+        if target == "bare":
+            _serve_bare(api_url)
+        else:
+            _serve_contract(api_url, db_path, target, int(n_clients), int(n_seed))
         sys.exit(0)
     sys.exit(main())
