@@ -263,7 +263,7 @@ def create_app(
     *,
     engine: Engine | None = None,
     clock: Clock | None = None,
-    request_threads: int = 32,
+    request_threads: int | None = None,
     listener_threads: int = 8,
     followup_threads: int = 4,
 ) -> ContractBot:
