@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, delete, exists, func, inspect, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, event, exists, func, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -244,7 +244,37 @@ def record_audit(
     after: dict | None = None,
     detail: str | None = None,
 ) -> AuditEntry:
-    """Append one entry to the chain; locking the head row serialises concurrent appends."""
+    """Append one entry to the chain when the transaction commits (``_chain_pending_audit``).
+
+    NOTE: the chain's head row is locked only at the commit, for the few statements that append: locked here,
+    it was held through the rest of the unit of work and every writer queued on it (PostgreSQL, bench/README.md).
+    """
+    entry = AuditEntry(
+        seq=0,
+        at=at,
+        actor=actor,
+        action=action,
+        outcome=outcome,
+        contract_id=contract_id,
+        before=_dump(before),
+        after=_dump(after),
+        detail=detail,
+        prev_hash=GENESIS,
+        hash="",
+    )
+    s.info.setdefault(_PENDING_AUDIT, []).append(entry)
+    return entry
+
+
+_PENDING_AUDIT = "contract_bot_pending_audit"
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_pending_audit(s: Session) -> None:
+    """Chain the entries this transaction recorded, in order, under the locked head (serialises appends)."""
+    pending: list[AuditEntry] = s.info.pop(_PENDING_AUDIT, [])
+    if not pending:
+        return
     head = s.execute(select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()).scalars().first()
     if head is None:
         # The migration seeds this row; this only runs on a database whose row was removed.
@@ -257,24 +287,18 @@ def record_audit(
             head = (
                 s.execute(select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()).scalars().one()
             )
-    entry = AuditEntry(
-        seq=head.seq + 1,
-        at=at,
-        actor=actor,
-        action=action,
-        outcome=outcome,
-        contract_id=contract_id,
-        before=_dump(before),
-        after=_dump(after),
-        detail=detail,
-        prev_hash=head.hash or GENESIS,
-        hash="",
-    )
-    entry.hash = audit_hash(entry)
-    head.seq, head.hash = entry.seq, entry.hash
-    s.add(entry)
+    for entry in pending:
+        entry.seq, entry.prev_hash = head.seq + 1, head.hash or GENESIS
+        entry.hash = audit_hash(entry)
+        head.seq, head.hash = entry.seq, entry.hash
+        s.add(entry)
+    s.add(head)
     s.flush()
-    return entry
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending_audit(s: Session) -> None:
+    s.info.pop(_PENDING_AUDIT, None)
 
 
 def _dump(value: dict | None) -> str | None:
