@@ -149,15 +149,16 @@ class OutboxMessage(SQLModel, table=True):
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_status_id", "status", "id"),
         Index("ix_outbox_contract_pending", "contract_id", "status", "id"),
+        Index("ix_outbox_message", "contract_id", "message_key", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
     contract_id: int | None = Field(default=None, index=True)
-    op: str  # post | update | dm | home
+    op: str  # post | update | dm | permalink (chat.getPermalink of a posted parent, into Contract.permalink)
     target: str  # channel ID, "thread" (the contract's thread), or a user ID
     message_key: str | None = None  # names the Slack message: "parent", "q:CI-4"
     payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON: what to render
-    status: str = Field(default="pending")  # pending | sent | skipped (no longer applied at send time) | dead
+    status: str = Field(default="pending")  # pending | sent | skipped (superseded, unchanged…) | dead
     attempts: int = 0
     next_attempt_at: datetime = Field(sa_column=utc_column(nullable=False))
     claimed_by: str | None = None
@@ -165,6 +166,8 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     sent_at: datetime | None = Field(default=None, sa_column=utc_column())
     result_ts: str | None = None
+    content_hash: str | None = None  # what was sent: an edit that would change nothing is not sent
+    depends_on: int | None = Field(default=None, index=True)  # dead with this message (its thread's parent)
 
 
 class Reminder(SQLModel, table=True):
@@ -204,3 +207,24 @@ class SlackChannel(SQLModel, table=True):
     is_member: bool
     problem: str | None = None  # Slack's error (not_in_channel, channel_not_found, is_archived, …)
     checked_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class SlackRate(SQLModel, table=True):
+    """A Slack rate-limit bucket shared by every process (storage/rates.py): when it is empty again, and a 429's end.
+
+    Times are seconds since the epoch on the database's clock.
+    """
+
+    __tablename__ = "slack_rate"
+    key: str = Field(primary_key=True)  # "chat.postMessage C123", "chat.postMessage *", "chat.update"
+    tat: float = 0.0  # the bucket's theoretical arrival time (GCRA): the next call at the sustained rate
+    blocked_until: float = 0.0  # Slack answered 429: nothing goes before this
+
+
+class SlackDM(SQLModel, table=True):
+    """The direct-message channel of a user (conversations.open once per user, shared by every process)."""
+
+    __tablename__ = "slack_dm"
+    user_id: str = Field(primary_key=True)
+    channel_id: str
+    opened_at: datetime = Field(sa_column=utc_column(nullable=False))
