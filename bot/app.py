@@ -44,11 +44,15 @@ SIGNATURE_MAX_AGE_SECONDS = 300
 StartResponse = Callable[..., Any]
 
 
-def make_web_client(settings: Settings, *, retries: bool = True, timeout: int = 15) -> WebClient:
+def make_web_client(
+    settings: Settings, *, retries: bool = True, timeout: int = 15, retry_rate_limited: bool = True
+) -> WebClient:
     """A WebClient for Slack (or GovSlack, a proxy, a test double).
 
-    The outbox's client retries 429, 5xx and dropped connections in its own thread. The requests' client
-    (views.open on a single-use trigger that lives 3 s) never retries and gives up within the trigger's life.
+    The background client retries 429, 5xx and dropped connections in its own thread. The outbox's client does not
+    retry 429 (``retry_rate_limited=False``): the outbox paces itself and stores Retry-After for every process.
+    The requests' client (views.open on a single-use trigger that lives 3 s) never retries and gives up within
+    the trigger's life.
     """
     kwargs: dict[str, Any] = (
         {"base_url": settings.slack_api_url.rstrip("/") + "/"} if settings.slack_api_url else {}
@@ -59,6 +63,10 @@ def make_web_client(settings: Settings, *, retries: bool = True, timeout: int = 
             RateLimitErrorRetryHandler(max_retry_count=2),  # sleeps Retry-After (+ jitter) in our own threads
             ServerErrorRetryHandler(max_retry_count=2),
         ]
+        if not retry_rate_limited:
+            kwargs["retry_handlers"] = [
+                h for h in kwargs["retry_handlers"] if not isinstance(h, RateLimitErrorRetryHandler)
+            ]
     else:
         kwargs["retry_handlers"] = []
     return WebClient(token=settings.slack_bot_token, timeout=timeout, **kwargs)
@@ -266,8 +274,12 @@ def create_app(
     request_threads: int | None = None,
     listener_threads: int = 8,
     followup_threads: int = 4,
+    slack_rate_scale: float = 1.0,
 ) -> ContractBot:
-    """Build everything from settings; tests inject their own engine and clock."""
+    """Build everything from settings; tests inject their own engine and clock.
+
+    ``slack_rate_scale`` multiplies the Slack rate limits the outbox paces itself to (tests run Slack's clock faster).
+    """
     engine = engine or make_engine(settings.database_url)
     migrate(engine)
     factory = session_factory(engine)
@@ -279,12 +291,15 @@ def create_app(
     sweeper = ReminderSweeper(factory, clock, calendar, settings, on_commit=wake.set)
     dispatcher = OutboxDispatcher(
         factory,
-        client,
+        # its own client: it paces itself through the database and honours a 429 for every process, so the
+        # client's RateLimitErrorRetryHandler (a sleep and a retry that no other process knows of) is left out
+        make_web_client(settings, retry_rate_limited=False),
         clock,
         render_outbox,
         calendar,
         admin_user_ids=settings.admin_user_ids,
         recheck=sweeper.recheck,
+        slack_rate_scale=slack_rate_scale,
     )
     bolt = LoggedApp(
         # The listeners' client opens forms on a trigger that lives 3 s: no retries, and it gives up in time.

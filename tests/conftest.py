@@ -147,7 +147,12 @@ def running(database, double):
     """The real app over HTTP with roles granted: ADMIN (bootstrap), REVIEWER, MANAGER, OFFICIAL."""
     url, schema = database
     clock = ManualClock(START)
-    bot = create_app(make_settings(double, url), engine=make_engine(url, schema=schema), clock=clock)
+    bot = create_app(
+        make_settings(double, url),
+        engine=make_engine(url, schema=schema),
+        clock=clock,
+        slack_rate_scale=SLACK_RATE_SCALE,
+    )
     for user, role in ((REVIEWER, "reviewer"), (MANAGER, "manager"), (OFFICIAL, "official")):
         bot.service.grant(ADMIN, user, role)
     bot.start_background(scheduler=False)

@@ -7,6 +7,7 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
+from bot.services.outbox import Plan
 from storage import repositories as repo
 from storage.db import unit_of_work
 from tests.conftest import ADMIN, MANAGER, MANAGERS, REVIEW, REVIEWER
@@ -129,7 +130,7 @@ def test_message_slack_keeps_refusing_is_kept_dead_and_reported_to_admins(runnin
     assert not [m for m in running.double.messages(MANAGERS) if "Reminder:" in m["text"]]
     dm = running.double.messages(running.double.dm_channel(ADMIN))
     assert len(dm) == 1 and "could not deliver" in dm[0]["text"] and "channel_not_found" in dm[0]["text"]
-    assert f"to {MANAGERS}" in dm[0]["text"]
+    assert f"to <#{MANAGERS}>" in dm[0]["text"]
     # the thread and everything after the dead message still flows
     running.command("answer CR-1 SCOPE-1 yes", user=REVIEWER)
     drain(running)
@@ -151,7 +152,7 @@ def test_crash_between_post_and_commit_is_found_by_metadata_not_reposted(running
             s, worker="dying", now=running.clock.now(), lease=timedelta(seconds=60), limit=5
         )
     row = next(r for r in rows if r.target == MANAGERS)
-    running.bot.dispatcher._send(row, MANAGERS, None, None, {"text": "x"})
+    running.bot.dispatcher._send(row, Plan("post", channel=MANAGERS, message={"text": "x"}))
     assert len(running.double.messages(MANAGERS)) == 1
     running.clock.advance(timedelta(minutes=2))  # the lease expires
     running.deliver()
