@@ -317,6 +317,27 @@ def test_the_periodic_check_runs_with_the_reminder_sweep(running):
     assert_refused(running.command(FILE_ICE).json["text"])
 
 
+def test_a_channel_the_outbox_found_refused_makes_filing_refuse_until_a_check_sees_it_fixed(running):
+    d = running.double
+    running.bot.channels.check()  # start-up: all is well, nobody is told
+    assert recorded(running, REVIEW).is_member is True
+    d.remove(REVIEW)  # later someone removes the bot from the channel
+    assert "Filed *CR-1*" in running.command(FILE_ICE).json["text"]  # not known yet: it is filed
+    deadline = time.monotonic() + 20
+    while recorded(running, REVIEW).is_member and time.monotonic() < deadline:  # the outbox learns it
+        running.deliver()
+        time.sleep(0.05)
+    assert recorded(running, REVIEW).problem == "not_in_channel"
+    assert_refused(running.command(FILE_ICE).json["text"])  # from then on, filing says so
+    assert running.bot.service.list_contracts().total == 1
+    running.bot.channels.check()  # the periodic check agrees: not news, the outbox already told the admins
+    d.invite(REVIEW)
+    running.bot.channels.check()  # fixed: the check writes is_member=True and filing works again
+    assert recorded(running, REVIEW).is_member is True
+    assert "Filed *CR-2*" in running.command(FILE_ICE).json["text"]
+    wait_for_parent(running, REVIEW, "CR-2")
+
+
 @pytest.fixture
 def unconfigured(database, double):
     """The app over HTTP with no review channel set (no REVIEW_CHANNEL, no `admin set review_channel`)."""
