@@ -25,6 +25,7 @@ from sqlmodel import Session
 from bot.clock import Clock
 from bot.domain.errors import InvalidState
 from bot.domain.text import escape_mrkdwn
+from bot.services.outbox import CHANNEL_PROBLEMS, TOKEN_PROBLEMS
 from storage import repositories as repo
 from storage.channels import get_channel, record_channel
 from storage.db import SessionFactory, read_only, unit_of_work
@@ -36,12 +37,8 @@ REVIEW, MANAGER = "review_channel", "manager_channel"
 CHANNEL_KEYS = (REVIEW, MANAGER)
 CHECK_PERIOD_SECONDS = 300.0  # the periodic re-check (with the reminder sweep): conversations.info is Tier 3
 NOT_A_MEMBER = "not_in_channel"  # what chat.postMessage answers there: the outbox records the same problem
-# Slack's answers that mean the bot's token is refused: nothing can be posted anywhere
-TOKEN_PROBLEMS = frozenset(
-    {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission"}
-)
-# conversations.info answers that are about the channel itself (anything else says nothing about it)
-CHANNEL_PROBLEMS = frozenset({"channel_not_found", "is_archived", NOT_A_MEMBER})
+# TOKEN_PROBLEMS (the token is refused: nothing can be posted anywhere) and CHANNEL_PROBLEMS (the channel cannot
+# take the bot's messages; any other error says nothing about the channel) are the outbox's: named once
 NO_REVIEW_CHANNEL = (
     "No review channel is set: an admin must set `REVIEW_CHANNEL` or run "
     "`/contract admin set review_channel #channel` before contracts can be filed."
