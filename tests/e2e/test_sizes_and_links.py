@@ -482,6 +482,9 @@ def test_thread_links_are_slacks_permalinks_as_url_and_label_and_never_a_slack_c
 
     running.command('stopwork CR-1 reason="check" on=2026-11-20', user=MANAGER)
     sweep(running, MONDAY_9)  # the stop-work reminder links the thread
+    settle_outbox(running)
+    with unit_of_work(running.bot.session_factory) as s:
+        assert s.get(Contract, cid).permalink == link  # type: ignore[union-attr]
     reminders = [m["text"] for m in running.double.messages(MANAGERS) if "Reminder:" in m["text"]]
     assert reminders and any(f"Thread: <{link}|open the thread>" in r for r in reminders), reminders
 
