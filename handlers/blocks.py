@@ -251,7 +251,12 @@ def build_reminder_message(payload: dict) -> dict:
     blocks: list[Block] = list(sections(text))
     keys = payload.get("snooze_keys")
     if keys:
-        value = ",".join(str(k) for k in keys)[:1900]
+        # a button's value holds 2,000 characters: whole keys only (a cut key would snooze nothing)
+        value = ""
+        for key in (str(k) for k in keys):
+            if len(value) + len(key) + 1 > 1900:
+                break
+            value = f"{value},{key}" if value else key
         blocks.append(
             ActionsBlock(
                 block_id=MessageBlockId.SNOOZE.value,
