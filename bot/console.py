@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 import json
 import logging
+import math
 import re
 import secrets
 import shlex
@@ -482,7 +483,14 @@ class Console:
         # One listener thread and one worker: the console waits for both to be idle after each line, so
         # the transcript is in order. The ack budget is long: replies come back with the acknowledgement.
         try:
-            self.bot = create_app(self.settings, clock=self.clock, listener_threads=1, followup_threads=1)
+            # the loopback Slack has no rate limits: the outbox need not pace itself to Slack's
+            self.bot = create_app(
+                self.settings,
+                clock=self.clock,
+                listener_threads=1,
+                followup_threads=1,
+                slack_rate_scale=math.inf,
+            )
         except Exception:
             self.slack.stop()
             if self._tmpdir:

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from bot.app import create_app
 from bot.clock import ManualClock
 from storage.db import make_engine
-from tests.conftest import MEMBER, REVIEW, START, make_settings
+from tests.conftest import MANAGERS, MEMBER, REVIEW, SLACK_RATE_SCALE, START, make_settings
 from tests.support.slack_double import SlackDouble
 from tests.support.socket_mode_double import SocketModeDouble
 
@@ -21,11 +21,19 @@ APP_TOKEN = "xapp-1-A1-test"
 @pytest.fixture
 def socket_bot(tmp_path):
     """The real app in Socket Mode, connected to the loopback Socket Mode server; yields (bot, sm, double)."""
-    with SlackDouble() as double, SocketModeDouble(double) as sm:
+    with (
+        SlackDouble(rate_scale=SLACK_RATE_SCALE, invited=(REVIEW, MANAGERS)) as double,
+        SocketModeDouble(double) as sm,
+    ):
         settings = make_settings(
             double, f"sqlite:///{tmp_path / 'bot.db'}", slack_app_token=APP_TOKEN, slack_signing_secret=None
         )
-        bot = create_app(settings, engine=make_engine(settings.database_url), clock=ManualClock(START))
+        bot = create_app(
+            settings,
+            engine=make_engine(settings.database_url),
+            clock=ManualClock(START),
+            slack_rate_scale=SLACK_RATE_SCALE,
+        )
         bot.start_background(scheduler=False)
         handler = SocketModeHandler(bot.bolt, APP_TOKEN, web_client=WebClient(base_url=double.api_url))
         try:
