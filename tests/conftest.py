@@ -3,6 +3,7 @@ set), the Slack Web API test double, and the real app served over HTTP by waitre
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -162,3 +163,30 @@ def running(database, double):
     finally:
         stop()
         bot.stop()
+
+
+@pytest.fixture
+def cli(running, database, monkeypatch, capsys):
+    """Run `contract-bot …` in process against the running bot's database; returns (exit code, stdout, stderr)."""
+    from urllib.parse import quote
+
+    from bot.cli import main
+
+    url, schema = database
+    if schema:
+        url = f"{url}?options={quote(f'-csearch_path={schema}')}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    for name in ("SLACK_APP_TOKEN", "SLACK_API_URL", "REVIEW_CHANNEL", "MANAGER_CHANNEL", "ADMIN_USER_IDS"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    # main() points the root logger at this test's captured stderr: give it back its handlers afterwards
+    handlers, level = logging.root.handlers[:], logging.root.level
+    yield run
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)

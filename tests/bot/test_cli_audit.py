@@ -10,32 +10,11 @@ import io
 import json
 from urllib.parse import quote
 
-import pytest
 from sqlalchemy import text
 
-from bot.cli import main
 from tests.conftest import MANAGER, OFFICIAL, REVIEWER
 
 FILE = 'file vendor="Paragon Solutions" product=Graphite agency=ICE value=2000000 awarded=2024-09-27'
-
-
-@pytest.fixture
-def cli(running, database, monkeypatch, capsys):
-    """Run `contract-bot …` in process against the running bot's database; returns (exit code, stdout, stderr)."""
-    url, schema = database
-    if schema:
-        url = f"{url}?options={quote(f'-csearch_path={schema}')}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    for name in ("SLACK_APP_TOKEN", "SLACK_API_URL", "REVIEW_CHANNEL", "MANAGER_CHANNEL", "ADMIN_USER_IDS"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def sql(running, statement: str, **params) -> None:

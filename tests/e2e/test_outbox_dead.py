@@ -7,12 +7,10 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
-from urllib.parse import quote
 
 import pytest
 from sqlmodel import select
 
-from bot.cli import main
 from storage import repositories as repo
 from storage.channels import get_channel
 from storage.db import read_only, unit_of_work
@@ -21,29 +19,6 @@ from tests.conftest import ADMIN, MANAGER, MANAGERS, MEMBER, REVIEW, REVIEWER
 from tests.support.slack_double import Fault
 
 FILE = 'file vendor="Paragon Solutions" product=Graphite agency=ICE purpose=operational'
-
-
-@pytest.fixture
-def cli(running, database, monkeypatch, capsys):
-    """Run `contract-bot …` in process against the running bot's database; returns (exit code, stdout, stderr)."""
-    url, schema = database
-    if schema:
-        url = f"{url}?options={quote(f'-csearch_path={schema}')}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    for name in ("SLACK_APP_TOKEN", "SLACK_API_URL", "REVIEW_CHANNEL", "MANAGER_CHANNEL", "ADMIN_USER_IDS"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    # main() points the root logger at this test's captured stderr: give it back its handlers afterwards
-    handlers, level = logging.root.handlers[:], logging.root.level
-    yield run
-    logging.root.handlers[:] = handlers
-    logging.root.setLevel(level)
 
 
 def rows(running, **where) -> list[OutboxMessage]:  # noqa: ANN001
