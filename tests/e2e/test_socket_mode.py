@@ -146,6 +146,8 @@ def test_manifests_http_and_socket_mode_variants():
         "channels:history",
         "groups:history",
         "im:history",
+        "channels:read",  # conversations.info: is the bot in the review and manager channels?
+        "groups:read",
     }
     assert _scopes(http) == _scopes(socket) == least
     docs = (root / "docs" / "slack-app.md").read_text(encoding="utf-8")
