@@ -54,6 +54,9 @@ def serve(settings: Settings) -> int:
     server = create_server(bot.wsgi, host="0.0.0.0", port=settings.port, threads=64, ident="contract-bot")
 
     def stop(*_):  # noqa: ANN002
+        # Let the requests being served finish first: a worker that finishes after close() finds waitress's
+        # trigger closed (EBADF). Their answers may not reach Slack, but their work has committed or not.
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
         server.close()
 
     signal.signal(signal.SIGTERM, stop)

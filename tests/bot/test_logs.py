@@ -41,7 +41,10 @@ def collected():
             logging.getLogger(name).setLevel(level)
 
 
-def test_start_up_and_an_idle_minute_write_nothing_at_info(collected, database, double):
+def test_start_up_and_an_idle_minute_write_nothing_at_info(collected, database, double, monkeypatch):
+    monkeypatch.setenv(
+        "SLACK_BOT_TOKEN", "xoxb-test"
+    )  # as `serve` runs: Bolt reads it from the environment too
     url, schema = database
     bot = create_app(
         make_settings(double, url, reminder_interval_seconds=1), engine=make_engine(url, schema=schema)
