@@ -44,6 +44,17 @@ DB_PARAMS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """Give the root logger back its handlers after each test: `contract-bot …` run in process (bot.cli.main)
+    points it at that test's captured stderr, which is closed once the test ends (EBADF in a later test)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture(params=DB_PARAMS)
 def database(request, tmp_path):
     """A fresh, empty database: (url, schema or None). PostgreSQL gets its own schema, dropped afterwards."""
