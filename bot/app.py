@@ -315,9 +315,11 @@ def create_app(
     if request_threads is None:
         # SQLite takes one writer at a time: requests take turns in arrival order in one worker, instead of
         # racing for the lock in SQLite's busy handler, whose growing sleeps let late arrivals overtake (a
-        # burst of 16 clients saw waits of 1.5 s while each transaction took a few ms). PostgreSQL runs them
-        # side by side.
-        request_threads = 1 if engine.dialect.name == "sqlite" else 32
+        # burst of 16 clients saw waits of 1.5 s while each transaction took a few ms). On PostgreSQL a few
+        # run side by side, overlapping their round trips to the server; the work is Python under one
+        # interpreter lock, so more would only interleave and stretch every request (p99 at 16 clients: 32
+        # workers 425-658 ms, 4 workers 217 ms; bench/README.md).
+        request_threads = 1 if engine.dialect.name == "sqlite" else 4
     requests = RequestRunner(threads=request_threads)
     followups = ThreadPoolExecutor(max_workers=followup_threads, thread_name_prefix="followup")
     channels = ChannelService(
