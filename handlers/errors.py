@@ -30,8 +30,9 @@ def register(app: App, ctx: HandlerContext) -> None:
     @app.error
     def handle_errors(error: Exception, body: Any, request: BoltRequest) -> BoltResponse:
         """Anything a listener did not expect: logged under a short ID that the user is shown, and nothing else."""
-        if payload_problem(body, request.raw_body) is not None:  # a shape Bolt's own middleware tripped on
-            log.warning("ignored a malformed request: %s", payload_problem(body, request.raw_body))
+        problem = payload_problem(body, request.raw_body)
+        if problem is not None:  # a shape Bolt's own middleware tripped on
+            log.warning("ignored a malformed request: %s", problem)
             return BoltResponse(status=200, body="")
         text = error_reply(log, error)
         if not isinstance(body, dict):
