@@ -41,10 +41,15 @@ class Contract(SQLModel, table=True):
     permalink: str | None = None  # the parent message's link (chat.getPermalink), for thread links
     stopwork_since: date | None = None
     stopwork_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    stopwork_lifted_on: date | None = None  # the last `resume`: a new stop-work may not be dated before it
     determination: str | None = None
     determined_on: date | None = None
     determination_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     determined_by: str | None = None
+    # a §2(j) re-determination under way: answers are open again until the next `determine`
+    redetermination_on: date | None = None
+    redetermination_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    redetermination_by: str | None = None
     certified_on: date | None = None
     certified_by: str | None = None
     notice_on: date | None = None
