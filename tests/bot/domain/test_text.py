@@ -65,77 +65,197 @@ def test_safe_mrkdwn_combines_both() -> None:
     assert safe_mrkdwn("<!here> @here") == "&lt;!here&gt; @\u200dhere"
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "TOP SECRET",
-        "top secret",
-        "Top Secret program",
-        "TOP  SECRET",
-        "TOP\u00a0SECRET",
-        "TOP\nSECRET",
-        "ＴＯＰ　ＳＥＣＲＥＴ",  # full-width letters and space
-        "TOP\u200bSECRET",  # zero-width space
-        "TOP ЅЕСRЕТ",  # Cyrillic look-alikes
-        "SECRET//NOFORN",
-        "SECRET // REL TO USA, FVEY",
-        "TS//SI//NOFORN",
-        "TS/SCI",
-        "//NOFORN",
-        "NOFORN",
-        "dissemination ORCON",
-        "//REL TO USA",
-        "//SCI",
-        "the SECRET annex",
-        "CONFIDENTIAL//REL TO USA",
-        "(TS) the tool",
-        "(S) the tool",
-        "(TS//SI) the tool",
-        "(S//NF) the tool",
-        "(C//REL) the tool",
-        "(S/NF) the tool",
-        "S//NF",
-        "secret//noforn",
-    ],
-)
+# Marking syntax, however written: refused (find_classification_marking returns what it matched).
+MARKED = [
+    # banners in capitals
+    "TOP SECRET",
+    "TOP  SECRET",
+    "TOP\u00a0SECRET",
+    "TOP\nSECRET",
+    "TOPSECRET",
+    "TOP_SECRET",
+    "the SECRET annex",
+    "SECRET",
+    "TS/SCI",
+    "TS / SCI",
+    "ref TOP SECRET memo 12",
+    "TOP SECRET\nStaff must hold clearances",  # the clearance talk is on another line
+    # level or control joined by //, any case and spacing
+    "SECRET//NOFORN",
+    "SECRET // REL TO USA, FVEY",
+    "secret//noforn",
+    "Secret//NoForn",
+    "TOP SECRET//SI//NOFORN",
+    "TS//SI//NOFORN",
+    "TS//SCI",
+    "ts//sci",
+    "S//NF",
+    "C//REL TO USA",
+    "CONFIDENTIAL//REL TO USA, GBR",
+    "Confidential // rel to USA",
+    "//NOFORN",
+    "// NOFORN",
+    "//REL TO USA",
+    "//SCI",
+    "//noforn",
+    "staff must hold TS//SCI clearances",  # // is marking syntax even among clearance words
+    # portion marks
+    "(TS) the tool",
+    "(S) the tool",
+    "( S ) the tool",
+    "(S).",
+    "(TS//SI) the tool",
+    "(S//NF) the tool",
+    "(C//REL) the tool",
+    "(S/NF) the tool",
+    "(TS/SCI) the tool",
+    "(C/NF) the tool",
+    # controls that are never prose
+    "NOFORN",
+    "noforn",
+    "dissemination ORCON",
+    "REL TO USA",
+    # disguised: spaced or punctuated apart
+    "T O P S E C R E T",
+    "T O P  S E C R E T",
+    "t o p s e c r e t",
+    "S E C R E T",
+    "S-E-C-R-E-T//",
+    "S-E-C-R-E-T",
+    "S.E.C.R.E.T.",
+    "s_e_c_r_e_t",
+    "S * E * C * R * E * T",
+    "T-O-P S-E-C-R-E-T clearance",  # a disguise is refused whatever surrounds it
+    "N O F O R N",
+    # disguised: digits and symbols for letters
+    "T0P 5ECRET",
+    "t0p s3cr3t",
+    "$ECRET",
+    "5ECRET//N0F0RN",
+    "TOP SECR3T clearance",
+    # disguised: look-alike, full-width, accented, invisible
+    "ＴＯＰ　ＳＥＣＲＥＴ",
+    "ｓｅｃｒｅｔ",
+    "TOP\u200bSECRET",
+    "SE\u200bCRET",
+    "TOP ЅЕСRЕТ",
+    "ѕесrеt",
+    "SÉCRET",
+    "S\u0301ECRET",
+    "𝐒𝐄𝐂𝐑𝐄𝐓",
+]
+
+# Ordinary contract wording, clearance requirements included: accepted.
+PROSE = [
+    # clearance requirements, as contracts word them
+    "staff must hold TS/SCI clearances",
+    "staff must hold ts/sci clearances",
+    "a SECRET facility clearance (DD-254)",
+    "Top Secret clearance required",
+    "TOP SECRET clearance required",
+    "TOP SECRET CLEARANCE REQUIRED",
+    "SECRET-cleared engineers",
+    "cleared to TOP SECRET",
+    "personnel cleared at the SECRET level",
+    "requires TS/SCI eligibility",
+    "TS/SCI access for two analysts",
+    "engineers with an active TS/SCI with polygraph",
+    "clearance: SECRET",
+    "FCL at SECRET",
+    # level words in lower or mixed case are prose
+    "secret sauce",
+    "Top Secret program",
+    "top secret",
+    "a secret",
+    "Secret Service",
+    "US SECRET SERVICE",
+    "the U.S. Secret Service",
+    "trade secrets",
+    "secretary",
+    "SECRETARY OF HOMELAND SECURITY",
+    "Secretary of Defense",
+    # "confidential" and friends
+    "confidential",
+    "Confidential business information",
+    "COMPANY CONFIDENTIAL",
+    "CONFIDENTIAL",
+    # parentheses that are not portion marks
+    "(S)upport",
+    "(S)ervices",
+    "THE VENDOR(S) SHALL",
+    "the vendor(s) shall",
+    "(c) 2024 NSO Group",
+    "(C) 2024",
+    "(5) deliverables",
+    "(a), (b) and (c)",
+    "(U) unclassified",
+    "U//FOUO",
+    "(U//FOUO) routine",
+    "CUI",
+    "CUI//SP-PROCURE",
+    # slashes that are not marking syntax
+    "https://example.com/a//b",
+    "https://sci.example.org/paper",
+    "http://nf.example",
+    "file://server/share",
+    "C/O JOHN SMITH",
+    "TCP/IP",
+    "S/MIME",
+    # letters, digits and words that only look close
+    "Top-notch security",
+    "NSO Group",
+    "Orcon Internet",
+    "Paragon Solutions Graphite",
+    "DD-254",
+    "C4ISR",
+    "AWS S3 bucket",
+    "5G modem",
+    "a b c",
+    "U.S.A.",
+    "S.A. de C.V.",
+    "TS",
+    "TS clearance",
+    "Release to the USA",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", MARKED)
 def test_classification_markings_are_found(text: str) -> None:
     assert find_classification_marking(text) is not None
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "Secret Service",
-        "US SECRET SERVICE",
-        "secretary",
-        "SECRETARY OF HOMELAND SECURITY",
-        "confidential",
-        "Confidential business information",
-        "COMPANY CONFIDENTIAL",
-        "(c) 2024 NSO Group",
-        "(C) 2024",
-        "Top-notch security",
-        "NSO Group",
-        "U//FOUO",
-        "(U//FOUO) routine",
-        "(U) unclassified",
-        "CUI",
-        "https://example.com/a//b",
-        "THE VENDOR(S) SHALL",
-        "Orcon Internet",
-        "Paragon Solutions Graphite",
-        "secret sauce",
-        "C/O JOHN SMITH",
-        "",
-    ],
-)
+@pytest.mark.parametrize("text", PROSE)
 def test_ordinary_text_is_not_taken_for_a_marking(text: str) -> None:
     assert find_classification_marking(text) is None
 
 
-def test_find_classification_marking_returns_the_marking() -> None:
-    assert find_classification_marking("see the TOP SECRET annex") == "TOP SECRET"
-    assert find_classification_marking("x SECRET//NOFORN y") == "SECRET//"
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("see the TOP SECRET annex", "TOP SECRET"),
+        ("x SECRET//NOFORN y", "SECRET//"),
+        ("memo (S//NF) paragraph", "(S//NF)"),
+        ("then //NOFORN", "//NOFORN"),
+        ("T0P 5ECRET", "TOP SECRET"),
+        ("T O P S E C R E T", "TOPSECRET"),
+        ("staff must hold TS/SCI clearances; the SECRET annex", "SECRET"),
+    ],
+)
+def test_find_classification_marking_returns_the_first_marking(text: str, found: str) -> None:
+    assert find_classification_marking(text) == found
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=60), st.sampled_from(MARKED[:40]))
+def test_a_marking_is_found_wherever_it_stands(prefix: str, marking: str) -> None:
+    # prose before a marking does not hide it (a newline keeps clearance words out of its clause)
+    assert find_classification_marking(f"{prefix}\n{marking}\n") is not None
+
+
+def test_find_classification_marking_is_linear_on_long_text() -> None:
+    # each of these once cost a scan per character; the answer must not depend on the length
+    for text in ("S " * 50_000, "T0" * 50_000, "(S" * 50_000, "/" * 100_000, "secret " * 20_000):
+        find_classification_marking(text)
 
 
 @given(st.text())
@@ -161,7 +281,11 @@ def test_check_free_text_keeps_newlines_and_tabs() -> None:
         ("a\x1bb", {}, ["U+001B"]),
         ("evil\u202etxt", {}, ["U+202E"]),
         ("a\nb", {"multiline": False}, ["line break"]),
-        ("TOP SECRET//NOFORN program", {}, ["classification marking", CLASSIFIED_REFUSAL]),
+        (
+            "TOP SECRET//NOFORN program",
+            {},
+            ["classification marking", CLASSIFIED_REFUSAL, "TS/SCI clearances"],
+        ),
     ],
 )
 def test_check_free_text_refuses(value: str, kwargs: dict[str, bool], needles: list[str]) -> None:
