@@ -23,6 +23,7 @@ __all__ = [
     "ANYONE",
     "COMMANDS",
     "COMMAND_ROLES",
+    "COMMAND_TEXT_MAX",
     "EXPORT_FORMATS",
     "MAX_VALUE_DOLLARS",
     "OFFICIAL_ALIASES",
@@ -153,6 +154,8 @@ NAME_MAX = 200
 CONTRACT_NO_MAX = 100
 LONG_TEXT_MAX = 2000
 SETTING_VALUE_MAX = 200
+# Slack's limit on a message's text, so the most a slash command can carry; longer text is refused unread.
+COMMAND_TEXT_MAX = 40_000
 # How many items one page of a long answer holds, so every page fits in one Slack message (SLACK-FACTS F1.28).
 AUDIT_PAGE_SIZE = 40
 LIST_PAGE_SIZE = 20
@@ -564,14 +567,53 @@ _QUOTES = frozenset('"\u201c\u201d\u201e\u201f')
 _ANGLE_TOKEN_START = re.compile(r"<(?:[@#!]|[A-Za-z][A-Za-z0-9+.-]*:)")
 
 
+_QUOTE_CLASS = "".join(sorted(_QUOTES))
+# Runs the tokenizer copies as they are, so a long value costs one regex step rather than one per character.
+_PLAIN_RUN = re.compile(rf"[^\s{_QUOTE_CLASS}<\\]+")
+_QUOTED_RUN = re.compile(rf"[^{_QUOTE_CLASS}\\]+")
+_BACKSLASHES = re.compile(r"\\+")
+
+
 def tokenize(text: str) -> list[str]:
-    """Split on whitespace; "…"/“…” quote (quotes removed) and <@U1|a b> stay whole; raises InputError."""
+    """Split on whitespace; "…"/“…” quote (quotes removed) and <@U1|a b> stay whole; raises InputError.
+
+    A backslash before a quote makes it an ordinary character (`reason="he said \\"no\\""`), and a pair
+    of backslashes before a quote is one backslash (`note="C:\\dir\\\\"`); every other backslash is kept
+    as typed, so paths such as `\\\\server\\share` survive. One pass over the text: linear in its length.
+    """
     tokens: list[str] = []
     buf: list[str] = []
     in_token = False
+    quote_start = -1  # where the open quote is, while inside one
+    no_close_from = len(text) + 1  # a search for `>` from here on found none: never search again
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
+        if ch == "\\":
+            run = _BACKSLASHES.match(text, i)
+            assert run is not None
+            j = run.end()
+            count = j - i
+            if j < n and text[j] in _QUOTES:
+                buf.append("\\" * (count // 2))
+                if count % 2:  # an escaped quote: the quote is part of the value
+                    buf.append(text[j])
+                    j += 1
+            else:
+                buf.append(text[i:j])
+            in_token = True
+            i = j
+            continue
+        if quote_start >= 0:
+            if ch in _QUOTES:
+                quote_start = -1
+                i += 1
+                continue
+            run = _QUOTED_RUN.match(text, i)
+            assert run is not None
+            buf.append(run.group(0))
+            i = run.end()
+            continue
         if ch.isspace():
             if in_token:
                 tokens.append("".join(buf))
@@ -579,26 +621,27 @@ def tokenize(text: str) -> list[str]:
             i += 1
             continue
         if ch in _QUOTES:
-            end = next((j for j in range(i + 1, n) if text[j] in _QUOTES), -1)
-            if end == -1:
-                raise InputError(
-                    f"Unbalanced quote: the value starting `{_shown(ch + text[i + 1 :])}` is never closed. "
-                    'Put the value between two quotes: key="two words".'
-                )
-            buf.append(text[i + 1 : end])
+            quote_start = i
             in_token = True
-            i = end + 1
+            i += 1
             continue
-        if ch == "<" and _ANGLE_TOKEN_START.match(text, i):
+        if ch == "<" and i + 1 < no_close_from and _ANGLE_TOKEN_START.match(text, i):
             end = text.find(">", i + 1)
             if end != -1:
                 buf.append(text[i : end + 1])
                 in_token = True
                 i = end + 1
                 continue
-        buf.append(ch)
+            no_close_from = i + 1
+        run = _PLAIN_RUN.match(text, i)
+        buf.append(run.group(0) if run else ch)
         in_token = True
-        i += 1
+        i = run.end() if run else i + 1
+    if quote_start >= 0:
+        raise InputError(
+            f"Unbalanced quote: the value starting `{_shown(text[quote_start:])}` is never closed. "
+            'Put the value between two quotes: key="two words" (a quote inside a value is written \\").'
+        )
     if in_token:
         tokens.append("".join(buf))
     return tokens
@@ -972,6 +1015,13 @@ def _usage_for_text(text: str) -> str:
 
 def parse_command(text: str, *, today: date) -> ParsedCommand:
     """Parse `/contract` text into typed values (empty is `help`); raises InputError naming the problem."""
+    if len(text) > COMMAND_TEXT_MAX:  # checked before anything else reads it: the cost stays bounded
+        raise InputError(
+            f"The command is too long: {len(text):,} characters, and Slack sends at most {COMMAND_TEXT_MAX:,}. "
+            f"No command needs more than a few thousand (a reason or note holds up to {LONG_TEXT_MAX:,}): "
+            "shorten it, or link to the document instead.",
+            usage=_usage_for_text(text[:100]),
+        )
     if not text.strip():
         return ParsedCommand("help", ANYONE, None, {"subcommand": None})
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot.domain.args import (
     COMMAND_ROLES,
+    COMMAND_TEXT_MAX,
     COMMANDS,
     OFFICIAL_ALIASES,
     QUESTION_IDS,
@@ -460,10 +462,74 @@ def test_tokenize(text: str, tokens: list[str]) -> None:
     assert tokenize(text) == tokens
 
 
-@pytest.mark.parametrize("text", ['vendor="abc', "“abc", 'a "b" "c'])
+@pytest.mark.parametrize("text", ['vendor="abc', "“abc", 'a "b" "c', 'a="b\\"', 'a="b\\\\\\"'])
 def test_tokenize_unbalanced_quotes(text: str) -> None:
     with pytest.raises(InputError, match="Unbalanced quote"):
         tokenize(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        # a backslash before a quote makes it part of the value
+        ('reason="he said \\"no\\""', ['reason=he said "no"']),
+        ("reason=“he said \\“no\\” to it”", ["reason=he said “no” to it"]),
+        ('reason=\\"unquoted\\"', ['reason="unquoted"']),
+        ('a=\\" b', ['a="', "b"]),
+        # two backslashes before a quote are one backslash, and the quote still closes
+        ('note="C:\\dir\\\\" x', ["note=C:\\dir\\", "x"]),
+        ('note="a\\\\\\"b"', ['note=a\\"b']),
+        # any other backslash is kept as typed
+        ('note="\\\\server\\share\\x"', ["note=\\\\server\\share\\x"]),
+        ("note=C:\\temp\\new", ["note=C:\\temp\\new"]),
+        ("a\\ b", ["a\\", "b"]),
+        ("\\", ["\\"]),
+    ],
+)
+def test_tokenize_backslash_escapes(text: str, tokens: list[str]) -> None:
+    assert tokenize(text) == tokens
+
+
+def test_escaped_quotes_reach_the_value() -> None:
+    parsed = parse('close CR-1 reason="the vendor said \\"no\\" to the audit"')
+    assert parsed.args["reason"] == 'the vendor said "no" to the audit'
+
+
+# --- size and cost --------------------------------------------------------------------------------------
+
+
+def test_command_text_over_slacks_limit_is_refused_unread() -> None:
+    with pytest.raises(InputError) as info:
+        parse('stopwork CR-1 reason="' + "x" * 2_000_000 + '"')
+    text = info.value.user_text()
+    assert "too long" in text and "2,000,023 characters" in text and f"{COMMAND_TEXT_MAX:,}" in text
+    assert "Usage: `/contract stopwork CR-n" in text
+
+
+def test_command_text_at_the_limit_is_parsed() -> None:
+    text = 'stopwork CR-1 reason="' + "x" * (COMMAND_TEXT_MAX - 23) + '"'
+    assert len(text) == COMMAND_TEXT_MAX
+    with pytest.raises(InputError, match="`reason` is too long"):
+        parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "show " + "<@" * 19_000,  # each `<@` once searched the rest of the text for its `>`
+        "show " + "<https:" * 5_000,
+        'file vendor="' + "\\" * 19_000 + '"',
+        "list " + '" "' * 13_000,
+        "help " + "x " * 19_000,
+        'file scope="' + "(S " * 13_000 + '"',
+        "assign CR-1 " + "<@U1>, " * 5_000,
+    ],
+)
+def test_worst_shapes_within_the_limit_are_answered(text: str) -> None:
+    # one pass each (no timing asserted: a quadratic parser made these take seconds, the suite would show it)
+    assert len(text) <= COMMAND_TEXT_MAX
+    with pytest.raises(InputError):
+        parse(text)
 
 
 _SAFE_CHARS = st.characters(
@@ -481,7 +547,7 @@ def test_tokenize_roundtrips_safe_tokens(tokens: list[str]) -> None:
 @given(
     st.lists(
         st.text(
-            st.characters(blacklist_categories=("Cs",), blacklist_characters='"\u201c\u201d\u201e\u201f'),
+            st.characters(blacklist_categories=("Cs",), blacklist_characters='"\u201c\u201d\u201e\u201f\\'),
             max_size=20,
         ),
         max_size=6,
@@ -489,6 +555,17 @@ def test_tokenize_roundtrips_safe_tokens(tokens: list[str]) -> None:
 )
 def test_tokenize_roundtrips_quoted_tokens(tokens: list[str]) -> None:
     assert tokenize(" ".join(f'"{t}"' for t in tokens)) == tokens
+
+
+def _quoted(value: str) -> str:
+    """The value written as a quoted token: backslashes before a quote (or the end) doubled, quotes escaped."""
+    value = re.sub(r'(\\+)(?=["\u201c\u201d\u201e\u201f]|$)', r"\1\1", value)
+    return '"' + re.sub(r'(["\u201c\u201d\u201e\u201f])', r"\\\1", value) + '"'
+
+
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=20), max_size=6))
+def test_tokenize_roundtrips_any_value_quoted_with_escapes(tokens: list[str]) -> None:
+    assert tokenize(" ".join(_quoted(t) for t in tokens)) == tokens
 
 
 # --- robustness -----------------------------------------------------------------------------------------
