@@ -21,6 +21,7 @@ from bot.domain.text import (
 __all__ = [
     "ANSWER_VALUES",
     "ANYONE",
+    "BOOLEAN_WORDS",
     "COMMANDS",
     "COMMAND_ROLES",
     "COMMAND_TEXT_MAX",
@@ -226,7 +227,7 @@ class Kind(StrEnum):
     UNTIL = "until"  # YYYY-MM-DD, after the action's date and not past -> date
     MONEY = "money"  # USD amount -> int cents
     CHOICE = "choice"  # one of `choices`, lower case -> str
-    YES_NO = "yes_no"  # yes|no -> bool
+    YES_NO = "yes_no"  # yes|no (true|false, on|off) -> bool
     OFFICIAL = "official"  # a relevant official -> canonical title str
     REF = "ref"  # CR-n -> int n (ParsedCommand.ref)
     QID = "qid"  # question ID -> upper-case str
@@ -494,6 +495,7 @@ _COMMAND_LIST: tuple[Command, ...] = (
                 "value", Kind.SETTING_VALUE, "VALUE", "the new value, typed by the setting (see below)"
             ),
         ),
+        note="`KEY=VALUE` works too; on/off settings also take yes/no and true/false.",
     ),
     Command("admin settings", "admin", "Show the runtime settings."),
     Command(
@@ -749,11 +751,39 @@ def _parse_money(raw: str, label: str) -> int:
     return dollars * 100 + cents
 
 
+# Every way of writing yes or no that people type; accepted wherever a yes/no (or on/off) is taken.
+BOOLEAN_WORDS: dict[str, bool] = {
+    "yes": True,
+    "true": True,
+    "on": True,
+    "no": False,
+    "false": False,
+    "off": False,
+}
+
+
+def _parse_bool(raw: str, label: str, *, on_off: bool = False) -> bool:
+    """yes/no, true/false or on/off, any case; raises InputError."""
+    value = raw.strip().lower()
+    if value in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[value]
+    form = (
+        "on or off (yes/no and true/false work too)"
+        if on_off
+        else "yes or no (true/false and on/off work too)"
+    )
+    raise InputError(
+        f"`{label}` must be {form}, not `{_shown(raw)}`." + _did_you_mean(value, tuple(BOOLEAN_WORDS))
+    )
+
+
 def _parse_choice(raw: str, label: str, choices: tuple[str, ...]) -> str:
-    """One of the choices, case-insensitive (`_` read as `-`); raises InputError."""
+    """One of the choices, case-insensitive (`_` read as `-`; true/false for yes/no); raises InputError."""
     value = raw.strip().lower().replace("_", "-")
     if value in choices:
         return value
+    if value in BOOLEAN_WORDS and "yes" in choices and "no" in choices:
+        return "yes" if BOOLEAN_WORDS[value] else "no"
     raise InputError(
         f"`{label}` must be one of {', '.join(choices)}, not `{_shown(raw)}`." + _did_you_mean(value, choices)
     )
@@ -783,10 +813,19 @@ def _parse_official(raw: str) -> str:
     return title
 
 
+_LIST_PUNCTUATION = re.compile(r"[,;]|^(?:and|&|\+)$", re.IGNORECASE)
+
+
 def _parse_user(raw: str) -> str:
     """The user ID of an @mention; raises InputError."""
     user_id = parse_user_mention(raw)
     if user_id is None:
+        if _LIST_PUNCTUATION.search(raw.strip()) and ("<@" in raw or len(raw.strip()) <= 3):
+            # `@rae, @mel`: the mentions are right, the comma between them is not
+            raise InputError(
+                "Separate mentions with spaces, not commas or “and” (`@first @second`), "
+                "each person picked from Slack's list."
+            )
         raise InputError(
             f"`{_shown(raw)}` is not a user mention: @mention the person so Slack picks them from the list."
         )
@@ -823,7 +862,7 @@ def _parse_setting_value(raw: str, setting: Setting) -> object:
                 f"not `{_shown(raw)}`."
             )
         return int(raw)
-    return _parse_choice(raw, setting.key, ("on", "off")) == "on"
+    return _parse_bool(raw, setting.key, on_off=True)
 
 
 def _convert(
@@ -844,7 +883,7 @@ def _convert(
         case Kind.CHOICE:
             return _parse_choice(raw, label, choices)
         case Kind.YES_NO:
-            return _parse_choice(raw, label, ("yes", "no")) == "yes"
+            return _parse_bool(raw, label)
         case Kind.OFFICIAL:
             return _parse_official(raw)
         case Kind.REF:
@@ -898,12 +937,16 @@ def _split(command: Command, tokens: list[str]) -> tuple[dict[str, str], list[st
     """Options (key -> raw value) and positional tokens; raises InputError for an unknown or repeated key."""
     options: dict[str, str] = {}
     positionals: list[str] = []
+    takes_setting = any(p.kind is Kind.SETTING for p in command.positionals)
     for token in tokens:
         m = _KEY_VALUE.fullmatch(token)
         if not m:
             positionals.append(token)
             continue
         key = m.group(1).lower().replace("-", "_")
+        if takes_setting and command.option(key) is None:  # `admin set key=value` is `admin set key value`
+            positionals += [m.group(1), m.group(2)]
+            continue
         if command.option(key) is None:
             allowed = [o.key for o in command.options]
             if not allowed:
