@@ -17,8 +17,8 @@ from waitress import create_server
 from bot.app import ContractBot, create_app
 from bot.clock import ManualClock
 from bot.config import Settings
+from bot.console.slack import SlackDouble
 from storage.db import make_engine
-from tests.support.slack_double import SlackDouble
 from tests.support.slack_requests import SlackRequester
 
 SECRET = "test-signing-secret"

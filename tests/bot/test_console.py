@@ -145,7 +145,7 @@ def test_bad_lines_do_not_end_the_session():
     assert "Only /contract is a command of this bot" in out
     assert "subcommand" in out.lower()
     assert "There is no choice [99]" in out
-    assert "No form is open." in out
+    assert "No form is open for @mel." in out
     assert "time takes +3d" in out
     assert "# a comment" in out
     assert "as <user>" in out  # help

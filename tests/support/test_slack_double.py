@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, Se
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from tests.support.slack_double import Fault, SlackDouble
+from bot.console.slack import Fault, SlackDouble
 from tests.support.slack_requests import SlackRequester, healthz
 from tests.support.socket_mode_double import SocketModeDouble
 

@@ -1,0 +1,106 @@
+"""`contract-bot demo`: the ICE / Paragon timeline (EO14093.md §5) replayed through the console, unattended."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import TextIO
+
+from bot.config import Settings
+from bot.console.repl import Console, quiet_logs
+
+DEMO_START = datetime(2024, 9, 27, 14, 0, tzinfo=UTC)  # 10:00 in New York, the day of the award
+
+# The ICE HSI x Paragon timeline from EO14093.md §5. Lines marked [supposed] are not in the public record:
+# whether any review, certification, APNSA notice or waiver happened is unknown; the demo supposes one path.
+DEMO_SCRIPT = """
+# ==== EO 14093 demo: ICE HSI x Paragon Solutions (EO14093.md §5) ====
+# Public record: award 2024-09-27, stop-work 2024-10-08, stop-work lifted 2025-08-29, closed January 2026.
+# Steps marked [supposed] are NOT public (reviewers' answers, determination, certification, APNSA notice);
+# they show the path EO 14093 requires. The product was never named; Graphite is UNCONFIRMED.
+time 2024-09-27
+# 2024-09-27 [public] HSI Division 3 signs a one-year, ~$2 million sole-source contract with Paragon's U.S. subsidiary.
+as mel
+/contract file vendor="Paragon Solutions" product="unnamed (Graphite UNCONFIRMED)" agency=ICE component="HSI Division 3" value=2000000 awarded=2024-09-27 term="one year" purpose=operational third_party=no parent="Paragon Solutions Ltd. (Israel)" scope="U.S. subsidiary, Chantilly VA. Fully configured proprietary solution: license, hardware, warranty, maintenance and training (sole source, FAR 6.302-1)"
+as max
+/contract assign CR-1 @rae
+# 2024-10-01 [public] WIRED first reports the contract.
+time 2024-10-08
+# 2024-10-08 [public] HSI issues a stop-work order to review and verify compliance with EO 14093.
+/contract stopwork CR-1 reason="HSI stop-work order: review and verify compliance with EO 14093 (DHS spokesperson)"
+time +1d
+# [supposed] The reviewer starts scoping, with the buttons in the thread (numbers are the choices shown above).
+as rae
+press SCOPE-1 Yes
+press SCOPE-2 Yes
+press SCOPE-3 No
+press SCOPE-4 Yes
+press SCOPE-5 Yes
+time +1d
+time +1d
+time +3d
+# [supposed] Procurement (§3): whether these steps came before the award is not public.
+/contract answer CR-1 PROC-1 unknown note="[supposed] not public whether the DNI assessment was read before award"
+/contract answer CR-1 PROC-2 unknown note="[supposed] not public"
+/contract answer CR-1 PROC-3 yes note="[supposed] weighed during the stop-work review"
+/contract answer CR-1 PROC-4 unknown note="[supposed] not public"
+/contract answer CR-1 CI-1 no note="[supposed]"
+/contract answer CR-1 CI-2 no note="[supposed]"
+/contract answer CR-1 CI-3 no note="[supposed]"
+/contract answer CR-1 CI-4 yes note="[supposed] parent is an Israeli company (before the Dec 2024 acquisition)"
+/contract show CR-1
+time 2025-01-06
+# Dec 2024 [public, press] AE Industrial Partners (Florida) acquires Paragon, reportedly ~$500M.
+# [supposed] The reviewer revisits CI-4 (answers can change until a determination; the audit keeps each version).
+/contract answer CR-1 CI-4 no note="[supposed] Dec 2024: acquired by AE Industrial Partners (U.S.); ownership alone does not settle IU-*"
+time 2025-02-03
+# Jan 2025 [public] WhatsApp reports Paragon's tool was used against journalists and activists in Europe (Italy).
+/contract answer CR-1 IU-1 yes note="[supposed] WhatsApp (Jan 2025): same vendor's spyware used against journalists and activists"
+/contract answer CR-1 IU-2 no note="[supposed]"
+/contract answer CR-1 IU-3 no note="[supposed]"
+/contract answer CR-1 MIT-1 yes note="[supposed]"
+/contract answer CR-1 MIT-2 yes note="[supposed] Paragon said it stopped working with Italian agencies"
+/contract answer CR-1 MIT-3 yes note="[supposed]"
+/contract answer CR-1 MIT-4 yes note="[supposed]"
+as olu
+# [supposed] The relevant official (for DHS, the Secretary of Homeland Security) determines and certifies.
+time 2025-08-11
+/contract determine CR-1 not-risky reason="[supposed] IU-1: vendor ended the Italian contracts (MIT-2) and now operates under U.S. ownership with verifiable end-use controls"
+time 2025-08-13
+/contract certify CR-1 official="Secretary of Homeland Security"
+as max
+time 2025-08-14
+# [supposed] The agency head notifies the APNSA under §2(g); operational use waits 7 days.
+/contract notify CR-1
+# The App Home dashboard during the waiting period: stop-work age, waiting period end, deadlines.
+home
+time 2025-08-21
+time 2025-08-29
+# 2025-08-29 [public] A contract modification lifts the stop-work order (public notice dated Aug 29).
+/contract resume CR-1 reason="contract modification lifts the stop-work order (public notice dated 2025-08-29)"
+/contract show CR-1
+time 2026-01-20
+# January 2026 [public] NPR: the contract was closed out; the exact date 2026-01-20 is UNCONFIRMED.
+/contract close CR-1 reason="contract closed out (NPR, January 2026; exact date UNCONFIRMED)"
+# ==== Reminders that fired ====
+reminders
+# ==== Final record ====
+/contract show CR-1
+/contract audit CR-1
+"""
+
+
+def run_demo(*, stdout: TextIO | None = None, settings: Settings | None = None) -> int:
+    """`contract-bot demo`: replay the ICE / Paragon timeline through the console and print the transcript."""
+    stdout = stdout or sys.stdout
+    quiet_logs()
+    console = Console(
+        settings or Settings(bot_timezone="America/New_York"), out=stdout, start=DEMO_START, echo=True
+    )
+    try:
+        for line in DEMO_SCRIPT.strip().splitlines():
+            console.run_line(line)
+        stdout.flush()
+    finally:
+        console.close()
+    return 0
