@@ -27,7 +27,7 @@ from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError
 from bot.services.channels import ChannelService
 from bot.services.deadline import RequestRunner
-from bot.services.exports import build_export
+from bot.services.exports import SlackNames, build_export
 from bot.services.outbox import OutboxDispatcher
 from bot.services.reminders import ReminderSweeper
 from bot.services.reviews import ReviewService
@@ -330,11 +330,12 @@ def create_app(
         admin_user_ids=settings.admin_user_ids,
         on_commit=wake.set,
     )
+    export_names = SlackNames(client)  # users.info, cached for the process
     ctx = HandlerContext(
         service=service,
         requests=requests,
         render=make_reply_renderer(calendar.zone),
-        exporter=lambda fmt: build_export(factory, clock, calendar, fmt),
+        exporter=lambda fmt: build_export(factory, clock, calendar, fmt, names=export_names),
         followups=followups,
         client=client,
         channels=channels,

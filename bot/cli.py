@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -15,8 +16,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `contract-bot` command."""
     from dotenv import load_dotenv
 
-    load_dotenv(dotenv_path=".env", override=False)
+    try:
+        load_dotenv(dotenv_path=".env", override=False)
+    except (OSError, UnicodeDecodeError) as exc:  # unreadable, or not text: one line, not a traceback
+        print(f"contract-bot: cannot read the .env file in {os.getcwd()}: {exc}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="contract-bot", description="EO 14093 contract reviews in Slack.")
+    parser.add_argument("--version", action="version", version=f"contract-bot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="connect to Slack (Socket Mode with SLACK_APP_TOKEN, else HTTP on $PORT)")
     console = sub.add_parser("console", help="the whole bot in a terminal, no Slack workspace needed")
@@ -49,6 +55,32 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"contract-bot: {exc}", file=sys.stderr)
         return 2
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.db import DatabaseUnavailable, database_error, describe_url
+
+    try:
+        return _run(args, settings)
+    except DatabaseUnavailable as exc:
+        print(f"contract-bot: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        # One line naming the database and what failed: an operator needs the cause, not 120 lines of traceback.
+        console_url = getattr(args, "database", None) if args.command == "console" else None
+        name = (
+            f"--database {describe_url(console_url)}"
+            if console_url
+            else (f"DATABASE_URL={describe_url(settings.database_url)}")
+        )
+        hint = ""
+        if (console_url or settings.database_url).startswith("sqlite"):
+            hint = " (does its folder exist, and may this user write there?)"
+        print(f"contract-bot: the database ({name}) failed: {database_error(exc)}{hint}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the command ``args`` names."""
     if args.command == "serve":
         from bot.serve import serve
 
@@ -72,22 +104,35 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _offline(settings: Settings):  # noqa: ANN202
+def _version() -> str:
+    """The installed package's version (the source tree's when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("contract-bot")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _offline(settings: Settings, *, writable: bool = False):  # noqa: ANN202
+    """The bot's database as it is (never created or migrated), with a clock and calendar; DatabaseUnavailable."""
     from bot.clock import SystemClock
     from bot.domain.calendar import BusinessCalendar
-    from storage.db import make_engine, migrate, session_factory
+    from storage.db import open_existing, session_factory
 
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    return session_factory(engine), SystemClock(), BusinessCalendar(settings.bot_timezone)
+    engine = open_existing(settings.database_url, writable=writable)
+    return engine, session_factory(engine), SystemClock(), BusinessCalendar(settings.bot_timezone)
 
 
 def _reminders_due(settings: Settings, at: str | None) -> int:
+    from bot.clock import SystemClock
+    from bot.domain.calendar import BusinessCalendar
     from bot.services.reminders import ReminderSweeper
+    from storage.db import describe_url, open_existing, session_factory
 
-    factory, clock, calendar = _offline(settings)
+    clock, calendar = SystemClock(), BusinessCalendar(settings.bot_timezone)
     when = clock.now()
-    if at:
+    if at:  # the argument first: a typo costs no database connection
         try:
             when = datetime.fromisoformat(at)
         except ValueError:
@@ -99,7 +144,14 @@ def _reminders_due(settings: Settings, at: str | None) -> int:
         if when.tzinfo is None:
             when = when.replace(tzinfo=calendar.zone)
         when = when.astimezone(UTC)
-    result = ReminderSweeper(factory, clock, calendar, settings).preview(when)
+    # The preview runs the sweep's own code (which claims rows) in a transaction that is rolled back: the database
+    # must be writable, but it is never created or migrated.
+    engine = open_existing(settings.database_url, writable=True)
+    try:
+        result = ReminderSweeper(session_factory(engine), clock, calendar, settings).preview(when)
+    finally:
+        engine.dispose()
+    print(f"contract-bot: read {describe_url(settings.database_url)}", file=sys.stderr)
     print(
         f"At {when.astimezone(calendar.zone):%Y-%m-%d %H:%M %Z}: {result.sent} reminder(s) would be sent "
         f"in {len(result.messages)} message(s); {result.skipped} due but no longer applicable."
@@ -111,34 +163,63 @@ def _reminders_due(settings: Settings, at: str | None) -> int:
 
 def _audit_verify(settings: Settings) -> int:
     from storage import repositories as repo
-    from storage.db import read_only
+    from storage.db import describe_url, read_only
 
-    factory, _, _ = _offline(settings)
-    with read_only(factory) as s:
-        checked, broken, why = repo.verify_audit_chain(s)
+    engine, factory, _, _ = _offline(settings)
+    try:
+        with read_only(factory) as s:
+            checked, broken, why = repo.verify_audit_chain(s)
+    finally:
+        engine.dispose()
     if broken is None and why is None:
-        print(f"audit log OK: {checked} entries, hash chain intact")
+        print(
+            f"audit log OK: {checked} entries, hash chain intact (database {describe_url(settings.database_url)})"
+        )
         return 0
     where = (
         f"entry #{broken.seq} (id {broken.id}, {broken.action} by {broken.actor} at {broken.at.isoformat()})"
         if broken
         else "the end of the log"
     )
-    print(f"audit log BROKEN at {where}: {why}. {checked} entries before it verified.", file=sys.stderr)
+    print(
+        f"audit log BROKEN at {where}: {why}. {checked} entries before it verified "
+        f"(database {describe_url(settings.database_url)}).",
+        file=sys.stderr,
+    )
     return 1
 
 
 def _export(settings: Settings, fmt: str, out: str | None) -> int:
-    from bot.services.exports import build_export
+    from bot.services.exports import SlackNames, build_export
+    from storage.db import describe_url
 
-    factory, clock, calendar = _offline(settings)
-    _, content = build_export(factory, clock, calendar, fmt)
+    engine, factory, clock, calendar = _offline(settings)
+    client = None
+    if settings.slack_bot_token:  # names from Slack; offline, people are shown by their Slack user IDs
+        from bot.app import make_web_client
+
+        client = make_web_client(settings, retries=False, timeout=5)
+    names = SlackNames(client)
+    try:
+        _, content = build_export(factory, clock, calendar, fmt, names=names)
+    finally:
+        engine.dispose()
+    if names.unresolved:
+        why = "Slack did not give their names" if client else "set SLACK_BOT_TOKEN to export their names"
+        print(
+            f"contract-bot: {len(names.unresolved)} people are shown by their Slack user IDs ({why})",
+            file=sys.stderr,
+        )
+    source = f"from {describe_url(settings.database_url)}"
     if out:
         with open(out, "wb") as fh:
             fh.write(content)
-        print(f"wrote {out}", file=sys.stderr)
+        print(f"wrote {out} {source}", file=sys.stderr)
     else:
-        sys.stdout.write(content.decode())
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content)  # the bytes as built (a CSV's BOM included), whatever the locale
+        sys.stdout.flush()
+        print(f"exported {source}", file=sys.stderr)
     return 0
 
 
@@ -153,67 +234,11 @@ def _outbox_id(value: str) -> int:
     return int(text)
 
 
-def _existing_database(settings: Settings):  # noqa: ANN202
-    """The bot's database as it is, never created or migrated: (engine, None), or (None, why it cannot be used)."""
-    import os
-
-    from alembic.script import ScriptDirectory
-    from sqlalchemy import inspect
-    from sqlalchemy.engine import make_url
-
-    from storage.db import MIGRATIONS_DIR, make_engine
-
-    url = make_url(settings.database_url)
-    shown = url.render_as_string(hide_password=True)
-    if url.get_backend_name() == "sqlite":
-        shown = settings.database_url  # a file name: no password, and shown as typed
-        path = url.database
-        if not path or path == ":memory:" or "mode=memory" in str(url):
-            return None, f"DATABASE_URL ({shown}) is an in-memory database: it holds no outbox"
-        if not os.path.isfile(path):
-            return None, (
-                f"no database at {os.path.abspath(path)} (DATABASE_URL={shown}); nothing was created. "
-                "Point DATABASE_URL at the bot's database."
-            )
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        with engine.connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
-                engine.dispose()
-                return (
-                    None,
-                    f"the database at {shown} has no contract-bot tables (has the bot ever run on it?)",
-                )
-            version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    except Exception as exc:  # noqa: BLE001 - a database that cannot be opened is reported, not raised
-        engine.dispose()
-        return None, f"cannot open the database at {shown}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-    config = _alembic_config(MIGRATIONS_DIR)
-    head = ScriptDirectory.from_config(config).get_current_head()
-    if version != head:
-        engine.dispose()
-        return None, (
-            f"the database at {shown} is at schema revision {version}, this contract-bot needs {head}: "
-            "start the bot (contract-bot serve) once to migrate it, then run this again"
-        )
-    return engine, None
-
-
-def _alembic_config(directory):  # noqa: ANN001, ANN202
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(directory))
-    return config
-
-
 def _outbox(settings: Settings, command: str, ids: list[int]) -> int:
-    from storage.db import session_factory, unit_of_work
+    from storage.db import open_existing, session_factory, unit_of_work
 
-    engine, problem = _existing_database(settings)
-    if engine is None:
-        print(f"contract-bot: {problem}", file=sys.stderr)
-        return 2
+    # `dead` only reads; `retry` writes rows back to pending. Neither creates nor migrates anything.
+    engine = open_existing(settings.database_url, writable=command == "retry")
     try:
         factory = session_factory(engine)
         with unit_of_work(factory) as s:

@@ -81,6 +81,7 @@ class Settings:
             raise SettingsError(f"DATABASE_URL is not a database URL: {exc}") from None
         if backend not in ("sqlite", "postgresql"):
             raise SettingsError(f"DATABASE_URL must be SQLite or PostgreSQL, got {backend!r}")
+        _check_driver(database_url)
         review = get("REVIEW_CHANNEL")
         if review and not _CHANNEL_ID.match(review):
             raise SettingsError(f"REVIEW_CHANNEL must be a channel ID like C0123ABCD, got {review!r}")
@@ -124,6 +125,23 @@ class Settings:
             raise SettingsError(
                 "SLACK_SIGNING_SECRET is required for HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
             )
+
+
+def _check_driver(url: str) -> None:
+    """Raises SettingsError when the URL names a database driver that is not installed or cannot be used."""
+    parsed = make_url(url)
+    try:
+        dialect = parsed.get_dialect()
+        dialect.import_dbapi()
+    except Exception:  # noqa: BLE001 - an unknown plugin, or a driver module that is not installed
+        raise SettingsError(
+            f"DATABASE_URL names the driver {parsed.drivername!r}, which is not installed: use "
+            "sqlite:///FILE or postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
+        ) from None
+    if getattr(dialect, "is_async", False):
+        raise SettingsError(
+            f"DATABASE_URL names the asynchronous driver {parsed.drivername!r}: use postgresql+psycopg://…"
+        )
 
 
 def _int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:

@@ -5,13 +5,88 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 
 from slack_sdk.errors import SlackApiError
 
-from bot.app import create_app, make_web_client
+from bot.app import ContractBot, create_app, make_web_client
 from bot.config import Settings, SettingsError
 
 log = logging.getLogger("contract_bot.serve")
+
+
+# Slack's answers that mean "this token will not do"; anything else it says is about Slack or the path to it.
+TOKEN_REFUSALS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+        "no_permission",
+        "team_access_not_granted",
+        "ekm_access_denied",
+        "enterprise_is_restricted",
+        "org_login_required",
+        "missing_scope",
+    }
+)
+SLACK_DEFAULT_API_URL = "https://slack.com/api/"
+STARTUP_TIMEOUT_SECONDS = 10
+
+
+def slack_problem(exc: Exception, settings: Settings, variable: str) -> str:
+    """One line saying why Slack did not accept ``variable``: the token was refused, or Slack was never reached."""
+    where = settings.slack_api_url or SLACK_DEFAULT_API_URL
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        error = str(response.get("error") or "") if response is not None else ""
+        status = getattr(response, "status_code", None)
+        if error in TOKEN_REFUSALS:
+            return f"Slack refused {variable} ({error}): check the token in the Slack app's settings"
+        if status and status >= 300 or error.startswith("Received a response in a non-JSON format"):
+            # a proxy, a captive portal or a wrong SLACK_API_URL answered: Slack itself never saw the token
+            return (
+                f"Slack cannot be reached at {where}: the answer was HTTP {status}, not Slack's; check "
+                f"SLACK_API_URL and any proxy in between ({variable} was not checked)"
+            )
+        return f"Slack at {where} did not accept {variable} ({error or 'no reason given'}); try again shortly"
+    reason = getattr(exc, "reason", None) or exc
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        reason = f"no answer within {STARTUP_TIMEOUT_SECONDS} s"
+    return (
+        f"Slack cannot be reached at {where} ({reason}); check the network, any proxy, and SLACK_API_URL "
+        f"({variable} was not checked)"
+    )
+
+
+def startup_warnings(bot: ContractBot) -> list[str]:
+    """What `serve` should say at start-up about a bot nobody can administer or that has nowhere to post."""
+    from storage import repositories as repo
+    from storage.db import read_only
+
+    with read_only(bot.session_factory) as s:
+        admins = repo.list_users_with_role(s, "admin")
+        values = bot.service.runtime_settings(s)
+    warnings = []
+    if not admins:
+        warnings.append(
+            "nobody is an admin, so nobody can grant roles or change settings: set ADMIN_USER_IDS to your Slack "
+            "member ID (U…, from your Slack profile: ⋮ › Copy member ID) and restart"
+        )
+    if not values.get("review_channel"):
+        warnings.append(
+            "no review channel: contracts cannot be filed until REVIEW_CHANNEL is set to a channel ID (C…) and "
+            "the bot restarted, or an admin runs `/contract admin set review_channel #channel`"
+        )
+    if not values.get("manager_channel"):
+        warnings.append(
+            "no manager channel: manager reminders and the weekly digest have nowhere to go until "
+            "MANAGER_CHANNEL is set to a channel ID (C…), or an admin runs "
+            "`/contract admin set manager_channel #channel`"
+        )
+    return warnings
 
 
 def serve(settings: Settings) -> int:
@@ -22,21 +97,15 @@ def serve(settings: Settings) -> int:
         print(f"contract-bot: {exc}", file=sys.stderr)
         return 2
     try:
-        auth = make_web_client(settings).auth_test()
-    except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else None
-        print(f"contract-bot: Slack refused SLACK_BOT_TOKEN ({error}); check the token", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - no answer at all: the network, a proxy, or SLACK_API_URL
-        where = settings.slack_api_url or "Slack's API"
-        print(
-            f"contract-bot: could not reach {where} ({exc.__class__.__name__}); check the network and "
-            "SLACK_API_URL. The token was not checked.",
-            file=sys.stderr,
-        )
+        # its own client: no retries and a short wait, so that an unreachable Slack is said at once
+        auth = make_web_client(settings, retries=False, timeout=STARTUP_TIMEOUT_SECONDS).auth_test()
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line saying whose fault it is
+        print(f"contract-bot: {slack_problem(exc, settings, 'SLACK_BOT_TOKEN')}", file=sys.stderr)
         return 2
     log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
     bot = create_app(settings)
+    for warning in startup_warnings(bot):
+        log.warning("%s", warning)
     bot.start_background()
     bot.check_channels_soon()  # is the bot in the review and manager channels? (admins are told if not)
     log.info("contract-bot starting with %s", settings)
@@ -45,13 +114,30 @@ def serve(settings: Settings) -> int:
 
         handler = SocketModeHandler(bot.bolt, settings.slack_app_token)
         try:
-            handler.start()
+            try:
+                handler.connect()  # what handler.start() does first; a refused app token is said in one line
+            except Exception as exc:  # noqa: BLE001
+                print(f"contract-bot: {slack_problem(exc, settings, 'SLACK_APP_TOKEN')}", file=sys.stderr)
+                return 2
+            log.info("connected to Slack in Socket Mode")
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
         finally:
             bot.stop()
         return 0
     from waitress import create_server
 
-    server = create_server(bot.wsgi, host="0.0.0.0", port=settings.port, threads=64, ident="contract-bot")
+    try:
+        server = create_server(bot.wsgi, host="0.0.0.0", port=settings.port, threads=64, ident="contract-bot")
+    except OSError as exc:
+        bot.stop()
+        print(
+            f"contract-bot: cannot listen on 0.0.0.0:{settings.port} ({exc.strerror or exc}): set PORT to a free "
+            "port, or stop what is using this one",
+            file=sys.stderr,
+        )
+        return 2
 
     def stop(*_):  # noqa: ANN002
         # Let the requests being served finish first: a worker that finishes after close() finds waitress's

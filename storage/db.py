@@ -238,3 +238,146 @@ def check_writable(engine: Engine) -> None:
     with engine.connect() as conn, conn.begin() as transaction:
         conn.execute(insert(SeenRequest).values(key="healthz", at=datetime.now(UTC)))
         transaction.rollback()
+
+
+# ---- the database as it is, for the command-line tools -----------------------------------------------------------
+
+
+class DatabaseUnavailable(Exception):
+    """The database a tool was pointed at cannot be used as it is; the message is one line naming it."""
+
+
+def describe_url(url: str) -> str:
+    """A database URL as shown to a person: the password hidden, a SQLite file with its absolute path."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:" and "mode=memory" not in url:
+            return f"{url} ({Path(path).resolve()})"  # a file name carries no password: shown as typed
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
+def schema_head() -> str | None:
+    """The newest Alembic revision this version of contract-bot knows."""
+    return _script_directory().get_current_head()
+
+
+def _script_directory():  # noqa: ANN202
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(cfg)
+
+
+def open_existing(url: str, *, writable: bool = False) -> Engine:
+    """An engine on the bot's database as it is: never created, never migrated (the command-line tools).
+
+    ``writable=False`` opens it read-only (SQLite ``mode=ro``; PostgreSQL read-only transactions), so a tool that
+    only reads cannot change it even by mistake. ``writable=True`` is for tools that write rows (``outbox retry``)
+    or write and roll back (``reminders due``), still without creating a file or a table. Raises DatabaseUnavailable
+    when the database does not exist, cannot be opened, holds no contract-bot tables, or is at another schema
+    revision than this contract-bot's.
+    """
+    import sqlite3
+
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    shown = describe_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if not path or path == ":memory:" or "mode=memory" in url:
+            raise DatabaseUnavailable(f"DATABASE_URL ({url}) is an in-memory database: it holds no records")
+        file = Path(path).resolve()
+        if not file.is_file():
+            raise DatabaseUnavailable(
+                f"no database at {file} (DATABASE_URL={url}); nothing was created. Point DATABASE_URL at the "
+                "bot's database (the one `contract-bot serve` uses)."
+            )
+        # NOTE: mode=ro/rw opens only a file that exists: SQLite's default (rwc) would create an empty one.
+        uri = f"{file.as_uri()}?mode={'rw' if writable else 'ro'}"
+        engine = create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(
+                uri, uri=True, check_same_thread=False, timeout=BACKGROUND_DB_TIMEOUT_MS / 1000
+            ),
+            poolclass=NullPool,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):  # noqa: ANN001
+            dbapi_conn.isolation_level = None  # as in make_engine: we issue BEGIN ourselves
+            dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # noqa: ANN001
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={BACKGROUND_DB_TIMEOUT_MS}")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writable else "BEGIN")
+
+    else:
+        engine = make_engine(url, pool_size=1)
+        if not writable:
+
+            @event.listens_for(engine, "connect")
+            def _postgresql_read_only(dbapi_conn, _record):  # noqa: ANN001
+                with dbapi_conn.cursor() as cur:
+                    cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                dbapi_conn.commit()
+
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                raise DatabaseUnavailable(
+                    f"the database at {shown} has no contract-bot tables (has the bot ever run on it? "
+                    "`contract-bot serve` creates them on its first start)"
+                )
+            version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except DatabaseUnavailable:
+        engine.dispose()
+        raise
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise DatabaseUnavailable(f"cannot open the database at {shown}: {database_error(exc)}") from None
+    head = schema_head()
+    if version != head:
+        engine.dispose()
+        if _known_revision(version):
+            raise DatabaseUnavailable(
+                f"the database at {shown} is at schema revision {version}, this contract-bot needs {head}: "
+                "start the bot (contract-bot serve) once to migrate it, then run this again"
+            )
+        raise DatabaseUnavailable(
+            f"the database at {shown} is at schema revision {version}, which this contract-bot does not know "
+            f"(it knows up to {head}): it was written by a newer contract-bot; install that version"
+        )
+    return engine
+
+
+def _known_revision(version: str | None) -> bool:
+    from alembic.util.exc import CommandError
+
+    if not version:
+        return False
+    try:
+        return _script_directory().get_revision(version) is not None
+    except CommandError:
+        return False
+
+
+def database_error(exc: BaseException) -> str:
+    """What went wrong with a database, in one line: the driver's own first line, without the SQL."""
+    from sqlalchemy.exc import DBAPIError
+
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    first = lines[0] if lines else type(cause).__name__
+    if (
+        first.lower().startswith("(") and ")" in first
+    ):  # "(sqlite3.OperationalError) …": the class says nothing
+        first = first.split(")", 1)[1].strip()
+    return first[:300]

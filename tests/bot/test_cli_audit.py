@@ -128,39 +128,51 @@ def test_the_installed_command_exits_non_zero_on_tampering(running, database, tm
 
     ok = verify()
     assert ok.returncode == 0 and f"{n} entries" in ok.stdout, ok.stderr
+    assert "hunter2" not in ok.stdout and ("sqlite" in ok.stdout or "postgresql" in ok.stdout)
     sql(running, "UPDATE audit_entry SET after = NULL WHERE seq = 5")
     broken = verify()
     assert broken.returncode == 1 and "BROKEN at entry #5 " in broken.stderr, broken.stderr
 
 
-def test_export_csv_and_json_to_a_file_and_stdout(running, cli, tmp_path):
+def test_export_csv_and_json_to_a_file_and_stdout(running, cli, tmp_path, monkeypatch):
+    monkeypatch.delenv(
+        "SLACK_BOT_TOKEN", raising=False
+    )  # offline: people are shown by their IDs, and it says so
     build_log(running)
     running.command('determine CR-1 prohibited reason="IU-1"', user=OFFICIAL)
     out_file = tmp_path / "export.csv"
     code, _, err = cli("export", "--format", "csv", "--out", str(out_file))
-    assert code == 0 and str(out_file) in err
-    rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
+    assert code == 0 and str(out_file) in err and ("from sqlite" in err or "from postgresql" in err)
+    assert "shown by their Slack user IDs (set SLACK_BOT_TOKEN" in err
+    raw = out_file.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs to read UTF-8
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
     assert len(rows) == 1
     row = rows[0]
     assert (
         row["reference"] == "CR-1"
         and row["vendor"] == "Paragon Solutions"
-        and row["value_usd"] == "2000000.0"
+        and row["value_usd"] == "2000000.00"
     )
     assert (
         row["determination"] == "prohibited"
         and row["answer_SCOPE-1"] == "yes"
+        and row["answered_by_SCOPE-1"] == REVIEWER
         and row["status"] == "prohibited"
     )
-    assert row["stopwork_since"] == "" and row["operational_use_permitted"] == "False"
+    assert row["stopwork_since"] == "" and row["operational_use_permitted"] == "no"
     assert row["red_flags"] == "" and row["determination_reason"] == "IU-1"  # empty cells are not prefixed
-    assert row["still_missing"].startswith("the determination is `prohibited`")
+    assert row["still_missing"].startswith("the determination is prohibited")  # no `markup`
 
-    code, out, _ = cli("export", "--format", "json")
-    assert code == 0
-    data = json.loads(out)
+    code, out, err = cli("export", "--format", "json")
+    assert code == 0 and "exported from" in err
+    data = json.loads(out.removeprefix("\ufeff"))
     assert data[0]["reference"] == "CR-1" and data[0]["determination"] == "prohibited"
-    assert data[0]["awarded_on"] == "2024-09-27" and "only a waiver" in data[0]["still_missing"]
+    assert data[0]["awarded_on"] == "2024-09-27" and "only a waiver" in " ".join(data[0]["still_missing"])
+    assert data[0]["value_usd"] == "2000000.00"
+
+    code, out, _ = cli("export", "--format", "csv")  # standard output: the same bytes, BOM included
+    assert code == 0 and out.startswith("\ufeffreference,")
 
 
 def _seq(running, where: str) -> int:
