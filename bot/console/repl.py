@@ -404,21 +404,24 @@ class Console:
             return
         contracts = list(dict.fromkeys(self._contract_of(msg) or "(no contract)" for msg, _, _ in found))
         if len(contracts) > 1:
+            # The newest is not necessarily the one meant: an answer on the wrong contract is a wrong record.
+            contracts.sort(key=lambda c: int(c[3:]) if c[3:].isdigit() else 0)
             self.say(
-                f"  {needle or label!r} is on several contracts ({', '.join(contracts)}); nothing was pressed. "
-                f"Say which: `press {contracts[0]} {' '.join(rest)}`."
+                f"  Several contracts have a {label!r} button{' on ' + needle if needle else ''} "
+                f"({', '.join(contracts)}); nothing was pressed. Say which: `press {contracts[-1]} {' '.join(rest)}`."
             )
             return
         messages = list(dict.fromkeys((msg["channel"], msg["ts"]) for msg, _, _ in found))
         if len(messages) > 1:
-            listed = ", ".join(
+            listed = "; ".join(
                 f"[{self.transcript.choice(e, b, m['channel'], m['ts']).number}] "
                 f"{short(plain(m.get('text') or '', self.transcript.names).splitlines()[0], 40)}"
                 for m, e, b in found[:6]
             )
+            mentioning = f" mentioning {needle!r}" if needle else ""
             self.say(
-                f"  {len(messages)} messages{where} mentioning {needle!r} have a button {label!r}; nothing was "
-                f"pressed. Name one more precisely, or press its number: {listed}."
+                f"  {len(messages)} messages{where}{mentioning} have a button {label!r}; nothing was pressed. "
+                f"Name one more precisely (a question ID), or press its number: {listed}"
             )
             return
         msg, element, block_id = found[0]

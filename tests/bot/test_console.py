@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
 from bot.config import Settings
-from bot.console import run_console
+from bot.console import USERS, Console, run_console
+from bot.console.render import Transcript, activity
+from bot.console.repl import REVIEW_CHANNEL
+from bot.console.slack import SlackDouble
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York
@@ -180,3 +188,107 @@ def test_the_command_line_console_works_from_a_pipe_with_no_slack_settings(tmp_p
     assert "Filed CR-1" in done.stdout and "(@rae pressed [1] Yes)" in done.stdout
     assert "answered 1 of 20" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+TWO = (f"/contract {FILE}", '/contract file vendor="NSO Group" product=Pegasus agency=DEA', "as rae")
+
+
+def test_press_by_text_asks_which_contract_when_several_have_the_button():
+    out = console(
+        *TWO,
+        "press SCOPE-2 Yes",
+        "press SCOPE-1 Yes",
+        "press CR-2 SCOPE-1 Yes",
+        "/contract show CR-1",
+        "/contract show CR-2",
+    )
+    asked = out.split("rae> press SCOPE-1 Yes", 1)[1].split("rae> press CR-2", 1)[0]
+    assert "Several contracts have a 'Yes' button on SCOPE-1 (CR-1, CR-2); nothing was pressed." in asked
+    assert "Say which: `press CR-2 SCOPE-1 Yes`." in asked
+    assert "pressed" in asked and "(@rae pressed" not in asked
+    assert "Several contracts have a 'Yes' button on SCOPE-2" in out  # nothing to fall back on either
+    show_1 = out.split("rae> /contract show CR-1", 1)[1].split("rae> /contract show CR-2", 1)[0]
+    show_2 = out.split("rae> /contract show CR-2", 1)[1]
+    assert "answered 0 of 20" in show_1  # the newest contract was not answered by default
+    assert "answered 1 of 20" in show_2 and "`SCOPE-1` yes" in show_2
+
+
+def test_press_by_text_names_the_messages_when_one_contract_has_several():
+    out = console(*TWO, "press CR-1 Yes", "press CR-9 SCOPE-1 Yes", "press CR-1 SCOPE-1 Add note")
+    several = out.split("rae> press CR-1 Yes", 1)[1].split("rae> press CR-9", 1)[0]
+    assert "5 messages of CR-1 have a button 'Yes'; nothing was pressed." in several
+    assert "] CR-1 SCOPE-1:" in several and "] CR-1 SCOPE-5:" in several  # each with its number
+    assert "No message of CR-9 mentioning 'SCOPE-1' has a button 'Yes'." in out
+    assert "[modal for @rae: Note on SCOPE-1]" in out  # a label of two words
+
+
+def test_a_form_belongs_to_the_person_it_was_opened_for():
+    out = console(
+        "/contract file",
+        "as rae",
+        "submit vendor=Acme product=Spy agency=FBI",
+        "cancel",
+        "as mel",
+        "submit vendor=Acme product=Spy agency=FBI",
+        "submit",
+    )
+    assert "No form is open for @rae. (@mel has one open: `as mel` to use it)" in out
+    assert "Filed CR-1: Acme / Spy for FBI." in out
+    assert out.count("Filed CR-1") == 1 and "No form is open for @mel." in out
+
+
+def test_the_shortcut_says_whose_message_it_files():
+    out = console("say vendor=Acme product=Spy agency=FBI", "as rae", "shortcut")
+    assert "(on @mel's message: vendor=Acme product=Spy agency=FBI)" in out
+    assert "[modal for @rae: File a contract]" in out
+
+
+def test_a_button_on_someone_elses_private_reply_is_not_pressed():
+    session = Console(Settings(), out=io.StringIO(), start=START)
+    try:
+        button = {
+            "type": "button",
+            "action_id": "more",
+            "value": "2",
+            "text": {"type": "plain_text", "text": "More"},
+        }
+        choice = session.transcript.choice(button, "b", REVIEW_CHANNEL, None, only_for=USERS[2].id)
+        session.run_line(str(choice.number))
+        assert f"Choice [{choice.number}] is on a reply only @max sees; `as max` to press it." in (
+            session.transcript.out.getvalue()
+        )
+    finally:
+        session.close()
+
+
+def test_a_payload_slack_would_refuse_is_shown_not_hidden():
+    with SlackDouble(limits=False) as double:
+        client = WebClient(token="xoxb-test", base_url=double.api_url)
+        double.invite("C1")
+        with pytest.raises(SlackApiError):
+            client.chat_postMessage(
+                channel="C1", text="hi", blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": ""}}]
+            )
+        client.chat_postMessage(channel="C1", text="fine")
+        events = activity(
+            double.calls(),
+            trigger_user=lambda _: None,
+            response_url=lambda _: (None, None),
+            file_content=bytes,
+        )
+    out = io.StringIO()
+    Transcript(out, names={}, channels={"C1": "general"}, dms={}, message=lambda c, t: None).show_events(
+        events, START
+    )
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(
+        "  (Slack refused the bot's chat.postMessage: invalid_blocks - [ERROR] must be"
+    )
+    assert lines[1] == "[#general] fine"
+
+
+def test_the_console_uses_only_bolts_public_api():
+    # Bolt's private parts (app._listeners, app._client, the listener runner) change between releases.
+    for path in (ROOT / "bot" / "console").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"bolt\.(_\w|listener_runner)", text), path.name
