@@ -30,15 +30,19 @@ from bot.services.deadline import RequestRunner
 from bot.services.exports import SlackNames, build_export
 from bot.services.outbox import OutboxDispatcher
 from bot.services.reminders import ReminderSweeper
+from bot.services.replays import ReplayGuard
 from bot.services.reviews import ReviewService
 from handlers.blocks import render_outbox
 from handlers.context import HandlerContext
 from handlers.replies import make_reply_renderer
 from storage.db import SessionFactory, check_writable, make_engine, migrate, session_factory
+from storage.replays import watching
 
 log = logging.getLogger("contract_bot")
 requests_log = logging.getLogger("contract_bot.requests")
 HEALTH_DEADLINE_SECONDS = 1.5
+# How often the digests of signed requests whose window has passed are forgotten (bot.services.replays).
+REPLAY_PURGE_SECONDS = 60.0
 # Slack refuses a request signed more than 5 minutes away from its own clock (F1.3); so does Bolt.
 SIGNATURE_MAX_AGE_SECONDS = 300
 StartResponse = Callable[..., Any]
@@ -78,9 +82,11 @@ class LoggedApp(App):
     The kind names the subcommand, button, form or event, never what was typed (contract records are CUI).
     """
 
+    replays: ReplayGuard | None = None  # set by create_app
+
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         started = time.perf_counter()
-        response = super().dispatch(req)
+        response = self._once(req)
         if response.status == 401:  # refused before anything was read: the WSGI entry logs why, as a warning
             return response
         requests_log.info(
@@ -92,6 +98,21 @@ class LoggedApp(App):
             (time.perf_counter() - started) * 1000,
         )
         return response
+
+    def _once(self, req: BoltRequest) -> BoltResponse:
+        """Dispatch a signed request at most once: its units of work record it and refuse a replay of it.
+
+        NOTE: here, around the whole dispatch: a Bolt (Python) middleware's next() only marks the chain to go on, so
+        a middleware cannot hold a context around the listener. An event is carried out once per event_id instead
+        (handlers.events), which also covers Slack's own retries of it.
+        """
+        body = req.body if isinstance(req.body, dict) else {}
+        if self.replays is None or body.get("type") == "event_callback":
+            return super().dispatch(req)
+        timestamp = req.headers.get("x-slack-request-timestamp") or [None]
+        signature = req.headers.get("x-slack-signature") or [None]
+        with self.replays.once(timestamp[0], signature[0]):
+            return super().dispatch(req)
 
 
 def request_kind(body: Any) -> str:
@@ -137,6 +158,7 @@ class ContractBot:
     requests: RequestRunner
     followups: ThreadPoolExecutor
     channels: ChannelService
+    replays: ReplayGuard | None = None
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -222,6 +244,7 @@ class ContractBot:
             self._scheduler = start_scheduler(self)
 
     def _delivery_loop(self) -> None:
+        purged_at = 0.0
         while not self._stop.is_set():
             self._wake.wait(timeout=1.0)
             self._wake.clear()
@@ -231,6 +254,12 @@ class ContractBot:
                 self.dispatcher.deliver_due(stop=self._stop.is_set)
             except Exception:  # noqa: BLE001 - keep delivering; the rows stay in the outbox
                 log.exception("outbox delivery pass failed")
+            if self.replays is not None and time.monotonic() - purged_at >= REPLAY_PURGE_SECONDS:
+                purged_at = time.monotonic()
+                try:
+                    self.replays.purge()
+                except Exception:  # noqa: BLE001 - the next pass tries again; a kept digest only costs a row
+                    log.warning("could not forget old signed requests", exc_info=True)
 
     def stop(self) -> None:
         """Stop background work (waits for the delivery thread) and release the pools."""
@@ -282,7 +311,10 @@ def create_app(
     """
     engine = engine or make_engine(settings.database_url)
     migrate(engine)
-    factory = session_factory(engine)
+    plain_factory = session_factory(engine)
+    # a request's sessions record its signed request with its change and refuse a replay (storage/replays.py)
+    factory = watching(plain_factory)
+    replays = ReplayGuard(plain_factory)
     clock = clock or SystemClock()
     calendar = BusinessCalendar(settings.bot_timezone)
     client = make_web_client(settings)
@@ -339,7 +371,9 @@ def create_app(
         followups=followups,
         client=client,
         channels=channels,
+        replays=replays,
     )
+    bolt.replays = replays
     handlers.register(bolt, ctx)
     return ContractBot(
         settings=settings,
@@ -355,5 +389,6 @@ def create_app(
         requests=requests,
         followups=followups,
         channels=channels,
+        replays=replays,
         _wake=wake,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -14,7 +15,8 @@ from slack_sdk import WebClient
 
 from bot.domain.errors import DomainError
 from bot.services.channels import ChannelService
-from bot.services.deadline import RequestRunner
+from bot.services.deadline import NothingRecorded, OutcomeUnknown, RequestRunner
+from bot.services.replays import ReplayGuard, current_mark
 from bot.services.reviews import ReviewService
 
 log = logging.getLogger("contract_bot.handlers")
@@ -33,6 +35,7 @@ class HandlerContext:
     followups: Executor
     client: WebClient  # the outbox's client (retries): for export uploads after the answer
     channels: ChannelService  # whether filing may go (a database read); channel checks after `admin set`
+    replays: ReplayGuard | None = None  # at most once: each signed request is recorded with its change
 
     def today(self) -> date:
         """Today in the bot's zone."""
@@ -40,7 +43,17 @@ class HandlerContext:
 
     def run(self, fn: Callable[[], Any]) -> Any:
         """Carry out a request's work within Slack's deadline (bot.services.deadline); raises its domain errors."""
-        return self.requests.run(fn)
+        try:
+            return self.requests.run(fn)
+        except (NothingRecorded, OutcomeUnknown):
+            # The person was told to try again, which sends a new signed request: this one is spent, so that a
+            # replay of it cannot land later (recorded in the background, once the database answers again).
+            if self.replays is not None:
+                mark = current_mark()
+                if mark is not None and not mark.recorded:
+                    replays = self.replays
+                    self.followups.submit(lambda: replays.burn(mark))
+            raise
 
     def reply(self, fn: Callable[[], object]) -> dict:
         """Carry out a request's work and render its result, or the user's error, as a private reply.
@@ -173,4 +186,30 @@ def payload_problem(body: object, raw_body: str | None = None) -> str | None:
         event = body.get("event")
         if not isinstance(event, dict) or not _str(event.get("type")) or not _str(event.get("subtype", "")):
             return "an event without a string type"
+    return None
+
+
+# ---- who and where a request comes from -----------------------------------------------------------------------
+
+# Slack's user IDs: U… (or W… on Enterprise Grid), then capitals and digits. Anything else never reaches a text or
+# the database (it would be shown as a mention, or stored as who did something).
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
+
+
+def valid_user_id(value: object) -> bool:
+    """True for a Slack user ID (``U…`` / ``W…``)."""
+    return isinstance(value, str) and USER_ID.fullmatch(value) is not None
+
+
+def foreign_origin(
+    team_id: str | None, enterprise_id: str | None, own_team_id: str | None, own_enterprise_id: str | None
+) -> str | None:
+    """Why a request is not from the bot's own workspace (and enterprise), else None.
+
+    The bot's own are what auth.test answered at start-up. An org-wide install (Enterprise Grid) has no workspace
+    of its own: then only the enterprise must match."""
+    if (enterprise_id or None) != (own_enterprise_id or None):
+        return "another enterprise"
+    if own_team_id and team_id != own_team_id:
+        return "another workspace"
     return None

@@ -1,4 +1,5 @@
-"""The one error funnel (Bolt's ``@app.error``) and the payload shape guard."""
+"""The one error funnel (Bolt's ``@app.error``) and the global middleware: the payload shape guard, the bot's own
+workspace only, and well-formed user IDs. (Each signed request carried out at most once: bot.app.LoggedApp.)"""
 
 from __future__ import annotations
 
@@ -6,16 +7,40 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
-from handlers.context import HandlerContext, error_reply, payload_problem, private_reply
+from handlers.context import (
+    HandlerContext,
+    error_reply,
+    foreign_origin,
+    payload_problem,
+    private_reply,
+    valid_user_id,
+)
 from handlers.modals import build_done_view
 
 log = logging.getLogger("contract_bot.handlers")
+security_log = logging.getLogger("contract_bot.security")
+
+FOREIGN = (
+    "This bot serves only its own Slack workspace, and this request came from {where}, so nothing was done."
+)
+BAD_USER = "This request does not name a Slack user the way Slack does, so nothing was done."
 
 
 def register(app: App, ctx: HandlerContext) -> None:
     """Register the error handler and the global middleware."""
+
+    def refusal(body: dict, request: BoltRequest, text: str) -> BoltResponse:
+        """Answer a request refused before any listener: privately, as its kind is answered."""
+        if "command" in body:
+            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
+        if body.get("type") == "view_submission":
+            return BoltResponse(status=200, body={"response_action": "update", "view": build_done_view(text)})
+        respond = request.context.respond
+        if respond is not None:  # a button or shortcut: its acknowledgement shows nothing
+            ctx.after_answer(lambda: private_reply(respond, text))
+        return BoltResponse(status=200, body="")  # an event: Slack expects an empty 200
 
     @app.middleware
     def refuse_malformed(body: Any, request: BoltRequest, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
@@ -25,6 +50,40 @@ def register(app: App, ctx: HandlerContext) -> None:
         if problem is not None:
             log.warning("ignored a malformed request: %s", problem)
             return BoltResponse(status=200, body="")
+        return next()
+
+    @app.middleware
+    def refuse_foreign(
+        body: dict,
+        request: BoltRequest,
+        context: BoltContext,
+        next: Callable[[], BoltResponse],  # noqa: A002
+    ) -> BoltResponse:
+        # NOTE: one signing secret may serve the app in several workspaces (a distributed app, Enterprise Grid),
+        # so a well-signed request can still come from a workspace whose people hold no roles here.
+        own = context.authorize_result
+        if own is None:  # Bolt answered it without authorising (url_verification, ssl_check)
+            return next()
+        where = foreign_origin(context.team_id, context.enterprise_id, own.team_id, own.enterprise_id)
+        if where is not None:
+            security_log.warning("refused a request from %s", where)
+            context["outcome"] = "refused: foreign"
+            return refusal(body, request, FOREIGN.format(where=where))
+        return next()
+
+    @app.middleware
+    def refuse_malformed_user(
+        body: dict,
+        request: BoltRequest,
+        context: BoltContext,
+        next: Callable[[], BoltResponse],  # noqa: A002
+    ) -> BoltResponse:
+        user = context.user_id
+        if user is not None and not valid_user_id(user):
+            security_log.warning("refused a request whose user ID is not one Slack issues")
+            context["outcome"] = "refused: user ID"
+            context["user_id"] = None  # so that the request log does not write it either
+            return refusal(body, request, BAD_USER)
         return next()
 
     @app.error
@@ -37,11 +96,4 @@ def register(app: App, ctx: HandlerContext) -> None:
         text = error_reply(log, error)
         if not isinstance(body, dict):
             return BoltResponse(status=200, body="")
-        if "command" in body:
-            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
-        if body.get("type") == "view_submission":
-            return BoltResponse(status=200, body={"response_action": "update", "view": build_done_view(text)})
-        respond = request.context.respond
-        if respond is not None:  # a button or shortcut: its acknowledgement shows nothing
-            ctx.after_answer(lambda: private_reply(respond, text))
-        return BoltResponse(status=200, body="")
+        return refusal(body, request, text)

@@ -233,3 +233,12 @@ class SlackDM(SQLModel, table=True):
     user_id: str = Field(primary_key=True)
     channel_id: str
     opened_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class SignedRequest(SQLModel, table=True):
+    """A signed Slack request already carried out, by a digest of its timestamp and signature (storage/replays.py):
+    kept while Slack's signature window could still accept it, so that a replay of it changes nothing."""
+
+    __tablename__ = "signed_request"
+    digest: str = Field(primary_key=True)
+    expires_at: datetime = Field(sa_column=utc_column(nullable=False, index=True))

@@ -1,0 +1,138 @@
+"""At most once: the signed requests already carried out, recorded in the same transaction as their change.
+
+Slack's signature check (and Bolt's) accepts a signed request for 5 minutes, so a captured one can be sent again.
+A request's digest (of its X-Slack-Request-Timestamp and X-Slack-Signature; the signature covers the body) is
+inserted under a unique key by the first unit of work the request commits, in that same transaction, and every
+unit of work of a request first looks for it. So a replay finds it and changes nothing, on SQLite and PostgreSQL and
+across processes; two copies racing each other collide on the key and the later one rolls back whole. A request
+that commits nothing (a read) leaves no row, and a replay of it changes nothing either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, event, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from bot.domain.errors import DomainError
+from storage.db import SessionFactory
+from storage.models import SignedRequest
+
+log = logging.getLogger("contract_bot.security")
+_RECORDING = "contract_bot_recording_signed_request"
+
+
+class AlreadyCarriedOut(DomainError):
+    """The same signed request (body, timestamp and signature) was already carried out: a replay changes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This request was already carried out, so nothing was changed. To do it again, run the command or "
+            "press the button again."
+        )
+
+
+@dataclass
+class RequestMark:
+    """The signed request being carried out: its digest, how long a replay of it could be accepted, whether its
+    digest has been committed (by this request's own earlier unit of work)."""
+
+    digest: str
+    expires_at: datetime
+    recorded: bool = False
+
+
+_current: ContextVar[RequestMark | None] = ContextVar("contract_bot_signed_request", default=None)
+
+
+def digest_of(timestamp: str, signature: str) -> str:
+    """The key of a signed request: SHA-256 of its timestamp and signature (never stored as they came)."""
+    return hashlib.sha256(f"{timestamp}\n{signature}".encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def marked(mark: RequestMark) -> Iterator[RequestMark]:
+    """Carry out a request's units of work under its mark (the request's thread; its worker gets a copy)."""
+    token = _current.set(mark)
+    try:
+        yield mark
+    finally:
+        _current.reset(token)
+
+
+def current_mark() -> RequestMark | None:
+    """The signed request being carried out in this context, if any."""
+    return _current.get()
+
+
+def watching(factory: SessionFactory) -> SessionFactory:
+    """Sessions that check for and record the current signed request; outside a request they are plain."""
+
+    def make() -> Session:
+        session = factory()
+        mark = _current.get()
+        if mark is not None:
+            _watch(session, mark)
+        return session
+
+    return make
+
+
+def _watch(session: Session, mark: RequestMark) -> None:
+    @event.listens_for(session, "after_begin")
+    def refuse_a_replay(_session, _transaction, connection) -> None:  # noqa: ANN001
+        if mark.recorded:  # our own earlier unit of work recorded it
+            return
+        found = connection.execute(
+            select(col(SignedRequest.digest)).where(col(SignedRequest.digest) == mark.digest)
+        ).first()
+        if found is not None:
+            log.warning("refused a replayed signed request (already carried out)")
+            raise AlreadyCarriedOut()
+
+    @event.listens_for(session, "before_commit")
+    def record(s: Session) -> None:
+        if mark.recorded:
+            return
+        try:
+            # NOTE: a copy racing this one (PostgreSQL) waits here on the key until we commit or roll back
+            s.execute(insert(SignedRequest).values(digest=mark.digest, expires_at=mark.expires_at))
+        except IntegrityError:
+            log.warning("refused a replayed signed request (a copy was carried out at the same time)")
+            raise AlreadyCarriedOut() from None
+        s.info[_RECORDING] = True
+
+    @event.listens_for(session, "after_commit")
+    def recorded(s: Session) -> None:
+        if s.info.pop(_RECORDING, False):
+            mark.recorded = True
+
+
+def record_signed_request(s: Session, digest: str, expires_at: datetime) -> bool:
+    """Record a digest on its own (a request answered "nothing recorded" must not be carried out later by a
+    replay); False when it was already there."""
+    try:
+        with s.begin_nested():
+            s.execute(insert(SignedRequest).values(digest=digest, expires_at=expires_at))
+    except IntegrityError:
+        return False
+    return True
+
+
+def is_recorded(s: Session, digest: str) -> bool:
+    """True when a signed request with this digest was carried out (and not yet purged)."""
+    return s.get(SignedRequest, digest) is not None
+
+
+def purge_signed_requests(s: Session, now: datetime) -> int:
+    """Forget the digests no replay could use any more (Slack would refuse their timestamps); returns how many."""
+    result = s.execute(delete(SignedRequest).where(col(SignedRequest.expires_at) < now))
+    return int(getattr(result, "rowcount", 0) or 0)
