@@ -96,12 +96,17 @@ def serve(settings: Settings) -> int:
     except SettingsError as exc:
         print(f"contract-bot: {exc}", file=sys.stderr)
         return 2
+    sdk_log = logging.getLogger("slack_sdk.web.base_client")
+    sdk_level = sdk_log.level
+    sdk_log.setLevel(logging.CRITICAL)  # its own ERROR line would say half of what ours says
     try:
         # its own client: no retries and a short wait, so that an unreachable Slack is said at once
         auth = make_web_client(settings, retries=False, timeout=STARTUP_TIMEOUT_SECONDS).auth_test()
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line saying whose fault it is
         print(f"contract-bot: {slack_problem(exc, settings, 'SLACK_BOT_TOKEN')}", file=sys.stderr)
         return 2
+    finally:
+        sdk_log.setLevel(sdk_level)
     log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
     bot = create_app(settings)
     for warning in startup_warnings(bot):

@@ -21,6 +21,8 @@ def test_defaults_need_nothing():
         ({"SLACK_API_URL": "ftp://x"}, "SLACK_API_URL"),
         ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql+psycopg2://u@h/db"}, "DATABASE_URL"),  # a driver that is not installed
+        ({"DATABASE_URL": "postgresql+asyncpg://u@h/db"}, "DATABASE_URL"),
         ({"REVIEW_CHANNEL": "#general"}, "REVIEW_CHANNEL"),
         ({"MANAGER_CHANNEL": "general"}, "MANAGER_CHANNEL"),
         ({"ADMIN_USER_IDS": "U123ABC,bob"}, "ADMIN_USER_IDS"),
