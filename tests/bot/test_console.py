@@ -1,4 +1,4 @@
-"""`contract-bot console` driven through a pipe: the real app, the real Bolt dispatch, a loopback Slack."""
+"""`contract-bot console` driven through a pipe: the real app, the real Bolt dispatch, the strict Slack double."""
 
 from __future__ import annotations
 

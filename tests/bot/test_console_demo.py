@@ -121,3 +121,4 @@ def test_every_reply_came_back_with_its_acknowledgement(transcript):
     assert "Working on it" not in transcript  # the console's ack budget is long enough
     assert "Something went wrong" not in transcript and "HTTP" not in transcript
     assert "(the console could not run that line" not in transcript
+    assert "Slack refused" not in transcript  # every payload of the whole timeline passes Slack's checks

@@ -1,4 +1,5 @@
-"""Tests for the loopback Slack doubles in tests/support (real slack_sdk clients, real HTTP)."""
+"""Tests for the loopback Slack doubles: bot/console/slack.py (the console's Slack and the tests') and the Socket
+Mode server in tests/support (real slack_sdk clients, real HTTP)."""
 
 from __future__ import annotations
 
@@ -153,6 +154,14 @@ def test_auth_dm_ephemeral_users_and_unknown(double: SlackDouble, client: WebCli
 
     call = double.calls("chat.postEphemeral")[0]
     assert call.params["user"] == "U1" and call.headers["Authorization"] == "Bearer xoxb-test"
+
+
+def test_a_persons_message_is_in_history_as_theirs(double: SlackDouble, client: WebClient) -> None:
+    posted = double.add_user_message("C1", "U7", "vendor=Acme product=Spy")
+    assert posted["user"] == "U7" and "bot_id" not in posted and "channel" not in posted
+    history = client.conversations_history(channel="C1")["messages"]
+    assert [(m["user"], m["text"]) for m in history] == [("U7", "vendor=Acme product=Spy")]
+    assert "bot_id" not in history[0]
 
 
 def test_views_and_home(double: SlackDouble, client: WebClient) -> None:
