@@ -10,6 +10,9 @@ from datetime import date
 from enum import StrEnum
 
 from bot.domain.errors import InputError
+from bot.domain.questions import ANSWER_VALUES, QUESTIONS
+from bot.domain.review import OUTCOMES, STATUSES
+from bot.domain.roles import ANYONE, ROLES
 from bot.domain.text import (
     check_free_text,
     escape_mrkdwn,
@@ -50,35 +53,13 @@ __all__ = [
 
 # --- vocabularies ---------------------------------------------------------------------------------------
 
-ANYONE = "anyone"
-ROLES = ("reviewer", "manager", "official", "admin")
+# Roles, statuses, outcomes and questions are owned by the modules that give them meaning; the parser
+# only names them (re-exported here for the table's readers).
 COMMAND_ROLES = (ANYONE, *ROLES)
-
-STATUSES = (
-    "intake",
-    "in-review",
-    "stop-work",
-    "determined",
-    "prohibited",
-    "certified",
-    "waiting",
-    "cleared",
-    "waiver",
-    "out-of-scope",
-    "closed",
-)
-
-QUESTION_IDS: tuple[str, ...] = (
-    *(f"SCOPE-{i}" for i in range(1, 6)),
-    *(f"PROC-{i}" for i in range(1, 5)),
-    *(f"CI-{i}" for i in range(1, 5)),
-    *(f"IU-{i}" for i in range(1, 4)),
-    *(f"MIT-{i}" for i in range(1, 5)),
-)
+QUESTION_IDS: tuple[str, ...] = tuple(q.qid for q in QUESTIONS)
+_QUESTION_SECTIONS = tuple(dict.fromkeys(q.section for q in QUESTIONS))
 
 PURPOSES = ("operational", "excluded", "crime-investigation")
-OUTCOMES = ("not-risky", "prohibited", "out-of-scope")
-ANSWER_VALUES = ("yes", "no", "unknown")
 EXPORT_FORMATS = ("csv", "json")
 
 # EO 14093 §5(k) relevant officials, plus the Deputy Attorney General (the one delegation §2(f)/(m) allow).
@@ -653,7 +634,7 @@ def tokenize(text: str) -> list[str]:
 
 _KEY_VALUE = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)=(.*)", re.DOTALL)
 _REF_RE = re.compile(r"CR-?0*([1-9][0-9]{0,8})", re.IGNORECASE)
-_QID_RE = re.compile(r"(SCOPE|PROC|CI|IU|MIT)[-_ ]?([0-9]{1,3})", re.IGNORECASE)
+_QID_RE = re.compile(rf"({'|'.join(_QUESTION_SECTIONS)})[-_ ]?([0-9]{{1,3}})", re.IGNORECASE)
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MONEY_RE = re.compile(r"(?P<dollars>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<cents>[0-9]{1,2}))?")
 _SHOWN_MAX = 40
