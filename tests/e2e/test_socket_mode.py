@@ -148,6 +148,7 @@ def test_manifests_http_and_socket_mode_variants():
         "im:history",
         "channels:read",  # conversations.info: is the bot in the review and manager channels?
         "groups:read",
+        "users:read",  # users.info: people's names in the export
     }
     assert _scopes(http) == _scopes(socket) == least
     docs = (root / "docs" / "slack-app.md").read_text(encoding="utf-8")
