@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import TypeVar
 
 from bot.domain.errors import InputError
 from bot.domain.questions import ANSWER_VALUES, QUESTIONS
@@ -538,6 +539,69 @@ class ParsedCommand:
     def opens_modal(self) -> bool:
         """True for a bare `/contract file`, which opens the filing modal instead of filing."""
         return self.name == "file" and not self.args
+
+    @property
+    def contract(self) -> int:
+        """The contract's number, for a command that names one; raises ValueError for one that does not."""
+        if self.ref is None:
+            raise ValueError(f"`{self.name}` names no contract")
+        return self.ref
+
+    def get(self, key: str, as_type: type[T]) -> T | None:
+        """The typed value of an argument, None when it was left out.
+
+        Raises KeyError when the command's table declares no such argument, and TypeError when the table's
+        kind for it does not give ``as_type`` (so a consumer cannot drift from the table unnoticed).
+        """
+        kind = _argument_kind(self.name, key)
+        if not any(issubclass(t, as_type) for t in _KIND_TYPES[kind]):
+            raise TypeError(f"`{self.name}` argument `{key}` is {kind.value}, not {as_type.__name__}")
+        value = self.args.get(key)
+        if value is not None and not isinstance(value, as_type):  # pragma: no cover - the parser typed it
+            raise TypeError(f"`{self.name}` argument `{key}` holds {type(value).__name__}")
+        return value
+
+    def require(self, key: str, as_type: type[T]) -> T:
+        """The typed value of an argument the command requires (see `get`); raises KeyError when absent."""
+        value = self.get(key, as_type)
+        if value is None:
+            raise KeyError(f"`{self.name}` was parsed without `{key}`")
+        return value
+
+
+T = TypeVar("T")
+
+# The Python types each kind of argument is parsed into (ParsedCommand.get checks requests against them).
+_KIND_TYPES: dict[Kind, tuple[type, ...]] = {
+    Kind.TEXT: (str,),
+    Kind.LONG_TEXT: (str,),
+    Kind.DATE: (date,),
+    Kind.UNTIL: (date,),
+    Kind.MONEY: (int,),
+    Kind.CHOICE: (str,),
+    Kind.YES_NO: (bool,),
+    Kind.OFFICIAL: (str,),
+    Kind.REF: (int,),
+    Kind.QID: (str,),
+    Kind.USER: (str,),
+    Kind.USERS: (tuple,),
+    Kind.TOPIC: (str,),
+    Kind.SETTING: (str,),
+    Kind.SETTING_VALUE: (str, int, bool),
+    Kind.PAGE: (int,),
+}
+
+
+def _argument_kind(name: str, key: str) -> Kind:
+    """The kind the command table declares for one argument of a command; raises KeyError."""
+    command = COMMANDS[name]
+    for p in command.positionals:
+        if p.dest == key:
+            return p.kind
+    for o in command.options:
+        if o.arg_name == key:
+            return o.kind
+    raise KeyError(f"`{name}` has no argument `{key}` in the command table")
 
 
 # --- tokenizer ------------------------------------------------------------------------------------------

@@ -254,6 +254,36 @@ def test_good_input_parses(text: str, name: str, ref: int | None, expected: dict
         assert parsed.args[key] == value, key
 
 
+@pytest.mark.parametrize(("text", "name", "ref", "expected"), GOOD)
+def test_typed_accessors_give_each_value_with_the_tables_type(
+    text: str, name: str, ref: int | None, expected: dict[str, object]
+) -> None:
+    parsed = parse(text)
+    for key, value in expected.items():
+        if value is not None:
+            assert parsed.require(key, type(value)) == value
+            assert parsed.get(key, object) == value
+    if ref is not None:
+        assert parsed.contract == ref
+
+
+def test_typed_accessors_refuse_what_the_table_does_not_declare() -> None:
+    parsed = parse('waiver CR-3 official=AG until=2025-09-01 reason="x"')
+    assert parsed.require("until", date) == date(2025, 9, 1) and parsed.get("on", date) is None
+    assert parsed.require("official", str) == "Attorney General" and parsed.contract == 3
+    with pytest.raises(KeyError, match="no argument `reasn`"):
+        parsed.get("reasn", str)
+    with pytest.raises(TypeError, match="`until` is until, not str"):
+        parsed.get("until", str)
+    with pytest.raises(KeyError, match="without `on`"):
+        parsed.require("on", date)
+    with pytest.raises(ValueError, match="names no contract"):
+        _ = parse("list").contract
+    assert parse("admin set digest off").require("value", bool) is False
+    assert parse("admin set reminder_hour 7").require("value", int) == 7
+    assert parse("assign CR-1 <@U1> <@U2>").require("users", tuple) == ("U1", "U2")
+
+
 @pytest.mark.parametrize("name", DATED)
 def test_dated_actions_default_to_today_and_take_on(name: str) -> None:
     command = COMMANDS[name]
