@@ -1202,7 +1202,8 @@ def help_text(subcommand: str | None = None) -> str:
             return _command_help(COMMANDS[topic])
     lines = [
         "*contract-bot* — EO 14093 compliance reviews of commercial-spyware contracts.",
-        'Arguments are key=value; put values with spaces in quotes (key="two words"); dates are YYYY-MM-DD; '
+        'Arguments are key=value; put values with spaces in quotes (key="two words"), and a quote inside a '
+        'value after a backslash (\\"); dates are YYYY-MM-DD; yes/no also takes true/false; '
         "a contract is named CR-n.",
     ]
     for role in COMMAND_ROLES:
