@@ -75,6 +75,7 @@ HELP = """Console commands (anything else starting with /contract goes to the bo
   shortcut              "File as contract" on the last message posted with `say`
   submit key=value …    submit your open form (field names as shown); `cancel` closes it
   reminders             the reminders the bot has sent in this session
+  invite #channel       `/invite @contract-bot` in a channel (#name or its ID, e.g. invite CNEW)
   # …                   a comment (printed in the transcript)
   help, quit
 Mentions: type @rae or @max; they are sent as Slack mentions."""
@@ -577,6 +578,26 @@ class Console:
             mark = " <- you" if u is self.user else ""
             self.say(f"  @{u.name:<4} {u.role:<9} {u.id}{mark}")
 
+    def invite(self, arg: str) -> None:
+        """`/invite @contract-bot` in a channel: the bot may post there from now on, and checks it at once."""
+        typed = arg.strip()
+        mention = re.fullmatch(r"<#(\w+)(?:\|[^>]*)?>", typed)
+        name = typed.lstrip("#").lower()
+        channel = (
+            mention.group(1)
+            if mention
+            else {v: k for k, v in CHANNEL_NAMES.items()}.get(name, typed.lstrip("#"))
+        )
+        if not re.fullmatch(r"[CG][A-Z0-9]+", channel):
+            self.say(
+                f"  invite takes a channel: #{CHANNEL_NAMES[REVIEW_CHANNEL]} or a channel ID such as CNEW."
+            )
+            return
+        self.slack.invite(channel, name=CHANNEL_NAMES.get(channel))
+        self.say(f"  (@contract-bot was added to {self.transcript.where(channel)})")
+        self.bot.check_channels_soon().result()
+        self.settle()
+
     def _press_line(self, rest: str) -> None:
         parts = rest.split()
         if len(parts) == 1 and parts[0].isdigit():
@@ -612,6 +633,7 @@ class Console:
             "submit": lambda: self.submit(rest),
             "cancel": self.cancel,
             "reminders": self.list_reminders,
+            "invite": lambda: self.invite(rest),
             "help": lambda: self.say(HELP),
             "?": lambda: self.say(HELP),
         }

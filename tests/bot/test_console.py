@@ -292,3 +292,19 @@ def test_the_console_uses_only_bolts_public_api():
     for path in (ROOT / "bot" / "console").glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"bolt\.(_\w|listener_runner)", text), path.name
+
+
+def test_a_channel_the_bot_was_not_invited_to_is_refused_until_invite():
+    # The console's Slack is the strict double: the bot is a member only of the channels it was invited to.
+    out = console(
+        "as ada",
+        "/contract admin set review_channel <#CNEW|new>",
+        f"/contract {FILE}",
+        "invite nowhere",
+        "invite CNEW",
+        f"/contract {FILE}",
+    )
+    assert "Nothing was filed: contract-bot cannot post in the review channel #CNEW" in out
+    assert "invite takes a channel" in out
+    assert "(@contract-bot was added to #CNEW)" in out
+    assert "Filed CR-1: Paragon Solutions / Graphite for ICE. The review runs in #CNEW." in out
