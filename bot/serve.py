@@ -99,14 +99,26 @@ def serve(settings: Settings) -> int:
     sdk_log = logging.getLogger("slack_sdk.web.base_client")
     sdk_level = sdk_log.level
     sdk_log.setLevel(logging.CRITICAL)  # its own ERROR line would say half of what ours says
+    # its own client: no retries and a short wait, so that an unreachable Slack is said at once
+    client = make_web_client(settings, retries=False, timeout=STARTUP_TIMEOUT_SECONDS)
     try:
-        # its own client: no retries and a short wait, so that an unreachable Slack is said at once
-        auth = make_web_client(settings, retries=False, timeout=STARTUP_TIMEOUT_SECONDS).auth_test()
+        auth = client.auth_test()
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line saying whose fault it is
         print(f"contract-bot: {slack_problem(exc, settings, 'SLACK_BOT_TOKEN')}", file=sys.stderr)
         return 2
     finally:
         sdk_log.setLevel(sdk_level)
+    if settings.socket_mode:
+        sdk_log.setLevel(logging.CRITICAL)
+        try:
+            # The app-level token is checked before anything starts (Bolt would log a traceback-like error); the
+            # WebSocket address this returns is left unused and expires on its own.
+            client.apps_connections_open(app_token=settings.slack_app_token or "")
+        except Exception as exc:  # noqa: BLE001
+            print(f"contract-bot: {slack_problem(exc, settings, 'SLACK_APP_TOKEN')}", file=sys.stderr)
+            return 2
+        finally:
+            sdk_log.setLevel(sdk_level)
     log.info("connected to Slack as %s in %s", auth.get("user"), auth.get("team"))
     bot = create_app(settings)
     for warning in startup_warnings(bot):

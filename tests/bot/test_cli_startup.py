@@ -114,6 +114,14 @@ def test_a_refused_token_is_said_to_be_the_token(run, double):
     assert "xoxb-1" not in err
 
 
+def test_a_refused_app_token_is_said_to_be_the_app_token(run, double):
+    double.on("apps.connections.open", lambda _params: {"ok": False, "error": "invalid_auth"})
+    code, _, err = run(
+        "serve", SLACK_BOT_TOKEN="xoxb-1", SLACK_APP_TOKEN="xapp-1", SLACK_API_URL=double.api_url
+    )
+    assert code == 2 and "Slack refused SLACK_APP_TOKEN (invalid_auth)" in _one_line(err)
+
+
 @pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set: PostgreSQL tests skipped (CI sets it)")
 def test_an_unreachable_database_is_one_line_naming_database_url(run, double):
     slack = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": double.api_url}
