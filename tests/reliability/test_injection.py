@@ -72,7 +72,12 @@ def test_mentions_links_and_mrkdwn_in_every_field_stay_inert(running):
     r = running.slack.view_submission(
         user_id=MEMBER,
         callback_id="file_contract_modal",
-        state_values=file_form_state(**{k: _field(k, EVIL) for k in FILE_TEXT_FIELDS}, purpose="operational"),
+        # a product of its own: the same vendor, product and agency as CR-2 would be asked to confirm a duplicate
+        state_values=file_form_state(
+            **{k: _field(k, EVIL) for k in FILE_TEXT_FIELDS if k != "product"},
+            product=f"{EVIL} (form)",
+            purpose="operational",
+        ),
     )
     tried += 1
     assert r.status == 200 and "CR-3" in json.dumps(r.json), r.body
