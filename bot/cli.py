@@ -235,10 +235,11 @@ def _outbox_id(value: str) -> int:
 
 
 def _outbox(settings: Settings, command: str, ids: list[int]) -> int:
-    from storage.db import open_existing, session_factory, unit_of_work
+    from storage.db import describe_url, open_existing, session_factory, unit_of_work
 
     # `dead` only reads; `retry` writes rows back to pending. Neither creates nor migrates anything.
     engine = open_existing(settings.database_url, writable=command == "retry")
+    print(f"contract-bot: database {describe_url(settings.database_url)}", file=sys.stderr)
     try:
         factory = session_factory(engine)
         with unit_of_work(factory) as s:

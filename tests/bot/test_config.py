@@ -67,3 +67,25 @@ def test_cli_reports_bad_setting_in_one_line(monkeypatch, capsys):
     assert main(["audit", "verify"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "BOT_TIMEZONE" in err
+
+
+def test_every_setting_is_in_env_example_and_the_readme():
+    """`.env.example` and the README's settings table list the same variables (SPEC "Configuration")."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    example = set(re.findall(r"^#? ?([A-Z][A-Z_]+)=", (root / ".env.example").read_text(), re.M))
+    readme = (root / "README.md").read_text()
+    table = readme[readme.index("### Settings") : readme.index("### Command line")]
+    documented = set(re.findall(r"^\| `([A-Z][A-Z_]+)` \|", table, re.M))
+    read = {"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "DATABASE_URL"}
+    read |= {
+        "REVIEW_CHANNEL",
+        "MANAGER_CHANNEL",
+        "ADMIN_USER_IDS",
+        "BOT_TIMEZONE",
+        "REMINDER_INTERVAL_SECONDS",
+    }
+    read |= {"PORT", "AUDIT_KEY_FILE", "AUDIT_CHANNEL", "CUI_BANNER"}
+    assert example == documented == read
