@@ -618,6 +618,7 @@ _QUOTE_CLASS = "".join(sorted(_QUOTES))
 # Runs the tokenizer copies as they are, so a long value costs one regex step rather than one per character.
 _PLAIN_RUN = re.compile(rf"[^\s{_QUOTE_CLASS}<\\]+")
 _QUOTED_RUN = re.compile(rf"[^{_QUOTE_CLASS}\\]+")
+_PLAIN_RUN_PAST_LAST_CLOSE = re.compile(rf"[^\s{_QUOTE_CLASS}\\]+")  # no `>` left: `<` is ordinary
 _BACKSLASHES = re.compile(r"\\+")
 
 
@@ -680,7 +681,7 @@ def tokenize(text: str) -> list[str]:
                 i = end + 1
                 continue
             no_close_from = i + 1
-        run = _PLAIN_RUN.match(text, i)
+        run = (_PLAIN_RUN if i + 1 < no_close_from else _PLAIN_RUN_PAST_LAST_CLOSE).match(text, i)
         buf.append(run.group(0) if run else ch)
         in_token = True
         i = run.end() if run else i + 1
