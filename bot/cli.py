@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"contract-bot: {exc}", file=sys.stderr)
         return 2
+    from alembic.util.exc import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
     from storage.db import DatabaseUnavailable, database_error, describe_url
@@ -63,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, settings)
     except DatabaseUnavailable as exc:
         print(f"contract-bot: {exc}", file=sys.stderr)
+        return 2
+    except (
+        CommandError
+    ) as exc:  # Alembic, migrating on start: a revision it does not know (a newer contract-bot's)
+        print(
+            f"contract-bot: the database (DATABASE_URL={describe_url(settings.database_url)}) cannot be brought "
+            f"up to date: {str(exc).splitlines()[0]}. Was it written by a newer contract-bot? Install that "
+            "version, or restore a backup made before it",
+            file=sys.stderr,
+        )
         return 2
     except SQLAlchemyError as exc:
         # One line naming the database and what failed: an operator needs the cause, not 120 lines of traceback.

@@ -14,7 +14,7 @@ from bot.app import create_app
 from bot.cli import main
 from bot.clock import ManualClock
 from bot.serve import startup_warnings
-from storage.db import make_engine
+from storage.db import make_engine, migrate
 from tests.conftest import ADMIN, PG_URL, SECRET, START, make_settings
 
 SETTINGS = (
@@ -135,6 +135,18 @@ def test_a_sqlite_file_in_a_missing_folder_is_one_line(run, double, tmp_path):
     slack = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": double.api_url}
     code, _, err = run("serve", DATABASE_URL=f"sqlite:///{tmp_path}/no/such/folder/bot.db", **slack)
     assert code == 2 and "DATABASE_URL=sqlite:///" in _one_line(err) and "does its folder exist" in err
+
+
+def test_a_database_from_a_newer_contract_bot_is_one_line(run, double, tmp_path):
+    url = f"sqlite:///{tmp_path}/bot.db"
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    engine.dispose()
+    slack = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": double.api_url}
+    code, _, err = run("serve", DATABASE_URL=url, **slack)
+    assert code == 2 and "9999" in _one_line(err) and "newer contract-bot" in err
 
 
 def test_a_port_in_use_is_one_line(run, double, tmp_path):
