@@ -13,6 +13,7 @@ from slack_sdk import WebClient
 from bot.domain.args import STATUSES
 from bot.domain.errors import DomainError, InputError
 from bot.services.reviews import DASHBOARD_LISTS
+from handlers.blocks import build_snoozed_reminder
 from handlers.context import HandlerContext, log, private_reply
 from handlers.home import MAX_ROWS, build_home_view
 from handlers.ids import ANSWER_ACTIONS, ActionId
@@ -79,6 +80,14 @@ def private_message(respond: Callable[..., Any], message: dict) -> None:
         log.exception("could not send a private reply")
 
 
+def _replace_original(respond: Respond, message: dict) -> None:
+    """Replace the message a button was pressed on, for everyone who sees it; failures are logged."""
+    try:
+        respond(replace_original=True, **message)
+    except Exception:  # noqa: BLE001
+        log.exception("could not show the snooze on its reminder")
+
+
 def register(app: App, ctx: HandlerContext) -> None:
     """Register the button listeners."""
 
@@ -128,7 +137,14 @@ def register(app: App, ctx: HandlerContext) -> None:
         context["outcome"] = "done" if reply.get("text", "").startswith("Snoozed") else "answered"
         ack()
         text = reply.get("text") or ""
-        ctx.after_answer(lambda: private_reply(respond, text))
+        # a snooze is shown where the reminder is, to everyone there: "Snoozed until Tue 1 Dec 9:00 by @mel"
+        shown = (
+            build_snoozed_reminder(body.get("message"), text) if text.startswith("Snoozed until") else None
+        )
+        if shown is not None:
+            ctx.after_answer(lambda: _replace_original(respond, shown))
+        else:
+            ctx.after_answer(lambda: private_reply(respond, text))
 
     def handle_more_button(
         ack: Ack, body: dict, action: dict, respond: Respond, context: BoltContext

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -277,6 +278,18 @@ def build_reminder_message(payload: dict) -> dict:
     return message(text, blocks)
 
 
+def build_snoozed_reminder(original: object, note: str) -> dict | None:
+    """A reminder message as its channel sees it once snoozed: its text, and in place of the snooze buttons who
+    snoozed it until when (so nobody snoozes it twice, or wonders where it went). None if there is no message."""
+    if not isinstance(original, dict):
+        return None
+    kept = [b for b in original.get("blocks") or [] if isinstance(b, dict) and b.get("type") == "section"]
+    if not kept:
+        return None
+    text = original.get("text") if isinstance(original.get("text"), str) else note
+    return message(text or note, [*kept, ContextBlock(elements=[md(f":zzz: {note}")])])
+
+
 # ---- replies to the person who asked ------------------------------------------------------------------
 
 
@@ -410,22 +423,34 @@ def build_list(result: ContractList) -> dict:
 def build_timeline(t: Timeline, zone: ZoneInfo | None = None) -> dict:
     """`audit CR-n [page=N]`: one page of the contract's audit log in time order (page 1 the newest entries), every
     event with actor, time and what changed (refusals included), saying which entries it shows and where the rest
-    are."""
+    are. Entries are numbered 1..n within the contract; the chain's own number is shown as a reference."""
     page = t.page
     if not t.entries or page is None:
         return {"text": f"No audit entries for {t.ref}."}
-    lines = []
+    heads, bodies = [], []
+    # a detail (a refusal's reason) gets at most a third of an entry's share of the page, the changes the rest
+    detail_shown = min(AUDIT_VALUE_SHOWN, max(40, AUDIT_PAGE_TEXT // len(t.entries) // 3))
     for position, e in enumerate(t.entries, start=t.first_position):
         mark = ":no_entry_sign: refused " if e.outcome == "refused" else ""
-        detail = f" — {esc(e.detail)}" if e.detail else ""
-        body = clip(f"{detail}{_diff(e.before, e.after)}", AUDIT_DETAIL_SHOWN)
         # NOTE: the time in the bot's zone as plain text, not a <!date> token: 40 lines of tokens cost 2,000 characters
         at = (
             e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
             if zone
             else e.at.strftime("%Y-%m-%d %H:%M UTC")
         )
-        lines.append(f"*{position}.* {at} <@{e.actor}> {mark}*{short(e.action, 40)}*{body} `#{e.seq}`")
+        detail = f" — {short(e.detail, detail_shown)}" if e.detail else ""
+        heads.append(
+            (
+                f"*{position}.* {at} {actor_name(e.actor)} {mark}*{short(e.action, 40)}*{detail}",
+                f" `#{e.seq}`",
+            )
+        )
+        bodies.append(_changes(e.before, e.after))
+    # Slack takes about 11,000 characters a message: the entries share what the page leaves, a short entry giving
+    # its unused share to the long ones, so an entry is shortened only when the page could not hold it whole.
+    room = AUDIT_PAGE_TEXT - sum(len(h) + len(tail) + 1 for h, tail in heads)
+    cap = _water_level([sum(len(p) + 2 for p in parts) + 3 for parts in bodies], max(room, 0))
+    lines = [f"{h}{_fit_parts(parts, cap)}{tail}" for (h, tail), parts in zip(heads, bodies, strict=True)]
     first, last = t.first_position, t.first_position + len(t.entries) - 1
     if page.pages == 1:
         head = f"Audit timeline of {t.ref}: all {page.total} entr{'ies' if page.total != 1 else 'y'}, oldest first"
@@ -436,7 +461,10 @@ def build_timeline(t: Timeline, zone: ZoneInfo | None = None) -> dict:
             f"page {page.number} of {page.pages}"
         )
     blocks: list[Block] = [section(f"*{head}*"), *sections("\n".join(lines))]
-    chain = "`#n` is the entry's place in the tamper-evident audit chain."
+    chain = (
+        f"Entries are numbered from {t.ref}'s first; `#n` is the entry's place in the tamper-evident audit chain "
+        "of every contract."
+    )
     if not page.is_last:
         blocks.append(
             ContextBlock(
@@ -470,7 +498,152 @@ def build_timeline(t: Timeline, zone: ZoneInfo | None = None) -> dict:
     return message(head, blocks)
 
 
-AUDIT_DETAIL_SHOWN = 130  # characters of an entry's detail and changes shown on its line
+AUDIT_PAGE_TEXT = (
+    9_000  # characters of entry lines on one page: within limits.BUDGETS["message"] with the rest
+)
+AUDIT_VALUE_SHOWN = 300  # characters of one value (a reason, a note) shown on an entry's line
+_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+
+
+def actor_name(actor: str | None) -> str:
+    """Who did something, as Slack shows people: a mention (rendered as the person's current name in every
+    reader's client, without a users.info call or a cache to go stale), or the bot's own name for its changes."""
+    if actor and _SLACK_USER_ID.fullmatch(actor):
+        return f"<@{actor}>"
+    return f"_{esc(actor or 'unknown')}_"
+
+
+def _water_level(sizes: list[int], room: int) -> int:
+    """The largest per-entry cap c with sum(min(size, c)) <= room (every entry whole when they all fit)."""
+    if sum(sizes) <= room:
+        return max(sizes, default=0)
+    level, left, rest = 0, room, sorted(sizes)
+    for i, size in enumerate(rest):
+        share = left // (len(rest) - i)
+        if size > share:
+            return share
+        left -= size
+        level = size
+    return level
+
+
+def _fit_parts(parts: list[str], cap: int) -> str:
+    """An entry's parts within ``cap`` characters: whole parts in order, the one that does not fit shortened
+    visibly, and "and N more" for any left out. Never a silent cut."""
+    if not parts:
+        return ""
+    out: list[str] = []
+    used = 3
+    for i, part in enumerate(parts):
+        left = len(parts) - i - 1
+        more = len(f"; and {left} more") if left else 0
+        if used + len(part) + 2 + more <= cap:
+            out.append(part)
+            used += len(part) + 2
+            continue
+        room = cap - used - 2 - len(f"; and {left + 1} more")
+        if room >= 24:  # worth showing shortened: its name and the start of its value
+            out.append(clip(part, room + len(f"; and {left + 1} more") - more))
+            left_out = left
+        else:
+            left_out = left + 1
+        if left_out:
+            out.append(f"and {left_out} more")
+        break
+    return " (" + "; ".join(out) + ")"
+
+
+# what an audit line names first: which question, answer, status or party changed; then the rest, shortest first
+_AUDIT_KEYS_FIRST = (
+    "qid",
+    "answer",
+    "status",
+    "vendor",
+    "product",
+    "agency",
+    "determination",
+    "user",
+    "role",
+)
+# how an audited field is named to people (the rest by their key, underscores as spaces)
+_AUDIT_LABELS = {
+    "qid": "question",
+    "by": "answered by",
+    "value_cents": "value",
+    "awarded_on": "awarded",
+    "third_party": "third party operates it",
+    "parent": "ultimate owner",
+    "contract_no": "contract no.",
+    "stopwork_since": "stop-work since",
+    "stopwork_reason": "stop-work reason",
+    "determined_on": "determined on",
+    "determination_reason": "reason",
+    "certified_on": "certified on",
+    "certified_by": "certified by",
+    "notice_on": "APNSA notice",
+    "cleared_on": "APNSA clearance",
+    "waiver_official": "waiver official",
+    "waiver_issued_on": "waiver issued",
+    "waiver_until": "waiver in force through",
+    "waiver_revoked_on": "waiver revoked",
+    "waiver_reported_on": "waiver report sent",
+    "revocation_reported_on": "revocation report sent",
+    "closed_on": "closed",
+    "close_reason": "close reason",
+}
+_PEOPLE_KEYS = frozenset({"by", "user", "reviewers", "determined_by", "filed_by", "actor"})
+
+
+def _empty(value: object) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _shown(key: str, value: object) -> str:
+    """One audited value as people read it: people as mentions, money in dollars, yes/no, text escaped."""
+    if key in _PEOPLE_KEYS:
+        people = value if isinstance(value, list) else [value]
+        return ", ".join(actor_name(str(p)) for p in people)
+    if key == "value_cents" and isinstance(value, int) and not isinstance(value, bool):
+        return money(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(short(v, AUDIT_VALUE_SHOWN) for v in value)
+    return short(value, AUDIT_VALUE_SHOWN)
+
+
+def _changes(before: str | None, after: str | None) -> list[str]:
+    """What an entry changed, the telling keys first and long texts (reasons, notes) last: "status in-review →
+    stop-work", "vendor set to …", "stop-work since cleared (was 2024-10-08)"; never an arrow to nothing."""
+    b = json.loads(before) if before else {}
+    a = json.loads(after) if after else {}
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return [short(after or before or "", AUDIT_VALUE_SHOWN)]
+    parts = []
+    for k in set(a) | set(b):
+        old, new = b.get(k), a.get(k)
+        if old == new and not (k == "qid" and not _empty(new)):
+            continue
+        label = esc(_AUDIT_LABELS.get(k, k.replace("_", " ")))
+        if k == "qid":
+            parts.append((k, f"{label} {_shown(k, new)}"))  # which question: named, not a change
+        elif _empty(old) and _empty(new):
+            continue
+        elif _empty(old):
+            parts.append((k, f"{label} set to {_shown(k, new)}"))
+        elif _empty(new):
+            parts.append((k, f"{label} cleared (was {_shown(k, old)})"))
+        else:
+            parts.append((k, f"{label}: {_shown(k, old)} → {_shown(k, new)}"))
+    order = {k: i for i, k in enumerate(_AUDIT_KEYS_FIRST)}
+    parts.sort(key=lambda p: (order.get(p[0], len(order)), len(p[1]), p[0]))
+    return [text for _, text in parts]
+
+
+def _diff(before: str | None, after: str | None) -> str:
+    """What an entry changed, on one line (every field; see _changes)."""
+    parts = _changes(before, after)
+    return " (" + "; ".join(parts) + ")" if parts else ""
 
 
 def page_after(page: Page) -> Page:
@@ -491,43 +664,6 @@ def _audit_span(page: Page) -> str:
     """Entries a page of the audit log holds, counted from the contract's first entry (323–362)."""
     end = page.total - page.offset
     return _span(end - page.count + 1, end)
-
-
-# what an audit line names first: which question, answer, status or party changed; then the rest, shortest first
-_AUDIT_KEYS_FIRST = (
-    "qid",
-    "answer",
-    "status",
-    "vendor",
-    "product",
-    "agency",
-    "determination",
-    "user",
-    "role",
-)
-
-
-def _diff(before: str | None, after: str | None) -> str:
-    """What an entry changed, the telling keys first and long texts (reasons, notes) last, so that on a shortened
-    line it is a long text that is cut, not which question or status changed."""
-    b = json.loads(before) if before else {}
-    a = json.loads(after) if after else {}
-    changed = [k for k in set(a) | set(b) if a.get(k) != b.get(k) and a.get(k) not in (None, "", [])]
-    changed += [
-        k for k in set(b) - set(changed) if a.get(k) in (None, "", []) and b.get(k) not in (None, "", [])
-    ]
-    if not changed:
-        return ""
-    parts = []
-    for k in changed:
-        old, new = b.get(k), a.get(k)
-        if old in (None, "", []):
-            parts.append((k, f"{k}={short(new, 60)}"))
-        else:
-            parts.append((k, f"{k}: {short(old, 60)} → {'—' if new in (None, '', []) else short(new, 60)}"))
-    order = {k: i for i, k in enumerate(_AUDIT_KEYS_FIRST)}
-    parts.sort(key=lambda p: (order.get(p[0], len(order)), len(p[1]), p[0]))
-    return " (" + "; ".join(text for _, text in parts[:8]) + ")"
 
 
 def build_roles(result: RolesList) -> dict:

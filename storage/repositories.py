@@ -589,3 +589,18 @@ def list_waiting(s: Session, limit: int, today: date | None = None) -> list[Cont
             .limit(limit)
         )
     return list(s.execute(stmt).scalars())
+
+
+def list_open_with_deadlines(s: Session, limit: int) -> list[Contract]:
+    """Open contracts that may have a dated obligation: a waiver (its expiry, its 72-hour report) or an excluded
+    purpose (the §4(b) notice), oldest first."""
+    stmt = (
+        select(Contract)
+        .where(
+            col(Contract.closed_on).is_(None),
+            or_(col(Contract.waiver_issued_on).is_not(None), col(Contract.purpose) == "excluded"),
+        )
+        .order_by(col(Contract.id))
+        .limit(limit)
+    )
+    return list(s.execute(stmt).scalars())

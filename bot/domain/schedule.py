@@ -20,12 +20,15 @@ __all__ = [
     "ESCALATION_BUSINESS_DAYS",
     "WAITING_PERIOD_DAYS",
     "WAIVER_REPORT_HOURS",
+    "days_left_words",
+    "digest_week",
     "escalation_due",
     "excluded_notice_due",
     "excluded_notice_reminders",
     "next_weekly_digest",
     "skip_past",
     "snooze_until",
+    "split_deadlines",
     "stopwork_business_days_elapsed",
     "stopwork_days_elapsed",
     "stopwork_first_ping",
@@ -35,7 +38,9 @@ __all__ = [
     "waiting_period_end",
     "waiting_period_over_at",
     "waiver_expires_at",
+    "waiver_days_left",
     "waiver_expiry_reminders",
+    "waiver_expiry_superseded",
     "waiver_max_until",
     "waiver_report_deadline",
     "waiver_report_reminders",
@@ -94,25 +99,36 @@ def stopwork_business_days_elapsed(started_on: date, now: datetime, cal: Busines
 
 
 def unanswered_first_ping(
-    asked_at: datetime, cal: BusinessCalendar, hour: int = DEFAULT_REMINDER_HOUR
+    asked_at: datetime,
+    cal: BusinessCalendar,
+    hour: int = DEFAULT_REMINDER_HOUR,
+    days: int = UNANSWERED_PING_BUSINESS_DAYS,
 ) -> datetime:
-    """``hour`` local, 2 business days after the local date of ``asked_at``; raises ValueError if naive."""
+    """``hour`` local, ``days`` (2) business days after the local date of ``asked_at``; ValueError if naive."""
     asked_on = cal.local_date(_aware(asked_at, "asked_at"))
-    return cal.at_local(cal.add_business_days(asked_on, UNANSWERED_PING_BUSINESS_DAYS), hour)
+    return cal.at_local(cal.add_business_days(asked_on, days), hour)
 
 
 def unanswered_next_ping(
-    previous_due: datetime, cal: BusinessCalendar, hour: int = DEFAULT_REMINDER_HOUR
+    previous_due: datetime,
+    cal: BusinessCalendar,
+    hour: int = DEFAULT_REMINDER_HOUR,
+    days: int = UNANSWERED_PING_BUSINESS_DAYS,
 ) -> datetime:
-    """``hour`` local, 2 business days after the local date of ``previous_due``; ValueError if naive."""
+    """``hour`` local, ``days`` (2) business days after the local date of ``previous_due``; ValueError if naive."""
     previous_on = cal.local_date(_aware(previous_due, "previous_due"))
-    return cal.at_local(cal.add_business_days(previous_on, UNANSWERED_PING_BUSINESS_DAYS), hour)
+    return cal.at_local(cal.add_business_days(previous_on, days), hour)
 
 
-def escalation_due(asked_at: datetime, cal: BusinessCalendar, hour: int = DEFAULT_REMINDER_HOUR) -> datetime:
-    """``hour`` local, 5 business days after the local date of ``asked_at``; raises ValueError if naive."""
+def escalation_due(
+    asked_at: datetime,
+    cal: BusinessCalendar,
+    hour: int = DEFAULT_REMINDER_HOUR,
+    days: int = ESCALATION_BUSINESS_DAYS,
+) -> datetime:
+    """``hour`` local, ``days`` (5) business days after the local date of ``asked_at``; ValueError if naive."""
     asked_on = cal.local_date(_aware(asked_at, "asked_at"))
-    return cal.at_local(cal.add_business_days(asked_on, ESCALATION_BUSINESS_DAYS), hour)
+    return cal.at_local(cal.add_business_days(asked_on, days), hour)
 
 
 # ------------------------------------------------------------------------------------ waiting period
@@ -177,6 +193,28 @@ def waiver_expiry_reminders(
     return reminders
 
 
+def days_left_words(n: int) -> str:
+    """ "30 days left", "1 day left"."""
+    return f"{n} day left" if n == 1 else f"{n} days left"
+
+
+def waiver_days_left(until: date, today: date) -> int:
+    """Days a waiver in force through ``until`` has left on ``today``, that day counted (1 on its last day)."""
+    return (until - today).days + 1
+
+
+def waiver_expiry_superseded(label: str, until: date, today: date) -> bool:
+    """Whether an expiry reminder sent late is superseded by a later one due too (e.g. "30d" and "7d" both due
+    after downtime: only "7d" goes, saying how many days are really left), or by expiry itself."""
+    left = waiver_days_left(until, today)
+    if label == "expired":
+        return False
+    if left <= 0:
+        return True
+    n = int(label[:-1]) if label[:-1].isdigit() else 0
+    return any(m < n and left <= m for m in WAIVER_EXPIRY_REMINDER_DAYS)
+
+
 # -------------------------------------------------------------------------------- §4(b) excluded notice
 
 
@@ -221,8 +259,28 @@ def skip_past(times: Iterable[Reminder], now: datetime) -> list[Reminder]:
 def snooze_until(
     now: datetime, choice: str, cal: BusinessCalendar, hour: int = DEFAULT_REMINDER_HOUR
 ) -> datetime:
-    """``hour`` local 1 ("tomorrow") or 3 ("3d") calendar days after now's local date; else ValueError."""
+    """``hour`` local on the 1st ("tomorrow") or 3rd ("3d") business day after now's local date; else ValueError.
+
+    Business days: a reminder snoozed on Friday "until tomorrow" comes back on Monday (Tuesday after a holiday
+    Monday), never on a weekend or a federal holiday when nobody reads it."""
     days = SNOOZE_CHOICES.get(choice) if isinstance(choice, str) else None
     if days is None:
         raise ValueError(f"unknown snooze choice {choice!r}; expected one of {', '.join(SNOOZE_CHOICES)}")
-    return cal.at_local(cal.local_date(_aware(now, "now")) + timedelta(days=days), hour)
+    return cal.at_local(cal.add_business_days(cal.local_date(_aware(now, "now")), days), hour)
+
+
+def digest_week(today: date) -> tuple[date, date, date]:
+    """The week a digest sent on ``today`` covers: (its Monday, for the title; the first and the last day of the
+    coming 7 days, ``today`` included, whose deadlines it lists as "this week")."""
+    return today - timedelta(days=today.weekday()), today, today + timedelta(days=6)
+
+
+def split_deadlines(
+    deadlines: Iterable[tuple[str, str, date]], today: date
+) -> tuple[list[tuple[str, str, date]], list[tuple[str, str, date]]]:
+    """(overdue, this week) of (ref, what, date) deadlines for a digest sent on ``today``: each once, by date.
+
+    Overdue: before ``today``; this week: ``today`` to 6 days later; later ones are left for a later digest."""
+    _, first, last = digest_week(today)
+    unique = sorted(set(deadlines), key=lambda d: (d[2], d[0], d[1]))
+    return [d for d in unique if d[2] < first], [d for d in unique if first <= d[2] <= last]

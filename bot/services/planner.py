@@ -7,18 +7,21 @@ the latest is kept (it is sent once, now); a recurring one starts from its next 
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from bot.domain import schedule
+from bot.domain import review, schedule
 from bot.domain.calendar import BusinessCalendar
+from bot.services.runtime import RuntimeSettings
 from storage import repositories as repo
-from storage.models import Contract
+from storage.models import Contract, Question, Reminder
 
+# What each kind of reminder is about, in words (the kinds themselves are internal names, never shown).
 KINDS = {
     "stopwork": "stop-work in effect",
     "unanswered": "unanswered questions",
-    "escalation": "escalation: questions open 5 business days",
+    "escalation": "open questions escalated to managers",
     "waiting": "waiting period over",
     "waiver-report-waiver": "waiver report due",
     "waiver-report-revocation": "revocation report due",
@@ -26,6 +29,65 @@ KINDS = {
     "excluded-notice": "§4(b) notice due",
     "digest": "weekly digest",
 }
+
+
+def describe(kind: str, data: dict | None) -> str:
+    """A reminder in words, with what its label adds: "waiver expiring: 7 days left", "waiver report overdue"."""
+    data = data or {}
+    label = str(data.get("label") or "")
+    words = KINDS.get(kind, "reminder")
+    if kind == "waiver-expiry":
+        if label == "expired":
+            return "waiver expired"
+        if label[:-1].isdigit():
+            return f"waiver expiring: {schedule.days_left_words(int(label[:-1]))}"
+    if kind.startswith("waiver-report-") and label == "overdue":
+        return words.replace(" due", " overdue")
+    if kind in ("unanswered", "escalation") and data.get("section"):
+        return f"{words} ({data['section']})"
+    return words
+
+
+def applies(r: Reminder, c: Contract | None, state: review.ReviewState, questions: list[Question]) -> bool:
+    """Whether a pending reminder still describes the contract as it is now (else it will send nothing)."""
+    if r.kind == "digest":
+        return True
+    if c is None or c.closed_on is not None:
+        return False
+    data = repo.reminder_data(r) or {}
+    match r.kind:
+        case "stopwork":
+            return c.stopwork_since is not None and c.stopwork_since.isoformat() == data.get("since")
+        case "unanswered" | "escalation":
+            section = data.get("section")
+            return state.determination is None and any(
+                q.answer is None and (section is None or q.qid.startswith(section + "-")) for q in questions
+            )
+        case "waiting":
+            return c.notice_on is not None and c.notice_on.isoformat() == data.get("notice_on")
+        case "waiver-report-waiver" | "waiver-report-revocation":
+            return review.pending_waiver_report(state) == r.kind.rsplit("-", 1)[1]
+        case "waiver-expiry":
+            return c.waiver_issued_on is not None and c.waiver_revoked_on is None
+        case "excluded-notice":
+            return c.purpose == "excluded" and c.awarded_on is not None
+    return True
+
+
+def upcoming(
+    rows: list[Reminder],
+    c: Contract,
+    state: review.ReviewState,
+    questions: list[Question],
+    limit: int = 5,
+) -> tuple[tuple[str, datetime], ...]:
+    """A contract's next reminders for `show`: in words, soonest first, each once, only those that still apply."""
+    out: dict[str, datetime] = {}
+    for r in sorted(rows, key=lambda r: (r.due_at, r.id or 0)):
+        words = describe(r.kind, repo.reminder_data(r))
+        if words not in out and applies(r, c, state, questions):
+            out[words] = r.due_at
+    return tuple(out.items())[:limit]
 
 
 def add_one_offs(
@@ -66,22 +128,23 @@ def first_after(first: datetime, step, now: datetime, limit: int = 5000) -> date
     return due
 
 
-def on_filed(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
+def on_filed(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, rt: RuntimeSettings) -> None:
     """§4(b): a purchase for an excluded purpose needs the APNSA notice within 45 days of award."""
     if c.purpose == "excluded" and c.awarded_on is not None:
-        times = schedule.excluded_notice_reminders(c.awarded_on, cal, hour)
+        times = schedule.excluded_notice_reminders(c.awarded_on, cal, rt.reminder_hour)
         add_one_offs(s, c, "excluded-notice", f"excluded:{c.id}", times, now)
 
 
 def on_section_asked(
-    s: Session, c: Contract, section: str, now: datetime, cal: BusinessCalendar, hour: int
+    s: Session, c: Contract, section: str, now: datetime, cal: BusinessCalendar, rt: RuntimeSettings
 ) -> None:
-    """Unanswered-question pings after 2 business days (then every 2) and escalation after 5."""
+    """Unanswered-question pings after `unanswered_reminder_days` business days (2; then as often) and escalation
+    after `escalation_days` (5)."""
     repo.add_reminder(
         s,
         key=f"unanswered:{c.id}:{section}:1",
         kind="unanswered",
-        due_at=schedule.unanswered_first_ping(now, cal, hour),
+        due_at=schedule.unanswered_first_ping(now, cal, rt.reminder_hour, rt.unanswered_reminder_days),
         contract_id=c.id,
         data={"section": section, "n": 1},
     )
@@ -89,15 +152,16 @@ def on_section_asked(
         s,
         key=f"escalation:{c.id}:{section}",
         kind="escalation",
-        due_at=schedule.escalation_due(now, cal, hour),
+        due_at=schedule.escalation_due(now, cal, rt.reminder_hour, rt.escalation_days),
         contract_id=c.id,
-        data={"section": section},
+        data={"section": section, "days": rt.escalation_days},
     )
 
 
-def on_stopwork(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
+def on_stopwork(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, rt: RuntimeSettings) -> None:
     """Each business day the stop-work stays in effect, from the first business day after it started."""
     assert c.stopwork_since is not None  # called once the stop-work order is recorded
+    hour = rt.reminder_hour
     first = schedule.stopwork_first_ping(c.stopwork_since, cal, hour)
     due = first_after(first, lambda d: schedule.stopwork_next_ping(d, cal, hour), now)
     repo.add_reminder(
@@ -110,10 +174,10 @@ def on_stopwork(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, h
     )
 
 
-def on_notice(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
+def on_notice(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, rt: RuntimeSettings) -> None:
     """The waiting period ends notice + 7 days (sent once, now, if that is already past)."""
     assert c.notice_on is not None  # called once the notice is recorded
-    due = schedule.waiting_period_over_at(c.notice_on, cal, hour)
+    due = schedule.waiting_period_over_at(c.notice_on, cal, rt.reminder_hour)
     repo.add_reminder(
         s,
         key=f"waiting:{c.id}:{c.notice_on.isoformat()}",
@@ -133,7 +197,7 @@ def on_clear(s: Session, c: Contract, now: datetime) -> None:
     s.flush()
 
 
-def on_waiver(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hour: int) -> None:
+def on_waiver(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, rt: RuntimeSettings) -> None:
     """Report due at 48 h and overdue at 72 h after issue; expiry at 30, 7, 1 days and at expiry."""
     # called once the waiver is recorded
     assert c.waiver_issued_on is not None and c.waiver_issued_at is not None and c.waiver_until is not None
@@ -151,7 +215,7 @@ def on_waiver(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, hou
         c,
         "waiver-expiry",
         f"waiver-expiry:{c.id}:{issued}",
-        schedule.waiver_expiry_reminders(c.waiver_until, cal, hour),
+        schedule.waiver_expiry_reminders(c.waiver_until, cal, rt.reminder_hour),
         now,
     )
 
@@ -170,6 +234,12 @@ def on_waiver_revoked(s: Session, c: Contract, now: datetime) -> None:
 
 
 RECURRING = ("stopwork", "unanswered")
+
+
+def snoozed_text(until: datetime, zone: ZoneInfo, actor: str) -> str:
+    """What a snooze says, to whoever reads the reminder: "Snoozed until Tue 1 Dec 9:00 by @mel"."""
+    local = until.astimezone(zone)
+    return f"Snoozed until {local:%a} {local.day} {local:%b} {local.hour}:{local:%M} by <@{actor}>."
 
 
 def snooze(s: Session, keys: list[str], until: datetime) -> int:

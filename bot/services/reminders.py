@@ -14,7 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -25,8 +25,9 @@ from bot.domain import questions as qs
 from bot.domain import review, schedule
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.text import escape_mrkdwn
-from bot.services import planner
+from bot.services import planner, runtime
 from bot.services.outbox import worker_id
+from bot.services.runtime import RuntimeSettings
 from bot.services.views import ref_of, state_of, thread_link
 from storage import repositories as repo
 from storage.db import SessionFactory, unit_of_work
@@ -34,10 +35,7 @@ from storage.models import Contract, Reminder
 
 log = logging.getLogger(__name__)
 MANAGER = "manager"
-NOT_DEADLINES = (
-    "digest",
-    "stopwork",
-)  # recurring pings, not deadlines: the digest lists stop-works on their own
+SYSTEM_ACTOR = "contract-bot"  # the actor of the changes the bot makes on its own, in the audit log
 
 
 @dataclass
@@ -78,7 +76,7 @@ class ReminderSweeper:
         # The next digest is planned in its own short transaction, so that several processes planning the same
         # row at once do not wait on each other's whole claim transaction (the unique key makes one of them win).
         with unit_of_work(self.session_factory) as s:
-            self._ensure_digest(s, now, self._hour(s))
+            self._ensure_digest(s, now, self._settings(s).reminder_hour)
         for _ in range(max_batches):
             with unit_of_work(self.session_factory) as s:
                 result = self._sweep_batch(s, now, plan_digest=False)
@@ -112,22 +110,13 @@ class ReminderSweeper:
 
     # ---- one batch ----------------------------------------------------------------------------------------
 
-    def _hour(self, s: Session) -> int:
-        return _int(repo.get_settings(s).get("reminder_hour"), 9)
+    def _settings(self, s: Session) -> RuntimeSettings:
+        return runtime.load(s, self.settings)
 
     def _sweep_batch(self, s: Session, now: datetime, *, plan_digest: bool = True) -> SweepResult:
-        settings = {
-            **{
-                "manager_channel": self.settings.manager_channel or "",
-                "reminder_hour": "9",
-                "stopwork_reminders": "on",
-                "digest": "on",
-            },
-            **repo.get_settings(s),
-        }
-        hour = _int(settings.get("reminder_hour"), 9)
+        rt = self._settings(s)
         if plan_digest:
-            self._ensure_digest(s, now, hour)
+            self._ensure_digest(s, now, rt.reminder_hour)
         rows = repo.claim_due_reminders(
             s, worker=self.worker, now=now, lease=timedelta(minutes=5), limit=self.batch
         )
@@ -145,8 +134,7 @@ class ReminderSweeper:
                     r,
                     contract,
                     now,
-                    hour,
-                    settings,
+                    rt,
                     questions.get(r.contract_id, []) if contract and r.contract_id else None,
                 )
             r.status = "sent" if parts else "skipped"
@@ -164,7 +152,7 @@ class ReminderSweeper:
                     assert r.contract_id is not None  # only a reminder about a contract speaks in a thread
                     to_thread[r.contract_id].append((r.key, text))
         s.flush()
-        manager_channel = settings.get("manager_channel")
+        manager_channel = rt.manager_channel
         # One message per recipient per sweep; split only where Slack's per-block limit would cut it short.
         for group in _merge(to_manager):
             text = "\n\n".join(t for _, t in group)
@@ -236,28 +224,10 @@ class ReminderSweeper:
         if r is None or r.kind == "digest":
             return True
         c = repo.get_contract(s, r.contract_id) if r.contract_id else None
-        if c is None or c.closed_on is not None:
+        if c is None or c.id is None:
             return False
-        assert c.id is not None  # a stored contract has its number
-        data = repo.reminder_data(r) or {}
         questions = repo.list_questions(s, c.id)
-        state = state_of(c, questions)
-        match r.kind:
-            case "stopwork":
-                return c.stopwork_since is not None and c.stopwork_since.isoformat() == data.get("since")
-            case "unanswered" | "escalation":
-                section = data.get("section")
-                return state.determination is None and any(
-                    q.answer is None and (section is None or q.qid.startswith(section + "-"))
-                    for q in questions
-                )
-            case "waiting":
-                return c.notice_on is not None and c.notice_on.isoformat() == data.get("notice_on")
-            case "waiver-report-waiver" | "waiver-report-revocation":
-                return review.pending_waiver_report(state) == r.kind.rsplit("-", 1)[1]
-            case "waiver-expiry":
-                return c.waiver_issued_on is not None and c.waiver_revoked_on is None
-        return True
+        return planner.applies(r, c, state_of(c, questions), questions)
 
     def _evaluate(
         self,
@@ -265,15 +235,15 @@ class ReminderSweeper:
         r: Reminder,
         c: Contract | None,
         now: datetime,
-        hour: int,
-        settings: dict,
+        rt: RuntimeSettings,
         questions: list | None = None,
     ) -> list[tuple[str, str]]:
         """Re-check a reminder's condition now; the messages to send (none: it no longer applies)."""
         data = json.loads(r.data) if r.data else {}
+        hour = rt.reminder_hour
         if r.kind == "digest":
             self._ensure_digest(s, now + timedelta(minutes=1), hour)
-            return [(MANAGER, self._digest(s, now))] if settings.get("digest") != "off" else []
+            return [(MANAGER, self._digest(s, now))] if rt.digest else []
         if c is None or c.closed_on is not None:
             return []
         assert c.id is not None  # a stored contract has its number
@@ -298,7 +268,7 @@ class ReminderSweeper:
                     contract_id=c.id,
                     data=data,
                 )
-                if settings.get("stopwork_reminders") == "off":
+                if not rt.stopwork_reminders:
                     return []
                 days = (today - c.stopwork_since).days
                 open_q = qs.open_questions(state.answers, {q.qid for q in questions})
@@ -326,18 +296,23 @@ class ReminderSweeper:
                 asked = min((q.asked_at for q in questions if q.qid in open_q), default=r.due_at)
                 reviewers = repo.list_assignments(s, c.id)
                 if r.kind == "escalation":
+                    # the business days it has really been open: the setting may have changed, the bot been down
+                    days = self.calendar.business_days_between(self.calendar.local_date(asked), today)
                     return [
                         (
                             MANAGER,
                             f":rotating_light: Reminder: on *{ref}*, {', '.join(open_q)} "
-                            f"{'has' if len(open_q) == 1 else 'have'} been open for 5 business days (asked "
+                            f"{'has' if len(open_q) == 1 else 'have'} been open for {days} business "
+                            f"day{'' if days == 1 else 's'} (asked "
                             f"{self.calendar.local_date(asked).isoformat()}). Next: "
                             f"{'chase ' + ', '.join(f'<@{u}>' for u in reviewers) if reviewers else 'assign reviewers with `/contract assign ' + ref + ' @user`'}. {link}",
                         )
                     ]
                 n = int(data.get("n", 1))
                 # "then every 2 business days": counted from this ping, which after downtime is later than due
-                nxt = schedule.unanswered_next_ping(max(r.due_at, now), self.calendar, hour)
+                nxt = schedule.unanswered_next_ping(
+                    max(r.due_at, now), self.calendar, hour, rt.unanswered_reminder_days
+                )
                 repo.add_reminder(
                     s,
                     key=f"unanswered:{c.id}:{section}:{n + 1}",
@@ -360,7 +335,7 @@ class ReminderSweeper:
             case "waiting":
                 if c.notice_on is None or c.notice_on.isoformat() != data.get("notice_on"):
                     return []
-                self._refresh_status(s, c, now, questions)
+                self._refresh_status(s, c, now, questions, "the APNSA waiting period (§2(g)) ended")
                 how = (
                     f"the APNSA cleared it on {c.cleared_on.isoformat()}"
                     if c.cleared_on
@@ -395,8 +370,18 @@ class ReminderSweeper:
             case "waiver-expiry":
                 if c.waiver_issued_on is None or c.waiver_revoked_on is not None or c.waiver_until is None:
                     return []
-                label = data.get("label")
-                self._refresh_status(s, c, now, questions)
+                label = str(data.get("label") or "")
+                if schedule.waiver_expiry_superseded(label, c.waiver_until, today):
+                    return []  # sent late, with a later one due too: that one says how many days are left
+                self._refresh_status(
+                    s,
+                    c,
+                    now,
+                    questions,
+                    f"the waiver (§2(m)) in force through {c.waiver_until.isoformat()} expired"
+                    if label == "expired"
+                    else "status brought up to date by the reminder job",
+                )
                 if label == "expired":
                     text = (
                         f":hourglass: Reminder: the waiver on *{ref}* expired after {c.waiver_until.isoformat()}: "
@@ -406,7 +391,8 @@ class ReminderSweeper:
                 else:
                     text = (
                         f":page_facing_up: Reminder: the waiver on *{ref}* expires after {c.waiver_until.isoformat()} "
-                        f"({_days((c.waiver_until - today).days + 1)} left). Next: decide on renewal or wind-down. {link}"
+                        f"({schedule.days_left_words(schedule.waiver_days_left(c.waiver_until, today))}). "
+                        f"Next: decide on renewal or wind-down. {link}"
                     )
                 return [("thread", text), (MANAGER, text)]
             case "excluded-notice":
@@ -423,9 +409,20 @@ class ReminderSweeper:
         log.warning("unknown reminder kind %s (%s)", r.kind, r.key)
         return []
 
-    def _refresh_status(self, s: Session, c: Contract, now: datetime, questions) -> None:  # noqa: ANN001
+    def _refresh_status(self, s: Session, c: Contract, now: datetime, questions, why: str) -> None:  # noqa: ANN001
+        """Store the status the passing of time gave the contract, audited as the bot's own change."""
         status = review.status(state_of(c, questions), self.calendar.local_date(now))
         if status != c.status:
+            repo.record_audit(
+                s,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action="status",
+                contract_id=c.id,
+                before={"status": c.status},
+                after={"status": status},
+                detail=why,
+            )
             c.status = status
             s.add(c)
             repo.add_outbox(
@@ -442,21 +439,26 @@ class ReminderSweeper:
         counts = repo.count_by_status(s)
         open_counts = {k: v for k, v in counts.items() if k != "closed" and v}
         today = self.calendar.local_date(now)
-        lines = [f":spiral_calendar_pad: Reminder: weekly digest for the week of {today.isoformat()}."]
+        monday, _, last = schedule.digest_week(today)
+        # titled with the week it covers, not the moment it went out (a late digest still covers its week)
+        lines = [
+            f":spiral_calendar_pad: Reminder: weekly digest, week of {monday.day} {monday:%b %Y} "
+            f"(deadlines {today:%a %-d %b} to {last:%a %-d %b})."
+        ]
         lines.append(
             "Open reviews: " + (", ".join(f"{k} {v}" for k, v in sorted(open_counts.items())) or "none")
         )
-        stopworks = repo.list_stopworks(s, 10)
+        stopworks = repo.list_stopworks(s, DIGEST_ROWS)
         if stopworks:
             entries = []
             for c in stopworks:
                 # stored, and the query keeps only contracts with a stop-work date
                 assert c.id is not None and c.stopwork_since is not None
                 entries.append(
-                    f"{ref_of(c.id)} since {c.stopwork_since.isoformat()} ({(today - c.stopwork_since).days} days)"
+                    f"{ref_of(c.id)} since {c.stopwork_since.isoformat()} ({_days((today - c.stopwork_since).days)})"
                 )
             lines.append("Stop-work orders: " + "; ".join(entries))
-        waiting = repo.list_waiting(s, 10)
+        waiting = repo.list_waiting(s, DIGEST_ROWS)
         if waiting:
             entries = []
             for c in waiting:
@@ -465,23 +467,38 @@ class ReminderSweeper:
                 assert end is not None  # status "waiting": the APNSA was notified
                 entries.append(f"{ref_of(c.id)} ends {end.isoformat()}")
             lines.append("Waiting periods: " + "; ".join(entries))
-        upcoming = [
-            r
-            for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=20)
-            if r.kind not in NOT_DEADLINES
-        ]
-        if upcoming:
+        overdue, this_week = schedule.split_deadlines(self._deadlines(s, today), today)
+        if overdue:
             lines.append(
-                "Deadlines this week: "
-                + "; ".join(
-                    f"{ref_of(r.contract_id) if r.contract_id else '—'} {planner.KINDS.get(r.kind, r.kind)} "
-                    f"{self.calendar.local_date(r.due_at).isoformat()}"
-                    for r in upcoming
-                )
+                "Overdue: " + "; ".join(f"{ref} {what} (due {on.isoformat()})" for ref, what, on in overdue)
             )
-        lines.append("Next: `/contract list` for everything open.")
+        lines.append(
+            "Deadlines this week: "
+            + ("; ".join(f"{ref} {what} {on:%a} {on.isoformat()}" for ref, what, on in this_week) or "none")
+        )
+        lines.append("Next: `/contract list` for everything open, `/contract show CR-n` for one contract.")
         return "\n".join(lines)
 
+    def _deadlines(self, s: Session, today: date) -> list[tuple[str, str, date]]:
+        """The dated obligations of open contracts (ref, what, local date): the deadlines themselves, not the
+        reminder rows about them (those fall due days before, repeat, and may be claimed as the digest runs)."""
+        out: list[tuple[str, str, date]] = []
+        for c in repo.list_open_with_deadlines(s, DIGEST_ROWS * 5):
+            assert c.id is not None  # a stored contract has its number
+            ref, state = ref_of(c.id), state_of(c, [])
+            pending = review.pending_waiver_report(state)
+            decided = c.waiver_revoked_at if pending == "revocation" else c.waiver_issued_at
+            if pending and decided is not None:
+                due = self.calendar.local_date(schedule.waiver_report_deadline(decided))
+                out.append((ref, f"72-hour {pending} report due", due))
+            if c.waiver_issued_on and not c.waiver_revoked_on and c.waiver_until and c.waiver_until >= today:
+                out.append((ref, "waiver's last day in force", c.waiver_until))
+            if c.purpose == "excluded" and c.awarded_on is not None:
+                out.append((ref, "§4(b) notice due", schedule.excluded_notice_due(c.awarded_on)))
+        return out
+
+
+DIGEST_ROWS = 20  # contracts named in one line of the digest
 
 MESSAGE_LIMIT = 2900  # a section block holds 3,000 characters (SLACK-FACTS F1 Block Kit limits)
 

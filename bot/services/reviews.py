@@ -23,7 +23,8 @@ from bot.domain.args import AUDIT_PAGE_SIZE, LIST_PAGE_SIZE
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError, InputError, InvalidState, NotFound, PermissionDenied
 from bot.domain.text import escape_mrkdwn, find_classification_marking
-from bot.services import planner
+from bot.services import planner, runtime
+from bot.services.runtime import RuntimeSettings
 from bot.services.views import ContractView, Page, build_contract_view, page_of, ref_of, state_of
 from storage import repositories as repo
 from storage.db import SessionFactory, read_only, unit_of_work
@@ -350,7 +351,7 @@ class ReviewService:
                 payload={"render": "parent"},
             )
             self._ask_due_questions(s, contract, now)
-            planner.on_filed(s, contract, now, self.calendar, self._hour(s))
+            planner.on_filed(s, contract, now, self.calendar, self.reminder_settings(s))
             return Done(
                 f"Filed *{ref_of(contract.id)}*: {escape_mrkdwn(contract.vendor)} / "
                 f"{escape_mrkdwn(contract.product)} for {escape_mrkdwn(contract.agency)}. "
@@ -373,11 +374,9 @@ class ReviewService:
                 f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False
             )
 
-    def _hour(self, s: Session) -> int:
-        try:
-            return int(self.runtime_settings(s).get("reminder_hour") or 9)
-        except ValueError:
-            return 9
+    def reminder_settings(self, s: Session) -> RuntimeSettings:
+        """The typed runtime settings the planner uses (reminder hour, cadences)."""
+        return runtime.load(s, self.settings)
 
     def _ask_due_questions(self, s: Session, c: Contract, now: datetime) -> list[str]:
         assert c.id is not None  # a stored contract has its number
@@ -401,7 +400,7 @@ class ReviewService:
                 payload={"render": "question", "qid": q.qid},
             )
         for section_key in sections:
-            planner.on_section_asked(s, c, section_key, now, self.calendar, self._hour(s))
+            planner.on_section_asked(s, c, section_key, now, self.calendar, self.reminder_settings(s))
         return [q.qid for q in new]
 
     def answer(
@@ -637,7 +636,7 @@ class ReviewService:
         def apply(s, c, state, day, now):
             review.check_stopwork(state, day)
             c.stopwork_since, c.stopwork_reason = day, reason
-            planner.on_stopwork(s, c, now, self.calendar, self._hour(s))
+            planner.on_stopwork(s, c, now, self.calendar, self.reminder_settings(s))
             return (
                 f":octagonal_sign: Stop-work order on {ref_of(c.id)} from {day.isoformat()}: "
                 f"{escape_mrkdwn(reason)}. No operational use while it is in effect."
@@ -709,7 +708,7 @@ class ReviewService:
             c.notice_on = day
             end = review.waiting_period_end(state.with_(notice_on=day))
             assert end is not None  # there is a notice date, so the period has an end
-            planner.on_notice(s, c, now, self.calendar, self._hour(s))
+            planner.on_notice(s, c, now, self.calendar, self.reminder_settings(s))
             return (
                 f":envelope: APNSA notified (§2(g)) for {ref_of(c.id)} on {day.isoformat()}. "
                 f"No operational use before {end.isoformat()} unless the APNSA clears it sooner."
@@ -749,7 +748,7 @@ class ReviewService:
             )
             c.waiver_issued_at = self._at(day, now)
             c.waiver_revoked_on = c.waiver_revoked_at = c.waiver_reported_on = c.revocation_reported_on = None
-            planner.on_waiver(s, c, now, self.calendar, self._hour(s))
+            planner.on_waiver(s, c, now, self.calendar, self.reminder_settings(s))
             return (
                 f":page_facing_up: Waiver (§2(m)) on {ref_of(c.id)} by the {escape_mrkdwn(official)}, issued "
                 f"{day.isoformat()}, in force through {until.isoformat()}. The 72-hour report to the President "
@@ -893,15 +892,14 @@ class ReviewService:
 
         def work(s: Session, now: datetime) -> Done:
             self._require(s, actor, roles.MANAGER, "snooze")
-            due = schedule.snooze_until(now, choice, self.calendar, self._hour(s))
+            due = schedule.snooze_until(now, choice, self.calendar, self.reminder_settings(s).reminder_hour)
             moved = planner.snooze(s, keys[:50], due)
             if not moved:
                 return Done("Those reminders were already snoozed or no longer exist.", changed=False)
             repo.record_audit(
                 s, at=now, actor=actor, action="snooze", after={"keys": keys[:50], "until": due.isoformat()}
             )
-            local = due.astimezone(self.calendar.zone).strftime("%a %Y-%m-%d %H:%M")
-            return Done(f"Snoozed: you will be reminded again {local}.")
+            return Done(planner.snoozed_text(due, self.calendar.zone, actor))
 
         return self._run(actor, "snooze", None, work)
 

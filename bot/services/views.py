@@ -11,6 +11,7 @@ from sqlmodel import Session
 from bot.domain import questions as qs
 from bot.domain import review, schedule
 from bot.domain.errors import InputError
+from bot.services import planner
 from storage import repositories as repo
 from storage.models import Contract, Question
 
@@ -234,9 +235,9 @@ def build_contract_view(
         report_due = schedule.waiver_report_deadline(decided_at)
     reminders: tuple[tuple[str, datetime], ...] = ()
     if with_reminders:
-        reminders = tuple(
-            (r.kind, r.due_at) for r in repo.list_pending_reminders(s, contract_id=contract.id, limit=5)
-        )
+        # in words, each once, only those still due to say something (bot.services.planner.upcoming)
+        rows = repo.list_pending_reminders(s, contract_id=contract.id, limit=50)
+        reminders = planner.upcoming(rows, contract, state, questions)
     return ContractView(
         id=contract.id,
         ref=ref_of(contract.id),

@@ -6,6 +6,7 @@ delivered to the Slack double, so what is asserted is what Slack received.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -357,7 +358,7 @@ def test_weekly_digest_mondays_nine_local(running):
     sweep(running, ny(2026, 11, 30, 9))
     digests = [t for t in manager_reminders(running) if "weekly digest" in t]
     assert len(digests) == 1
-    assert "week of 2026-11-30" in digests[0] and "CR-1 since 2026-11-24" in digests[0]
+    assert "week of 30 Nov 2026" in digests[0] and "CR-1 since 2026-11-24" in digests[0]
     assert START_RE.match(digests[0])
     sweep(running, ny(2026, 12, 7, 9))
     assert len([t for t in manager_reminders(running) if "weekly digest" in t]) == 2
@@ -396,19 +397,26 @@ def test_manager_snoozes_stopwork_reminder_three_days(running):
         user_id=MANAGER,
         action_id="snooze_3d",
         value=value,
-        message={"ts": msg["ts"], "channel": MANAGERS},
+        message={"ts": msg["ts"], "text": msg["text"], "blocks": msg["blocks"], "channel": MANAGERS},
         response_url=url,
     )
     assert r.status == 200
     running.double.wait_for(
-        lambda d: any("Snoozed" in (p["body"].get("text") or "") for p in d.responses(url))
+        lambda d: any("Snoozed until" in json.dumps(p["body"]) for p in d.responses(url))
     )
-    sweep(running, ny(2026, 11, 27, 9))  # Friday's ping is postponed to Saturday 28 November, 09:00
-    assert len(manager_reminders(running)) == 1
-    sweep(running, ny(2026, 11, 28, 9))
-    assert len(manager_reminders(running)) == 2
-    sweep(running, ny(2026, 11, 30, 9))  # and the daily series carries on
-    assert len([t for t in manager_reminders(running) if "stop-work" in t]) == 3
+    # the reminder in the channel now says, to everyone there, until when and by whom: its buttons are gone
+    shown = running.double.responses(url)[-1]["body"]
+    assert shown.get("replace_original") is True
+    assert f"Snoozed until Tue 1 Dec 9:00 by <@{MANAGER}>" in json.dumps(shown)
+    assert not [b for b in shown["blocks"] if b["type"] == "actions"] and "stop-work order on" in shown["text"]
+    # 3 business days from Wednesday 25 November: Friday (after Thanksgiving), Monday, Tuesday 1 December 09:00
+    sweep(running, ny(2026, 11, 27, 9))
+    sweep(running, ny(2026, 11, 30, 9))
+    assert len([t for t in manager_reminders(running) if "stop-work order on" in t]) == 1
+    sweep(running, ny(2026, 12, 1, 9))
+    assert len([t for t in manager_reminders(running) if "stop-work order on" in t]) == 2
+    sweep(running, ny(2026, 12, 2, 9))  # and the daily series carries on
+    assert len([t for t in manager_reminders(running) if "stop-work order on" in t]) == 3
 
 
 def test_manager_snoozes_one_off_reminder_until_tomorrow(running):

@@ -101,8 +101,115 @@ def test_an_audit_line_names_what_changed_before_the_long_texts():
         json.dumps({"answer": "yes", "note": "n" * 500, "by": "U1"}),
         json.dumps({"qid": "CI-4", "answer": "no", "note": "m" * 500, "by": "U1"}),
     )
-    assert line.startswith(" (qid=CI-4; answer: yes → no; note: ")
+    assert line.startswith(" (question CI-4; answer: yes → no; note: ")
     assert "…" in line  # the long note is visibly shortened
+
+
+FILING = {
+    "vendor": "Paragon Solutions",
+    "product": "Graphite",
+    "agency": "ICE",
+    "component": "HSI",
+    "value_cents": 200_000_000,
+    "awarded_on": "2024-09-27",
+    "term": "one year",
+    "purpose": "operational",
+    "third_party": False,
+    "parent": "Paragon Solutions Ltd. (Israel)",
+    "contract_no": "70CMSD24C00000010",
+    "scope": "a one-year licence",
+    "status": "intake",
+    "stopwork_since": None,
+}
+
+
+def entry(action: str, before: dict | None, after: dict | None, *, actor: str = "UMAX1", seq: int = 4):
+    return AuditEntry(
+        seq=seq,
+        at=datetime(2026, 1, 1, 15, tzinfo=UTC),
+        actor=actor,
+        action=action,
+        outcome="ok",
+        contract_id=7,
+        before=None if before is None else json.dumps(before),
+        after=None if after is None else json.dumps(after),
+        prev_hash="0",
+        hash="0",
+    )
+
+
+def lines_of(message: dict) -> str:
+    return "\n".join(b["text"]["text"] for b in message["blocks"] if b["type"] == "section")
+
+
+def test_a_filing_entry_shows_every_field_in_words_and_people_as_mentions():
+    log = [
+        entry("file", None, FILING),
+        entry("assign", None, {"reviewers": ["UREV1", "UREV2"]}, seq=9),
+        entry(
+            "answer", {"answer": None, "by": None}, {"qid": "CI-4", "answer": "yes", "by": "UREV1"}, seq=12
+        ),
+    ]
+    text = lines_of(blocks.build_timeline(timeline(log, 1), NY))
+    for shown in (
+        "vendor set to Paragon Solutions",
+        "value set to $2,000,000",
+        "third party operates it set to no",
+        "ultimate owner set to Paragon Solutions Ltd. (Israel)",
+        "contract no. set to 70CMSD24C00000010",
+        "scope set to a one-year licence",
+        "awarded set to 2024-09-27",
+        "term set to one year",
+        "component set to HSI",
+        "purpose set to operational",
+        "status set to intake",
+        "reviewers set to <@UREV1>, <@UREV2>",
+        "question CI-4; answer set to yes",
+        "answered by set to <@UREV1>",
+    ):
+        assert shown in text, shown
+    assert "stop-work since" not in text  # nothing to nothing is no change
+    assert "more" not in text and "…" not in text  # nothing left out or shortened
+    assert (
+        "*1.*" in text and "*3.*" in text and "`#12`" in text
+    )  # numbered per contract; the chain's number kept
+
+
+def test_a_cleared_value_says_cleared_never_an_arrow_to_nothing():
+    log = [
+        entry(
+            "resume",
+            {"status": "stop-work", "stopwork_since": "2024-10-08", "stopwork_reason": "HSI order"},
+            {"status": "cleared", "stopwork_since": None, "stopwork_reason": None},
+        )
+    ]
+    text = lines_of(blocks.build_timeline(timeline(log, 1), NY))
+    assert "status: stop-work → cleared" in text
+    assert (
+        "stop-work since cleared (was 2024-10-08)" in text
+        and "stop-work reason cleared (was HSI order)" in text
+    )
+    assert "→ —" not in text and "→ )" not in text
+
+
+def test_the_bots_own_changes_name_the_bot():
+    log = [entry("status", {"status": "waiting"}, {"status": "cleared"}, actor="contract-bot")]
+    text = lines_of(blocks.build_timeline(timeline(log, 1), NY))
+    assert "_contract-bot_ *status*" in text and "<@contract-bot>" not in text
+
+
+def test_an_entry_too_long_for_its_page_says_how_many_fields_it_leaves_out():
+    huge = {f"field_{i:02d}": "x" * 400 for i in range(40)}
+    log = [entry("file", None, huge, seq=100 + i) for i in range(40)]
+    message = blocks.build_timeline(timeline(log, 1), NY)
+    within_limits(message)
+    text = lines_of(message)
+    assert re.search(r"and \d+ more\)", text)
+    for line in text.split("\n"):
+        if re.match(r"\*\d+\.\*", line):
+            shown = len(re.findall(r"field \d\d set to", line))
+            left = int(re.search(r"and (\d+) more", line).group(1))
+            assert shown + left == 40, line  # every field either shown or counted
 
 
 def test_question_and_parent_blocks_get_new_block_ids_only_where_they_changed():

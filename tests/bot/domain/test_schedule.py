@@ -287,9 +287,12 @@ def test_skip_past() -> None:
     ("now", "choice", "expected"),
     [
         (ny(2026, 1, 14, 15), "tomorrow", utc(2026, 1, 15, 14)),
-        (ny(2026, 1, 14, 15), "3d", utc(2026, 1, 17, 14)),  # calendar days: a Saturday is fine
-        (ny(2026, 3, 7, 15), "tomorrow", utc(2026, 3, 8, 13)),  # across spring-forward
-        (ny(2026, 10, 31, 15), "tomorrow", utc(2026, 11, 1, 14)),  # across fall-back
+        (ny(2026, 1, 14, 15), "3d", utc(2026, 1, 20, 14)),  # business days: Thu, Fri, (MLK Day Mon 19), Tue
+        (ny(2026, 3, 7, 15), "tomorrow", utc(2026, 3, 9, 13)),  # Saturday -> Monday, across spring-forward
+        (ny(2026, 10, 31, 15), "tomorrow", utc(2026, 11, 2, 14)),  # Saturday -> Monday, across fall-back
+        (ny(2026, 11, 27, 15), "tomorrow", utc(2026, 11, 30, 14)),  # Friday -> Monday, never a Saturday
+        (ny(2026, 12, 24, 15), "tomorrow", utc(2026, 12, 28, 14)),  # Christmas Friday, then the weekend
+        (ny(2026, 11, 25, 9), "3d", utc(2026, 12, 1, 14)),  # Thanksgiving and the weekend skipped
         (utc(2026, 1, 15, 2), "tomorrow", utc(2026, 1, 15, 14)),  # 21:00 local on the 14th
         (ny(2026, 1, 14, 7), "tomorrow", utc(2026, 1, 15, 14)),  # even before 09:00 today
     ],
@@ -399,3 +402,51 @@ def test_waiver_max_until_property(d: date) -> None:
     assert got.year == d.year + 1
     assert 365 <= (got - d).days <= 366
     assert (got.month, got.day) == ((d.month, d.day) if (d.month, d.day) != (2, 29) else (2, 28))
+
+
+@given(at=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)))
+def test_a_snooze_always_lands_on_a_business_day_at_the_hour(at: datetime) -> None:
+    for choice in s.SNOOZE_CHOICES:
+        got = s.snooze_until(at, choice, NY, 9)
+        assert NY.is_business_day(NY.local_date(got)) and NY.to_local(got).hour == 9 and got > at
+
+
+@pytest.mark.parametrize(
+    ("label", "today", "superseded"),
+    [
+        ("30d", date(2026, 12, 2), False),  # on time: 30 days left
+        ("30d", date(2026, 12, 25), True),  # late, and "7d" is due too
+        ("30d", date(2026, 12, 20), False),  # late, but nothing later due yet: it says 12 days left
+        ("7d", date(2026, 12, 25), False),
+        ("7d", date(2026, 12, 31), True),  # "1d" is due too
+        ("1d", date(2026, 12, 31), False),
+        ("1d", date(2027, 1, 1), True),  # the waiver has expired: "expired" says so
+        ("expired", date(2027, 1, 5), False),
+    ],
+)
+def test_a_late_expiry_reminder_gives_way_to_the_later_one(label: str, today: date, superseded: bool) -> None:
+    assert s.waiver_expiry_superseded(label, date(2026, 12, 31), today) is superseded
+
+
+def test_days_left_counts_the_last_day_in_force() -> None:
+    until = date(2026, 12, 31)
+    reminders = dict(s.waiver_expiry_reminders(until, NY))
+    for label, n in (("30d", 30), ("7d", 7), ("1d", 1)):
+        left = s.waiver_days_left(until, NY.local_date(reminders[label]))
+        assert left == n and s.days_left_words(left) == (f"{n} days left" if n > 1 else "1 day left")
+
+
+def test_digest_week_and_its_deadlines_each_once() -> None:
+    today = date(2026, 12, 9)  # a Wednesday: a digest sent late still names its week
+    assert s.digest_week(today) == (date(2026, 12, 7), today, date(2026, 12, 15))
+    deadlines = [
+        ("CR-1", "§4(b) notice due", date(2026, 8, 1)),  # months old: overdue, not "this week"
+        ("CR-1", "§4(b) notice due", date(2026, 8, 1)),  # the same deadline twice: listed once
+        ("CR-2", "waiver's last day in force", date(2026, 12, 15)),
+        ("CR-3", "72-hour waiver report due", date(2026, 12, 9)),
+        ("CR-4", "waiver's last day in force", date(2026, 12, 16)),  # after the coming 7 days
+        ("CR-5", "72-hour waiver report due", date(2026, 12, 8)),
+    ]
+    overdue, this_week = s.split_deadlines(deadlines, today)
+    assert overdue == [("CR-1", "§4(b) notice due", date(2026, 8, 1)), deadlines[5]]
+    assert this_week == [deadlines[3], deadlines[2]]
