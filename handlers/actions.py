@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -10,9 +11,12 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot.domain.args import STATUSES
+from bot.domain.args import STATUSES, parse_command
 from bot.domain.errors import DomainError, InputError
-from bot.services.reviews import DASHBOARD_LISTS
+from bot.domain.text import unescape_slack
+from bot.services.channels import FilingRefused
+from bot.services.reviews import DASHBOARD_LISTS, Done
+from bot.services.router import contract_fields
 from handlers.blocks import build_snoozed_reminder
 from handlers.context import HandlerContext, log, private_reply
 from handlers.home import MAX_ROWS, build_home_view
@@ -31,6 +35,20 @@ def parse_question_value(value: object) -> tuple[int, str]:
     if not raw_id.isdigit() or not qid or len(qid) > 10:
         raise InputError("This button is not one of ours or is out of date.")
     return int(raw_id), qid
+
+
+def parse_file_anyway_value(value: object) -> tuple[str, str]:
+    """A "File anyway" button's value {"text": the `/contract file …` text, "nonce": …}; raises InputError else."""
+    try:
+        data = json.loads(value) if isinstance(value, str) else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise InputError(OUT_OF_DATE)
+    text, nonce = data.get("text"), data.get("nonce")
+    if not isinstance(text, str) or not isinstance(nonce, str) or not re.fullmatch(r"[0-9a-f]{8,64}", nonce):
+        raise InputError(OUT_OF_DATE)
+    return text, nonce
 
 
 def parse_page_value(value: object) -> tuple[str, int]:
@@ -98,7 +116,12 @@ def register(app: App, ctx: HandlerContext) -> None:
         actor = (body.get("user") or {}).get("id") or ""
         try:
             contract_id, qid = parse_question_value(action.get("value"))
-            done = ctx.run(lambda: ctx.service.answer(actor, contract_id, qid, answer, via="answer"))
+
+            def work() -> Done:
+                ctx.check_button_message(body, contract_id, qid)  # a forged value acts on nothing
+                return ctx.service.answer(actor, contract_id, qid, answer, via="answer")
+
+            done = ctx.run(work)
         except DomainError as exc:
             context["outcome"] = f"refused: {type(exc).__name__}"
             ack()
@@ -117,10 +140,11 @@ def register(app: App, ctx: HandlerContext) -> None:
     ) -> None:
         try:
             contract_id, qid = parse_question_value(action.get("value"))
+            ctx.run(lambda: ctx.check_button_message(body, contract_id, qid))  # a forged value opens nothing
             problem = open_form(
                 client, body.get("trigger_id"), build_note_modal(NoteMetadata(contract_id, qid))
             )
-        except InputError as exc:
+        except DomainError as exc:
             problem = exc.user_text()
         context["outcome"] = "form opened" if problem is None else "form not opened"
         ack()
@@ -194,6 +218,41 @@ def register(app: App, ctx: HandlerContext) -> None:
 
         ctx.after_answer(publish)
 
+    def handle_file_anyway_button(
+        ack: Ack, body: dict, action: dict, respond: Respond, context: BoltContext
+    ) -> None:
+        """File what a look-alike warning held back: the same command, checked again, filed once however often
+        the button is pressed (its nonce is the filing's source key)."""
+        actor = (body.get("user") or {}).get("id") or ""
+
+        def work() -> Done:
+            text, nonce = parse_file_anyway_value(action.get("value"))
+            parsed = parse_command(unescape_slack(text), today=ctx.today())
+            if parsed.name != "file" or parsed.opens_modal:
+                raise InputError(OUT_OF_DATE)
+            ctx.channels.check_filing()
+            return ctx.service.file_contract(
+                actor, contract_fields(parsed.args), anyway=True, source_key=f"anyway:{nonce}"
+            )
+
+        try:
+            done = ctx.run(work)
+            context["outcome"] = "done" if done.changed else "unchanged"
+            reply = done.text
+        except (FilingRefused, DomainError) as exc:
+            context["outcome"] = f"refused: {type(exc).__name__}"
+            reply = exc.user_text()
+        ack()
+
+        def answer() -> None:
+            # the warning with its button is replaced by what happened, so it cannot be pressed again
+            try:
+                respond(response_type="ephemeral", replace_original=True, text=reply)
+            except Exception:  # noqa: BLE001
+                log.exception("could not send a private reply")
+
+        ctx.after_answer(answer)
+
     for action_id in ANSWER_ACTIONS:
         app.action(action_id.value)(handle_answer_button)
     app.action(ActionId.ADD_NOTE.value)(handle_add_note_button)
@@ -202,3 +261,4 @@ def register(app: App, ctx: HandlerContext) -> None:
     app.action(ActionId.AUDIT_MORE.value)(handle_more_button)
     app.action(ActionId.LIST_MORE.value)(handle_more_button)
     app.action(ActionId.HOME_MORE.value)(handle_home_more_button)
+    app.action(ActionId.FILE_ANYWAY.value)(handle_file_anyway_button)

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.domain import review
 from bot.domain.text import escape_mrkdwn
 from bot.services.reviews import ContractList, RolesList, SettingsList, Timeline
 from bot.services.views import ContractView, Page
@@ -160,11 +161,7 @@ def build_parent_message(v: ContractView) -> dict:
     ]
     if v.state.stopwork_since:
         lines.append(f":octagonal_sign: Stop-work in effect since {day(v.state.stopwork_since)}")
-    use = (
-        "permitted" + (" (waiver)" if v.verdict.via_waiver else "")
-        if v.verdict.permitted
-        else "not permitted"
-    )
+    use = v.verdict.summary  # closed and out-of-scope contracts say so, not "not permitted"
     lines.append(f"*Operational use:* {use}")
     blocks = [
         section("\n".join(lines)),
@@ -184,7 +181,7 @@ def build_question_message(v: ContractView, qid: str) -> dict:
     header = f"*{q.qid}* ({q.citation}) {esc(q.text)}"
     blocks: list = [section(header)]
     value = f"{v.id}:{q.qid}"
-    frozen = v.state.determination is not None or v.state.closed_on is not None
+    frozen = not review.answers_open(v.state)  # open again during a §2(j) re-determination
     if q.answer:
         flag = " :triangular_flag_on_post: red flag" if q.red_flag else ""
         answered = f"*Answer: {q.answer.capitalize()}*{flag} — <@{q.answered_by}>, {when(q.answered_at)}"
@@ -220,7 +217,8 @@ def build_question_message(v: ContractView, qid: str) -> dict:
             )
         )
     else:
-        blocks.append(ContextBlock(elements=[md("Answers are frozen: a determination has been recorded.")]))
+        why = "the contract is closed" if v.state.closed_on else "a determination has been recorded"
+        blocks.append(ContextBlock(elements=[md(f"Answers are frozen: {why}.")]))
     state = f" — answered {q.answer.capitalize()}" if q.answer else ""
     # NOTE: edited when answered or noted: new block ids for changed blocks, so clients re-render them (F1.31)
     return message(
@@ -313,7 +311,10 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
         extra.append(f"*Third party operates it:* {'yes' if v.third_party else 'no'}")
     if extra:
         lines.append("   ".join(extra))
-    if v.verdict.permitted:
+    if v.verdict.closed_on or v.verdict.not_applicable:
+        # not "not permitted … still missing": the order does not apply, or the contract is over
+        use = v.verdict.headline
+    elif v.verdict.permitted:
         use = ":large_green_circle: *Operational use is permitted*" + (
             f" under a waiver in force through {day(s.waiver_until)}" if v.verdict.via_waiver else ""
         )
@@ -337,6 +338,11 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
             f"*Determination:* {s.determination} on {day(s.determined_on)} by <@{v.determined_by}>: "
             f"{short(v.determination_reason, REASON_SHOWN)}"
         )
+        if s.redetermination_on:
+            facts.append(
+                f"*Re-determination (§2(j)):* under way since {day(s.redetermination_on)}: the answers are open "
+                "again until an official records `determine`"
+            )
     else:
         facts.append("*Determination:* none yet")
     facts.append(
@@ -381,7 +387,9 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
     thread = v.thread
     if thread:
         blocks.append(ContextBlock(elements=[md(f"Thread: {thread}")]))
-    text = f"{v.ref} {v.status}: operational use {'permitted' if v.verdict.permitted else 'not permitted'}"
+    text = f"{v.ref} {v.status}: operational use {v.verdict.summary}"
+    if v.verdict.closed_on or v.verdict.not_applicable:
+        text = f"{v.ref}: {v.verdict.summary}"
     return message(text, blocks, hint=f"`/contract audit {v.ref}` has every entry of the record.")
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -10,11 +12,13 @@ from slack_sdk import WebClient
 
 from bot.domain.args import COMMANDS, Command, parse_command
 from bot.domain.errors import DomainError, InputError
+from bot.domain.review import DuplicateFiling
 from bot.domain.text import unescape_slack
 from bot.services.channels import CHANNEL_KEYS, FilingRefused, check_under_way
 from bot.services.reviews import Done
 from bot.services.router import ExportRequest, run_command
 from handlers.context import HandlerContext, error_reply, log
+from handlers.ids import ActionId
 from handlers.modals import build_file_modal, filing_refused, open_form
 
 READ_ONLY = frozenset({"show", "list", "audit", "help"})
@@ -73,6 +77,9 @@ def carry_out_command(ctx: HandlerContext, actor: str, text: str, context: BoltC
     except FilingRefused as exc:
         context["outcome"] = "refused: channel"
         return {"text": exc.user_text()}
+    except DuplicateFiling as exc:
+        context["outcome"] = "refused: duplicate"
+        return build_duplicate_reply(exc, text)
     except DomainError as exc:
         context["outcome"] = f"refused: {type(exc).__name__}"
         return {"text": exc.user_text()}
@@ -95,6 +102,39 @@ def carry_out_command(ctx: HandlerContext, actor: str, text: str, context: BoltC
         ctx.after_answer(check)
         reply["text"] = f"{reply['text']} {check_under_way(value, bot_name=ctx.channels.bot_name)}"
     return reply
+
+
+# a button's value holds 2,000 characters: a longer command is confirmed with `anyway=yes` only
+BUTTON_VALUE_MAX = 2000
+
+
+def build_duplicate_reply(exc: DuplicateFiling, text: str) -> dict[str, Any]:
+    """The look-alike warning with a "File anyway" button that files the same command once (its nonce is the
+    filing's source key, so a double click files one contract)."""
+    value = json.dumps({"text": text, "nonce": uuid.uuid4().hex})
+    if len(value) > BUTTON_VALUE_MAX:
+        return {"text": exc.user_text()}
+    message = exc.message.replace(
+        "to file it anyway, repeat the command with `anyway=yes`.",
+        "to file it anyway, press *File anyway* (or repeat the command with `anyway=yes`).",
+    )
+    return {
+        "text": message,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": message, "verbatim": True}},
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "File anyway"},
+                        "action_id": ActionId.FILE_ANYWAY.value,
+                        "value": value,
+                    }
+                ],
+            },
+        ],
+    }
 
 
 def subcommand_of(text: str) -> Command | None:

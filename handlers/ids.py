@@ -19,6 +19,8 @@ class ActionId(StrEnum):
     AUDIT_MORE = "audit_more"
     LIST_MORE = "list_more"
     HOME_MORE = "home_more"
+    # "File anyway" under a filing that looks like an open contract. Value: JSON {"text": the command, "nonce": …}
+    FILE_ANYWAY = "file_anyway"
 
 
 class CallbackId(StrEnum):

@@ -20,6 +20,7 @@ from slack_sdk.models.views import View
 from bot.domain import args
 from bot.domain.errors import DomainError, InputError
 from bot.domain.forms import validate_file_form
+from bot.domain.review import DuplicateFiling
 from bot.domain.text import check_free_text, unescape_slack
 from bot.services.channels import FilingRefused
 from bot.services.deadline import NothingRecorded, OutcomeUnknown
@@ -74,6 +75,8 @@ def build_file_modal(prefill: dict[str, str] | None = None) -> dict:
     prefill = prefill or {}
     blocks = []
     for opt in args.COMMANDS["file"].options:
+        if opt.key not in FIELD_LABELS:  # `anyway=`: the form asks on a second submit instead
+            continue
         element: StaticSelectElement | PlainTextInputElement
         label = FIELD_LABELS.get(opt.key, opt.key)
         if opt.kind in (args.Kind.CHOICE, args.Kind.YES_NO):
@@ -226,7 +229,11 @@ def register(app: App, ctx: HandlerContext) -> None:
             ctx.channels.check_filing()  # refused while the review channel is unset or unusable (a database read)
             # a form submitted twice (a double click, a retry) files once: the view's ID is the filing's source
             return ctx.service.file_contract(
-                actor, contract_fields(values), source_key=f"view:{view.get('id')}"
+                actor,
+                contract_fields(values),
+                source_key=f"view:{view.get('id')}",
+                # a look-alike is warned about once; the same form submitted again files it
+                confirm_key=f"look-alike-warned:view:{view.get('id')}",
             )
 
         try:
@@ -235,6 +242,16 @@ def register(app: App, ctx: HandlerContext) -> None:
             # the explanation goes on top of the form, which keeps what was typed for when it is fixed
             context["outcome"] = "refused: channel"
             ack(response_action="push", view=build_done_view(exc.user_text()))
+            return
+        except DuplicateFiling as exc:
+            # NOTE: a form's error is plain text (no mentions): the reference and the day say which contract
+            context["outcome"] = "refused: duplicate"
+            like = exc.like
+            warning = (
+                f"This looks like {like.ref} (filed {like.filed_on.isoformat()}), still open. "
+                "Submit again to file it anyway."
+            )
+            ack(response_action="errors", errors={BlockId.VENDOR.value: warning[:150]})
             return
         except DomainError as exc:
             context["outcome"] = f"refused: {type(exc).__name__}"
@@ -294,7 +311,7 @@ def prefill_from_message(text: str) -> dict[str, str]:
         tokens = args.tokenize(raw)
     except InputError:
         return prefill
-    keys = {opt.key for opt in args.COMMANDS["file"].options}
+    keys = {opt.key for opt in args.COMMANDS["file"].options if opt.key in FIELD_LABELS}
     for token in tokens:
         key, sep, value = token.partition("=")
         if sep and key.lower() in keys and value.strip():

@@ -189,7 +189,7 @@ class Reminder(SQLModel, table=True):
     kind: str
     key: str = Field(unique=True)  # one row per (contract, kind, occurrence): nothing scheduled twice
     due_at: datetime = Field(sa_column=utc_column(nullable=False))
-    status: str = Field(default="pending")  # pending | sent | cancelled | skipped
+    status: str = Field(default="pending")  # pending | sent | cancelled | skipped | held (contract closed)
     claimed_by: str | None = None
     lease_until: datetime | None = Field(default=None, sa_column=utc_column())
     sent_at: datetime | None = Field(default=None, sa_column=utc_column())

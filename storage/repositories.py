@@ -138,7 +138,8 @@ def list_open_questions_for_user(
         .where(
             col(Question.answer).is_(None),
             col(Contract.status) != "closed",
-            col(Contract.determination).is_(None),
+            # a §2(j) re-determination reopens the answers
+            or_(col(Contract.determination).is_(None), col(Contract.redetermination_on).is_not(None)),
         )
         .order_by(col(Contract.id), col(Question.id))
         .limit(limit)
@@ -588,6 +589,50 @@ def list_waiting(s: Session, limit: int, today: date | None = None) -> list[Cont
             .order_by(col(Contract.notice_on), col(Contract.id))
             .limit(limit)
         )
+    return list(s.execute(stmt).scalars())
+
+
+# ---- records and people (issue 13): held reminders, filing look-alikes --------------------------------------
+
+
+def hold_reminders(s: Session, contract_id: int) -> int:
+    """Hold a closed contract's pending reminders (status "held": never claimed); returns how many."""
+    stmt = update(Reminder).where(col(Reminder.contract_id) == contract_id, col(Reminder.status) == "pending")
+    result = cast(
+        CursorResult[Any],
+        s.execute(stmt.values(status="held").execution_options(synchronize_session=False)),
+    )
+    return result.rowcount or 0
+
+
+def release_held_reminders(s: Session, contract_id: int) -> int:
+    """A reopened contract's held reminders are pending again (each re-checks its condition when due)."""
+    stmt = update(Reminder).where(col(Reminder.contract_id) == contract_id, col(Reminder.status) == "held")
+    result = cast(
+        CursorResult[Any],
+        s.execute(stmt.values(status="pending").execution_options(synchronize_session=False)),
+    )
+    return result.rowcount or 0
+
+
+def was_seen(s: Session, key: str) -> bool:
+    """Whether a key was recorded with record_seen."""
+    return s.get(SeenRequest, key) is not None
+
+
+def list_open_contracts_by_vendor_prefix(s: Session, prefix: str) -> list[Contract]:
+    """Open (not closed) contracts whose vendor, lower-cased, starts with ``prefix`` (at most 200, oldest first);
+    the caller compares the normalised names."""
+    escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    stmt = (
+        select(Contract)
+        .where(
+            col(Contract.closed_on).is_(None),
+            func.lower(func.trim(col(Contract.vendor))).like(f"{escaped}%", escape="\\"),
+        )
+        .order_by(col(Contract.id))
+        .limit(200)
+    )
     return list(s.execute(stmt).scalars())
 
 

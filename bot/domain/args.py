@@ -345,6 +345,9 @@ _COMMAND_LIST: tuple[Command, ...] = (
             Option("parent", Kind.TEXT, "the ultimate parent or controlling owner of the vendor"),
             Option("contract_no", Kind.TEXT, "the contract number", max_len=CONTRACT_NO_MAX),
             Option("scope", Kind.LONG_TEXT, "what the contract covers", max_len=LONG_TEXT_MAX),
+            Option(
+                "anyway", Kind.YES_NO, "yes: file it even if it looks like an open contract already filed"
+            ),
         ),
         bare_ok=True,
         note="With no arguments, `/contract file` opens the filing form.",
@@ -436,6 +439,21 @@ _COMMAND_LIST: tuple[Command, ...] = (
     Command("revoke-waiver", "official", "Revoke the waiver.", (_REF,), (_reason(), _ON)),
     Command(
         "close", "manager", "Close the contract out (completed or terminated).", (_REF,), (_reason(), _ON)
+    ),
+    Command(
+        "reopen",
+        "manager",
+        "Undo a close made by mistake: the contract is back as it was before the close.",
+        (_REF,),
+        (_reason("why the close was a mistake"),),
+    ),
+    Command(
+        "redetermine",
+        "official",
+        "§2(j): new information; the answers reopen for reviewers until the next `determine`.",
+        (_REF,),
+        (_reason("the new information"), _ON),
+        note="The record keeps every version of the answers; the next `determine` voids certification and notice.",
     ),
     Command(
         "audit",

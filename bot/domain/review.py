@@ -6,6 +6,7 @@ Pure: takes a ``ReviewState`` snapshot and dates; raises ``InvalidState`` naming
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -13,7 +14,7 @@ from typing import Any
 
 from bot.domain import questions as qs
 from bot.domain import schedule
-from bot.domain.errors import InvalidState
+from bot.domain.errors import DomainError, InvalidState
 
 NOT_RISKY, PROHIBITED, OUT_OF_SCOPE = "not-risky", "prohibited", "out-of-scope"
 OUTCOMES = (NOT_RISKY, PROHIBITED, OUT_OF_SCOPE)
@@ -45,6 +46,7 @@ class ReviewState:
     awarded_on: date | None = None
     answers: Mapping[str, str] = field(default_factory=dict)
     stopwork_since: date | None = None
+    stopwork_lifted_on: date | None = None  # the last `resume`
     determination: str | None = None
     determined_on: date | None = None
     certified_on: date | None = None
@@ -56,6 +58,9 @@ class ReviewState:
     waiver_revoked_on: date | None = None
     waiver_reported: bool = False
     revocation_reported: bool = False
+    waiver_reported_on: date | None = None
+    revocation_reported_on: date | None = None
+    redetermination_on: date | None = None  # a §2(j) re-determination under way since (answers open again)
     closed_on: date | None = None
 
     def with_(self, **changes: Any) -> ReviewState:
@@ -71,6 +76,30 @@ class UseVerdict:
     missing: tuple[str, ...]
     via_waiver: bool = False
     earliest_on: date | None = None
+    closed_on: date | None = None  # closed: nothing is "missing", the contract is over
+    not_applicable: bool = False  # determined out of scope: the order does not apply
+
+    @property
+    def summary(self) -> str:
+        """The verdict in a few words, for the parent message, `list` and App Home."""
+        if self.closed_on is not None:
+            return f"closed on {self.closed_on.isoformat()}"
+        if self.not_applicable:
+            return "the order does not apply (out of scope)"
+        if self.permitted:
+            return "permitted" + (" (waiver)" if self.via_waiver else "")
+        return "not permitted"
+
+    @property
+    def headline(self) -> str:
+        """The verdict as the first line of `show` (mrkdwn, without the list of what is missing)."""
+        if self.closed_on is not None:
+            return f":lock: *Closed on {self.closed_on.isoformat()}*: no operational use under this contract."
+        if self.not_applicable:
+            return ":white_circle: *The order does not apply (out of scope)*: no operational-use clearance is tracked."
+        if self.permitted:
+            return ":large_green_circle: *Operational use is permitted*"
+        return ":red_circle: *Operational use is not permitted.* Still missing:"
 
 
 def waiting_period_end(state: ReviewState) -> date | None:
@@ -120,7 +149,10 @@ def operational_use(state: ReviewState, today: date) -> UseVerdict:
     """SPEC "Operational use": every condition that must hold, and the ones still missing on ``today``."""
     blockers: list[str] = []
     if state.closed_on is not None:
-        blockers.append(f"the contract was closed on {state.closed_on.isoformat()}")
+        # a closed contract is over: what a permission would still need is beside the point
+        return UseVerdict(
+            False, (f"the contract was closed on {state.closed_on.isoformat()}",), closed_on=state.closed_on
+        )
     if state.stopwork_since is not None:
         days = (today - state.stopwork_since).days
         blockers.append(
@@ -131,6 +163,7 @@ def operational_use(state: ReviewState, today: date) -> UseVerdict:
         return UseVerdict(
             False,
             (*blockers, "the order does not apply (out of scope): no operational-use clearance is tracked"),
+            not_applicable=True,
         )
     if waiver_counts(state, today):
         if not blockers:
@@ -199,15 +232,37 @@ def _not_before(on: date, earlier: date | None, what: str, ref: str, action: str
         )
 
 
+def answers_open(state: ReviewState) -> bool:
+    """Reviewers may answer: before the first determination, and during a §2(j) re-determination."""
+    return state.closed_on is None and (state.determination is None or state.redetermination_on is not None)
+
+
 def check_answer(state: ReviewState) -> None:
-    """Answers can change until a determination is recorded; then they are frozen."""
+    """Answers can change until a determination is recorded, then again once `redetermine` reopens them."""
     check_open(state, "answer")
-    if state.determination is not None:
+    if not answers_open(state):
         raise InvalidState(
             f"Answers on {state.ref} are frozen: the determination `{state.determination}` was recorded "
             f"on {state.determined_on.isoformat() if state.determined_on else 'an earlier date'}. The audit log keeps "
-            f"every version; new information calls for a re-determination (§2(j)) by an official."
+            f"every version; new information calls for a re-determination (§2(j)): an official reopens the answers "
+            f'with `/contract redetermine {state.ref} reason="…"`.'
         )
+
+
+def check_redetermine(state: ReviewState, on: date) -> None:
+    """§2(j): new information reopens the answers of a determined contract until the next `determine`."""
+    check_open(state, "redetermine")
+    if state.determination is None:
+        raise InvalidState(
+            f"{state.ref} has no determination to revisit: its answers are open until the first one "
+            f'(`determine {state.ref} not-risky|prohibited|out-of-scope reason="…"`).'
+        )
+    if state.redetermination_on is not None:
+        raise InvalidState(
+            f"A re-determination (§2(j)) of {state.ref} has been under way since "
+            f"{state.redetermination_on.isoformat()}: its answers are open; `determine` records the outcome."
+        )
+    _not_before(on, state.determined_on, "the determination it revisits", state.ref, "redetermine")
 
 
 def check_determination(state: ReviewState, outcome: str, reason: str, on: date) -> None:
@@ -215,7 +270,8 @@ def check_determination(state: ReviewState, outcome: str, reason: str, on: date)
     check_open(state, "determine")
     if outcome not in OUTCOMES:
         raise InvalidState(f"Unknown determination `{outcome}`; use one of {', '.join(OUTCOMES)}.")
-    if state.determination is not None:
+    # during a re-determination the new information is on record: any outcome may follow, the same one too
+    if state.determination is not None and state.redetermination_on is None:
         if state.determination == outcome:
             raise InvalidState(
                 f"{state.ref} is already determined `{outcome}`. A new determination needs new information "
@@ -223,10 +279,11 @@ def check_determination(state: ReviewState, outcome: str, reason: str, on: date)
             )
         if state.determination == OUT_OF_SCOPE:
             raise InvalidState(
-                f"{state.ref} was determined out of scope; the order does not apply to it. If its scope changed, "
-                "file it again as a new contract."
+                f"{state.ref} was determined out of scope; the order does not apply to it. If new information "
+                f'brings it into scope, an official reopens its answers with `redetermine {state.ref} reason="…"`.'
             )
     _not_before(on, state.determined_on, "the previous determination", state.ref, "determine")
+    _not_before(on, state.redetermination_on, "the re-determination (§2(j))", state.ref, "determine")
     answers = state.answers
     if outcome == OUT_OF_SCOPE:
         if answers.get("SCOPE-1") != qs.NO:
@@ -271,10 +328,12 @@ def names_question(text: str, qid: str) -> bool:
 
 
 def apply_determination(state: ReviewState, outcome: str, on: date) -> ReviewState:
-    """The state after a (re-)determination: a new outcome voids earlier certification and notice."""
+    """The state after a (re-)determination: a new outcome voids earlier certification and notice, and it ends
+    a re-determination under way (the answers freeze again)."""
     return state.with_(
         determination=outcome,
         determined_on=on,
+        redetermination_on=None,
         certified_on=None,
         certified_by=None,
         notice_on=None,
@@ -339,6 +398,12 @@ def check_stopwork(state: ReviewState, on: date) -> None:
             f'`resume {state.ref} reason="…"` lifts it before a new one can be recorded.'
         )
     _not_before(on, state.awarded_on, "the award", state.ref, "stopwork")
+    if state.stopwork_lifted_on is not None and on < state.stopwork_lifted_on:
+        raise InvalidState(
+            f"`stopwork` on {on.isoformat()} would fall inside (or before) the previous stop-work order on {state.ref}, "
+            f"lifted on {state.stopwork_lifted_on.isoformat()}; give `on=` a date on or after "
+            f"{state.stopwork_lifted_on.isoformat()}."
+        )
 
 
 def check_resume(state: ReviewState, on: date) -> None:
@@ -368,6 +433,7 @@ def check_waiver(state: ReviewState, on: date, until: date) -> None:
             f'`revoke-waiver {state.ref} reason="…"` first to replace it.'
         )
     _not_before(on, state.determined_on, "the prohibition", state.ref, "waiver")
+    _not_before(on, state.waiver_issued_on, "the previous waiver", state.ref, "waiver")
     _not_before(on, state.waiver_revoked_on, "the revocation of the previous waiver", state.ref, "waiver")
     if pending_waiver_report(state) == "revocation":
         raise InvalidState(
@@ -421,10 +487,38 @@ def check_waiver_report(state: ReviewState, on: date) -> str:
     return which
 
 
+def last_milestone(state: ReviewState) -> tuple[str, date] | None:
+    """The latest dated event on record (award, stop-work, determination, certification, notice…), named."""
+    dated = [
+        ("the award", state.awarded_on),
+        ("the stop-work order", state.stopwork_since),
+        ("the lifting of the stop-work order", state.stopwork_lifted_on),
+        ("the determination", state.determined_on),
+        ("the re-determination (§2(j))", state.redetermination_on),
+        ("the certification", state.certified_on),
+        ("the APNSA notice", state.notice_on),
+        ("the APNSA clearance", state.cleared_on),
+        ("the waiver", state.waiver_issued_on),
+        ("the waiver's 72-hour report", state.waiver_reported_on),
+        ("the revocation of the waiver", state.waiver_revoked_on),
+        ("the revocation's 72-hour report", state.revocation_reported_on),
+    ]
+    known = [(what, day) for what, day in dated if day is not None]
+    return max(known, key=lambda item: item[1]) if known else None
+
+
 def check_close(state: ReviewState, on: date) -> None:
-    """A contract is closed once."""
+    """A contract is closed once, on or after its last milestone."""
     check_open(state, "close")
-    _not_before(on, state.awarded_on, "the award", state.ref, "close")
+    latest = last_milestone(state)
+    if latest is not None:
+        _not_before(on, latest[1], latest[0], state.ref, "close")
+
+
+def check_reopen(state: ReviewState) -> None:
+    """Only a closed contract can be reopened (a close made by mistake)."""
+    if state.closed_on is None:
+        raise InvalidState(f"{state.ref} is not closed; there is nothing to reopen.")
 
 
 def check_on_date(on: date, today: date) -> None:
@@ -440,3 +534,39 @@ def effective_at(on: date | None, today: date, now: datetime, start_of_day: date
     if on is None or on == today:
         return now
     return start_of_day
+
+
+# ---- duplicate filings ----------------------------------------------------------------------------------------
+
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def filing_key(vendor: str, product: str, agency: str) -> tuple[str, str, str]:
+    """What makes two filings the same contract: vendor, product and agency, ignoring case, accents' forms,
+    punctuation and spacing ("Paragon Solutions, Inc." = "paragon solutions inc")."""
+
+    def norm(text: str) -> str:
+        return " ".join(_NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split())
+
+    return norm(vendor), norm(product), norm(agency)
+
+
+@dataclass(frozen=True)
+class LookAlike:
+    """An open contract a new filing looks like."""
+
+    ref: str
+    filed_by: str
+    filed_on: date
+
+
+class DuplicateFiling(DomainError):
+    """The filing looks like an open contract already filed: the user is asked to confirm (nothing is written)."""
+
+    def __init__(self, like: LookAlike, *, how_to_confirm: str) -> None:
+        super().__init__(
+            f"This looks like *{like.ref}* (filed {like.filed_on.isoformat()} by <@{like.filed_by}>): the same "
+            f"vendor, product and agency, still open. Nothing was filed. `/contract show {like.ref}` shows it; "
+            f"{how_to_confirm}"
+        )
+        self.like = like

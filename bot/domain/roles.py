@@ -22,11 +22,22 @@ def has_role(actor_roles: Iterable[str], needed: str) -> bool:
     return needed == ANYONE or needed in set(actor_roles)
 
 
-def require_role(actor_roles: Iterable[str], needed: str, action: str) -> None:
-    """Raises PermissionDenied naming the role ``action`` needs."""
+def a_role(role: str) -> str:
+    """The role with its article: "a reviewer", "an official", "an admin"."""
+    return f"{'an' if role[:1].lower() in 'aeiou' else 'a'} {role}"
+
+
+def grant_command(user_id: str | None, role: str) -> str:
+    """The command an admin types to grant ``role`` (to the user's real mention when known)."""
+    who = f"<@{user_id}>" if user_id else "@user"
+    return f"`/contract admin grant {who} {role}`"
+
+
+def require_role(actor_roles: Iterable[str], needed: str, action: str, actor: str | None = None) -> None:
+    """Raises PermissionDenied naming the role ``action`` needs and the grant that gives it to ``actor``."""
     if not has_role(actor_roles, needed):
         raise PermissionDenied(
             f"`{action}` needs the *{needed}* role, which you do not have. An admin can grant it with "
-            f"`/contract admin grant @you {needed}`.",
+            f"{grant_command(actor, needed)}.",
             role=needed,
         )

@@ -106,9 +106,12 @@ def contract_snapshot(c: Contract) -> dict:
             "status",
             "stopwork_since",
             "stopwork_reason",
+            "stopwork_lifted_on",
             "determination",
             "determined_on",
             "determination_reason",
+            "redetermination_on",
+            "redetermination_reason",
             "certified_on",
             "certified_by",
             "notice_on",
@@ -262,7 +265,7 @@ class ReviewService:
         return refusal
 
     def _require(self, s: Session, actor: str, role: str, action: str) -> None:
-        roles.require_role(self.roles_of(s, actor), role, action)
+        roles.require_role(self.roles_of(s, actor), role, action, actor)
 
     def _thread(self, s: Session, c: Contract, now: datetime, text: str) -> None:
         repo.add_outbox(
@@ -302,8 +305,19 @@ class ReviewService:
 
     # ---- filing and questions ---------------------------------------------------------------------------
 
-    def file_contract(self, actor: str, fields: dict, *, source_key: str | None = None) -> Done:
-        """File a contract (anyone); a repeated modal submission (same view id) files it once."""
+    def file_contract(
+        self,
+        actor: str,
+        fields: dict,
+        *,
+        source_key: str | None = None,
+        anyway: bool = False,
+        confirm_key: str | None = None,
+    ) -> Done:
+        """File a contract (anyone); a repeated modal submission (same view id) files it once.
+
+        Raises DuplicateFiling (nothing written) when it looks like an open contract, unless ``anyway``, or unless
+        ``confirm_key`` was already warned once (the form submitted again after its warning)."""
 
         def work(s: Session, now: datetime) -> Done:
             if source_key:
@@ -322,6 +336,13 @@ class ReviewService:
             awarded = fields.get("awarded_on")
             if awarded is not None:
                 review.check_on_date(awarded, self.calendar.local_date(now))
+            if not anyway and not (confirm_key and repo.was_seen(s, confirm_key)):
+                like = self._look_alike(s, fields)
+                if like is not None:
+                    raise review.DuplicateFiling(
+                        like,
+                        how_to_confirm="to file it anyway, repeat the command with `anyway=yes`.",
+                    )
             given: dict[str, Any] = {k: fields.get(k) for k in CONTRACT_FIELDS}  # typed by the parser/form
             contract = Contract(
                 **given,
@@ -361,6 +382,11 @@ class ReviewService:
 
         try:
             return self._run(actor, "file", None, work)
+        except review.DuplicateFiling:
+            if confirm_key:  # warned once: the same form submitted again files it
+                with unit_of_work(self.session_factory) as s:
+                    repo.record_seen(s, confirm_key, self.clock.now())
+            raise
         except IntegrityError:
             # the same form submitted twice at once: the other submission filed it (unique source_key)
             if not source_key:
@@ -373,6 +399,20 @@ class ReviewService:
             return Done(
                 f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False
             )
+
+    def _look_alike(self, s: Session, fields: dict) -> review.LookAlike | None:
+        """The oldest open contract with the same vendor, product and agency (normalised), if any."""
+        key = review.filing_key(
+            str(fields.get("vendor") or ""), str(fields.get("product") or ""), str(fields.get("agency") or "")
+        )
+        words = key[0].split()
+        if not words:
+            return None
+        for c in repo.list_open_contracts_by_vendor_prefix(s, words[0]):
+            assert c.id is not None  # a stored contract has its number
+            if review.filing_key(c.vendor, c.product, c.agency) == key:
+                return review.LookAlike(ref_of(c.id), c.filed_by, self.calendar.local_date(c.filed_at))
+        return None
 
     def reminder_settings(self, s: Session) -> RuntimeSettings:
         """The typed runtime settings the planner uses (reminder hour, cadences)."""
@@ -527,6 +567,16 @@ class ReviewService:
             assert c.id is not None  # a stored contract has its number
             self._require(s, actor, roles.MANAGER, "assign")
             review.check_open(state_of(c, []), "assign")
+            # only reviewers may answer: assigning anyone else would send them to be refused (and reported)
+            outsiders = [u for u in users if roles.REVIEWER not in self.roles_of(s, u)]
+            if outsiders:
+                named = ", ".join(f"<@{u}>" for u in outsiders)
+                verb = "is not a reviewer" if len(outsiders) == 1 else "are not reviewers"
+                grants = " and ".join(roles.grant_command(u, roles.REVIEWER) for u in outsiders[:5])
+                raise InvalidState(
+                    f"{named} {verb}, so nobody was assigned to {ref_of(c.id)}. An admin can grant it with "
+                    f"{grants}; then assign again."
+                )
             added = [
                 u
                 for u in users
@@ -650,12 +700,20 @@ class ReviewService:
         def apply(s, c, state, day, now):
             review.check_resume(state, day)
             since = c.stopwork_since
-            c.stopwork_since, c.stopwork_reason = None, None
+            c.stopwork_since, c.stopwork_reason, c.stopwork_lifted_on = None, None, day
             repo.cancel_reminders(s, c.id, ["stopwork"])
-            return (
+            # lifting a stop-work order is not a compliance finding: say where the review stands
+            verdict = review.operational_use(state.with_(stopwork_since=None), self.calendar.local_date(now))
+            if verdict.permitted or verdict.closed_on or verdict.not_applicable:
+                standing = f"Operational use under the order: {verdict.summary}."
+            else:
+                standing = "Operational use is still not permitted: " + "; ".join(verdict.missing) + "."
+            line = (
                 f":arrow_forward: Stop-work order on {ref_of(c.id)} lifted on {day.isoformat()} "
-                f"(in effect since {since.isoformat()}, {(day - since).days} days): {escape_mrkdwn(reason)}."
+                f"(in effect since {since.isoformat()}, {(day - since).days} days): {escape_mrkdwn(reason)}. "
+                f"{standing}"
             )
+            return line, "resume", standing
 
         return self._transition(actor, contract_id, "resume", roles.MANAGER, on, apply)
 
@@ -668,6 +726,10 @@ class ReviewService:
             review.check_determination(state, outcome, reason, day)
             again = state.determination is not None
             new = review.apply_determination(state, outcome, day)
+            if state.redetermination_on is not None:
+                # the answers reopened by `redetermine` freeze again: their buttons go
+                c.redetermination_on = c.redetermination_reason = c.redetermination_by = None
+                self._update_questions(s, c, now)
             c.determination, c.determined_on, c.determination_reason, c.determined_by = (
                 outcome,
                 day,
@@ -689,6 +751,35 @@ class ReviewService:
 
         action = "determine"
         return self._transition(actor, contract_id, action, roles.OFFICIAL, on, apply)
+
+    def redetermine(self, actor: str, contract_id: int | None, reason: str, on: date | None = None) -> Done:
+        """§2(j): new information reopens the answers for reviewers until the next `determine` (official)."""
+
+        def apply(s, c, state, day, now):
+            review.check_redetermine(state, day)
+            c.redetermination_on, c.redetermination_reason, c.redetermination_by = day, reason, actor
+            self._update_questions(s, c, now)  # their buttons come back
+            return (
+                f":arrows_counterclockwise: Re-determination (§2(j)) of {ref_of(c.id)} opened on {day.isoformat()}: "
+                f"{escape_mrkdwn(reason)}. Reviewers can change the answers again (the record keeps every version) "
+                f"until an official records `determine`; the determination `{state.determination}` stands until then."
+            )
+
+        return self._transition(actor, contract_id, "redetermine", roles.OFFICIAL, on, apply)
+
+    def _update_questions(self, s: Session, c: Contract, now: datetime) -> None:
+        """Queue an edit of every question message: whether its buttons show follows the state."""
+        assert c.id is not None  # a stored contract has its number
+        for q in repo.list_questions(s, c.id):
+            repo.add_outbox(
+                s,
+                at=now,
+                op="update",
+                target="thread",
+                contract_id=c.id,
+                message_key=f"q:{q.qid}",
+                payload={"render": "question", "qid": q.qid},
+            )
 
     def certify(self, actor: str, contract_id: int | None, official: str, on: date | None = None) -> Done:
         """§2(f) certification by a relevant official (official)."""
@@ -794,10 +885,47 @@ class ReviewService:
         def apply(s, c, state, day, now):
             review.check_close(state, day)
             c.closed_on, c.close_reason = day, reason
-            repo.cancel_reminders(s, c.id)
+            repo.hold_reminders(s, c.id)  # held, not cancelled: `reopen` gives them back
+            self._update_questions(s, c, now)
             return f":lock: {ref_of(c.id)} closed on {day.isoformat()}: {escape_mrkdwn(reason)}."
 
         return self._transition(actor, contract_id, "close", roles.MANAGER, on, apply)
+
+    def reopen(self, actor: str, contract_id: int | None, reason: str) -> Done:
+        """Undo a close made by mistake (manager): the contract is as it was before the close, its reminders back."""
+
+        def work(s: Session, now: datetime) -> Done:
+            c = self._load(s, contract_id)
+            assert c.id is not None  # a stored contract has its number
+            self._require(s, actor, roles.MANAGER, "reopen")
+            state = state_of(c, repo.list_questions(s, c.id))
+            review.check_reopen(state)
+            before = contract_snapshot(c)
+            closed_on = c.closed_on
+            c.closed_on, c.close_reason = None, None
+            released = repo.release_held_reminders(s, c.id)
+            self._update_questions(s, c, now)
+            self._refresh(s, c, now)
+            assert closed_on is not None  # check_reopen: it was closed
+            repo.record_audit(
+                s,
+                at=now,
+                actor=actor,
+                action="reopen",
+                contract_id=c.id,
+                before=before,
+                after=contract_snapshot(c),
+                detail=f"undoes the close of {closed_on.isoformat()}: {reason}",
+            )
+            line = (
+                f":unlock: {ref_of(c.id)} reopened: the close of {closed_on.isoformat()} is undone "
+                f"({escape_mrkdwn(reason)}). Status: {c.status}"
+                + (f"; {released} reminder{'s' if released != 1 else ''} resumed." if released else ".")
+            )
+            self._thread(s, c, now, f"{line} (by <@{actor}>)")
+            return Done(line, c.id)
+
+        return self._run(actor, "reopen", contract_id, work)
 
     # ---- administration ---------------------------------------------------------------------------------
 
@@ -811,7 +939,7 @@ class ReviewService:
             repo.record_audit(
                 s, at=now, actor=actor, action="admin grant", after={"user": user_id, "role": role}
             )
-            return Done(f"<@{user_id}> is now a {role}.")
+            return Done(f"<@{user_id}> is now {roles.a_role(role)}.")
 
         return self._run(actor, "admin grant", None, work)
 
@@ -830,7 +958,7 @@ class ReviewService:
             repo.record_audit(
                 s, at=now, actor=actor, action="admin revoke", before={"user": user_id, "role": role}
             )
-            return Done(f"<@{user_id}> is no longer a {role}.")
+            return Done(f"<@{user_id}> is no longer {roles.a_role(role)}.")
 
         return self._run(actor, "admin revoke", None, work)
 

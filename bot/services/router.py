@@ -54,7 +54,7 @@ def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> objec
         case "help":
             return HelpReply(help_text(a.get("subcommand")))
         case "file":
-            return service.file_contract(actor, contract_fields(a))
+            return service.file_contract(actor, contract_fields(a), anyway=bool(a.get("anyway")))
         case "show":
             return service.show(ref)
         case "list":
@@ -85,6 +85,10 @@ def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> objec
             return service.revoke_waiver(actor, ref, a["reason"], on)
         case "close":
             return service.close(actor, ref, a["reason"], on)
+        case "reopen":
+            return service.reopen(actor, ref, a["reason"])
+        case "redetermine":
+            return service.redetermine(actor, ref, a["reason"], on)
         case "admin grant":
             return service.grant(actor, a["user"], a["role"])
         case "admin revoke":

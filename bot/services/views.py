@@ -181,6 +181,7 @@ def state_of(contract: Contract, questions: list[Question]) -> review.ReviewStat
         awarded_on=contract.awarded_on,
         answers={q.qid: q.answer for q in questions if q.answer},
         stopwork_since=contract.stopwork_since,
+        stopwork_lifted_on=contract.stopwork_lifted_on,
         determination=contract.determination,
         determined_on=contract.determined_on,
         certified_on=contract.certified_on,
@@ -192,6 +193,9 @@ def state_of(contract: Contract, questions: list[Question]) -> review.ReviewStat
         waiver_revoked_on=contract.waiver_revoked_on,
         waiver_reported=contract.waiver_reported_on is not None,
         revocation_reported=contract.revocation_reported_on is not None,
+        waiver_reported_on=contract.waiver_reported_on,
+        revocation_reported_on=contract.revocation_reported_on,
+        redetermination_on=contract.redetermination_on,
         closed_on=contract.closed_on,
     )
 

@@ -121,7 +121,7 @@ def test_not_risky_path_to_operational_use(running):
     assert "closed on 2026-12-04" in last_line(running)
     assert "closed" in parent_status(running)
     text = show(running)
-    assert "not permitted" in text and "closed on 2026-12-04" in text
+    assert "Closed on 2026-12-04" in text and "not permitted" not in text
 
 
 def test_backdating_shifts_every_clock_and_clearance_ends_the_wait(running):
@@ -262,7 +262,7 @@ def test_waiver_expires_and_waiver_refusals(running):
 
 
 def _out_of_scope(running):  # CR-2
-    cmd(running, FILE)
+    cmd(running, f"{FILE} anyway=yes")  # the same contract again, on purpose
     assert "SCOPE-1 answered No" in cmd(
         running, 'determine CR-2 out-of-scope reason="not spyware"', user=OFFICIAL
     )
@@ -412,7 +412,7 @@ def test_missing_role_alerts_admins_timeline_and_export(running):
     assert running.bot.service.show(1).state.determination is None
 
     # CR-2: the timeline has every action with actor and date, the refused one too
-    cmd(running, FILE)
+    cmd(running, f"{FILE} anyway=yes")  # the same contract again, on purpose
     cmd(running, "answer CR-2 SCOPE-1 yes", user=REVIEWER)
     cmd(running, 'stopwork CR-2 reason="check" on=2026-11-20', user=MANAGER)
     cmd(running, "notify CR-2", user=MANAGER)  # refused: not certified

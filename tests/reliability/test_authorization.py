@@ -42,12 +42,25 @@ def _prepare(running) -> dict[str, str]:
     svc, today = running.bot.service, running.bot.service.today()
     until = (today + timedelta(days=90)).isoformat()
 
-    def new() -> int:
-        return svc.file_contract(MEMBER, {"vendor": "V", "product": "P", "agency": "A"}).contract_id
+    def new(n: int) -> int:  # each a different product: the same one again would be a look-alike filing
+        return svc.file_contract(MEMBER, {"vendor": "V", "product": f"P{n}", "agency": "A"}).contract_id
 
-    fresh, stopped, ready, determined, certified, notified, prohibited, waived, waived2, closing = (
-        new() for _ in range(10)
-    )
+    (
+        fresh,
+        stopped,
+        ready,
+        determined,
+        certified,
+        notified,
+        prohibited,
+        waived,
+        waived2,
+        closing,
+        closed,
+        redo,
+    ) = (new(n) for n in range(12))
+    svc.close(MANAGER, closed, "r")
+    svc.determine(OFFICIAL, redo, "prohibited", "r")
     svc.stopwork(MANAGER, stopped, "r")
     for cid in (ready, determined, certified, notified):
         answer_all(running, cid, CLEAN_ANSWERS)
@@ -63,7 +76,7 @@ def _prepare(running) -> dict[str, str]:
     svc.grant(ADMIN, EXTRA, "reviewer")
     settle(running)
     return {
-        "file": "file vendor=V product=P agency=A",
+        "file": "file vendor=V product=P agency=A anyway=yes",
         "show": f"show CR-{fresh}",
         "list": "list",
         "assign": f"assign CR-{fresh} <@{REVIEWER}>",
@@ -78,6 +91,8 @@ def _prepare(running) -> dict[str, str]:
         "waiver-report": f"waiver-report CR-{waived}",
         "revoke-waiver": f'revoke-waiver CR-{waived2} reason="r"',
         "close": f'close CR-{closing} reason="r"',
+        "reopen": f'reopen CR-{closed} reason="r"',
+        "redetermine": f'redetermine CR-{redo} reason="r"',
         "audit": f"audit CR-{fresh}",
         "admin grant": "admin grant <@UNEW1> reviewer",
         "admin revoke": f"admin revoke <@{EXTRA}> reviewer",
@@ -133,7 +148,14 @@ def test_every_subcommand_as_every_role(running):
     assert successes == roleless * len(HELD) + (len(args.COMMANDS) - roleless)
     assert running.double.files(), "the admin's export was not delivered"
     # separation of duties: the bootstrap admin alone cannot decide anything
-    assert sorted(admin_refused) == ["certify", "determine", "revoke-waiver", "waiver", "waiver-report"]
+    assert sorted(admin_refused) == [
+        "certify",
+        "determine",
+        "redetermine",
+        "revoke-waiver",
+        "waiver",
+        "waiver-report",
+    ]
 
 
 def _reminder_key(running) -> str:

@@ -46,6 +46,7 @@ DATED = (
     "waiver-report",
     "revoke-waiver",
     "close",
+    "redetermine",
 )
 
 
@@ -60,7 +61,7 @@ def parse(text: str) -> ParsedCommand:
 def test_table_has_every_spec_subcommand() -> None:
     expected = {
         "file", "show", "list", "assign", "answer", "stopwork", "resume", "determine", "certify", "notify",
-        "clear", "waiver", "waiver-report", "revoke-waiver", "close", "audit", "help",
+        "clear", "waiver", "waiver-report", "revoke-waiver", "close", "reopen", "redetermine", "audit", "help",
         "admin grant", "admin revoke", "admin roles", "admin set", "admin settings", "admin export",
     }  # fmt: skip
     assert set(COMMANDS) == expected

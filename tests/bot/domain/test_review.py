@@ -307,7 +307,9 @@ ROLE_OF = {
     "notify": roles.MANAGER,
     "clear": roles.MANAGER,
     "close": roles.MANAGER,
+    "reopen": roles.MANAGER,
     "determine": roles.OFFICIAL,
+    "redetermine": roles.OFFICIAL,
     "certify": roles.OFFICIAL,
     "waiver": roles.OFFICIAL,
     "waiver-report": roles.OFFICIAL,
@@ -464,3 +466,149 @@ STATUS_TABLE = [
 def test_status(state, expected):
     assert rv.status(STATES[state], TODAY) == expected
     assert expected in rv.STATUSES
+
+
+# ---- §2(j) re-determination: answers reopen until the next determination ---------------------------------
+
+R = D + timedelta(days=10)  # the day new information came in
+REDETERMINING = {
+    "redetermining": STATES["determined"].with_(redetermination_on=R),
+    "redetermining-prohibited": STATES["prohibited"].with_(redetermination_on=R),
+    "redetermining-out-of-scope": STATES["out-of-scope"].with_(redetermination_on=R),
+    "redetermining-cleared": STATES["cleared"].with_(redetermination_on=R),
+}
+REDETERMINE_TABLE = [
+    ("answered", "redetermine", "no determination to revisit"),
+    ("determined", "redetermine", OK),
+    ("out-of-scope", "redetermine", OK),
+    ("cleared", "redetermine", OK),
+    ("redetermining", "redetermine", "under way since 2025-08-11"),
+    ("closed", "redetermine", "closed"),
+    ("redetermining", "answer", OK),
+    ("redetermining-prohibited", "answer", OK),
+    ("redetermining", "determine not-risky", OK),  # the same outcome again, on the new information
+    ("redetermining-prohibited", "determine prohibited", OK),
+    ("redetermining-out-of-scope", "determine prohibited", OK),
+    ("out-of-scope", "determine prohibited", "`redetermine CR-7"),
+    ("determined", "answer", "`/contract redetermine CR-7"),
+]
+
+
+def attempt_more(state: rv.ReviewState, action: str, *, on: date = TODAY) -> str:
+    """Like ``attempt``, with the actions this section adds."""
+    try:
+        if action == "redetermine":
+            rv.check_redetermine(state, on)
+        elif action == "reopen":
+            rv.check_reopen(state)
+        else:
+            return attempt(state, action, on=on)
+    except InvalidState as exc:
+        return exc.message
+    return OK
+
+
+@pytest.mark.parametrize(("state", "action", "expected"), REDETERMINE_TABLE)
+def test_redetermination_reopens_the_answers(state, action, expected):
+    result = attempt_more({**STATES, **REDETERMINING}[state], action)
+    assert result == OK if expected == OK else expected in result, result
+
+
+def test_the_next_determination_freezes_the_answers_and_voids_certification_and_notice():
+    state = REDETERMINING["redetermining-cleared"]
+    assert rv.answers_open(state)
+    after = rv.apply_determination(state, rv.NOT_RISKY, TODAY)
+    assert after.redetermination_on is None and not rv.answers_open(after)
+    assert (after.certified_on, after.notice_on, after.cleared_on) == (None, None, None)
+    assert "frozen" in attempt(after, "answer")
+    # the determination in force still counts while the new one is prepared (a stop-work stops use)
+    assert rv.operational_use(state, TODAY).permitted
+    assert not rv.answers_open(STATES["closed"]) and rv.answers_open(STATES["answered"])
+
+
+# ---- dates: every dated action against the event it depends on ---------------------------------------------
+
+LIFTED = st(stopwork_lifted_on=date(2025, 3, 1))
+MILESTONES = st(
+    FLAGGED,
+    stopwork_since=date(2024, 10, 8),
+    determination=rv.PROHIBITED,
+    determined_on=D,
+    waiver_issued_on=D + timedelta(days=2),
+    waiver_until=date(2026, 8, 1),
+    waiver_reported=True,
+    waiver_reported_on=D + timedelta(days=3),
+)
+MORE_DATES = [
+    # a stop-work inside (or before) an earlier one that had ended
+    (LIFTED, "stopwork", date(2025, 2, 1), "inside (or before) the previous stop-work order"),
+    (LIFTED, "stopwork", date(2024, 10, 1), "lifted on 2025-03-01"),
+    (LIFTED, "stopwork", date(2025, 3, 1), OK),
+    # a close before the last milestone, whichever it is
+    (MILESTONES, "close", D + timedelta(days=2), "before the waiver's 72-hour report (2025-08-04)"),
+    (MILESTONES, "close", D + timedelta(days=3), OK),
+    (STATES["stop-work"], "close", date(2024, 10, 7), "before the stop-work order (2024-10-08)"),
+    (STATES["determined"], "close", D - timedelta(days=1), "before the determination (2025-08-01)"),
+    (STATES["cleared"], "close", TODAY - timedelta(days=2), "before the APNSA clearance"),
+    (LIFTED, "close", date(2025, 2, 28), "before the lifting of the stop-work order"),
+    (STATES["revoked"], "close", TODAY - timedelta(days=2), "before the revocation of the waiver"),
+    (REDETERMINING["redetermining"], "close", R - timedelta(days=1), "before the re-determination"),
+    # re-determination and the determination after it
+    (STATES["determined"], "redetermine", D - timedelta(days=1), "before the determination it revisits"),
+    (REDETERMINING["redetermining"], "determine prohibited", R - timedelta(days=1), "re-determination"),
+    (REDETERMINING["redetermining"], "determine prohibited", R, OK),
+    # a new waiver is not dated before the one it follows
+    (
+        STATES["waiver-expired"].with_(waiver_issued_on=D + timedelta(days=5)),
+        "waiver",
+        D + timedelta(days=3),
+        "before the previous waiver (2025-08-06)",
+    ),
+    # allowed: a determination before the award, or before any answer was entered
+    (st({}).with_(awarded_on=TODAY), "determine prohibited", D, OK),
+    (st({}), "determine prohibited", date(2020, 1, 1), OK),
+]
+
+
+@pytest.mark.parametrize(("state", "action", "on", "expected"), MORE_DATES)
+def test_every_dated_action_follows_what_it_depends_on(state, action, on, expected):
+    result = attempt_more(state, action, on=on)
+    assert result == OK if expected == OK else expected in result, result
+
+
+def test_last_milestone_names_the_latest_event():
+    assert rv.last_milestone(st({}).with_(awarded_on=None)) is None
+    assert rv.last_milestone(MILESTONES) == ("the waiver's 72-hour report", D + timedelta(days=3))
+
+
+# ---- reopen: a close made by mistake -------------------------------------------------------------------------
+
+
+def test_only_a_closed_contract_reopens():
+    assert attempt_more(STATES["closed"], "reopen") == OK
+    assert "not closed" in attempt_more(STATES["answered"], "reopen")
+
+
+# ---- out of scope and closed are shown as such --------------------------------------------------------------
+
+SUMMARY_TABLE = [
+    ("fresh", "not permitted", "Still missing"),
+    ("wait-over", "permitted", "is permitted"),
+    ("waived", "permitted (waiver)", "is permitted"),
+    ("out-of-scope", "the order does not apply (out of scope)", "The order does not apply (out of scope)"),
+    ("closed", "closed on 2025-08-01", "Closed on 2025-08-01"),
+]
+
+
+@pytest.mark.parametrize(("state", "summary", "headline"), SUMMARY_TABLE)
+def test_verdict_summary_and_headline(state, summary, headline):
+    verdict = rv.operational_use(STATES[state], TODAY)
+    assert verdict.summary == summary
+    assert headline in verdict.headline
+    if state in ("out-of-scope", "closed"):
+        assert "not permitted" not in verdict.headline and "Still missing" not in verdict.headline
+
+
+def test_a_closed_contract_lists_nothing_missing_but_its_close():
+    closed = STATES["stop-work"].with_(closed_on=TODAY)
+    assert rv.operational_use(closed, TODAY).missing == ("the contract was closed on 2025-09-01",)
