@@ -92,7 +92,10 @@ def _ids(user_id: str) -> str:
 
 
 # Slack's markup in text that came from Slack: <@U1|name>, <#C1|name>, <!here>, <!subteam^S1|@team>, <url|label>.
-_TOKEN = re.compile(r"<([^<>\s|]+)(?:\|([^<>]*))?>")
+# Only Slack's own forms are taken: a "<draft>" someone typed stays as typed.
+_TOKEN = re.compile(
+    r"<(@[UW][A-Z0-9]+|#[CG][A-Z0-9]+|![A-Za-z0-9^_.:-]+|[A-Za-z][A-Za-z0-9+.-]*:[^\s<>|]+)(?:\|([^<>]*))?>"
+)
 
 
 def plain(text: str | None, names: Names = _ids) -> str | None:
@@ -110,9 +113,10 @@ def plain(text: str | None, names: Names = _ids) -> str | None:
             if label:
                 return label
             return "@" + target[1:].split("^")[0]
-        if label and label != target:
-            return f"{label} ({target.removeprefix('mailto:')})"
-        return target.removeprefix("mailto:")
+        address = target.removeprefix("mailto:")
+        if label and label not in (target, address):
+            return f"{label} ({address})"
+        return address
 
     return _TOKEN.sub(token, text)
 
