@@ -223,8 +223,15 @@ def _export(settings: Settings, fmt: str, out: str | None) -> int:
         )
     source = f"from {describe_url(settings.database_url)}"
     if out:
-        with open(out, "wb") as fh:
-            fh.write(content)
+        try:
+            with open(out, "wb") as fh:
+                fh.write(content)
+        except OSError as exc:
+            print(
+                f"contract-bot: cannot write {out}: {exc.strerror or exc}; nothing was exported",
+                file=sys.stderr,
+            )
+            return 2
         print(f"wrote {out} {source}", file=sys.stderr)
     else:
         sys.stdout.flush()

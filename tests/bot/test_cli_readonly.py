@@ -130,6 +130,10 @@ def test_a_tool_names_the_database_it_read(cli, tmp_path):
     assert code == 0 and out.strip() == "[]" and str(path) in err
     code, _, err = cli(f"sqlite:///{path}", "reminders", "due")
     assert code == 0 and str(path) in err
+    code, out, err = cli(
+        f"sqlite:///{path}", "export", "--format", "csv", "--out", str(tmp_path / "no" / "x.csv")
+    )
+    assert code == 2 and out == "" and "cannot write" in err and err.count("\n") == 1
 
 
 @pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL is not set: PostgreSQL tests skipped (CI sets it)")
