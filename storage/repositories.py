@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, delete, event, exists, func, inspect, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, event, exists, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -354,19 +354,38 @@ def add_outbox(
     payload: dict,
     contract_id: int | None = None,
     message_key: str | None = None,
-) -> OutboxMessage:
-    """Queue a message for Slack in the caller's transaction."""
-    row = OutboxMessage(
-        created_at=at,
-        contract_id=contract_id,
-        op=op,
-        target=target,
-        message_key=message_key,
-        payload=json.dumps(payload, ensure_ascii=False),
-        next_attempt_at=at,
+) -> None:
+    """Queue a message for Slack in the caller's transaction; written, in order, when it commits."""
+    s.info.setdefault(_PENDING_OUTBOX, []).append(
+        {
+            "created_at": at,
+            "contract_id": contract_id,
+            "op": op,
+            "target": target,
+            "message_key": message_key,
+            "payload": json.dumps(payload, ensure_ascii=False),
+            "next_attempt_at": at,
+            "status": "pending",
+            "attempts": 0,
+        }
     )
-    s.add(row)  # written by the next query's autoflush or the commit: one round trip per row is not needed
-    return row
+
+
+_PENDING_OUTBOX = "contract_bot_pending_outbox"
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending_outbox(s: Session) -> None:
+    """One multi-row INSERT per commit instead of an ORM object and a flush per message: a filing queues ten
+    or more, and building and flushing them was most of a filing's time on PostgreSQL (bench/README.md)."""
+    pending: list[dict] = s.info.pop(_PENDING_OUTBOX, [])
+    if pending:
+        s.execute(insert(OutboxMessage), pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending_outbox(s: Session) -> None:
+    s.info.pop(_PENDING_OUTBOX, None)
 
 
 def claim_outbox(
@@ -430,7 +449,12 @@ def add_reminder(
     A cancelled row with the same key is revived (it never went out): a stop-work lifted and issued again on
     the same day must ping again. A sent or skipped one is never scheduled twice.
     """
-    existing = s.execute(select(Reminder).where(col(Reminder.key) == key)).scalars().first()
+    # Rows added in this transaction are looked up in the session, not flushed for the query: a flush per
+    # reminder split a filing's inserts into many round trips (bench/README.md).
+    existing = next((o for o in s.new if isinstance(o, Reminder) and o.key == key), None)
+    if existing is None:
+        with s.no_autoflush:
+            existing = s.execute(select(Reminder).where(col(Reminder.key) == key)).scalars().first()
     encoded = None if data is None else json.dumps(data, default=str)
     if existing is not None:
         if existing.status != "cancelled":
@@ -439,7 +463,6 @@ def add_reminder(
         existing.claimed_by = existing.lease_until = existing.sent_at = None
         s.add(existing)
         return True
-    # the key lookup above autoflushes pending rows, so a repeat in this same transaction is still seen
     s.add(Reminder(key=key, kind=kind, due_at=due_at, contract_id=contract_id, data=encoded))
     return True
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 from slack_sdk import WebClient
-from sqlmodel import select
+from sqlmodel import func, select
 
 from bot.clock import ManualClock
 from bot.domain.calendar import BusinessCalendar
@@ -59,14 +59,15 @@ def dispatchers(database, double):
 def queue(d: OutboxDispatcher, *messages: tuple[str, str]) -> list[int]:
     """Queue (op, target) text messages; their ids."""
     with unit_of_work(d.session_factory) as s:
-        made = [
+        last = s.exec(select(func.max(OutboxMessage.id))).one() or 0
+        for i, (op, target) in enumerate(messages):
             repo.add_outbox(
                 s, at=d.clock.now(), op=op, target=target, payload={"render": "text", "text": f"m{i}"}
             )
-            for i, (op, target) in enumerate(messages)
-        ]
-        s.flush()
-        return [m.id for m in made if m.id is not None]
+    with read_only(d.session_factory) as s:
+        return list(
+            s.exec(select(OutboxMessage.id).where(OutboxMessage.id > last).order_by(OutboxMessage.id))
+        )
 
 
 def statuses(d: OutboxDispatcher) -> Counter:
@@ -203,7 +204,7 @@ def test_an_edit_queued_before_its_message_was_posted_is_skipped_as_superseded(d
         s.add(contract)
         s.flush()
         s.add(Question(contract_id=contract.id, qid="SCOPE-1", asked_at=START))
-        edit = repo.add_outbox(
+        repo.add_outbox(
             s,
             at=START,
             op="update",
@@ -212,7 +213,7 @@ def test_an_edit_queued_before_its_message_was_posted_is_skipped_as_superseded(d
             message_key="q:SCOPE-1",
             payload={"render": "question", "qid": "SCOPE-1"},
         )
-        post = repo.add_outbox(
+        repo.add_outbox(
             s,
             at=START,
             op="post",
@@ -221,8 +222,13 @@ def test_an_edit_queued_before_its_message_was_posted_is_skipped_as_superseded(d
             message_key="q:SCOPE-1",
             payload={"render": "question", "qid": "SCOPE-1"},
         )
-        s.flush()
-        edit_id, post_id = edit.id, post.id
+        contract_id = contract.id
+    with read_only(a.session_factory) as s:  # queued in that order: the edit first
+        edit_id, post_id = s.exec(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.contract_id == contract_id)
+            .order_by(OutboxMessage.id)
+        ).all()
     run_until_idle(a)
     with read_only(a.session_factory) as s:
         skipped, sent = s.get(OutboxMessage, edit_id), s.get(OutboxMessage, post_id)
