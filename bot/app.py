@@ -25,6 +25,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError
+from bot.services.bindings import ButtonBindings
 from bot.services.channels import ChannelService
 from bot.services.deadline import RequestRunner
 from bot.services.exports import SlackNames, build_export
@@ -109,9 +110,9 @@ class LoggedApp(App):
         body = req.body if isinstance(req.body, dict) else {}
         if self.replays is None or body.get("type") == "event_callback":
             return super().dispatch(req)
-        timestamp = req.headers.get("x-slack-request-timestamp") or [None]
-        signature = req.headers.get("x-slack-signature") or [None]
-        with self.replays.once(timestamp[0], signature[0]):
+        timestamp = req.headers.get("x-slack-request-timestamp") or ()
+        signature = req.headers.get("x-slack-signature") or ()
+        with self.replays.once(next(iter(timestamp), None), next(iter(signature), None)):
             return super().dispatch(req)
 
 
@@ -372,6 +373,7 @@ def create_app(
         client=client,
         channels=channels,
         replays=replays,
+        bindings=ButtonBindings(factory),
     )
     bolt.replays = replays
     handlers.register(bolt, ctx)

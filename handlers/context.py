@@ -14,6 +14,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.domain.errors import DomainError
+from bot.services.bindings import ButtonBindings
 from bot.services.channels import ChannelService
 from bot.services.deadline import NothingRecorded, OutcomeUnknown, RequestRunner
 from bot.services.replays import ReplayGuard, current_mark
@@ -36,6 +37,7 @@ class HandlerContext:
     client: WebClient  # the outbox's client (retries): for export uploads after the answer
     channels: ChannelService  # whether filing may go (a database read); channel checks after `admin set`
     replays: ReplayGuard | None = None  # at most once: each signed request is recorded with its change
+    bindings: ButtonBindings | None = None  # a button acts only on what the message it is on shows
 
     def today(self) -> date:
         """Today in the bot's zone."""
@@ -54,6 +56,16 @@ class HandlerContext:
                     replays = self.replays
                     self.followups.submit(lambda: replays.burn(mark))
             raise
+
+    def check_button_message(self, body: dict, contract_id: int, qid: str) -> None:
+        """Inside ``run``: raises InputError unless the clicked message is question ``qid`` of the contract's."""
+        if self.bindings is None:
+            return
+        container = body.get("container")
+        container = container if isinstance(container, dict) else {}
+        self.bindings.check_question_button(
+            contract_id, qid, container.get("channel_id"), container.get("message_ts")
+        )
 
     def reply(self, fn: Callable[[], object]) -> dict:
         """Carry out a request's work and render its result, or the user's error, as a private reply.

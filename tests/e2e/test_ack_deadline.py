@@ -62,7 +62,8 @@ def test_fifty_commands_answered_in_time_while_database_is_locked(running, datab
 def test_buttons_answered_in_time_while_database_is_locked(running, database):
     url, _ = database
     running.command("file vendor=V product=P agency=ICE")
-    running.thread(1)
+    q = next(m for m in running.thread(1) if m["text"].startswith("CR-1 SCOPE-2"))
+    on = {"ts": q["ts"], "channel": REVIEW}  # the question's message, which the buttons are on
     lock = _lock_sqlite(url)
     urls = [running.double.new_response_url(channel=REVIEW, user=REVIEWER) for _ in range(20)]
     try:
@@ -75,6 +76,7 @@ def test_buttons_answered_in_time_while_database_is_locked(running, database):
                 value="1:SCOPE-2",
                 channel_id=REVIEW,
                 response_url=urls[i],
+                message=on,
             )
             return r.status, time.monotonic() - started
 
@@ -89,7 +91,7 @@ def test_buttons_answered_in_time_while_database_is_locked(running, database):
     running.double.wait_for(lambda d: all(d.responses(u) for u in urls), timeout=10)
     assert all("nothing was recorded" in running.double.responses(u)[0]["body"]["text"] for u in urls)
     assert running.bot.service.show(1).question("SCOPE-2").answer is None
-    r = running.slack.block_action(user_id=REVIEWER, action_id="answer_yes", value="1:SCOPE-2")
+    r = running.slack.block_action(user_id=REVIEWER, action_id="answer_yes", value="1:SCOPE-2", message=on)
     assert r.status == 200 and running.bot.service.show(1).question("SCOPE-2").answer == "yes"
 
 

@@ -44,9 +44,15 @@ def test_button_answer_updates_question_and_progress(running):
 
 def test_non_reviewer_button_is_refused_privately(running):
     running.command(FILE_ICE)
-    running.thread(1)
+    q = next(m for m in running.thread(1) if m["text"].startswith("CR-1 SCOPE-1"))
     url = running.double.new_response_url()
-    r = running.slack.block_action(user_id=MEMBER, action_id="answer_no", value="1:SCOPE-1", response_url=url)
+    r = running.slack.block_action(
+        user_id=MEMBER,
+        action_id="answer_no",
+        value="1:SCOPE-1",
+        response_url=url,
+        message={"ts": q["ts"], "channel": REVIEW},
+    )
     assert r.status == 200
     running.double.wait_for(
         lambda d: any("reviewer" in (p["body"].get("text") or "") for p in d.responses(url))

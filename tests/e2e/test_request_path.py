@@ -42,7 +42,7 @@ def test_a_rate_limited_form_is_not_retried_with_its_single_use_trigger(running)
 
 def test_a_note_form_that_cannot_open_is_told_privately(running):
     running.command("file vendor=V product=P agency=ICE")
-    running.thread(1)
+    q = next(m for m in running.thread(1) if m["text"].startswith("CR-1 SCOPE-1"))
     running.double.script(
         "views.open", [Fault(status=200, body={"ok": False, "error": "exchanged_trigger_id"})]
     )
@@ -53,6 +53,7 @@ def test_a_note_form_that_cannot_open_is_told_privately(running):
         value="1:SCOPE-1",
         channel_id=REVIEW,
         response_url=url,
+        message={"ts": q["ts"], "channel": REVIEW},
     )
     assert r.status == 200
     running.double.wait_for(lambda d: d.responses(url), timeout=5)

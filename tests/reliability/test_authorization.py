@@ -21,6 +21,7 @@ from tests.reliability.support import (
     counts,
     fingerprint,
     note_form_state,
+    question_ts,
     settle,
     snapshot,
 )
@@ -186,8 +187,17 @@ def test_every_button_and_modal_as_every_role(running):
         for user, held in sorted(HELD.items(), key=lambda kv: kv[1] == role):  # the role holder last
             before, state = counts(running), fingerprint(running)
             url = running.double.new_response_url(channel=REVIEW, user=user)
+            # an answer button is pressed on its question's message (a button acts only on that message's question)
+            on = {}
+            if action_id.startswith("answer"):
+                on = {"message": {"ts": question_ts(running, cid, value.split(":")[1]), "channel": REVIEW}}
             r = running.slack.block_action(
-                user_id=user, action_id=action_id, value=value, response_url=url, channel_id=REVIEW
+                user_id=user,
+                action_id=action_id,
+                value=value,
+                response_url=url,
+                channel_id=REVIEW,
+                **on,
             )
             assert r.status == 200, r.body
             if held != role:  # the refusal is audited before the private reply is sent

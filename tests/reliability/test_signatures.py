@@ -7,8 +7,8 @@ import json
 import time
 from urllib.parse import parse_qs, urlencode
 
-from tests.conftest import MEMBER, REVIEWER
-from tests.reliability.support import FILE_OK, counts, file_form_state, fingerprint, settle
+from tests.conftest import MEMBER, REVIEW, REVIEWER
+from tests.reliability.support import FILE_OK, counts, file_form_state, fingerprint, question_ts, settle
 
 
 def _send(running, kind: str, **overrides):
@@ -17,7 +17,10 @@ def _send(running, kind: str, **overrides):
     if kind == "command":
         return s.command(FILE_OK, user_id=MEMBER, **overrides)
     if kind == "block_actions":
-        return s.block_action(user_id=REVIEWER, action_id="answer_yes", value="1:SCOPE-1", **overrides)
+        on = {"ts": question_ts(running, 1, "SCOPE-1"), "channel": REVIEW}  # the message the button is on
+        return s.block_action(
+            user_id=REVIEWER, action_id="answer_yes", value="1:SCOPE-1", message=on, **overrides
+        )
     if kind == "view_submission":
         return s.view_submission(
             user_id=MEMBER,
