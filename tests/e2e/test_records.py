@@ -68,8 +68,13 @@ def test_redetermine_reopens_the_answers_and_keeps_every_version(running):
     assert "Re-determination (§2(j)) of CR-1 opened" in line and "Reviewers can change the answers" in line
     assert "answer_yes" in question_blocks(running, "IU-1")  # the buttons are back
     assert "already" not in cmd(running, "answer CR-1 IU-1 yes", user=REVIEWER)
+    ci4 = running.bot.service.show(1).question("CI-4").message_ts
     r = running.slack.block_action(
-        user_id=REVIEWER, action_id="answer_yes", value="1:CI-4", channel_id=REVIEW
+        user_id=REVIEWER,
+        action_id="answer_yes",
+        value="1:CI-4",
+        message={"ts": ci4, "channel": REVIEW},
+        channel_id=REVIEW,
     )
     assert r.status == 200
     text = cmd(running, "show CR-1")
