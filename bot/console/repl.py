@@ -30,6 +30,7 @@ from bot.config import Settings
 from bot.console import payloads
 from bot.console.render import Choice, Transcript, activity, buttons, plain, short, text_of
 from bot.console.slack import BOT_USER_ID, TEAM_ID, SlackDouble
+from storage.db import describe_url
 
 log = logging.getLogger("contract_bot.console")
 
@@ -692,11 +693,9 @@ def run_console(
     try:
         console = Console(settings, database=database, out=stdout, start=start, echo=not interactive)
     except (ArgumentError, OperationalError) as exc:
-        print(
-            f"contract-bot: --database {database!r} cannot be used: {exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0]}",
-            file=sys.stderr,
-        )
+        shown = describe_url(database) if database else "(none)"  # never the password
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"contract-bot: --database {shown} cannot be used: {reason}", file=sys.stderr)
         return 2
     try:
         if interactive:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -308,3 +309,13 @@ def test_a_channel_the_bot_was_not_invited_to_is_refused_until_invite():
     assert "invite takes a channel" in out
     assert "(@contract-bot was added to #CNEW)" in out
     assert "Filed CR-1: Paragon Solutions / Graphite for ICE. The review runs in #CNEW." in out
+
+
+def test_a_database_that_cannot_be_used_is_named_without_its_password():
+    out, err = io.StringIO(), io.StringIO()
+    url = "postgresql+psycopg://bot:hunter2@127.0.0.1:1/nowhere?connect_timeout=1"
+    with contextlib.redirect_stderr(err):
+        code = run_console(Settings(), stdin=io.StringIO("quit\n"), stdout=out, database=url)
+    assert code == 2
+    assert "hunter2" not in err.getvalue() + out.getvalue()
+    assert "--database postgresql+psycopg://bot:***@127.0.0.1:1/nowhere" in err.getvalue()
