@@ -239,8 +239,8 @@ def _serve_contract(api_url: str, db_path: str, backend: str, clients: int, seed
             "agency": "ICE",
             "purpose": "operational",
         }
-        for _ in range(clients):  # CR-1 ... CR-n: client k shows and answers on CR-k
-            bot.service.file_contract(MEMBER, fields)
+        for k in range(clients):  # CR-1 ... CR-n: client k shows and answers on CR-k
+            bot.service.file_contract(MEMBER, dict(fields, product=f"Graphite-seed-{k}"))
         bot.dispatcher.deliver_due()
         if seed:  # a database that has been in use: more contracts, each with a pending reminder
             from datetime import UTC, datetime
@@ -398,8 +398,10 @@ def _make_requester(base_url: str, response_urls: list[str]):  # noqa: ANN202
 def _one(rq, kind: str, cid: int, i: int):  # noqa: ANN001, ANN202
     """Client ``cid``'s ``i``-th request of ``kind``; it shows and answers on its own contract CR-(cid+1)."""
     contract = cid + 1
-    if kind == "file":
-        return rq.command(FILE_TEXT, user_id=MEMBER, channel_id=REVIEW)
+    if kind == "file":  # each filing its own product: an identical one would be asked "file anyway?"
+        return rq.command(
+            FILE_TEXT.replace("Graphite", f"Graphite-{cid}-{i}"), user_id=MEMBER, channel_id=REVIEW
+        )
     if kind == "show":
         return rq.command(f"show CR-{contract}", user_id=MEMBER, channel_id=REVIEW)
     if kind == "button":
@@ -410,7 +412,10 @@ def _one(rq, kind: str, cid: int, i: int):  # noqa: ANN001, ANN202
             message={"ts": f"1700000000.{contract:06d}", "channel": REVIEW},
             channel_id=REVIEW,
         )
-    return rq.view_submission(user_id=MEMBER, callback_id="file_contract_modal", state_values=MODAL_STATE)
+    state = dict(
+        MODAL_STATE, product={"product": {"type": "plain_text_input", "value": f"Graphite-m{cid}-{i}"}}
+    )
+    return rq.view_submission(user_id=MEMBER, callback_id="file_contract_modal", state_values=state)
 
 
 def _outcome(kind: str, bare: bool, resp, cid: int) -> str:  # noqa: ANN001
