@@ -700,6 +700,7 @@ class ReviewService:
         def apply(s, c, state, day, now):
             review.check_resume(state, day)
             since = c.stopwork_since
+            lasted = (day - since).days
             c.stopwork_since, c.stopwork_reason, c.stopwork_lifted_on = None, None, day
             repo.cancel_reminders(s, c.id, ["stopwork"])
             # lifting a stop-work order is not a compliance finding: say where the review stands
@@ -710,7 +711,8 @@ class ReviewService:
                 standing = "Operational use is still not permitted: " + "; ".join(verdict.missing) + "."
             line = (
                 f":arrow_forward: Stop-work order on {ref_of(c.id)} lifted on {day.isoformat()} "
-                f"(in effect since {since.isoformat()}, {(day - since).days} days): {escape_mrkdwn(reason)}. "
+                f"(in effect since {since.isoformat()}, {lasted} day{'s' if lasted != 1 else ''}): "
+                f"{escape_mrkdwn(reason)}. "
                 f"{standing}"
             )
             return line, "resume", standing

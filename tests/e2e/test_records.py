@@ -131,7 +131,10 @@ def test_reopen_undoes_a_close_and_gives_back_its_reminders(running):
 def test_out_of_order_dates_are_refused_and_change_nothing(running):
     cmd(running, FILE)
     cmd(running, 'stopwork CR-1 reason="verify" on=2024-10-08', user=MANAGER)
-    cmd(running, 'resume CR-1 reason="done" on=2025-01-10', user=MANAGER)
+    line = cmd(running, 'resume CR-1 reason="done" on=2025-01-10', user=MANAGER)
+    # lifting a stop-work is not a compliance finding: the reply and the audit say what is still missing
+    assert "94 days" in line and "Operational use is still not permitted: a `not-risky` determination" in line
+    assert "still not permitted" in audit(running, action="resume")[-1].detail
     before = len(audit(running))
     text = cmd(running, 'stopwork CR-1 reason="again" on=2024-12-01', user=MANAGER)
     assert "inside (or before) the previous stop-work order" in text and "lifted on 2025-01-10" in text
