@@ -21,6 +21,11 @@ DELIVERY_SAFETY_NET_SECONDS = 30
 
 def start_scheduler(bot) -> BackgroundScheduler:  # noqa: ANN001 - bot.app.ContractBot (import cycle)
     """Start (or refresh) this process's scheduler: the sweep every REMINDER_INTERVAL_SECONDS, delivery every 30 s."""
+    try:
+        # before the first sweep plans anything: reminders planned under another BOT_TIMEZONE move to this one's hours
+        bot.sweeper.replan_for_zone()
+    except Exception:  # noqa: BLE001 - the first sweep tries again
+        log.exception("could not re-plan the reminders for BOT_TIMEZONE")
     scheduler = getattr(bot, "_scheduler", None)
     if not isinstance(scheduler, BackgroundScheduler) or not scheduler.running:
         scheduler = BackgroundScheduler(timezone="UTC")

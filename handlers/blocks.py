@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import (
 from bot.domain import review
 from bot.domain.text import escape_mrkdwn
 from bot.services.reviews import ContractList, RolesList, SettingsList, Timeline
+from bot.services.runtime import PLANNED_ZONE_KEY
 from bot.services.views import ContractView, Page
 from handlers import limits
 from handlers.ids import ActionId, MessageBlockId
@@ -697,7 +698,12 @@ def build_settings(result: SettingsList) -> dict:
     lines = [
         f"`{k}` = `{short(v, 200) or '(not set)'}` ({result.sources.get(k, '')})"
         for k, v in sorted(result.values.items())
+        if k != PLANNED_ZONE_KEY
     ]
+    if PLANNED_ZONE_KEY in result.values:  # kept by the bot, not by `admin set`
+        lines.append(
+            f"Reminders are planned in `{short(result.values[PLANNED_ZONE_KEY], 100)}` (BOT_TIMEZONE)."
+        )
     text = "*Runtime settings*\n" + "\n".join(lines)
     if len(text) <= limits.SECTION_TEXT:
         return {"text": text}

@@ -672,3 +672,9 @@ def list_open_with_deadlines(s: Session, limit: int) -> list[Contract]:
         .limit(limit)
     )
     return list(s.execute(stmt).scalars())
+
+
+def get_setting_locked(s: Session, key: str) -> str | None:
+    """One setting's value, its row locked until the transaction ends (PostgreSQL; SQLite serialises writers)."""
+    row = s.execute(select(Setting).where(col(Setting.key) == key).with_for_update()).scalars().first()
+    return row.value if row else None

@@ -26,6 +26,7 @@ __all__ = [
     "excluded_notice_due",
     "excluded_notice_reminders",
     "next_weekly_digest",
+    "replanned",
     "skip_past",
     "snooze_until",
     "split_deadlines",
@@ -267,6 +268,20 @@ def snooze_until(
     if days is None:
         raise ValueError(f"unknown snooze choice {choice!r}; expected one of {', '.join(SNOOZE_CHOICES)}")
     return cal.at_local(cal.add_business_days(cal.local_date(_aware(now, "now")), days), hour)
+
+
+EXACT_INSTANT_KINDS = frozenset({"waiver-report-waiver", "waiver-report-revocation"})  # hours after an act
+
+
+def replanned(due_at: datetime, kind: str, old: BusinessCalendar, new: BusinessCalendar) -> datetime:
+    """When a reminder planned in ``old``'s zone falls due in ``new``'s: the same local wall time on the same
+    local date (09:00 stays 09:00, a waiver's midnight stays midnight), except for the 72-hour report reminders,
+    which are a number of hours after an instant and do not move. Raises ValueError if ``due_at`` is naive."""
+    due = _aware(due_at, "due_at")
+    if kind in EXACT_INSTANT_KINDS:
+        return due
+    wall = old.to_local(due)
+    return new.at_local(wall.date(), wall.hour, wall.minute)
 
 
 def digest_week(today: date) -> tuple[date, date, date]:

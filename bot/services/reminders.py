@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from bot.clock import Clock
@@ -68,11 +68,72 @@ class ReminderSweeper:
         self.on_commit = on_commit or (lambda: None)
         self.batch = batch
         self.worker = worker_id()
+        self._zone_checked = False
+
+    def replan_for_zone(self, now: datetime | None = None) -> int:
+        """On start: if BOT_TIMEZONE changed since the pending reminders were planned, move them to the new zone's
+        hours (see ``_replan``); how many moved. Once per process; the first process to start does the work."""
+        if self._zone_checked:
+            return 0
+        try:
+            with unit_of_work(self.session_factory) as s:
+                moved = self._replan(s, now or self.clock.now())
+        except (
+            IntegrityError
+        ):  # another process starting at the same moment recorded the zone first: it re-planned
+            moved = 0
+        self._zone_checked = True
+        return moved
+
+    def _replan(self, s: Session, now: datetime) -> int:
+        """Re-plan pending reminders planned in another zone (the settings table remembers which), in one
+        transaction with the record of the zone they are planned in now, so several processes do it once."""
+        zone = self.calendar.zone_name
+        planned_in = repo.get_setting_locked(s, runtime.PLANNED_ZONE_KEY)
+        if planned_in == zone:
+            return 0
+        moved = 0
+        if planned_in is not None:
+            try:
+                old = BusinessCalendar(planned_in)
+            except ValueError:  # a zone this machine does not know: nothing to convert from
+                old = self.calendar
+            for r in repo.list_pending_reminders(s, limit=1_000_000):
+                if r.kind == "digest":  # its key names its instant: planned afresh below
+                    r.status = "cancelled"
+                    s.add(r)
+                    continue
+                due = schedule.replanned(r.due_at, r.kind, old, self.calendar)
+                if due != r.due_at:
+                    r.due_at = due
+                    s.add(r)
+                    moved += 1
+            s.flush()
+            repo.record_audit(
+                s,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action="reminders re-planned",
+                before={"BOT_TIMEZONE": planned_in},
+                after={"BOT_TIMEZONE": zone, "reminders moved": moved},
+                detail="BOT_TIMEZONE changed: pending reminders keep their local times in the new zone",
+            )
+            log.info(
+                "BOT_TIMEZONE changed from %s to %s: %s pending reminder(s) re-planned",
+                planned_in,
+                zone,
+                moved,
+            )
+        # without a record (a first start, or a database from before this was kept) they were planned in this zone
+        repo.put_setting(s, runtime.PLANNED_ZONE_KEY, zone, SYSTEM_ACTOR, now)
+        self._ensure_digest(s, now, self._settings(s).reminder_hour)
+        return moved
 
     def sweep(self, now: datetime | None = None, max_batches: int = 1000) -> SweepResult:
         """Send every reminder due by now (in batches), once."""
         total = SweepResult()
         now = now or self.clock.now()
+        self.replan_for_zone(now)
         # The next digest is planned in its own short transaction, so that several processes planning the same
         # row at once do not wait on each other's whole claim transaction (the unique key makes one of them win).
         with unit_of_work(self.session_factory) as s:
@@ -94,6 +155,15 @@ class ReminderSweeper:
         """What a sweep at ``at`` would send, computed by the same code in a transaction that is rolled back."""
         s = self.session_factory()
         try:
+            planned_in = repo.get_settings(s).get(runtime.PLANNED_ZONE_KEY)
+            if planned_in is not None and planned_in != self.calendar.zone_name:
+                try:  # what a start in this zone does first (rolled back with the rest)
+                    with s.begin_nested():
+                        self._replan(s, at)
+                except (
+                    SQLAlchemyError
+                ):  # a database opened read-only: shown at the hours they were planned at
+                    log.warning("reminders planned in %s are shown at those hours", planned_in)
             result = SweepResult()
             while True:
                 part = self._sweep_batch(s, at)
