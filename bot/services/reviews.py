@@ -761,9 +761,11 @@ class ReviewService:
             review.check_redetermine(state, day)
             c.redetermination_on, c.redetermination_reason, c.redetermination_by = day, reason, actor
             self._update_questions(s, c, now)  # their buttons come back
+            reviewers = repo.list_assignments(s, c.id)
+            who = ", ".join(f"<@{u}>" for u in reviewers[:10]) + ": reviewers" if reviewers else "Reviewers"
             return (
                 f":arrows_counterclockwise: Re-determination (§2(j)) of {ref_of(c.id)} opened on {day.isoformat()}: "
-                f"{escape_mrkdwn(reason)}. Reviewers can change the answers again (the record keeps every version) "
+                f"{escape_mrkdwn(reason)}. {who} can change the answers again (the record keeps every version) "
                 f"until an official records `determine`; the determination `{state.determination}` stands until then."
             )
 

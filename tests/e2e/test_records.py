@@ -54,6 +54,7 @@ def count_contracts(running) -> int:
 
 def test_redetermine_reopens_the_answers_and_keeps_every_version(running):
     cmd(running, FILE)
+    cmd(running, f"assign CR-1 <@{REVIEWER}>", user=MANAGER)
     answer_all(running)
     cmd(running, 'determine CR-1 not-risky reason="no red flags"', user=OFFICIAL)
     cmd(running, f"certify CR-1 {DHS}", user=OFFICIAL)
@@ -65,7 +66,10 @@ def test_redetermine_reopens_the_answers_and_keeps_every_version(running):
     # only an official reopens them
     assert "*official* role" in cmd(running, 'redetermine CR-1 reason="new reporting"', user=MANAGER)
     line = cmd(running, 'redetermine CR-1 reason="press reports on IU-1"', user=OFFICIAL)
-    assert "Re-determination (§2(j)) of CR-1 opened" in line and "Reviewers can change the answers" in line
+    assert (
+        "Re-determination (§2(j)) of CR-1 opened" in line
+        and f"<@{REVIEWER}>: reviewers can change the answers" in line
+    )
     assert "answer_yes" in question_blocks(running, "IU-1")  # the buttons are back
     assert "already" not in cmd(running, "answer CR-1 IU-1 yes", user=REVIEWER)
     ci4 = running.bot.service.show(1).question("CI-4").message_ts

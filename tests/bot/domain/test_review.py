@@ -612,3 +612,31 @@ def test_verdict_summary_and_headline(state, summary, headline):
 def test_a_closed_contract_lists_nothing_missing_but_its_close():
     closed = STATES["stop-work"].with_(closed_on=TODAY)
     assert rv.operational_use(closed, TODAY).missing == ("the contract was closed on 2025-09-01",)
+
+
+# ---- look-alike filings ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (("Paragon Solutions", "Graphite", "ICE"), ("paragon  solutions,", "GRAPHITE", " ice "), True),
+        (
+            ("Paragon Solutions, Inc.", "Graphite", "ICE"),
+            ("Paragon Solutions Inc", "Graphite", "I.C.E."),
+            False,
+        ),
+        (("Paragon Solutions, Inc.", "Graphite", "ICE"), ("Paragon-Solutions Inc", "graphite", "ice"), True),
+        (("ＮＳＯ Group", "Pegasus", "FBI"), ("NSO group", "pegasus", "fbi"), True),  # full-width letters
+        (("Paragon", "Graphite", "ICE"), ("Paragon", "Graphite", "CBP"), False),
+        (("Paragon", "Graphite", "ICE"), ("Paragon", "Graphite 2", "ICE"), False),
+    ],
+)
+def test_filing_key_ignores_case_punctuation_and_spacing(a, b, same):
+    assert (rv.filing_key(*a) == rv.filing_key(*b)) is same
+
+
+def test_a_duplicate_filing_names_the_contract_and_how_to_file_anyway():
+    exc = rv.DuplicateFiling(rv.LookAlike("CR-2", "U1", D), how_to_confirm="add `anyway=yes`.")
+    assert exc.message.startswith("This looks like *CR-2* (filed 2025-08-01 by <@U1>)")
+    assert exc.message.endswith("add `anyway=yes`.") and exc.like.ref == "CR-2"
