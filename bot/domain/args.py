@@ -10,6 +10,7 @@ from datetime import date
 from enum import StrEnum
 from typing import TypeVar
 
+from bot.domain import schedule
 from bot.domain.errors import InputError
 from bot.domain.questions import ANSWER_VALUES, QUESTIONS
 from bot.domain.review import OUTCOMES, STATUSES
@@ -174,13 +175,20 @@ SETTINGS: dict[str, Setting] = {
     for s in (
         Setting("review_channel", "channel", "channel where filings are posted and reviews run in threads"),
         Setting("manager_channel", "channel", "channel for manager reminders and the weekly digest"),
-        Setting("reminder_hour", "int", "hour of the day (bot time zone) reminders are sent", 9, 0, 23),
+        Setting(
+            "reminder_hour",
+            "int",
+            "hour of the day (bot time zone) reminders are sent",
+            schedule.DEFAULT_REMINDER_HOUR,
+            0,
+            23,
+        ),
         Setting("stopwork_reminders", "on_off", "daily reminders while a stop-work order is in effect", True),
         Setting(
             "unanswered_reminder_days",
             "int",
             "business days before reviewers are reminded of open questions",
-            2,
+            schedule.UNANSWERED_PING_BUSINESS_DAYS,
             1,
             30,
         ),
@@ -188,11 +196,13 @@ SETTINGS: dict[str, Setting] = {
             "escalation_days",
             "int",
             "business days before open questions are escalated to managers",
-            5,
+            schedule.ESCALATION_BUSINESS_DAYS,
             1,
             60,
         ),
-        Setting("digest", "on_off", "the weekly digest in the manager channel, Mondays 09:00", True),
+        Setting(
+            "digest", "on_off", "the weekly digest in the manager channel, Mondays at the reminder hour", True
+        ),
     )
 }
 

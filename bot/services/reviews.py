@@ -157,11 +157,8 @@ class ReviewService:
         cached = s.info.get("runtime_settings")
         if cached is not None:  # read once per unit of work (put_setting clears it)
             return dict(cached)
-        values = {
-            "review_channel": self.settings.review_channel or "",
-            "manager_channel": self.settings.manager_channel or "",
-            "reminder_hour": "9",
-        }
+        # every setting with its default (bot.services.runtime: one typed source), then what `admin set` stored
+        values = runtime.as_strings(RuntimeSettings.from_values({}, self.settings))
         values.update(repo.get_settings(s))
         s.info["runtime_settings"] = values
         return dict(values)

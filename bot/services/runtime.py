@@ -76,3 +76,12 @@ class RuntimeSettings:
 def load(s: Session, env: Settings | None = None) -> RuntimeSettings:
     """The runtime settings as this unit of work sees them (one small query: a setting just changed is seen)."""
     return RuntimeSettings.from_values(repo.get_settings(s), env)
+
+
+def as_strings(rt: RuntimeSettings) -> dict[str, str]:
+    """Every runtime setting as `admin set` writes it ("on"/"off", numbers, channel IDs), for `admin settings`."""
+    out = {}
+    for key in SETTINGS:
+        value = getattr(rt, key)
+        out[key] = ("on" if value else "off") if isinstance(value, bool) else str(value)
+    return out
