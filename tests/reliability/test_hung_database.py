@@ -280,10 +280,28 @@ def note_form(slack: SlackRequester, contract_id: int, qid: str, note: str, view
     )
 
 
+def question_message(slack: SlackRequester, value: str, wait: float = 0.0) -> dict | None:
+    """The question's message as the outbox posted it (its buttons are pressed there), waiting up to ``wait`` s."""
+    cid, qid = value.split(":")
+    deadline = time.monotonic() + wait
+    while True:
+        shown = [m for m in slack.double.messages(REVIEW) if m.get("text", "").startswith(f"CR-{cid} {qid}:")]
+        if shown:
+            return {"ts": shown[0]["ts"], "channel": REVIEW}
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+
+
 def press(slack: SlackRequester, action_id: str, value: str, response_url: str) -> SlackResponse:
-    """A question's answer button pressed by the reviewer."""
+    """A question's answer button pressed by the reviewer, on the question's message (a button acts only there)."""
     return slack.block_action(
-        user_id=REVIEWER, action_id=action_id, value=value, channel_id=REVIEW, response_url=response_url
+        user_id=REVIEWER,
+        action_id=action_id,
+        value=value,
+        channel_id=REVIEW,
+        response_url=response_url,
+        message=question_message(slack, value),
     )
 
 
@@ -321,6 +339,9 @@ def test_postgresql_that_stops_answering_gets_truthful_answers_in_time_and_recov
         assert all(r.status == 200 for r, _ in warm.values())
         before = state(p.direct)
         assert before["chain"] == "intact", before
+        assert question_message(p.slack, "1:SCOPE-1", wait=10) and question_message(
+            p.slack, "1:SCOPE-2", wait=10
+        )
 
         p.proxy.hang()
         button_url = double.new_response_url(channel=REVIEW, user=REVIEWER)
@@ -442,6 +463,7 @@ def test_postgresql_that_answers_slowly_gets_every_request_answered_in_time_and_
     with proxied_bot(database, double, background=False) as p:
         first = file_command(p.slack, "Before The Slowness", "UFILER0")
         assert first.status == 200 and "Filed *CR-1*" in command_text(first), first.body
+        p.bot.dispatcher.deliver_due()  # the questions' messages, whose buttons are pressed below
         warm = at_once({f"show{i}": lambda: p.slack.command("show CR-1", user_id=REVIEWER) for i in range(4)})
         assert all(r.status == 200 for r, _ in warm.values())
         report = []
