@@ -169,7 +169,8 @@ def test_copies_sent_at_once_are_carried_out_once(running):
     assert all(r.status == 200 for r in copies), [r.body for r in copies]
     replies = [(r.json or {}).get("text", "") for r in copies]
     assert sum(ALREADY not in t for t in replies) == 1, replies
-    assert [c.id for c in running.bot.service.list_contracts(None, 1).rows] == [2, 1]
+    # one filed (on PostgreSQL a copy rolled back may have used up a reference number: count, not ids)
+    assert running.bot.service.list_contracts(None, 1).total == 2
 
 
 def test_another_process_on_the_same_database_refuses_a_replay(running, database):
