@@ -678,3 +678,15 @@ def get_setting_locked(s: Session, key: str) -> str | None:
     """One setting's value, its row locked until the transaction ends (PostgreSQL; SQLite serialises writers)."""
     row = s.execute(select(Setting).where(col(Setting.key) == key).with_for_update()).scalars().first()
     return row.value if row else None
+
+
+def list_open_assignments_of(s: Session, user_id: str, limit: int = 20) -> list[int]:
+    """Numbers of the open (not closed) contracts a user is assigned to review, oldest first."""
+    stmt = (
+        select(col(Contract.id))
+        .join(Assignment, col(Assignment.contract_id) == col(Contract.id))
+        .where(col(Assignment.user_id) == user_id, col(Contract.closed_on).is_(None))
+        .order_by(col(Contract.id))
+        .limit(limit)
+    )
+    return list(s.execute(stmt).scalars())

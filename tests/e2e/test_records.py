@@ -213,6 +213,29 @@ def test_role_replies_use_the_right_article_and_the_real_mention(running):
     assert f"`/contract admin grant <@{MEMBER}> reviewer`" in text and "@you" not in text
 
 
+def test_nobody_changes_their_own_roles_and_the_last_admin_stays(running):
+    before = len(audit(running, None))
+    assert "Nobody can grant a role for themself" in cmd(
+        running, f"admin grant <@{ADMIN}> official", user=ADMIN
+    )
+    assert "Nobody can revoke a role for themself" in cmd(
+        running, f"admin revoke <@{ADMIN}> admin", user=ADMIN
+    )
+    assert [e.outcome for e in audit(running, None)[before:]] == ["refused", "refused"]
+    # another admin's role is another matter (and the last admin is kept: nobody revokes their own)
+    cmd(running, f"admin grant <@{MEMBER}> admin", user=ADMIN)
+    assert "is no longer an admin" in cmd(running, f"admin revoke <@{MEMBER}> admin", user=ADMIN)
+
+
+def test_revoking_a_reviewer_names_the_contracts_they_are_still_assigned_to(running):
+    cmd(running, FILE)
+    cmd(running, f"assign CR-1 <@{REVIEWER}>", user=MANAGER)
+    text = cmd(running, f"admin revoke <@{REVIEWER}> reviewer", user=ADMIN)
+    assert (
+        "is no longer a reviewer" in text and "still assigned to CR-1 and can no longer answer there" in text
+    )
+
+
 # ---- a look-alike filing: warned once, filed only on purpose, once ----------------------------------------
 
 
