@@ -19,10 +19,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.services.planner import KINDS
 from bot.services.reviews import DASHBOARD_LISTS, Dashboard
 from handlers import limits
-from handlers.blocks import ROW_NAME_SHOWN, STATUS_EMOJI, day, md, section, short, when
+from handlers.blocks import ROW_NAME_SHOWN, STATUS_EMOJI, day, md, section, short
 from handlers.ids import ActionId, MessageBlockId
 
 MAX_ROWS = 10  # per list; the service may give more (App Home asks for one more), only this many are shown
@@ -64,8 +63,8 @@ def build_home_view(d: Dashboard, zone: ZoneInfo | None = None) -> dict:
     blocks += _list(
         d,
         "deadlines",
-        "*:date: Deadlines in the next 7 days*",
-        [f"{ref} {short(KINDS.get(kind, kind), 80)}: {when(due, zone)}" for ref, kind, due in d.deadlines],
+        "*:date: Deadlines: overdue, and the next 7 days*",
+        [f"{ref} {short(what, 80)}: {due:%a} {day(due)}" for ref, what, due in d.deadlines],
     )
     blocks += _list(
         d,

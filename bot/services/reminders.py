@@ -537,7 +537,7 @@ class ReminderSweeper:
                 assert end is not None  # status "waiting": the APNSA was notified
                 entries.append(f"{ref_of(c.id)} ends {end.isoformat()}")
             lines.append("Waiting periods: " + "; ".join(entries))
-        overdue, this_week = schedule.split_deadlines(self._deadlines(s, today), today)
+        overdue, this_week = schedule.split_deadlines(deadlines(s, self.calendar, today), today)
         if overdue:
             lines.append(
                 "Overdue: " + "; ".join(f"{ref} {what} (due {on.isoformat()})" for ref, what, on in overdue)
@@ -549,26 +549,36 @@ class ReminderSweeper:
         lines.append("Next: `/contract list` for everything open, `/contract show CR-n` for one contract.")
         return "\n".join(lines)
 
-    def _deadlines(self, s: Session, today: date) -> list[tuple[str, str, date]]:
-        """The dated obligations of open contracts (ref, what, local date): the deadlines themselves, not the
-        reminder rows about them (those fall due days before, repeat, and may be claimed as the digest runs)."""
-        out: list[tuple[str, str, date]] = []
-        for c in repo.list_open_with_deadlines(s, DIGEST_ROWS * 5):
-            assert c.id is not None  # a stored contract has its number
-            ref, state = ref_of(c.id), state_of(c, [])
-            pending = review.pending_waiver_report(state)
-            decided = c.waiver_revoked_at if pending == "revocation" else c.waiver_issued_at
-            if pending and decided is not None:
-                due = self.calendar.local_date(schedule.waiver_report_deadline(decided))
-                out.append((ref, f"72-hour {pending} report due", due))
-            if c.waiver_issued_on and not c.waiver_revoked_on and c.waiver_until and c.waiver_until >= today:
-                out.append((ref, "waiver's last day in force", c.waiver_until))
-            if c.purpose == "excluded" and c.awarded_on is not None:
-                out.append((ref, "§4(b) notice due", schedule.excluded_notice_due(c.awarded_on)))
-        return out
-
 
 DIGEST_ROWS = 20  # contracts named in one line of the digest
+
+
+def deadlines(
+    s: Session, cal: BusinessCalendar, today: date, limit: int = DIGEST_ROWS * 5
+) -> list[tuple[str, str, date]]:
+    """The dated obligations of open contracts (ref, what, local date), for the digest and App Home: the deadlines
+    themselves, not the reminder rows about them (those fall due days before, repeat, and may be claimed as the
+    digest runs). A waiver's last day is listed until it has passed; the others until they are done."""
+    out: list[tuple[str, str, date]] = []
+    for c in repo.list_open_with_deadlines(s, limit):
+        assert c.id is not None  # a stored contract has its number
+        ref, state = ref_of(c.id), state_of(c, [])
+        pending = review.pending_waiver_report(state)
+        decided = c.waiver_revoked_at if pending == "revocation" else c.waiver_issued_at
+        if pending and decided is not None:
+            out.append(
+                (
+                    ref,
+                    f"72-hour {pending} report due",
+                    cal.local_date(schedule.waiver_report_deadline(decided)),
+                )
+            )
+        if c.waiver_issued_on and not c.waiver_revoked_on and c.waiver_until and c.waiver_until >= today:
+            out.append((ref, "waiver's last day in force", c.waiver_until))
+        if c.purpose == "excluded" and c.awarded_on is not None:
+            out.append((ref, "§4(b) notice due", schedule.excluded_notice_due(c.awarded_on)))
+    return out
+
 
 MESSAGE_LIMIT = 2900  # a section block holds 3,000 characters (SLACK-FACTS F1 Block Kit limits)
 

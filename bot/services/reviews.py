@@ -18,12 +18,13 @@ from sqlmodel import Session
 from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import questions as qs
-from bot.domain import review, roles
+from bot.domain import review, roles, schedule
 from bot.domain.args import AUDIT_PAGE_SIZE, LIST_PAGE_SIZE
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError, InputError, InvalidState, NotFound, PermissionDenied
 from bot.domain.text import escape_mrkdwn, find_classification_marking
 from bot.services import planner, runtime
+from bot.services.reminders import deadlines as deadlines_of
 from bot.services.runtime import RuntimeSettings
 from bot.services.views import ContractView, Page, build_contract_view, page_of, ref_of, state_of
 from storage import repositories as repo
@@ -1056,8 +1057,6 @@ class ReviewService:
 
         Each list holds at most ``limit`` rows from its offset in ``offsets`` (keyed by DASHBOARD_LISTS), with
         its total; an offset past a list's end shows that list from the start, and ``notice`` says so."""
-        from datetime import timedelta
-
         offsets = offsets or {}
         with read_only(self.session_factory) as s:
             now = self.clock.now()
@@ -1073,11 +1072,11 @@ class ReviewService:
                 assert c.id is not None  # a stored contract has its number
                 end = review.waiting_period_end(state_of(c, []))
                 waiting.append((ref_of(c.id), c.vendor, end))
-            deadlines = [
-                (ref_of(r.contract_id) if r.contract_id else "—", r.kind, r.due_at)
-                for r in repo.list_pending_reminders(s, until=now + timedelta(days=7), limit=DASHBOARD_CAP)
-                if r.kind != "digest"
-            ]
+            # the deadlines themselves, overdue first (bot.services.reminders.deadlines), not reminder rows
+            overdue, week = schedule.split_deadlines(
+                deadlines_of(s, self.calendar, today, DASHBOARD_CAP), today
+            )
+            deadlines = [(ref, f"{what} (overdue)", on) for ref, what, on in overdue] + week
             mine = []
             for c, q in repo.list_open_questions_for_user(s, user_id, DASHBOARD_CAP):
                 assert c.id is not None  # a stored contract has its number
@@ -1135,7 +1134,7 @@ class Dashboard:
     counts: dict[str, int]
     stopworks: list[tuple[str, str, date]]
     waiting: list[tuple[str, str, date | None]]
-    deadlines: list[tuple[str, str, datetime]]
+    deadlines: list[tuple[str, str, date]]  # (ref, what, due date): overdue ones first
     my_questions: list[tuple[str, str]]
     roles: tuple[str, ...]
     totals: dict[str, int] = field(default_factory=dict)  # by DASHBOARD_LISTS key; absent: not counted

@@ -93,7 +93,7 @@ def test_home_shows_stopworks_waiting_deadlines_and_my_questions(running):
     shown = "\n".join(texts(view))
     assert "stop-work: *1*" in shown
     assert "CR-1 Paragon Solutions: since 2026-11-20 (4 days)" in shown
-    assert "Deadlines in the next 7 days" in shown and "CR-1 stop-work in effect" in shown
+    assert "Deadlines: overdue, and the next 7 days" in shown  # a stop-work is listed above, not as one
     assert "CR-1 `SCOPE-1`" in shown  # the viewer's own open questions
     assert "Your roles: reviewer" in shown
     assert "CR-1 `SCOPE-1`" not in "\n".join(texts(open_home(running, MEMBER)))  # not assigned to the member

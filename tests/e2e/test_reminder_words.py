@@ -8,7 +8,7 @@ Time moves only through the injected ManualClock; what is asserted is what Slack
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from bot.app import create_app
@@ -40,7 +40,9 @@ def test_show_names_each_pending_reminder_once_in_words(running):
     line = next(part for part in shown.split("\n") if part.startswith("*Next reminders:*"))
     for words in ("waiver report due", "waiver report overdue", "waiver expiring: 30 days left"):
         assert line.count(words + " ") == 1, (words, line)
-    assert "unanswered" not in line  # determined: the questions' reminders will send nothing, so are not listed
+    assert (
+        "unanswered" not in line
+    )  # determined: the questions' reminders will send nothing, so are not listed
     assert "waiver-report" not in shown and "waiver-expiry" not in shown  # no internal kinds
     ok(running.command("waiver-report CR-1", user=OFFICIAL))
     line = next(p for p in reply_text(running, "show CR-1").split("\n") if p.startswith("*Next reminders:*"))
@@ -92,6 +94,21 @@ def test_digest_covers_its_week_with_overdue_items_apart_and_each_once(running):
     assert overdue == "Overdue: CR-1 §4(b) notice due (due 2026-09-15)"
     assert week == "Deadlines this week: CR-2 waiver's last day in force Fri 2026-12-04"  # CR-3's is in March
     assert digest.count("CR-1") == 1
+
+
+def test_app_home_lists_the_same_deadlines_overdue_first(running):
+    ok(running.command(FILE))
+    _waiver(running, until="2026-11-30")  # CR-1: its 72-hour report due Friday, its last day in force Monday
+    ok(
+        running.command('stopwork CR-1 reason="hold"', user=MANAGER)
+    )  # a stop-work is listed apart: no deadline
+    ok(running.command("file vendor=Acme product=Probe agency=FBI purpose=excluded awarded=2026-08-01"))
+    home = running.bot.service.dashboard(MANAGER)
+    assert home.deadlines == [
+        ("CR-2", "§4(b) notice due (overdue)", date(2026, 9, 15)),
+        ("CR-1", "72-hour waiver report due", date(2026, 11, 27)),
+        ("CR-1", "waiver's last day in force", date(2026, 11, 30)),
+    ]
 
 
 # ---- the audit timeline ---------------------------------------------------------------------------------------
