@@ -454,7 +454,7 @@ def build_timeline(t: Timeline, zone: ZoneInfo | None = None) -> dict:
                 f" `#{e.seq}`",
             )
         )
-        bodies.append(_changes(e.before, e.after))
+        bodies.append(_changes(e.before, e.after, actor=e.actor))
     # Slack takes about 11,000 characters a message: the entries share what the page leaves, a short entry giving
     # its unused share to the long ones, so an entry is shortened only when the page could not hold it whole.
     room = AUDIT_PAGE_TEXT - sum(len(h) + len(tail) + 1 for h, tail in heads)
@@ -585,6 +585,7 @@ _AUDIT_LABELS = {
     "contract_no": "contract no.",
     "stopwork_since": "stop-work since",
     "stopwork_reason": "stop-work reason",
+    "stopwork_lifted_on": "stop-work lifted on",
     "determined_on": "determined on",
     "determination_reason": "reason",
     "certified_on": "certified on",
@@ -621,7 +622,7 @@ def _shown(key: str, value: object) -> str:
     return short(value, AUDIT_VALUE_SHOWN)
 
 
-def _changes(before: str | None, after: str | None) -> list[str]:
+def _changes(before: str | None, after: str | None, *, actor: str | None = None) -> list[str]:
     """What an entry changed, the telling keys first and long texts (reasons, notes) last: "status in-review →
     stop-work", "vendor set to …", "stop-work since cleared (was 2024-10-08)"; never an arrow to nothing."""
     b = json.loads(before) if before else {}
@@ -633,6 +634,8 @@ def _changes(before: str | None, after: str | None) -> list[str]:
         old, new = b.get(k), a.get(k)
         if old == new and not (k == "qid" and not _empty(new)):
             continue
+        if k == "by" and new == actor and _empty(old):
+            continue  # who answered is the entry's actor, named at its start
         label = esc(_AUDIT_LABELS.get(k, k.replace("_", " ")))
         if k == "qid":
             parts.append((k, f"{label} {_shown(k, new)}"))  # which question: named, not a change

@@ -134,7 +134,7 @@ def test_timeline_shows_the_bots_own_status_change_and_people_by_mention(running
         "third party operates it set to no",
     ):
         assert field in filing, (field, filing)
-    assert f"reviewers set to <@{REVIEWER}>" in shown and f"answered by set to <@{REVIEWER}>" in shown
+    assert f"reviewers set to <@{REVIEWER}>" in shown and f"<@{REVIEWER}> *answer* (question SCOPE-1" in shown
     assert "→ —" not in shown
     bot_line = lines[-1]
     assert bot_line.split(" ", 4)[4].startswith("_contract-bot_ *status*"), bot_line

@@ -147,7 +147,13 @@ def test_a_filing_entry_shows_every_field_in_words_and_people_as_mentions():
         entry("file", None, FILING),
         entry("assign", None, {"reviewers": ["UREV1", "UREV2"]}, seq=9),
         entry(
-            "answer", {"answer": None, "by": None}, {"qid": "CI-4", "answer": "yes", "by": "UREV1"}, seq=12
+            "answer", {"answer": None}, {"qid": "CI-4", "answer": "yes", "by": "UREV1"}, actor="UREV1", seq=12
+        ),
+        entry(
+            "answer",
+            {"answer": "yes", "by": "UREV1"},
+            {"qid": "CI-4", "answer": "no", "by": "UREV2"},
+            actor="UREV2",
         ),
     ]
     text = lines_of(blocks.build_timeline(timeline(log, 1), NY))
@@ -165,10 +171,11 @@ def test_a_filing_entry_shows_every_field_in_words_and_people_as_mentions():
         "status set to intake",
         "reviewers set to <@UREV1>, <@UREV2>",
         "question CI-4; answer set to yes",
-        "answered by set to <@UREV1>",
+        "question CI-4; answer: yes → no; answered by: <@UREV1> → <@UREV2>",
     ):
         assert shown in text, shown
     assert "stop-work since" not in text  # nothing to nothing is no change
+    assert "answered by set to" not in text  # who first answered is the entry's actor, already named
     assert "more" not in text and "…" not in text  # nothing left out or shortened
     assert (
         "*1.*" in text and "*3.*" in text and "`#12`" in text
