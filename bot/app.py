@@ -33,6 +33,7 @@ from bot.services.outbox import OutboxDispatcher
 from bot.services.reminders import ReminderSweeper
 from bot.services.replays import ReplayGuard
 from bot.services.reviews import ReviewService
+from bot.services.seal import SealService, open_keys
 from handlers.blocks import render_outbox
 from handlers.context import HandlerContext
 from handlers.replies import make_reply_renderer
@@ -160,6 +161,7 @@ class ContractBot:
     followups: ThreadPoolExecutor
     channels: ChannelService
     replays: ReplayGuard | None = None
+    seal: SealService | None = None
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -320,6 +322,18 @@ def create_app(
     calendar = BusinessCalendar(settings.bot_timezone)
     client = make_web_client(settings)
     wake = threading.Event()
+    # before anything is audited: every entry is sealed with AUDIT_KEY_FILE's key (bot.services.seal)
+    seal = SealService(
+        plain_factory,
+        engine,
+        open_keys(settings, create=True),
+        clock,
+        settings,
+        client=client,
+        admin_user_ids=settings.admin_user_ids,
+        on_commit=wake.set,
+    )
+    seal.start()
     service = ReviewService(factory, clock, calendar, settings, on_commit=wake.set)
     sweeper = ReminderSweeper(factory, clock, calendar, settings, on_commit=wake.set)
     dispatcher = OutboxDispatcher(
@@ -392,5 +406,6 @@ def create_app(
         followups=followups,
         channels=channels,
         replays=replays,
+        seal=seal,
         _wake=wake,
     )

@@ -1,4 +1,5 @@
-"""`contract-bot` command line: serve, console, demo, reminders due, audit verify, export, outbox dead/retry."""
+"""`contract-bot` command line: serve, console, demo, reminders due, audit (verify, checkpoints, rotate-key, new-key),
+export, outbox dead/retry."""
 
 from __future__ import annotations
 
@@ -34,7 +35,28 @@ def main(argv: list[str] | None = None) -> int:
     due.add_argument("--at", help="ISO date-time (default now); a zone-less time is read in BOT_TIMEZONE")
     audit = sub.add_parser("audit", help="audit-log tools")
     asub = audit.add_subparsers(dest="audit_command", required=True)
-    asub.add_parser("verify", help="check the audit log's hash chain")
+    verify = asub.add_parser(
+        "verify", help="check the sealed audit log, its checkpoints and every contract against its trail"
+    )
+    where = verify.add_mutually_exclusive_group()
+    where.add_argument(
+        "--checkpoints",
+        metavar="FILE",
+        help="a saved copy of the checkpoints (default: read them from Slack)",
+    )
+    where.add_argument(
+        "--no-checkpoints", action="store_true", help="check the chain only (a truncation goes unnoticed)"
+    )
+    saved = asub.add_parser("checkpoints", help="save the checkpoints posted in Slack to a file (JSON lines)")
+    saved.add_argument(
+        "--out", required=True, metavar="FILE", help="the file to write ('-': standard output)"
+    )
+    rotate = asub.add_parser("rotate-key", help="seal the log's head with the current key and name a new one")
+    rotate.add_argument("--new-key-file", required=True, metavar="FILE", help="the new key file to create")
+    newkey = asub.add_parser(
+        "new-key", help="create a key file for AUDIT_KEY_FILE (readable by its owner only)"
+    )
+    newkey.add_argument("--out", required=True, metavar="FILE", help="the key file to create")
     export = sub.add_parser("export", help="every contract with its answers, milestones and determination")
     export.add_argument("--format", choices=("csv", "json"), required=True)
     export.add_argument("--out", help="file to write (default: standard output)")
@@ -58,11 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     from alembic.util.exc import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
+    from storage.audit import AuditKeyError
     from storage.db import DatabaseUnavailable, database_error, describe_url
 
     try:
         return _run(args, settings)
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, AuditKeyError) as exc:
         print(f"contract-bot: {exc}", file=sys.stderr)
         return 2
     except (
@@ -107,7 +130,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "reminders":
         return _reminders_due(settings, args.at)
     if args.command == "audit":
-        return _audit_verify(settings)
+        return _audit(settings, args)
     if args.command == "export":
         return _export(settings, args.format, args.out)
     if args.command == "outbox":
@@ -172,32 +195,210 @@ def _reminders_due(settings: Settings, at: str | None) -> int:
     return 0
 
 
-def _audit_verify(settings: Settings) -> int:
+def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    """`contract-bot audit …`: verify, checkpoints, rotate-key, new-key."""
+    from storage.audit import AuditKeyError
+
+    try:
+        if args.audit_command == "new-key":
+            return _audit_new_key(args.out)
+        if args.audit_command == "rotate-key":
+            return _audit_rotate_key(settings, args.new_key_file)
+        if args.audit_command == "checkpoints":
+            return _audit_checkpoints(settings, args.out)
+        return _audit_verify(settings, args.checkpoints, no_checkpoints=args.no_checkpoints)
+    except AuditKeyError as exc:
+        print(f"contract-bot: {exc}", file=sys.stderr)
+        return 2
+
+
+def _audit_new_key(out: str) -> int:
+    from pathlib import Path
+
+    from storage.audit import key_id, new_key, write_key_file
+
+    key = new_key()
+    try:
+        write_key_file(Path(out), [key])
+    except FileExistsError:
+        print(f"contract-bot: {out} already exists: a key file is never replaced", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"contract-bot: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"created the audit key {key_id(key)} in {out} (mode 0600): set AUDIT_KEY_FILE={out}")
+    return 0
+
+
+def _checkpoint_channel(settings: Settings, factory) -> str | None:  # noqa: ANN001
+    """AUDIT_CHANNEL, else the manager channel (`admin set`, then MANAGER_CHANNEL), as the bot posts them."""
     from storage import repositories as repo
-    from storage.db import describe_url, read_only
+    from storage.db import read_only
+
+    if settings.audit_channel:
+        return settings.audit_channel
+    with read_only(factory) as s:
+        return repo.get_settings(s).get("manager_channel") or settings.manager_channel
+
+
+def _slack_checkpoints(settings: Settings, factory) -> tuple[list | None, str, str | None]:  # noqa: ANN001
+    """(checkpoints, where from, problem): read from Slack with the bot's token."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import make_web_client
+    from bot.services.seal import read_checkpoints
+
+    channel = _checkpoint_channel(settings, factory)
+    if not settings.slack_bot_token or not channel:
+        missing = "SLACK_BOT_TOKEN" if not settings.slack_bot_token else "AUDIT_CHANNEL (or MANAGER_CHANNEL)"
+        return (
+            None,
+            "",
+            f"cannot read the checkpoints from Slack: {missing} is not set. Give --checkpoints FILE (a copy saved "
+            "with `contract-bot audit checkpoints --out FILE`), or --no-checkpoints to check the chain only",
+        )
+    try:
+        cps = read_checkpoints(make_web_client(settings, timeout=10), channel)
+    except SlackApiError as exc:
+        return (
+            None,
+            "",
+            f"cannot read the checkpoints in channel {channel}: Slack said {exc.response.get('error')}",
+        )
+    except OSError as exc:
+        return None, "", f"cannot reach Slack to read the checkpoints: {exc}"
+    return cps, f"channel {channel}", None
+
+
+def _audit_verify(settings: Settings, checkpoint_file: str | None, *, no_checkpoints: bool = False) -> int:
+    from pathlib import Path
+
+    from bot.services.seal import open_keys, read_checkpoint_file, snapshot, verify
+    from storage.audit import AuditKeyError
+    from storage.db import describe_url
+
+    engine, factory, _, _ = _offline(settings)
+    shown = describe_url(settings.database_url)
+    try:
+        try:
+            keys = open_keys(settings, create=False)
+        except AuditKeyError:
+            with snapshot(factory) as s:
+                from storage.audit import get_head
+
+                if get_head(s)[0] == 0 and _count_entries(s) == 0:  # a database the bot never wrote to
+                    print(f"audit log OK: 0 entries, nothing to verify (database {shown})")
+                    return 0
+            raise
+        cps, source = None, "nowhere"
+        if checkpoint_file:
+            try:
+                cps, source = read_checkpoint_file(Path(checkpoint_file)), checkpoint_file
+            except (OSError, ValueError) as exc:
+                print(f"contract-bot: cannot read the checkpoints: {exc}", file=sys.stderr)
+                return 2
+        elif not no_checkpoints:
+            cps, source, problem = _slack_checkpoints(settings, factory)
+            if problem:
+                print(f"contract-bot: {problem}", file=sys.stderr)
+                return 2
+        with snapshot(factory) as s:
+            verdict = verify(s, keys, cps, source=source)
+    finally:
+        engine.dispose()
+    if verdict.ok:
+        carried = f", {verdict.unsealed} carried over from before the key" if verdict.unsealed else ""
+        against = (
+            f"{verdict.checkpoints} checkpoints from {source} match"
+            if cps is not None
+            else "checkpoints NOT checked (--no-checkpoints): a truncated log or a restored old copy goes unnoticed"
+        )
+        print(
+            f"audit log OK: {verdict.checked} entries, sealed chain intact{carried}; {against}; "
+            f"{verdict.contracts} contracts match their audit trail (database {shown})"
+        )
+        return 0
+    print(f"audit log {verdict.problems[0]} (database {shown}).", file=sys.stderr)
+    for more in verdict.problems[1:6]:
+        print(f"  also: {more}", file=sys.stderr)
+    return 1
+
+
+def _count_entries(s) -> int:  # noqa: ANN001
+    from sqlalchemy import func, select
+
+    from storage.models import AuditEntry
+
+    return int(s.execute(select(func.count()).select_from(AuditEntry)).scalar_one())
+
+
+def _audit_checkpoints(settings: Settings, out: str) -> int:
+    from bot.services.seal import checkpoint_lines
 
     engine, factory, _, _ = _offline(settings)
     try:
-        with read_only(factory) as s:
-            checked, broken, why = repo.verify_audit_chain(s)
+        cps, source, problem = _slack_checkpoints(settings, factory)
     finally:
         engine.dispose()
-    if broken is None and why is None:
-        print(
-            f"audit log OK: {checked} entries, hash chain intact (database {describe_url(settings.database_url)})"
-        )
-        return 0
-    where = (
-        f"entry #{broken.seq} (id {broken.id}, {broken.action} by {broken.actor} at {broken.at.isoformat()})"
-        if broken
-        else "the end of the log"
-    )
+    if problem or cps is None:
+        print(f"contract-bot: {problem}", file=sys.stderr)
+        return 2
+    text = checkpoint_lines(cps)
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        try:
+            with open(out, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            print(f"contract-bot: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    print(f"saved {len(cps)} checkpoints from {source} to {out}", file=sys.stderr)
+    return 0
+
+
+def _audit_rotate_key(settings: Settings, new_file: str) -> int:
+    import json
+    from pathlib import Path
+
+    from bot.services.seal import open_keys
+    from storage import audit
+    from storage.db import describe_url, unit_of_work
+
+    old = open_keys(settings, create=False)
+    new = audit.new_key()
+    path = Path(new_file)
+    try:  # the new file first: a rotation entry must never name a key that nobody holds
+        audit.write_key_file(path, [new, *old.all])
+    except FileExistsError:
+        print(f"contract-bot: {new_file} already exists: a key file is never replaced", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"contract-bot: cannot write {new_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    engine, factory, clock, _ = _offline(settings, writable=True)
+    try:
+        audit.seal_engine(engine, audit.Sealer(old))  # the rotation entry is sealed with the old key
+        with unit_of_work(factory) as s:
+            entry = audit.record_audit(
+                s,
+                at=clock.now(),
+                actor="contract-bot audit rotate-key",
+                action=audit.ROTATE_ACTION,
+                detail=json.dumps({"old_key": audit.key_id(old.current), "new_key": audit.key_id(new)}),
+            )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        engine.dispose()
     print(
-        f"audit log BROKEN at {where}: {why}. {checked} entries before it verified "
-        f"(database {describe_url(settings.database_url)}).",
-        file=sys.stderr,
+        f"rotated the audit key at entry #{entry.seq} (database {describe_url(settings.database_url)}): sealed with "
+        f"the old key {audit.key_id(old.current)}, naming the new key {audit.key_id(new)}. {new_file} holds the new "
+        "key first and the old ones after it (to verify the entries they sealed). Set AUDIT_KEY_FILE="
+        f"{new_file} and start the bot; every copy must use it from now on."
     )
-    return 1
+    return 0
 
 
 def _export(settings: Settings, fmt: str, out: str | None) -> int:

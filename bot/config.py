@@ -35,13 +35,16 @@ class Settings:
     bot_timezone: str = "America/New_York"
     reminder_interval_seconds: int = 60
     port: int = 3000
+    audit_key_file: str | None = None  # None: <db file>.audit-key on SQLite; required on PostgreSQL
+    audit_channel: str | None = None  # checkpoints and refusal alerts; None: MANAGER_CHANNEL / admins' DMs
+    cui_banner: str = "CUI"
 
     def __repr__(self) -> str:  # secrets never appear in logs
         return (
             f"Settings(database_url={_redact_url(self.database_url)!r}, review_channel={self.review_channel!r}, "
             f"manager_channel={self.manager_channel!r}, admins={len(self.admin_user_ids)}, "
             f"bot_timezone={self.bot_timezone!r}, reminder_interval_seconds={self.reminder_interval_seconds}, "
-            f"port={self.port}, socket_mode={self.socket_mode})"
+            f"port={self.port}, socket_mode={self.socket_mode}, audit_channel={self.audit_channel!r})"
         )
 
     __str__ = __repr__
@@ -103,6 +106,17 @@ class Settings:
             ) from None
         interval = _int(get("REMINDER_INTERVAL_SECONDS"), "REMINDER_INTERVAL_SECONDS", 60, 1, 86400)
         port = _int(get("PORT"), "PORT", 3000, 1, 65535)
+        audit_channel = get("AUDIT_CHANNEL")
+        if audit_channel and not _CHANNEL_ID.match(audit_channel):
+            raise SettingsError(f"AUDIT_CHANNEL must be a channel ID like C0123ABCD, got {audit_channel!r}")
+        audit_key_file = get("AUDIT_KEY_FILE")
+        if audit_key_file and not os.path.isfile(audit_key_file):
+            raise SettingsError(
+                f"AUDIT_KEY_FILE must name a file holding the audit key; {audit_key_file} is not one"
+            )
+        cui_banner = get("CUI_BANNER") or "CUI"
+        if len(cui_banner) > 200 or "\n" in cui_banner:
+            raise SettingsError("CUI_BANNER must be one line of at most 200 characters (default CUI)")
         return cls(
             slack_bot_token=bot_token,
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
@@ -115,6 +129,9 @@ class Settings:
             bot_timezone=tz,
             reminder_interval_seconds=interval,
             port=port,
+            audit_key_file=audit_key_file,
+            audit_channel=audit_channel,
+            cui_banner=cui_banner,
         )
 
     def require_for_serve(self) -> None:

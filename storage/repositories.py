@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -12,10 +11,13 @@ from sqlalchemy import CursorResult, and_, delete, event, exists, func, insert, 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from storage.audit import GENESIS as GENESIS
+from storage.audit import audit_hash as audit_hash
+from storage.audit import list_audit as list_audit
+from storage.audit import record_audit as record_audit
+from storage.audit import verify_audit_chain as verify_audit_chain
 from storage.models import (
     Assignment,
-    AuditEntry,
-    AuditHead,
     Contract,
     OutboxMessage,
     Question,
@@ -206,140 +208,7 @@ def put_setting(s: Session, key: str, value: str, actor: str, at: datetime) -> s
     return before
 
 
-# ---- audit: append-only and hash-chained ----------------------------------------------------------------
-
-GENESIS = "0" * 64
-
-
-def audit_hash(entry: AuditEntry) -> str:
-    """The SHA-256 over an entry's content and the previous entry's hash."""
-    body = json.dumps(
-        {
-            "seq": entry.seq,
-            "at": entry.at.isoformat(),
-            "actor": entry.actor,
-            "action": entry.action,
-            "outcome": entry.outcome,
-            "contract_id": entry.contract_id,
-            "before": entry.before,
-            "after": entry.after,
-            "detail": entry.detail,
-            "prev_hash": entry.prev_hash,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
-
-
-def record_audit(
-    s: Session,
-    *,
-    at: datetime,
-    actor: str,
-    action: str,
-    outcome: str = "ok",
-    contract_id: int | None = None,
-    before: dict | None = None,
-    after: dict | None = None,
-    detail: str | None = None,
-) -> AuditEntry:
-    """Append one entry to the chain when the transaction commits (``_chain_pending_audit``).
-
-    NOTE: the chain's head row is locked only at the commit, for the few statements that append: locked here,
-    it was held through the rest of the unit of work and every writer queued on it (PostgreSQL, bench/README.md).
-    """
-    entry = AuditEntry(
-        seq=0,
-        at=at,
-        actor=actor,
-        action=action,
-        outcome=outcome,
-        contract_id=contract_id,
-        before=_dump(before),
-        after=_dump(after),
-        detail=detail,
-        prev_hash=GENESIS,
-        hash="",
-    )
-    s.info.setdefault(_PENDING_AUDIT, []).append(entry)
-    return entry
-
-
-_PENDING_AUDIT = "contract_bot_pending_audit"
-
-
-@event.listens_for(Session, "before_commit")
-def _chain_pending_audit(s: Session) -> None:
-    """Chain the entries this transaction recorded, in order, under the locked head (serialises appends)."""
-    pending: list[AuditEntry] = s.info.pop(_PENDING_AUDIT, [])
-    if not pending:
-        return
-    head = s.execute(select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()).scalars().first()
-    if head is None:
-        # The migration seeds this row; this only runs on a database whose row was removed.
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        try:
-            with s.begin_nested():  # add inside the savepoint, so a clash rolls back only this insert
-                s.add(head)
-                s.flush()
-        except IntegrityError:  # another process created it first
-            head = (
-                s.execute(select(AuditHead).where(col(AuditHead.id) == 1).with_for_update()).scalars().one()
-            )
-    for entry in pending:
-        entry.seq, entry.prev_hash = head.seq + 1, head.hash or GENESIS
-        entry.hash = audit_hash(entry)
-        head.seq, head.hash = entry.seq, entry.hash
-        s.add(entry)
-    s.add(head)
-    s.flush()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_pending_audit(s: Session) -> None:
-    s.info.pop(_PENDING_AUDIT, None)
-
-
-def _dump(value: dict | None) -> str | None:
-    return None if value is None else json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
-
-
-def list_audit(s: Session, *, contract_id: int | None = None, limit: int | None = None) -> list[AuditEntry]:
-    """Audit entries in chain order, optionally one contract's."""
-    stmt = select(AuditEntry).order_by(col(AuditEntry.seq))
-    if contract_id is not None:
-        stmt = stmt.where(col(AuditEntry.contract_id) == contract_id)
-    if limit:
-        stmt = stmt.limit(limit)
-    return list(s.execute(stmt).scalars())
-
-
-def verify_audit_chain(s: Session) -> tuple[int, AuditEntry | None, str | None]:
-    """Walk the chain; returns (entries checked, first broken entry or None, what is wrong)."""
-    prev_hash, expected_seq, checked = GENESIS, 1, 0
-    last: AuditEntry | None = None
-    for entry in s.execute(select(AuditEntry).order_by(col(AuditEntry.seq))).scalars():
-        if entry.seq != expected_seq:
-            return (
-                checked,
-                entry,
-                f"entry {expected_seq} is missing (next found is {entry.seq}): a row was deleted",
-            )
-        if entry.prev_hash != prev_hash:
-            return checked, entry, "its prev_hash does not match the entry before it"
-        if audit_hash(entry) != entry.hash:
-            return checked, entry, "its content does not match its hash: the row was edited"
-        prev_hash, expected_seq, checked, last = entry.hash, expected_seq + 1, checked + 1, entry
-    head = s.get(AuditHead, 1)
-    if head is not None and (head.seq != checked or head.hash != prev_hash):
-        return (
-            checked,
-            last,
-            f"the chain ends at entry {checked} but {head.seq} were written: the newest entries were deleted",
-        )
-    return checked, None, None
+# ---- audit: moved to storage/audit.py (imported above, so ``repo.record_audit`` and the rest keep working) ----
 
 
 # ---- outbox ------------------------------------------------------------------------------------------------

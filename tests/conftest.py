@@ -118,9 +118,27 @@ class Running:
         return self.double.thread(REVIEW, c.parent_ts)
 
 
+def pg_audit_key_file() -> str:
+    """The audit key of the PostgreSQL tests (SQLite ones get ``<db file>.audit-key``): one fixed file, so that every
+    process of a test (workers, the command line) seals and verifies with the same key."""
+    import tempfile
+    from pathlib import Path
+
+    from storage.audit import key_file_text
+
+    path = Path(tempfile.gettempdir()) / "contract-bot-tests.audit-key"
+    if not path.exists():
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}")
+        tmp.write_text(key_file_text([b"contract-bot test audit key, 32b"]))
+        tmp.chmod(0o600)
+        os.replace(tmp, path)
+    return str(path)
+
+
 def make_settings(double: SlackDouble, database_url: str, **overrides) -> Settings:
     """Settings as an agency would set them, pointed at the test double."""
     values = dict(
+        audit_key_file=pg_audit_key_file() if database_url.startswith("postgresql") else None,
         slack_bot_token="xoxb-test",
         slack_signing_secret=SECRET,
         slack_api_url=double.api_url,
@@ -187,6 +205,8 @@ def cli(running, database, monkeypatch, capsys):
     if schema:
         url = f"{url}?options={quote(f'-csearch_path={schema}')}"
     monkeypatch.setenv("DATABASE_URL", url)
+    if schema:
+        monkeypatch.setenv("AUDIT_KEY_FILE", pg_audit_key_file())
     for name in ("SLACK_APP_TOKEN", "SLACK_API_URL", "REVIEW_CHANNEL", "MANAGER_CHANNEL", "ADMIN_USER_IDS"):
         monkeypatch.delenv(name, raising=False)
 

@@ -64,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     from bot.app import create_app
     from bot.config import Settings
     from storage.db import make_engine
-    from tests.conftest import SLACK_RATE_SCALE
+    from tests.conftest import SLACK_RATE_SCALE, pg_audit_key_file
 
+    # every process of a test seals the audit log with the same key (SQLite's is the file beside the database)
+    keyed = {"audit_key_file": pg_audit_key_file()} if args.db.startswith("postgresql") else {}
     settings = Settings(
+        **keyed,
         slack_bot_token="xoxb-test",
         slack_signing_secret="s",
         slack_api_url=args.api,
