@@ -60,7 +60,7 @@ def applies(r: Reminder, c: Contract | None, state: review.ReviewState, question
             return c.stopwork_since is not None and c.stopwork_since.isoformat() == data.get("since")
         case "unanswered" | "escalation":
             section = data.get("section")
-            return state.determination is None and any(
+            return review.answers_open(state) and any(
                 q.answer is None and (section is None or q.qid.startswith(section + "-")) for q in questions
             )
         case "waiting":

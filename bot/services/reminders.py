@@ -353,7 +353,9 @@ class ReminderSweeper:
                     )
                 ]
             case "unanswered" | "escalation":
-                if state.determination is not None:
+                if not review.answers_open(
+                    state
+                ):  # determined (and not reopened by a §2(j) review), or closed
                     return []
                 section = data.get("section")
                 open_q = [
