@@ -35,6 +35,8 @@ class Contract(SQLModel, table=True):
     filed_by: str
     filed_at: datetime = Field(sa_column=utc_column(nullable=False))
     source_key: str | None = Field(default=None, unique=True)  # modal view.id: a double submit files once
+    # review.filing_fingerprint of vendor, product and agency: a look-alike filing is one index probe
+    filing_key: str | None = Field(default=None, index=True)
     status: str = Field(default="intake", index=True)
     channel_id: str | None = None
     parent_ts: str | None = None

@@ -512,20 +512,15 @@ def was_seen(s: Session, key: str) -> bool:
     return s.get(SeenRequest, key) is not None
 
 
-def list_open_contracts_by_vendor_prefix(s: Session, prefix: str) -> list[Contract]:
-    """Open (not closed) contracts whose vendor, lower-cased, starts with ``prefix`` (at most 200, oldest first);
-    the caller compares the normalised names."""
-    escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def find_open_contract_by_filing_key(s: Session, filing_key: str) -> Contract | None:
+    """The oldest open (not closed) contract filed with this ``review.filing_fingerprint``."""
     stmt = (
         select(Contract)
-        .where(
-            col(Contract.closed_on).is_(None),
-            func.lower(func.trim(col(Contract.vendor))).like(f"{escaped}%", escape="\\"),
-        )
+        .where(col(Contract.filing_key) == filing_key, col(Contract.closed_on).is_(None))
         .order_by(col(Contract.id))
-        .limit(200)
+        .limit(1)
     )
-    return list(s.execute(stmt).scalars())
+    return s.execute(stmt).scalars().first()
 
 
 def list_open_with_deadlines(s: Session, limit: int) -> list[Contract]:

@@ -5,6 +5,7 @@ Pure: takes a ``ReviewState`` snapshot and dates; raises ``InvalidState`` naming
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -549,6 +550,11 @@ def filing_key(vendor: str, product: str, agency: str) -> tuple[str, str, str]:
         return " ".join(_NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split())
 
     return norm(vendor), norm(product), norm(agency)
+
+
+def filing_fingerprint(vendor: str, product: str, agency: str) -> str:
+    """``filing_key`` as one short string the database can index (SHA-256 of its parts)."""
+    return hashlib.sha256("\x1f".join(filing_key(vendor, product, agency)).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

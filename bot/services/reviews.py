@@ -349,6 +349,11 @@ class ReviewService:
                 source_key=source_key,
                 channel_id=channel,
                 status="intake",
+                filing_key=review.filing_fingerprint(
+                    str(given.get("vendor") or ""),
+                    str(given.get("product") or ""),
+                    str(given.get("agency") or ""),
+                ),
             )
             repo.add_contract(s, contract)
             assert contract.id is not None  # flushed: the insert gave it its number
@@ -400,17 +405,14 @@ class ReviewService:
 
     def _look_alike(self, s: Session, fields: dict) -> review.LookAlike | None:
         """The oldest open contract with the same vendor, product and agency (normalised), if any."""
-        key = review.filing_key(
+        key = review.filing_fingerprint(
             str(fields.get("vendor") or ""), str(fields.get("product") or ""), str(fields.get("agency") or "")
         )
-        words = key[0].split()
-        if not words:
+        c = repo.find_open_contract_by_filing_key(s, key)
+        if c is None:
             return None
-        for c in repo.list_open_contracts_by_vendor_prefix(s, words[0]):
-            assert c.id is not None  # a stored contract has its number
-            if review.filing_key(c.vendor, c.product, c.agency) == key:
-                return review.LookAlike(ref_of(c.id), c.filed_by, self.calendar.local_date(c.filed_at))
-        return None
+        assert c.id is not None  # a stored contract has its number
+        return review.LookAlike(ref_of(c.id), c.filed_by, self.calendar.local_date(c.filed_at))
 
     def reminder_settings(self, s: Session) -> RuntimeSettings:
         """The typed runtime settings the planner uses (reminder hour, cadences)."""
