@@ -251,7 +251,21 @@ def _serve_contract(api_url: str, db_path: str, backend: str, clients: int, seed
         database = _DatabaseTimes(bot.engine)
         bot.start_background(scheduler=True)  # as `contract-bot serve`: outbox delivery + reminder sweep job
         url, stop = serve_bot(bot)
-        print(json.dumps({"url": url, "pid": os.getpid()}), flush=True)
+        from storage import repositories as repo
+        from storage.db import read_only
+
+        button_ts: dict[int, str] = {}
+        for _ in range(600):  # a button acts only on its own question's message: wait until all are posted
+            with read_only(bot.session_factory) as s:
+                for k in range(1, clients + 1):
+                    q = repo.get_question(s, k, BUTTON_QID)
+                    if q is not None and q.message_ts:
+                        button_ts[k] = q.message_ts
+            if len(button_ts) == clients:
+                break
+            bot.dispatcher.deliver_due()
+            time.sleep(0.1)
+        print(json.dumps({"url": url, "pid": os.getpid(), "button_ts": button_ts}), flush=True)
         try:
             sys.stdin.read()
         finally:
@@ -395,7 +409,7 @@ def _make_requester(base_url: str, response_urls: list[str]):  # noqa: ANN202
     return KeepAliveRequester()
 
 
-def _one(rq, kind: str, cid: int, i: int):  # noqa: ANN001, ANN202
+def _one(rq, kind: str, cid: int, i: int, button_ts: str | None = None):  # noqa: ANN001, ANN202
     """Client ``cid``'s ``i``-th request of ``kind``; it shows and answers on its own contract CR-(cid+1)."""
     contract = cid + 1
     if kind == "file":  # each filing its own product: an identical one would be asked "file anyway?"
@@ -409,7 +423,7 @@ def _one(rq, kind: str, cid: int, i: int):  # noqa: ANN001, ANN202
             user_id=REVIEWER,
             action_id="answer_yes" if (i // len(KINDS)) % 2 == 0 else "answer_no",
             value=f"{contract}:{BUTTON_QID}",
-            message={"ts": f"1700000000.{contract:06d}", "channel": REVIEW},
+            message={"ts": button_ts or f"1700000000.{contract:06d}", "channel": REVIEW},
             channel_id=REVIEW,
         )
     state = dict(
@@ -448,6 +462,7 @@ def _client_process(
     double_url: str,
     bare: bool,
     max_seconds: float,
+    button_ts: dict,
     ready_q,  # noqa: ANN001
     go_event,  # noqa: ANN001
     result_q,  # noqa: ANN001
@@ -460,10 +475,11 @@ def _client_process(
 
     def client(t: int) -> None:
         cid = first_client + t
+        ts = button_ts.get(str(cid + 1))  # the SCOPE-2 message of CR-(cid+1); JSON made the keys strings
         rq = _make_requester(base_url, new_response_urls(double_url, warmup + per_client + 1))
         try:
             for i in range(warmup):
-                _one(rq, KINDS[(cid + i) % 4], cid, i)
+                _one(rq, KINDS[(cid + i) % 4], cid, i, ts)
         finally:
             local_ready.wait()
         local_go.wait()
@@ -475,7 +491,7 @@ def _client_process(
             kind_i = (cid + i) % 4
             t0 = time.monotonic()
             try:
-                resp = _one(rq, KINDS[kind_i], cid, i)
+                resp = _one(rq, KINDS[kind_i], cid, i, ts)
                 outcome = _outcome(KINDS[kind_i], bare, resp, cid)
                 samples.setdefault(f"{KINDS[kind_i]}:{outcome}", f"{resp.status} {resp.body[:160]}")
                 lat = rq.last_latency
@@ -551,6 +567,7 @@ def run_scenario(target: str, clients: int, per_client: int, dbl: DoubleProcess,
                     dbl.base_url,
                     target == "bare",
                     args.max_seconds,
+                    info.get("button_ts", {}),
                     ready_q,
                     go,
                     result_q,
