@@ -1,4 +1,4 @@
-"""APScheduler 3 jobs with fixed ids: the reminder sweep and an outbox safety net.
+"""APScheduler 3 jobs with fixed ids: the reminder sweep, an outbox safety net and the daily audit check.
 
 The jobs keep no state of their own: the database holds every reminder, and each sweep claims due
 rows atomically, so restarts, misfires and several processes neither lose nor duplicate a reminder.
@@ -9,7 +9,7 @@ per process; a second start in the same process reuses it and replaces the jobs 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 SWEEP_JOB_ID = "reminders.sweep"
 DELIVERY_JOB_ID = "outbox.deliver"
 DELIVERY_SAFETY_NET_SECONDS = 30
+AUDIT_JOB_ID = "audit.daily"
+AUDIT_JOB_HOURS = 1  # looks every hour; posts the checkpoint and verifies once a day (bot.services.seal)
 
 
 def start_scheduler(bot) -> BackgroundScheduler:  # noqa: ANN001 - bot.app.ContractBot (import cycle)
@@ -51,6 +53,16 @@ def start_scheduler(bot) -> BackgroundScheduler:  # noqa: ANN001 - bot.app.Contr
         next_run_time=first,
         **common,
     )
+    if getattr(bot, "seal", None) is not None:
+        scheduler.add_job(
+            audit_daily_job,
+            "interval",
+            hours=AUDIT_JOB_HOURS,
+            id=AUDIT_JOB_ID,
+            args=[bot],
+            next_run_time=first + timedelta(minutes=5),  # after start-up's own checks have settled
+            **common,
+        )
     if not scheduler.running:
         scheduler.start()
     bot._scheduler = scheduler
@@ -79,3 +91,13 @@ def reminders_sweep_job(bot) -> None:  # noqa: ANN001
 def outbox_delivery_job(bot) -> None:  # noqa: ANN001
     """Safety net: wake the delivery loop even if no commit in this process did (rows queued by another one)."""
     bot.wake_delivery()
+
+
+def audit_daily_job(bot) -> None:  # noqa: ANN001
+    """Today's audit checkpoint and verification (once a day across processes); the admins are told of a failure."""
+    try:
+        verdict = bot.seal.daily_job()
+        if verdict is not None:
+            log.info("daily audit verification: %s", "OK" if verdict.ok else "FAILED")
+    except Exception:  # noqa: BLE001 - the next run tries again
+        log.exception("daily audit verification failed to run")

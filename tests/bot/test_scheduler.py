@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.scheduler import DELIVERY_JOB_ID, SWEEP_JOB_ID, start_scheduler
+from bot.scheduler import AUDIT_JOB_ID, DELIVERY_JOB_ID, SWEEP_JOB_ID, start_scheduler
 from tests.conftest import MANAGER, MANAGERS
 
 
@@ -16,12 +16,14 @@ def test_start_scheduler_runs_the_sweep_and_a_second_start_adds_no_jobs(running)
     try:
         running.double.wait_for(lambda d: any("Reminder:" in m["text"] for m in d.messages(MANAGERS)))
         jobs = scheduler.get_jobs()
-        assert sorted(j.id for j in jobs) == sorted([SWEEP_JOB_ID, DELIVERY_JOB_ID])
+        assert sorted(j.id for j in jobs) == sorted([SWEEP_JOB_ID, DELIVERY_JOB_ID, AUDIT_JOB_ID])
         for job in jobs:
             assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time is None
         assert start_scheduler(running.bot) is scheduler  # again: the same scheduler, the jobs replaced by id
         running.bot.start_background(scheduler=True)
-        assert sorted(j.id for j in scheduler.get_jobs()) == sorted([SWEEP_JOB_ID, DELIVERY_JOB_ID])
+        assert sorted(j.id for j in scheduler.get_jobs()) == sorted(
+            [SWEEP_JOB_ID, DELIVERY_JOB_ID, AUDIT_JOB_ID]
+        )
         assert len([t for t in running.bot._threads if t.is_alive()]) == 1  # one delivery loop too
         assert len([m for m in running.double.messages(MANAGERS) if "Reminder:" in m["text"]]) == 1
     finally:
