@@ -88,11 +88,10 @@ def carry_out_command(ctx: HandlerContext, actor: str, text: str, context: BoltC
         export_format = result.format
         ctx.after_answer(lambda: send_export(ctx, actor, export_format))
     reply = ctx.render(result)
-    key, value = parsed.args.get("key"), parsed.args.get("value")
     if (
         parsed.name == "admin set"
-        and key in CHANNEL_KEYS
-        and isinstance(value, str)
+        and (key := parsed.get("key", str)) in CHANNEL_KEYS
+        and isinstance(value := parsed.get("value", object), str)
         and isinstance(result, Done)
     ):
         # NOTE: conversations.info is a Slack call: it follows the answer, and the admins hear of a wrong channel

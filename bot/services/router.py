@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
 
-from bot.domain.args import ParsedCommand, help_text
+from bot.domain.args import COMMANDS, ParsedCommand, help_text
 from bot.services.reviews import ReviewService
 
 FILE_KEYS = (
@@ -21,6 +21,10 @@ FILE_KEYS = (
     "contract_no",
     "scope",
 )
+
+
+# commands that take `on=DATE` (the others are not asked for it)
+DATED = frozenset(name for name, command in COMMANDS.items() if command.dated)
 
 
 @dataclass(frozen=True)
@@ -45,63 +49,80 @@ def contract_fields(args: dict) -> dict:
 
 
 def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> object:
-    """Carry out one parsed command; raises the domain errors of the service."""
-    # each value has the type the command table gives its argument (the parser checked it), which a single
-    # dict type cannot say per key
-    a: dict[str, Any] = cmd.args
-    ref, on = cmd.ref, a.get("on")
+    """Carry out one parsed command; raises the domain errors of the service.
+
+    Every value is read with the type the command table gives it (``ParsedCommand.get``/``require`` check the
+    request against the table), so this routing cannot drift from what the parser produces."""
+    on = cmd.get("on", date) if cmd.name in DATED else None
     match cmd.name:
         case "help":
-            return HelpReply(help_text(a.get("subcommand")))
+            return HelpReply(help_text(cmd.get("subcommand", str)))
         case "file":
-            return service.file_contract(actor, contract_fields(a), anyway=bool(a.get("anyway")))
+            return service.file_contract(
+                actor, contract_fields(cmd.args), anyway=bool(cmd.get("anyway", bool))
+            )
         case "show":
-            return service.show(ref)
+            return service.show(cmd.contract)
         case "list":
-            return service.list_contracts(a.get("status"), a.get("page") or 1)
+            return service.list_contracts(cmd.get("status", str), cmd.get("page", int) or 1)
         case "audit":
-            return service.timeline(ref, a.get("page") or 1)
+            return service.timeline(cmd.contract, cmd.get("page", int) or 1)
         case "assign":
-            return service.assign(actor, ref, a["users"])
+            return service.assign(actor, cmd.contract, list(cmd.require("users", tuple)))
         case "answer":
-            return service.answer(actor, ref, a["qid"], a["answer"], a.get("note"))
+            return service.answer(
+                actor,
+                cmd.contract,
+                cmd.require("qid", str),
+                cmd.require("answer", str),
+                cmd.get("note", str),
+            )
         case "stopwork":
-            return service.stopwork(actor, ref, a["reason"], on)
+            return service.stopwork(actor, cmd.contract, cmd.require("reason", str), on)
         case "resume":
-            return service.resume(actor, ref, a["reason"], on)
+            return service.resume(actor, cmd.contract, cmd.require("reason", str), on)
         case "determine":
-            return service.determine(actor, ref, a["outcome"], a["reason"], on)
+            return service.determine(
+                actor, cmd.contract, cmd.require("outcome", str), cmd.require("reason", str), on
+            )
         case "certify":
-            return service.certify(actor, ref, a["official"], on)
+            return service.certify(actor, cmd.contract, cmd.require("official", str), on)
         case "notify":
-            return service.notify(actor, ref, on)
+            return service.notify(actor, cmd.contract, on)
         case "clear":
-            return service.clear(actor, ref, on)
+            return service.clear(actor, cmd.contract, on)
         case "waiver":
-            return service.waiver(actor, ref, a["official"], a["until"], a["reason"], on)
+            return service.waiver(
+                actor,
+                cmd.contract,
+                cmd.require("official", str),
+                cmd.require("until", date),
+                cmd.require("reason", str),
+                on,
+            )
         case "waiver-report":
-            return service.waiver_report(actor, ref, on)
+            return service.waiver_report(actor, cmd.contract, on)
         case "revoke-waiver":
-            return service.revoke_waiver(actor, ref, a["reason"], on)
+            return service.revoke_waiver(actor, cmd.contract, cmd.require("reason", str), on)
         case "close":
-            return service.close(actor, ref, a["reason"], on)
+            return service.close(actor, cmd.contract, cmd.require("reason", str), on)
         case "reopen":
-            return service.reopen(actor, ref, a["reason"])
+            return service.reopen(actor, cmd.contract, cmd.require("reason", str))
         case "redetermine":
-            return service.redetermine(actor, ref, a["reason"], on)
+            return service.redetermine(actor, cmd.contract, cmd.require("reason", str), on)
         case "admin grant":
-            return service.grant(actor, a["user"], a["role"])
+            return service.grant(actor, cmd.require("user", str), cmd.require("role", str))
         case "admin revoke":
-            return service.revoke(actor, a["user"], a["role"])
+            return service.revoke(actor, cmd.require("user", str), cmd.require("role", str))
         case "admin roles":
             return service.list_roles(actor)
         case "admin set":
-            value = a["value"]
-            text = ("on" if value else "off") if isinstance(value, bool) else str(value)
-            return service.set_setting(actor, a["key"], text)
+            value = cmd.require("value", object)
+            shown = ("on" if value else "off") if isinstance(value, bool) else str(value)
+            return service.set_setting(actor, cmd.require("key", str), shown)
         case "admin settings":
             return service.list_settings(actor)
         case "admin export":
             service.check_admin(actor, "admin export")
-            return ExportRequest(a.get("format") or "csv")
+            return ExportRequest(cmd.get("format", str) or "csv")
     raise AssertionError(f"unrouted command {cmd.name}")  # the parser only yields names in the table
