@@ -344,7 +344,10 @@ def hostile_contract(running, *, post_first: bool = False) -> int:
     assert cid is not None
     if post_first:
         settle_outbox(running)
-    svc.assign(MANAGER, cid, [REVIEWER, *(f"U{i:08d}" for i in range(60))])
+    many = [f"U{i:08d}" for i in range(60)]
+    for user in many:  # only reviewers may be assigned
+        svc.grant(ADMIN, user, "reviewer")
+    svc.assign(MANAGER, cid, [REVIEWER, *many])
     for qid in ("SCOPE-1", "SCOPE-2", "SCOPE-3", "SCOPE-4", "SCOPE-5"):
         svc.answer(REVIEWER, cid, qid, "yes", note="&" * 2000)
     svc.stopwork(MANAGER, cid, "&" * 2000, None)
@@ -370,7 +373,7 @@ def test_every_reply_stays_within_slacks_limits_for_hostile_input(running):
     shown = flat(reply(running, f"show CR-{cid}"))
     assert "…" in shown  # the long values are visibly shortened, not cut silently
     assert "*Reviewers (61):*" in shown and "and 31 more" in shown
-    assert "and 151 more (251 in all)" in flat(reply(running, "admin roles", user=ADMIN))
+    assert "and 211 more (311 in all)" in flat(reply(running, "admin roles", user=ADMIN))
     # a long confirmation (the reason is quoted back) is spread over sections, not cut
     done = reply(running, f'resume CR-{cid} reason="{"&" * 1990}"', user=MANAGER)
     assert flat({"blocks": done["blocks"]}).count("&amp;") == 1990
