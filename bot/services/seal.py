@@ -29,7 +29,7 @@ from storage import audit
 from storage import repositories as repo
 from storage.audit import AuditKeyError, AuditKeys, Checkpoint, Sealer
 from storage.db import READ_ONLY, SessionFactory, unit_of_work
-from storage.models import Contract, Question
+from storage.models import AuditEntry, Contract, Question
 
 log = logging.getLogger(__name__)
 
@@ -336,33 +336,19 @@ class SealService:
     def start(self) -> None:
         """Seal the engine's appends; seal a log written before keys; refuse a key that is not the log's.
 
-        Raises AuditKeyError when AUDIT_KEY_FILE does not hold the key the log's newest entries were sealed with.
+        Raises AuditKeyError when AUDIT_KEY_FILE does not hold the key the log's newest entry was sealed with (a
+        wrong key file, or an edited newest entry: `audit verify` tells them apart); nothing is registered then.
         """
-        audit.seal_engine(self.engine, self.sealer)
         with unit_of_work(self.session_factory) as s:
             last = audit.last_entry(s)
-            if last is None:
+            unsealed = last is not None and self._unsealed(s, last)
+            audit.seal_engine(self.engine, self.sealer)
+            if last is None or not unsealed:
                 return
-            if audit.audit_hash(last, self.keys.current) == last.hash:
-                return
-            if last.action == audit.ROTATE_ACTION:
-                new = audit._json(last.detail).get("new_key")
-                if new == audit.key_id(self.keys.current):
-                    return
-            if audit.audit_hash(last) != last.hash or self._sealed_before(s):
-                # either the newest entry was edited or sealed with another key: verify says which; the bot runs on
-                if any(audit.audit_hash(last, k) == last.hash for k in self.keys.retired):
-                    return
-                raise AuditKeyError(
-                    f"AUDIT_KEY_FILE ({self.keys.path or 'in memory'}) does not hold the key that sealed the audit "
-                    f"log's newest entry (#{last.seq}): point it at the bot's key file (or run `contract-bot audit "
-                    "verify` to see whether the log was altered)"
-                )
             # a log from before keys: seal its head (docs/security.md says what that proves)
-            now = self.clock.now()
             audit.record_audit(
                 s,
-                at=now,
+                at=self.clock.now(),
                 actor="contract-bot",
                 action=audit.SEAL_ACTION,
                 detail=json.dumps(
@@ -372,10 +358,28 @@ class SealService:
         log.warning("sealed the audit log's %s entries written before AUDIT_KEY_FILE with the key", last.seq)
         self.checkpoint(force=True)
 
+    def _unsealed(self, s: Session, last: AuditEntry) -> bool:
+        """True for a log from before keys; raises AuditKeyError when the newest entry is not sealed with ours."""
+        if audit.audit_hash(last, self.keys.current) == last.hash:
+            return False
+        if last.action == audit.ROTATE_ACTION and audit._json(last.detail).get("new_key") == audit.key_id(
+            self.keys.current
+        ):
+            return False  # the rotation entry is sealed with the old key; ours follows it
+        if audit.audit_hash(last) == last.hash and not self._sealed_before(s):
+            return True
+        if any(audit.audit_hash(last, k) == last.hash for k in self.keys.retired):
+            return False
+        raise AuditKeyError(
+            f"AUDIT_KEY_FILE ({self.keys.path or 'in memory'}) does not hold the key that sealed the audit log's "
+            f"newest entry (#{last.seq}): point it at the bot's key file (or run `contract-bot audit verify` to "
+            "see whether the log was altered)"
+        )
+
     @staticmethod
     def _sealed_before(s: Session) -> bool:
-        stmt = select(col(audit.AuditEntry.id)).where(
-            col(audit.AuditEntry.action).in_([audit.SEAL_ACTION, audit.ROTATE_ACTION])
+        stmt = select(col(AuditEntry.id)).where(
+            col(AuditEntry.action).in_([audit.SEAL_ACTION, audit.ROTATE_ACTION])
         )
         return s.execute(stmt.limit(1)).first() is not None
 

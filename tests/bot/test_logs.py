@@ -10,7 +10,7 @@ import pytest
 from bot.app import create_app
 from bot.logs import configure_logging
 from storage.db import make_engine
-from tests.conftest import make_settings
+from tests.conftest import make_settings, pg_audit_key_file
 
 
 class Collect(logging.Handler):
@@ -47,7 +47,9 @@ def test_start_up_and_an_idle_minute_write_nothing_at_info(collected, database, 
     )  # as `serve` runs: Bolt reads it from the environment too
     url, schema = database
     bot = create_app(
-        make_settings(double, url, reminder_interval_seconds=1), engine=make_engine(url, schema=schema)
+        # an audit key that exists (its creation on a first start is a warning of its own, once)
+        make_settings(double, url, reminder_interval_seconds=1, audit_key_file=pg_audit_key_file()),
+        engine=make_engine(url, schema=schema),
     )
     try:
         bot.start_background(scheduler=True)

@@ -372,3 +372,20 @@ def cli_env(database, double, monkeypatch, capsys):
         return code, out, err
 
     return run
+
+
+def test_a_key_that_did_not_seal_the_log_stops_start_up_in_one_line(running, double, database, tmp_path):
+    from storage.audit import AuditKeyError, new_key, write_key_file
+
+    running.command(FILE)
+    other = tmp_path / "other.audit-key"
+    write_key_file(other, [new_key()])
+    url, schema = database
+    with pytest.raises(AuditKeyError) as exc:
+        create_app(
+            make_settings(double, url, audit_key_file=str(other)),
+            engine=make_engine(url, schema=schema),
+            clock=ManualClock(START),
+        )
+    said = str(exc.value)
+    assert said.startswith(f"AUDIT_KEY_FILE ({other}) does not hold the key that sealed") and "\n" not in said
