@@ -30,7 +30,8 @@ from tests.support.slack_requests import SlackRequester, healthz
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN2 = "UADMIN2"  # an admin by role (not in ADMIN_USER_IDS)
-FILE_ICE = "file vendor=Paragon product=Graphite agency=ICE purpose=operational"
+# anyway=yes: these tests file the same contract again and again on purpose (not a look-alike warning test)
+FILE_ICE = "file vendor=Paragon product=Graphite agency=ICE purpose=operational anyway=yes"
 INVITE = "`/invite @contract-bot`"
 
 
