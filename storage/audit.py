@@ -37,7 +37,7 @@ from storage.models import AuditEntry, AuditHead, OutboxMessage
 GENESIS = "0" * 64
 SEAL_ACTION = "audit seal"
 ROTATE_ACTION = "audit rotate-key"
-CHECKPOINT_EVENT = "contract_bot_checkpoint"
+CHECKPOINT_KIND = "audit_checkpoint"  # in the message metadata's event_payload, beside the outbox row
 CHECKPOINT_EVERY = 100  # entries: a checkpoint goes out whenever the sequence passes a multiple of this
 
 
@@ -228,7 +228,8 @@ def checkpoint_message(cp: Checkpoint) -> dict[str, Any]:
     return {
         "render": "text",
         "text": f"Audit checkpoint: entry {cp.seq}, head {cp.head[:16]}…, at {cp.at}",
-        "metadata": {"event_type": CHECKPOINT_EVENT, "event_payload": cp.as_dict()},
+        # NOTE: the outbox's own event_type (every post carries its outbox row); the payload says what it is
+        "metadata": {"event_payload": {"kind": CHECKPOINT_KIND, **cp.as_dict()}},
     }
 
 
@@ -538,8 +539,10 @@ def _trail(report: ChainReport, contract_id: int, action: str, after: str | None
             report.answers[(contract_id, str(ans["qid"]))] = ans.get("answer")
 
 
-def verify_audit_chain(s: Session) -> tuple[int, AuditEntry | None, str | None]:
-    """Walk the chain with the key of the session's engine (if one is registered); (checked, first broken, why)."""
+def verify_audit_chain(
+    s: Session, keys: AuditKeys | None = None
+) -> tuple[int, AuditEntry | None, str | None]:
+    """Walk the chain with ``keys`` (default: those of the session's engine, if registered); (checked, broken, why)."""
     sealer = sealer_of(s)
-    report = verify_chain(s, sealer.keys if sealer else None)
+    report = verify_chain(s, keys or (sealer.keys if sealer else None))
     return report.checked, report.broken, report.why

@@ -135,6 +135,17 @@ def pg_audit_key_file() -> str:
     return str(path)
 
 
+def audit_keys(database_url: str):  # noqa: ANN201 - storage.audit.AuditKeys
+    """The audit keys a test's bots sealed ``database_url``'s log with (for checking it from outside the bot)."""
+    from pathlib import Path
+
+    from bot.services.seal import default_key_path
+    from storage.audit import read_key_file
+
+    path = default_key_path(database_url)
+    return read_key_file(Path(pg_audit_key_file()) if path is None else path)
+
+
 def make_settings(double: SlackDouble, database_url: str, **overrides) -> Settings:
     """Settings as an agency would set them, pointed at the test double."""
     values = dict(

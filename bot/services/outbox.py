@@ -637,7 +637,6 @@ class OutboxDispatcher:
         lease expires a minute after the crash, so the earlier attempt's message is among them.
         """
         method = "conversations.replies" if thread_ts else "conversations.history"
-        event_type = _metadata(row)["event_type"]
         cursor, seen = None, 0
         while seen < LOOKBACK:
             kwargs: dict[str, Any] = {"channel": channel, "limit": 200, "include_all_metadata": True}
@@ -653,7 +652,7 @@ class OutboxDispatcher:
             for message in messages:
                 meta = message.get("metadata") or {}
                 payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == event_type and str(payload.get("outbox_id")) == str(row.id):
+                if meta.get("event_type") == METADATA_EVENT and str(payload.get("outbox_id")) == str(row.id):
                     return message.get("ts")
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
             if not cursor or not messages:
@@ -907,7 +906,7 @@ def _metadata(row: OutboxMessage) -> dict:
     """The message metadata of a post: its outbox row, and what the payload asks to carry (audit checkpoints)."""
     asked = json.loads(row.payload).get("metadata") or {}
     return {
-        "event_type": asked.get("event_type") or METADATA_EVENT,
+        "event_type": METADATA_EVENT,
         "event_payload": {**(asked.get("event_payload") or {}), "outbox_id": row.id},
     }
 

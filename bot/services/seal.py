@@ -269,10 +269,10 @@ def read_checkpoints(client: Any, channel: str, *, limit: int = 100_000) -> list
         messages = response.get("messages", [])
         seen += len(messages)
         for message in messages:
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == audit.CHECKPOINT_EVENT:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if isinstance(payload, dict) and payload.get("kind") == audit.CHECKPOINT_KIND:
                 with contextlib.suppress(ValueError):
-                    found.append(Checkpoint.from_dict(meta.get("event_payload") or {}))
+                    found.append(Checkpoint.from_dict(payload))
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
         if not cursor or not messages:
             break

@@ -50,6 +50,7 @@ from tests.conftest import (
     REVIEWER,
     SECRET,
     START,
+    audit_keys,
     make_settings,
     serve_bot,
 )
@@ -170,7 +171,7 @@ def state(engine: Engine) -> dict[str, Any]:
             conn.execute(text("SELECT action, COUNT(*) FROM audit_entry GROUP BY action")).all()
         )
     with unit_of_work(session_factory(engine)) as s:
-        _, broken, why = verify_audit_chain(s)
+        _, broken, why = verify_audit_chain(s, audit_keys(str(engine.url)))
     out["chain"] = "intact" if broken is None else f"broken at seq {broken.seq}: {why}"
     return out
 
@@ -210,7 +211,7 @@ def consistent(engine: Engine) -> None:
     assert answer_entries >= answered, f"{answered} answers recorded, {answer_entries} audited"
     assert note_entries >= noted, f"{noted} notes recorded, {note_entries} audited"
     with unit_of_work(session_factory(engine)) as s:
-        _, broken, why = verify_audit_chain(s)
+        _, broken, why = verify_audit_chain(s, audit_keys(str(engine.url)))
     assert broken is None, f"audit chain broken at seq {broken.seq}: {why}"
 
 

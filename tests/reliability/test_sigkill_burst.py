@@ -58,7 +58,7 @@ from sqlalchemy import func, select, text
 from storage.db import make_engine, session_factory, unit_of_work
 from storage.models import AuditEntry, Contract, OutboxMessage, Reminder
 from storage.repositories import verify_audit_chain
-from tests.conftest import MANAGERS, REVIEW
+from tests.conftest import MANAGERS, REVIEW, audit_keys
 from tests.support.slack_requests import SlackRequester
 from tests.test_concurrency import (
     DUE,
@@ -247,7 +247,7 @@ def audit_of_filings(database: tuple[str, str | None]) -> tuple[Counter, str | N
                 ).all()
             )
         )
-        _, broken, why = verify_audit_chain(s)
+        _, broken, why = verify_audit_chain(s, audit_keys(url))
     engine.dispose()
     return per_contract, None if broken is None else f"seq {broken.seq}: {why}"
 

@@ -228,12 +228,13 @@ def test_checkpoints_every_100_entries_saved_copy_and_forgery(running, verify, c
     posted = [
         m
         for m in running.double.messages(MANAGERS)
-        if (m.get("metadata") or {}).get("event_type") == audit.CHECKPOINT_EVENT
+        if ((m.get("metadata") or {}).get("event_payload") or {}).get("kind") == audit.CHECKPOINT_KIND
     ]
     assert len(posted) == 1  # one per hundred entries, not one per entry
     payload = posted[0]["metadata"]["event_payload"]
     assert payload["seq"] == start + 100 and payload["seq"] == head_seq(running)
-    assert set(payload) >= {"seq", "head", "at", "mac"} and posted[0]["text"].startswith(
+    assert posted[0]["metadata"]["event_type"] == "contract_bot_outbox"  # every post names its outbox row
+    assert set(payload) >= {"seq", "head", "at", "mac", "outbox_id"} and posted[0]["text"].startswith(
         "Audit checkpoint: entry"
     )
 
