@@ -176,11 +176,12 @@ def register(app: App, ctx: HandlerContext) -> None:
         """The next page of `audit` or `list`, shown privately; it reads only, like the command it continues."""
         value = action.get("value")
         more_audit = action.get("action_id") == ActionId.AUDIT_MORE.value
+        reader = (body.get("user") or {}).get("id") or ""  # need-to-know: the button reads as its presser
 
         def work() -> object:
             if more_audit:
-                return ctx.service.timeline(*parse_audit_value(value))
-            return ctx.service.list_contracts(*parse_list_value(value))
+                return ctx.service.timeline(*parse_audit_value(value), reader=reader)
+            return ctx.service.list_contracts(*parse_list_value(value), reader=reader)
 
         try:
             reply = ctx.render(ctx.run(work))

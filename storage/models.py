@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -67,6 +67,8 @@ class Contract(SQLModel, table=True):
     revocation_reported_on: date | None = None
     closed_on: date | None = None
     close_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # need-to-know (`restrict CR-n`): only its filer, its assigned reviewers, managers, officials and admins read it
+    restricted: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class Question(SQLModel, table=True):

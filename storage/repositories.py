@@ -9,8 +9,10 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, delete, event, exists, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
+from bot.domain.access import Scope
 from storage.audit import GENESIS as GENESIS
 from storage.audit import audit_hash as audit_hash
 from storage.audit import list_audit as list_audit
@@ -67,11 +69,45 @@ def add_contract(s: Session, contract: Contract) -> Contract:
     return contract
 
 
+def readable_clause(scope: Scope) -> ColumnElement[bool] | None:
+    """The contracts a reader may read (bot.domain.access.Scope: the same rule as ``may_read``) as a WHERE clause;
+    None when they may read every contract."""
+    if scope.everything:
+        return None
+    assigned = select(col(Assignment.contract_id)).where(col(Assignment.user_id) == scope.user_id)
+    own = or_(col(Contract.filed_by) == scope.user_id, col(Contract.id).in_(assigned))
+    return or_(~col(Contract.restricted), own) if scope.unrestricted else own
+
+
+def visible_ids(s: Session, ids: Sequence[int] | set[int], visible: ColumnElement[bool] | None) -> set[int]:
+    """Which of ``ids`` a reader may read (``visible`` from readable_clause)."""
+    if visible is None:
+        return set(ids)
+    if not ids:
+        return set()
+    stmt = select(col(Contract.id)).where(col(Contract.id).in_(list(ids)), visible)
+    return {int(i) for i in s.execute(stmt).scalars()}
+
+
+def list_restricted_ids(s: Session) -> list[int]:
+    """The numbers of the restricted contracts (`restrict CR-n`), oldest first."""
+    stmt = select(col(Contract.id)).where(col(Contract.restricted)).order_by(col(Contract.id))
+    return [int(i) for i in s.execute(stmt).scalars()]
+
+
 def list_contracts(
-    s: Session, *, status: str | None = None, limit: int = 50, offset: int = 0, open_only: bool = False
+    s: Session,
+    *,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    open_only: bool = False,
+    visible: ColumnElement[bool] | None = None,
 ) -> list[Contract]:
-    """Contracts, newest first, optionally one status."""
+    """Contracts, newest first, optionally one status, optionally only those a reader may read (``visible``)."""
     stmt = select(Contract).order_by(col(Contract.id).desc()).limit(limit).offset(offset)
+    if visible is not None:
+        stmt = stmt.where(visible)
     if status:
         stmt = stmt.where(col(Contract.status) == status)
     if open_only:
@@ -79,9 +115,13 @@ def list_contracts(
     return list(s.execute(stmt).scalars())
 
 
-def count_contracts(s: Session, *, status: str | None = None) -> int:
-    """How many contracts (optionally of one status)."""
+def count_contracts(
+    s: Session, *, status: str | None = None, visible: ColumnElement[bool] | None = None
+) -> int:
+    """How many contracts (optionally of one status, optionally only those a reader may read)."""
     stmt = select(func.count()).select_from(Contract)
+    if visible is not None:
+        stmt = stmt.where(visible)
     if status:
         stmt = stmt.where(col(Contract.status) == status)
     return int(s.execute(stmt).scalar_one())
@@ -456,24 +496,27 @@ def reminder_data(r: Reminder) -> dict | None:
     return json.loads(r.data) if r.data else None
 
 
-def count_by_status(s: Session) -> dict[str, int]:
-    """How many contracts are in each status."""
-    rows = s.execute(select(col(Contract.status), func.count()).group_by(col(Contract.status))).all()
+def count_by_status(s: Session, visible: ColumnElement[bool] | None = None) -> dict[str, int]:
+    """How many contracts are in each status (optionally only those a reader may read)."""
+    stmt = select(col(Contract.status), func.count()).group_by(col(Contract.status))
+    rows = s.execute(stmt if visible is None else stmt.where(visible)).all()
     return {status: int(n) for status, n in rows}
 
 
-def list_stopworks(s: Session, limit: int) -> list[Contract]:
-    """Open contracts with a stop-work order in effect, oldest first, and their count."""
+def list_stopworks(s: Session, limit: int, visible: ColumnElement[bool] | None = None) -> list[Contract]:
+    """Open contracts with a stop-work order in effect, oldest first (optionally only those a reader may read)."""
     stmt = (
         select(Contract)
         .where(col(Contract.stopwork_since).is_not(None), col(Contract.closed_on).is_(None))
         .order_by(col(Contract.stopwork_since))
         .limit(limit)
     )
-    return list(s.execute(stmt).scalars())
+    return list(s.execute(stmt if visible is None else stmt.where(visible)).scalars())
 
 
-def list_waiting(s: Session, limit: int, today: date | None = None) -> list[Contract]:
+def list_waiting(
+    s: Session, limit: int, today: date | None = None, visible: ColumnElement[bool] | None = None
+) -> list[Contract]:
     """Open contracts whose APNSA waiting period is running or just ended. Given ``today``, every open contract whose
     7-day period has not ended by then, also under a stop-work order (where the status says stop-work)."""
     if today is None:
@@ -495,7 +538,7 @@ def list_waiting(s: Session, limit: int, today: date | None = None) -> list[Cont
             .order_by(col(Contract.notice_on), col(Contract.id))
             .limit(limit)
         )
-    return list(s.execute(stmt).scalars())
+    return list(s.execute(stmt if visible is None else stmt.where(visible)).scalars())
 
 
 # ---- records and people (issue 13): held reminders, filing look-alikes --------------------------------------

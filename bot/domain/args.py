@@ -289,6 +289,7 @@ class Command:
     options: tuple[Option, ...] = ()
     bare_ok: bool = False  # with no arguments at all it is valid (`file` then opens the filing modal)
     note: str = ""
+    also: tuple[str, ...] = ()  # other roles that may run it too (`admin export`: managers)
 
     @property
     def dated(self) -> bool:
@@ -331,6 +332,12 @@ _OFFICIAL = Option(
     required=True,
 )
 
+# SPEC "Access", in the words help shows next to every read
+_NEED_TO_KNOW = (
+    "You may read a contract you filed or are assigned to, and any contract while you hold a role; a restricted "
+    "one only its filer, its assigned reviewers, managers, officials and admins."
+)
+
 _COMMAND_LIST: tuple[Command, ...] = (
     Command(
         "file",
@@ -363,7 +370,11 @@ _COMMAND_LIST: tuple[Command, ...] = (
         note="With no arguments, `/contract file` opens the filing form.",
     ),
     Command(
-        "show", ANYONE, "Status, answers, milestones, earliest permitted use and next reminders.", (_REF,)
+        "show",
+        ANYONE,
+        "Status, answers, milestones, earliest permitted use and next reminders.",
+        (_REF,),
+        note=_NEED_TO_KNOW,
     ),
     Command(
         "list",
@@ -372,7 +383,7 @@ _COMMAND_LIST: tuple[Command, ...] = (
         (Positional("status", Kind.CHOICE, "status", "one of: " + ", ".join(STATUSES), False, STATUSES),),
         (_page("newest contracts"),),
         note=f"Newest first, {LIST_PAGE_SIZE} a page; each page says which contracts it shows (e.g. 1–20 of 57), "
-        "and its More button shows the next page.",
+        "and its More button shows the next page. Only the contracts you may read. " + _NEED_TO_KNOW,
     ),
     Command(
         "assign",
@@ -458,6 +469,19 @@ _COMMAND_LIST: tuple[Command, ...] = (
         (_reason("why the close was a mistake"),),
     ),
     Command(
+        "restrict",
+        "manager",
+        "Only its filer, reviewers, managers, officials and admins may read it.",
+        (_REF,),
+        note="Every read of a restricted contract (`show`, `audit`, `list`, App Home, export) is in its audit log.",
+    ),
+    Command(
+        "unrestrict",
+        "manager",
+        "Undo `restrict`.",
+        (_REF,),
+    ),
+    Command(
         "redetermine",
         "official",
         "§2(j): new information; the answers reopen for reviewers until the next `determine`.",
@@ -474,7 +498,7 @@ _COMMAND_LIST: tuple[Command, ...] = (
         note=f"{AUDIT_PAGE_SIZE} entries a page, each page in the order things happened. Page 1 holds the newest "
         "entries, page 2 the ones before them, and the last page begins with the filing. Each page says which "
         "entries it shows (e.g. 363–402 of 402) and which page holds the first; its More button shows the page "
-        "before.",
+        "before. " + _NEED_TO_KNOW,
     ),
     Command(
         "admin grant",
@@ -511,7 +535,7 @@ _COMMAND_LIST: tuple[Command, ...] = (
     Command(
         "admin export",
         "admin",
-        "Export every contract with its answers, milestones and determination.",
+        "Export every contract with its answers and milestones (managers too).",
         (
             Positional(
                 "format",
@@ -523,6 +547,7 @@ _COMMAND_LIST: tuple[Command, ...] = (
                 default="csv",
             ),
         ),
+        also=("manager",),
     ),
     Command(
         "help",
@@ -1187,7 +1212,9 @@ def _synopsis(command: Command) -> str:
 
 def _who(command: Command) -> str:
     """Who may run a command, for help."""
-    return "anyone" if command.role == ANYONE else f"role `{command.role}`"
+    if command.role == ANYONE:
+        return "anyone"
+    return " or ".join(f"role `{role}`" for role in (command.role, *command.also))
 
 
 def _command_help(command: Command) -> str:

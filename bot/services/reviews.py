@@ -17,8 +17,8 @@ from sqlmodel import Session
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.domain import access, review, roles, schedule
 from bot.domain import questions as qs
-from bot.domain import review, roles, schedule
 from bot.domain.args import AUDIT_PAGE_SIZE, LIST_PAGE_SIZE
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError, InputError, InvalidState, NotFound, PermissionDenied
@@ -125,6 +125,7 @@ def contract_snapshot(c: Contract) -> dict:
             "revocation_reported_on",
             "closed_on",
             "close_reason",
+            "restricted",
         )
     }
 
@@ -171,15 +172,42 @@ class ReviewService:
             held.add(roles.ADMIN)
         return held
 
-    def _load(self, s: Session, contract_id: int | None, *, for_update: bool = True) -> Contract:
+    def _load(
+        self, s: Session, contract_id: int | None, *, for_update: bool = True, reader: str | None = None
+    ) -> Contract:
+        """The contract; raises NotFound, or NotVisible (the same words) when ``reader`` may not read it.
+
+        ``reader`` is None only for the bot's own reads (tests, rendering the thread): people's reads name them."""
         if contract_id is None:
             raise NotFound("Name the contract by its reference, e.g. `CR-1`.")
         contract = repo.get_contract(s, contract_id, for_update=for_update)
         if contract is None:
-            raise NotFound(
-                f"There is no contract {ref_of(contract_id)}. `/contract list` shows the contracts."
-            )
+            raise NotFound(access.hidden(ref_of(contract_id)))
+        if reader is not None and not access.may_read(self._facts(s, contract), self._reader(s, reader)):
+            raise access.NotVisible(ref_of(contract_id), reader)
         return contract
+
+    def _reader(self, s: Session, user_id: str) -> access.Reader:
+        """The person reading, with their roles (need-to-know)."""
+        return access.Reader.of(user_id, self.roles_of(s, user_id))
+
+    @staticmethod
+    def _facts(s: Session, c: Contract) -> access.ContractFacts:
+        """What need-to-know needs of a contract: filer, restricted, assigned reviewers."""
+        assert c.id is not None  # a stored contract has its number
+        return access.ContractFacts(c.filed_by, bool(c.restricted), frozenset(repo.list_assignments(s, c.id)))
+
+    def _audit_reads(self, reader: str, contract_ids: Iterable[int], via: str) -> None:
+        """Write an audit entry "read" for each restricted contract just read (SPEC "Access"). Runs before the answer
+        is returned: a read whose entry cannot be written is not shown (the error reaches the person)."""
+        ids = sorted(set(contract_ids))
+        if not ids:
+            return
+        with unit_of_work(self.session_factory) as s:
+            now = self.clock.now()
+            for cid in ids:
+                repo.record_audit(s, at=now, actor=reader, action="read", contract_id=cid, detail=via)
+        self.on_commit()
 
     def _run(
         self, actor: str, action: str, contract_id: int | None, work: Callable[[Session, datetime], object]
@@ -190,8 +218,11 @@ class ReviewService:
             with unit_of_work(self.session_factory) as s:
                 result = work(s, now)
         except (PermissionDenied, InvalidState, NotFound) as exc:
-            # An unknown CR-n is bad input (nothing written); role and state refusals are audited.
-            if not (isinstance(exc, NotFound) and contract_id is not None):
+            # An unknown CR-n is bad input (nothing written); role and state refusals are audited, and so is an
+            # attempt on a contract the actor may not read (the person is told the words of an unknown one).
+            if isinstance(exc, access.NotVisible):
+                self._audit_refusal(actor, action, contract_id, exc.audited(), now)
+            elif not (isinstance(exc, NotFound) and contract_id is not None):
                 self._audit_refusal(actor, action, contract_id, exc, now)
             raise
         self.on_commit()
@@ -459,9 +490,10 @@ class ReviewService:
             raise InvalidState(f"`{value}` is not an answer; use yes, no or unknown.")
 
         def work(s: Session, now: datetime) -> Done:
-            c = self._load(s, contract_id)
-            assert c.id is not None  # a stored contract has its number
+            # the role first: a refusal must not tell whether the contract exists
             self._require(s, actor, roles.REVIEWER, "answer")
+            c = self._load(s, contract_id, reader=actor)
+            assert c.id is not None  # a stored contract has its number
             state = state_of(c, repo.list_questions(s, c.id))
             review.check_answer(state)
             if qid not in qs.QUESTION_BY_ID:
@@ -526,9 +558,10 @@ class ReviewService:
         """Attach a note (evidence link or reasoning) to a question."""
 
         def work(s: Session, now: datetime) -> Done:
-            c = self._load(s, contract_id)
-            assert c.id is not None  # a stored contract has its number
+            # the role first: a refusal must not tell whether the contract exists
             self._require(s, actor, roles.REVIEWER, "note")
+            c = self._load(s, contract_id, reader=actor)
+            assert c.id is not None  # a stored contract has its number
             review.check_answer(state_of(c, repo.list_questions(s, c.id)))
             row = repo.get_question(s, c.id, qid)
             if row is None:
@@ -563,9 +596,10 @@ class ReviewService:
         users = list(dict.fromkeys(users))
 
         def work(s: Session, now: datetime) -> Done:
-            c = self._load(s, contract_id)
-            assert c.id is not None  # a stored contract has its number
+            # the role first: a refusal must not tell whether the contract exists
             self._require(s, actor, roles.MANAGER, "assign")
+            c = self._load(s, contract_id, reader=actor)
+            assert c.id is not None  # a stored contract has its number
             review.check_open(state_of(c, []), "assign")
             # only reviewers may answer: assigning anyone else would send them to be refused (and reported)
             outsiders = [u for u in users if roles.REVIEWER not in self.roles_of(s, u)]
@@ -602,39 +636,121 @@ class ReviewService:
 
         return self._run(actor, "assign", contract_id, work)
 
+    def restrict(self, actor: str, contract_id: int | None, restricted: bool = True) -> Done:
+        """`restrict CR-n` / `unrestrict CR-n` (manager): limit who may read the contract (SPEC "Access"), audited."""
+        action = "restrict" if restricted else "unrestrict"
+
+        def work(s: Session, now: datetime) -> Done:
+            # the role first: a refusal must not tell whether the contract exists
+            self._require(s, actor, roles.MANAGER, action)
+            c = self._load(s, contract_id, reader=actor)
+            assert c.id is not None  # a stored contract has its number
+            ref = ref_of(c.id)
+            if bool(c.restricted) == restricted:
+                return Done(
+                    f"{ref} is already {'restricted' if restricted else 'not restricted'}.", c.id, False
+                )
+            before = contract_snapshot(c)
+            c.restricted = restricted
+            s.add(c)
+            repo.record_audit(
+                s,
+                at=now,
+                actor=actor,
+                action=action,
+                contract_id=c.id,
+                before=before,
+                after=contract_snapshot(c),
+            )
+            if restricted:
+                line = (
+                    f":lock: {ref} is restricted: only its filer, its assigned reviewers, managers, officials and "
+                    "admins may read it, and every read of it is in the audit log."
+                )
+            else:
+                line = f":unlock: {ref} is no longer restricted: anyone holding a role may read it again."
+            self._thread(s, c, now, f"{line} (by <@{actor}>)")
+            return Done(line, c.id)
+
+        return self._run(actor, action, contract_id, work)
+
     # ---- reading ----------------------------------------------------------------------------------------
 
-    def show(self, contract_id: int | None) -> ContractView:
-        """The full view of one contract."""
-        with read_only(self.session_factory) as s:
-            c = self._load(s, contract_id, for_update=False)
-            return build_contract_view(s, c, self.today())
+    def _refused_read(self, reader: str, action: str, contract_id: int | None, exc: NotFound) -> None:
+        """Audit a read refused by need-to-know (a contract that does not exist writes nothing: bad input)."""
+        if isinstance(exc, access.NotVisible):
+            self._audit_refusal(reader, action, contract_id, exc.audited(), self.clock.now())
+
+    def show(self, contract_id: int | None, reader: str | None = None) -> ContractView:
+        """The full view of one contract; with ``reader`` (every person's read), only one they may read (SPEC
+        "Access"), and a restricted one's read is audited. Raises NotFound / NotVisible in the same words."""
+        try:
+            with read_only(self.session_factory) as s:
+                c = self._load(s, contract_id, for_update=False, reader=reader)
+                view = build_contract_view(s, c, self.today())
+        except NotFound as exc:
+            if reader is not None:
+                self._refused_read(reader, "show", contract_id, exc)
+            raise
+        if reader is not None and c.restricted and c.id is not None:
+            self._audit_reads(reader, [c.id], "show")
+        return view
 
     def list_contracts(
-        self, status: str | None = None, page: int = 1, *, size: int = LIST_PAGE_SIZE
+        self,
+        status: str | None = None,
+        page: int = 1,
+        *,
+        size: int = LIST_PAGE_SIZE,
+        reader: str | None = None,
     ) -> ContractList:
-        """One page of contracts, newest first, optionally of one status; raises InputError for a page past the last."""
+        """One page of contracts, newest first, optionally of one status; with ``reader``, only the contracts they
+        may read (each restricted one shown is an audited read). Raises InputError for a page past the last."""
         with read_only(self.session_factory) as s:
             today = self.today()
-            total = repo.count_contracts(s, status=status)
+            visible = (
+                None if reader is None else repo.readable_clause(access.scope_of(self._reader(s, reader)))
+            )
+            total = repo.count_contracts(s, status=status, visible=visible)
             what = "contracts" + (f" with status {status}" if status else "")
             shown = page_of(total, page, size, what)
-            rows = repo.list_contracts(s, status=status, limit=size, offset=shown.offset) if total else []
+            rows = (
+                repo.list_contracts(s, status=status, limit=size, offset=shown.offset, visible=visible)
+                if total
+                else []
+            )
             views = tuple(build_contract_view(s, c, today, with_reminders=False) for c in rows)
-            return ContractList(views, status, total, shown)
+        if reader is not None:
+            self._audit_reads(reader, [c.id for c in rows if c.restricted and c.id is not None], "list")
+        return ContractList(views, status, total, shown)
 
-    def timeline(self, contract_id: int | None, page: int = 1, *, size: int = AUDIT_PAGE_SIZE) -> Timeline:
+    def timeline(
+        self,
+        contract_id: int | None,
+        page: int = 1,
+        *,
+        size: int = AUDIT_PAGE_SIZE,
+        reader: str | None = None,
+    ) -> Timeline:
         """One page of a contract's audit entries, refusals included, in time order; page 1 holds the newest
-        entries, page 2 the ones before them, and so on. Raises NotFound, or InputError for a page past the last."""
-        with read_only(self.session_factory) as s:
-            c = self._load(s, contract_id, for_update=False)
-            assert c.id is not None  # a stored contract has its number
-            # NOTE: one contract's log is hundreds of entries, not millions: it is read whole and cut here.
-            entries = repo.list_audit(s, contract_id=c.id)
-            shown = page_of(len(entries), page, size, f"audit entries of {ref_of(c.id)}")
-            end = len(entries) - shown.offset  # pages count back from the newest entry
-            start = max(end - size, 0)
-            return Timeline(ref_of(c.id), tuple(entries[start:end]), c.id, shown, start + 1)
+        entries, page 2 the ones before them, and so on. With ``reader`` as `show`. Raises NotFound (NotVisible in
+        the same words), or InputError for a page past the last."""
+        try:
+            with read_only(self.session_factory) as s:
+                c = self._load(s, contract_id, for_update=False, reader=reader)
+                assert c.id is not None  # a stored contract has its number
+                # NOTE: one contract's log is hundreds of entries, not millions: it is read whole and cut here.
+                entries = repo.list_audit(s, contract_id=c.id)
+                shown = page_of(len(entries), page, size, f"audit entries of {ref_of(c.id)}")
+        except NotFound as exc:
+            if reader is not None:
+                self._refused_read(reader, "audit", contract_id, exc)
+            raise
+        end = len(entries) - shown.offset  # pages count back from the newest entry
+        start = max(end - size, 0)
+        if reader is not None and c.restricted:
+            self._audit_reads(reader, [c.id], f"audit page {shown.number}")
+        return Timeline(ref_of(c.id), tuple(entries[start:end]), c.id, shown, start + 1)
 
     # ---- compliance actions -----------------------------------------------------------------------------
 
@@ -655,9 +771,10 @@ class ReviewService:
         """
 
         def work(s: Session, now: datetime) -> Done:
-            c = self._load(s, contract_id)
-            assert c.id is not None  # a stored contract has its number
+            # the role first: a refusal must not tell whether the contract exists
             self._require(s, actor, role, action)
+            c = self._load(s, contract_id, reader=actor)
+            assert c.id is not None  # a stored contract has its number
             day = self._on(on, now)
             state = state_of(c, repo.list_questions(s, c.id))
             before = contract_snapshot(c)
@@ -899,9 +1016,10 @@ class ReviewService:
         """Undo a close made by mistake (manager): the contract is as it was before the close, its reminders back."""
 
         def work(s: Session, now: datetime) -> Done:
-            c = self._load(s, contract_id)
-            assert c.id is not None  # a stored contract has its number
+            # the role first: a refusal must not tell whether the contract exists
             self._require(s, actor, roles.MANAGER, "reopen")
+            c = self._load(s, contract_id, reader=actor)
+            assert c.id is not None  # a stored contract has its number
             state = state_of(c, repo.list_questions(s, c.id))
             review.check_reopen(state)
             before = contract_snapshot(c)
@@ -1022,6 +1140,23 @@ class ReviewService:
 
         return self._run(actor, "admin settings", None, work)
 
+    def check_exporter(self, actor: str, action: str) -> None:
+        """Raises PermissionDenied (audited) unless the actor may export every contract (a manager or an admin)."""
+
+        def work(s: Session, now: datetime) -> None:
+            held = self.roles_of(s, actor)
+            if not access.may_export(held):
+                raise PermissionDenied(
+                    f"`{action}` needs the *{roles.MANAGER}* or *{roles.ADMIN}* role, which you do not have. An admin "
+                    f"can grant it with {roles.grant_command(actor, roles.MANAGER)}.",
+                    role=roles.MANAGER,
+                )
+            repo.record_audit(s, at=now, actor=actor, action=action, detail="every contract")
+            for cid in repo.list_restricted_ids(s):  # every read of a restricted contract is audited
+                repo.record_audit(s, at=now, actor=actor, action="read", contract_id=cid, detail=action)
+
+        self._run(actor, action, None, work)
+
     def check_admin(self, actor: str, action: str) -> None:
         """Raises PermissionDenied (audited) unless the actor is an admin."""
 
@@ -1063,21 +1198,25 @@ class ReviewService:
         with read_only(self.session_factory) as s:
             now = self.clock.now()
             today = self.calendar.local_date(now)
-            counts = repo.count_by_status(s)
+            # need-to-know: every list holds only the contracts this user may read (SPEC "Access")
+            visible = repo.readable_clause(access.scope_of(self._reader(s, user_id)))
+            counts = repo.count_by_status(s, visible)
             stopworks: list[tuple[str, str, date]] = []
-            for c in repo.list_stopworks(s, DASHBOARD_CAP):
+            for c in repo.list_stopworks(s, DASHBOARD_CAP, visible):
                 # stored, and the query keeps only contracts with a stop-work date
                 assert c.id is not None and c.stopwork_since is not None
                 stopworks.append((ref_of(c.id), c.vendor, c.stopwork_since))
             waiting = []
-            for c in repo.list_waiting(s, DASHBOARD_CAP, today=today):
+            for c in repo.list_waiting(s, DASHBOARD_CAP, today=today, visible=visible):
                 assert c.id is not None  # a stored contract has its number
                 end = review.waiting_period_end(state_of(c, []))
                 waiting.append((ref_of(c.id), c.vendor, end))
             # the deadlines themselves, overdue first (bot.services.reminders.deadlines), not reminder rows
-            overdue, week = schedule.split_deadlines(
-                deadlines_of(s, self.calendar, today, DASHBOARD_CAP), today
-            )
+            due = deadlines_of(s, self.calendar, today, DASHBOARD_CAP)
+            if visible is not None:
+                seen = repo.visible_ids(s, {_number(ref) for ref, _, _ in due}, visible)
+                due = [row for row in due if _number(row[0]) in seen]
+            overdue, week = schedule.split_deadlines(due, today)
             deadlines = [(ref, f"{what} (overdue)", on) for ref, what, on in overdue] + week
             mine = []
             for c, q in repo.list_open_questions_for_user(s, user_id, DASHBOARD_CAP):
@@ -1098,7 +1237,9 @@ class ReviewService:
                     start = 0
                 starts[key] = start
             cut = {key: rows[starts[key] : starts[key] + limit] for key, rows in lists.items()}
-            return Dashboard(
+            shown = repo.get_contracts(s, {_number(row[0]) for rows in cut.values() for row in rows})
+            restricted = [cid for cid, c in shown.items() if c.restricted]
+            dashboard = Dashboard(
                 today=today,
                 counts=counts,
                 stopworks=cut["stopworks"],
@@ -1116,6 +1257,13 @@ class ReviewService:
                     else None
                 ),
             )
+        self._audit_reads(user_id, restricted, "App Home")
+        return dashboard
+
+
+def _number(ref: str) -> int:
+    """The number of a reference the service wrote itself (`CR-12` -> 12)."""
+    return int(ref.removeprefix("CR-"))
 
 
 # The App Home lists, by the key their "More" buttons carry, and how each is named to the user.

@@ -279,7 +279,7 @@ def test_list_pages_newest_first_with_counts_and_a_more_button(running):
 
 ELSEWHERE = [
     (ActionId.AUDIT_MORE, "1:12", "Page 12 does not exist: there are 11 pages"),
-    (ActionId.AUDIT_MORE, "999:2", "There is no contract CR-999"),
+    (ActionId.AUDIT_MORE, "999:2", "You may not see CR-999, or it does not exist"),
     (ActionId.AUDIT_MORE, "1:0", "out of date"),
     (ActionId.AUDIT_MORE, "-1:2", "out of date"),
     (ActionId.AUDIT_MORE, "1:2:3", "out of date"),

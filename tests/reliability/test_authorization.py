@@ -59,7 +59,10 @@ def _prepare(running) -> dict[str, str]:
         closing,
         closed,
         redo,
-    ) = (new(n) for n in range(12))
+        secret,
+        secret2,
+    ) = (new(n) for n in range(14))
+    svc.restrict(MANAGER, secret2)
     svc.close(MANAGER, closed, "r")
     svc.determine(OFFICIAL, redo, "prohibited", "r")
     svc.stopwork(MANAGER, stopped, "r")
@@ -94,6 +97,8 @@ def _prepare(running) -> dict[str, str]:
         "close": f'close CR-{closing} reason="r"',
         "reopen": f'reopen CR-{closed} reason="r"',
         "redetermine": f'redetermine CR-{redo} reason="r"',
+        "restrict": f"restrict CR-{secret}",
+        "unrestrict": f"unrestrict CR-{secret2}",
         "audit": f"audit CR-{fresh}",
         "admin grant": "admin grant <@UNEW1> reviewer",
         "admin revoke": f"admin revoke <@{EXTRA}> reviewer",
@@ -116,7 +121,8 @@ def test_every_subcommand_as_every_role(running):
     refusals = successes = 0
     admin_refused: list[str] = []
     for name, command in args.COMMANDS.items():
-        wrong = [u for u, role in HELD.items() if command.role != args.ANYONE and role != command.role]
+        allowed = (command.role, *command.also)
+        wrong = [u for u, role in HELD.items() if command.role != args.ANYONE and role not in allowed]
         right = [u for u in HELD if u not in wrong]
         for user in wrong:  # first the refusals, while the action is still possible
             before, state = counts(running), snapshot(running)
@@ -140,12 +146,16 @@ def test_every_subcommand_as_every_role(running):
             status, words, _ = command_reply(running, tries[name], user)
             assert status == 200 and words and not _refused(words), (name, user, words)
             assert "went wrong" not in words and "Usage:" not in words, (name, user, words)
+            # need-to-know: the stranger neither filed it, nor is assigned, nor holds a role
+            if name in ("show", "audit") and user == STRANGER:
+                assert words.startswith("You may not see CR-"), (name, words)
             if name not in ("show", "list", "audit", "help", "admin roles", "admin settings", "admin export"):
                 assert fingerprint(running) != before, (name, user, words)  # it did take effect
             successes += 1
     settle(running)
     roleless = sum(1 for c in args.COMMANDS.values() if c.role == args.ANYONE)
-    assert refusals == (len(args.COMMANDS) - roleless) * (len(HELD) - 1)
+    also = sum(len(c.also) for c in args.COMMANDS.values())  # `admin export`: managers too
+    assert refusals == (len(args.COMMANDS) - roleless) * (len(HELD) - 1) - also
     assert successes == roleless * len(HELD) + (len(args.COMMANDS) - roleless)
     assert running.double.files(), "the admin's export was not delivered"
     # separation of duties: the bootstrap admin alone cannot decide anything

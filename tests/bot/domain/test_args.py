@@ -63,6 +63,7 @@ def test_table_has_every_spec_subcommand() -> None:
         "file", "show", "list", "assign", "answer", "stopwork", "resume", "determine", "certify", "notify",
         "clear", "waiver", "waiver-report", "revoke-waiver", "close", "reopen", "redetermine", "audit", "help",
         "admin grant", "admin revoke", "admin roles", "admin set", "admin settings", "admin export",
+        "restrict", "unrestrict",
     }  # fmt: skip
     assert set(COMMANDS) == expected
 
@@ -73,7 +74,7 @@ def test_table_has_every_spec_subcommand() -> None:
         ("file", "anyone"), ("show", "anyone"), ("list", "anyone"), ("audit", "anyone"), ("help", "anyone"),
         ("answer", "reviewer"),
         ("assign", "manager"), ("stopwork", "manager"), ("resume", "manager"), ("notify", "manager"),
-        ("clear", "manager"), ("close", "manager"),
+        ("clear", "manager"), ("close", "manager"), ("restrict", "manager"), ("unrestrict", "manager"),
         ("determine", "official"), ("certify", "official"), ("waiver", "official"),
         ("waiver-report", "official"), ("revoke-waiver", "official"),
         ("admin grant", "admin"), ("admin revoke", "admin"), ("admin roles", "admin"), ("admin set", "admin"),
