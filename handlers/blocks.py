@@ -310,6 +310,8 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
         extra.append(f"*Ultimate owner:* {short(v.parent)}")
     if v.third_party is not None:
         extra.append(f"*Third party operates it:* {'yes' if v.third_party else 'no'}")
+    if v.restricted:  # need-to-know: say so to whoever may read it, and that the read is on record
+        extra.append(":lock: *Restricted:* every read of it is in its audit log")
     if extra:
         lines.append("   ".join(extra))
     if v.verdict.closed_on or v.verdict.not_applicable:

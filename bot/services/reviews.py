@@ -366,7 +366,7 @@ class ReviewService:
             if awarded is not None:
                 review.check_on_date(awarded, self.calendar.local_date(now))
             if not anyway and not (confirm_key and repo.was_seen(s, confirm_key)):
-                like = self._look_alike(s, fields)
+                like = self._look_alike(s, fields, actor)
                 if like is not None:
                     raise review.DuplicateFiling(
                         like,
@@ -434,13 +434,15 @@ class ReviewService:
                 f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False
             )
 
-    def _look_alike(self, s: Session, fields: dict) -> review.LookAlike | None:
-        """The oldest open contract with the same vendor, product and agency (normalised), if any."""
+    def _look_alike(self, s: Session, fields: dict, actor: str) -> review.LookAlike | None:
+        """The oldest open contract with the same vendor, product and agency (normalised), if any, that the person
+        filing may read: the warning names it, so one they may not read is not a look-alike (need-to-know: filing
+        must not be a way to learn which contracts exist; managers see both and can close the second)."""
         key = review.filing_fingerprint(
             str(fields.get("vendor") or ""), str(fields.get("product") or ""), str(fields.get("agency") or "")
         )
         c = repo.find_open_contract_by_filing_key(s, key)
-        if c is None:
+        if c is None or not access.may_read(self._facts(s, c), self._reader(s, actor)):
             return None
         assert c.id is not None  # a stored contract has its number
         return review.LookAlike(ref_of(c.id), c.filed_by, self.calendar.local_date(c.filed_at))

@@ -49,6 +49,7 @@ AUDITED_FIELDS = (
     "waiver_issued_on",
     "waiver_until",
     "waiver_revoked_on",
+    "restricted",  # need-to-know: a row quietly unrestricted would let every role holder read it
 )
 
 

@@ -161,6 +161,7 @@ class ContractView:
     waiver_report_due: datetime | None = None
     next_reminders: tuple[tuple[str, datetime], ...] = field(default_factory=tuple)
     permalink: str | None = None  # the parent message's link from chat.getPermalink, once known
+    restricted: bool = False  # need-to-know (`restrict CR-n`): its reads are audited
 
     @property
     def thread(self) -> str:
@@ -281,4 +282,5 @@ def build_contract_view(
         waiver_report_due=report_due,
         next_reminders=reminders,
         permalink=contract.permalink,
+        restricted=bool(contract.restricted),
     )

@@ -7,6 +7,8 @@ a manager, an official and its filer (allowed, each read audited)."""
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from bot.domain import access
 from bot.domain.access import ContractFacts, Reader
 from handlers.ids import ActionId
@@ -134,6 +136,8 @@ def test_a_restricted_contract_is_read_only_by_those_who_need_to_and_every_read_
     assert "already restricted" in say(running, f"restrict CR-{cid}", MANAGER)
     entry = audit_of(running, cid)[-1]
     assert (entry.action, entry.actor, entry.outcome) == ("restrict", MANAGER, "ok")
+    shown = say(running, f"show CR-{cid}", MANAGER)
+    assert ":lock: *Restricted:* every read of it is in its audit log" in shown
 
     # a reviewer not assigned to it: refused everywhere, in the words of a missing contract
     hidden = access.hidden(f"CR-{cid}")
@@ -178,6 +182,29 @@ def test_a_restricted_contract_is_read_only_by_those_who_need_to_and_every_read_
     assert "Paragon" in say(running, f"show CR-{cid}", REVIEWER)
     assert audit_of(running, cid)[-1].action == "unrestrict"
     assert say(running, f"show CR-{cid}", STRANGER) == hidden  # still nobody's without a role
+
+
+def test_filing_a_look_alike_does_not_reveal_a_contract_the_filer_may_not_read(running):
+    cid = file(running, "Paragon Solutions")
+    words = 'file vendor="Paragon Solutions" product=Graphite agency=ICE'
+    assert f"looks like *CR-{cid}*" in say(running, words, REVIEWER)  # a role holder may read it: warned
+    filed = say(running, words, STRANGER)  # may not read it: it is not named, and the filing goes ahead
+    assert filed.startswith("Filed *CR-") and f"CR-{cid}" not in filed
+    assert f"looks like *CR-{cid}*" in say(running, words, MEMBER)  # its own filer is warned
+
+
+def test_a_restricted_contract_quietly_unrestricted_in_the_database_is_caught(running, cli, monkeypatch):
+    """Someone holding the database clears the flag so that every role holder may read it: `audit verify` says so."""
+    cid = file(running, "Paragon Solutions")
+    running.bot.service.restrict(MANAGER, cid)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", running.double.api_url)
+    assert cli("audit", "verify", "--no-checkpoints")[0] == 0
+    with running.bot.engine.begin() as conn:
+        conn.execute(text("UPDATE contract SET restricted = false WHERE id = :id"), {"id": cid})
+    code, _, err = cli("audit", "verify", "--no-checkpoints")
+    assert code == 1
+    assert f"CR-{cid}: its stored restricted is False but its audit trail says True" in err
 
 
 def test_list_shows_exactly_the_contracts_each_person_may_read(running):
