@@ -19,7 +19,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import access, review, roles, schedule
 from bot.domain import questions as qs
-from bot.domain.args import AUDIT_PAGE_SIZE, LIST_PAGE_SIZE
+from bot.domain.args import AUDIT_PAGE_SIZE, COMMANDS, LIST_PAGE_SIZE
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError, InputError, InvalidState, NotFound, PermissionDenied
 from bot.domain.text import escape_mrkdwn, find_classification_marking
@@ -256,10 +256,7 @@ class ReviewService:
                             s, at=now, op="post", target=channel, payload={"render": "text", "text": text}
                         )
                     else:
-                        for admin in self.settings.admin_user_ids:
-                            repo.add_outbox(
-                                s, at=now, op="dm", target=admin, payload={"render": "text", "text": text}
-                            )
+                        self._tell_admins(s, now, text)
         except Exception:  # noqa: BLE001 - a failed refusal audit must not hide the user's error
             log.exception("could not audit a refusal of %s by %s", action, actor)
         else:

@@ -176,6 +176,8 @@ def test_a_restricted_contract_is_read_only_by_those_who_need_to_and_every_read_
     assert running.double.files()[0]["channel_id"] == running.double.dm_channel(MANAGER)
     assert any(e.action == "read" and e.detail == "admin export" for e in audit_of(running, cid))
     assert "*manager* or *admin* role" in say(running, "admin export", REVIEWER)
+    typo = say(running, "admin export xml", MANAGER)  # a manager's typo is a typo, not a missing role
+    assert "xml" in typo and "role" not in typo, typo
 
     # unrestricted: every role holder reads it again, unaudited
     assert "no longer restricted" in say(running, f"unrestrict CR-{cid}", MANAGER)
