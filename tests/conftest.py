@@ -24,6 +24,8 @@ from tests.support.slack_requests import SlackRequester
 SECRET = "test-signing-secret"
 REVIEW, MANAGERS = "CREVIEW1", "CMANAGER1"
 ADMIN, REVIEWER, MANAGER, OFFICIAL, MEMBER = "UADMIN1", "UREVIEW1", "UMANAGE1", "UOFFICIAL1", "UMEMBER1"
+# §2(f): whoever records a determination may not certify it, so a review to the end needs a second official
+OFFICIAL2 = "UOFFICIAL2"
 # Tuesday 24 Nov 2026, 10:00 in New York
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -185,7 +187,7 @@ def serve_bot(bot: ContractBot):
 
 @pytest.fixture
 def running(database, double):
-    """The real app over HTTP with roles granted: ADMIN (bootstrap), REVIEWER, MANAGER, OFFICIAL."""
+    """The real app over HTTP with roles granted: ADMIN (bootstrap), REVIEWER, MANAGER, OFFICIAL, OFFICIAL2."""
     url, schema = database
     clock = ManualClock(START)
     bot = create_app(
@@ -194,7 +196,12 @@ def running(database, double):
         clock=clock,
         slack_rate_scale=SLACK_RATE_SCALE,
     )
-    for user, role in ((REVIEWER, "reviewer"), (MANAGER, "manager"), (OFFICIAL, "official")):
+    for user, role in (
+        (REVIEWER, "reviewer"),
+        (MANAGER, "manager"),
+        (OFFICIAL, "official"),
+        (OFFICIAL2, "official"),
+    ):
         bot.service.grant(ADMIN, user, role)
     bot.start_background(scheduler=False)
     base, stop = serve_bot(bot)

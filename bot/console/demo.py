@@ -63,10 +63,13 @@ time 2025-02-03
 /contract answer CR-1 MIT-3 yes note="[supposed]"
 /contract answer CR-1 MIT-4 yes note="[supposed]"
 as olu
-# [supposed] The relevant official (for DHS, the Secretary of Homeland Security) determines and certifies.
+# [supposed] The relevant official (for DHS, the Secretary of Homeland Security) certifies what an official determined.
 time 2025-08-11
 /contract determine CR-1 not-risky reason="[supposed] IU-1: vendor ended the Italian contracts (MIT-2) and now operates under U.S. ownership with verifiable end-use controls"
 time 2025-08-13
+# §2(f): certification is a separate act; whoever recorded the determination may not record it too.
+/contract certify CR-1 official="Secretary of Homeland Security"
+as oba
 /contract certify CR-1 official="Secretary of Homeland Security"
 as max
 time 2025-08-14

@@ -56,6 +56,7 @@ USERS: tuple[ConsoleUser, ...] = (
     ConsoleUser("UCREVIEW01", "rae", "reviewer"),
     ConsoleUser("UCMANAGE01", "max", "manager"),
     ConsoleUser("UCOFFICIAL01", "olu", "official"),
+    ConsoleUser("UCOFFICIAL02", "oba", "official"),  # §2(f): another official certifies what olu determined
     ConsoleUser("UCMEMBER01", "mel", "member"),
 )
 
@@ -66,8 +67,8 @@ HELP = """Console commands (anything else starting with /contract goes to the bo
                         press the button labelled <label> on the latest message mentioning <text>
                         (e.g. `press SCOPE-1 Yes`); with several contracts open, name the contract
                         (`press CR-2 SCOPE-1 Yes`)
-  as <user>             switch user: ada (admin), rae (reviewer), max (manager), olu (official),
-                        mel (member); a role name works too (`as manager`)
+  as <user>             switch user: ada (admin), rae (reviewer), max (manager), olu and oba
+                        (officials), mel (member); a role name works too (`as manager`)
   users                 who is who
   time [+3d|+2h|+30m|+1w|YYYY-MM-DD|YYYY-MM-DDTHH:MM]
                         show or move the clock, then run the reminder sweep and send what is due

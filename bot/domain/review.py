@@ -358,6 +358,17 @@ def check_certify(state: ReviewState, on: date) -> None:
     _not_before(on, state.determined_on, "the determination", state.ref, "certify")
 
 
+def check_certifier(state: ReviewState, determined_by: str | None, actor: str) -> None:
+    """§2(f) makes certification a separate, non-delegable act of the relevant official: whoever recorded the
+    determination may not record its certification too (two people; SPEC "Who uses it")."""
+    if determined_by is not None and determined_by == actor:
+        raise InvalidState(
+            "§2(f): certification is a separate act of the relevant official; the person who recorded the "
+            f"determination (<@{actor}>) may not also record its certification. Another official records "
+            f'`certify {state.ref} official="…"`.'
+        )
+
+
 def check_notify(state: ReviewState, on: date) -> None:
     """§2(g): notice to the APNSA only after certification, once."""
     check_open(state, "notify")

@@ -906,6 +906,7 @@ class ReviewService:
 
         def apply(s, c, state, day, now):
             review.check_certify(state, day)
+            review.check_certifier(state, c.determined_by, actor)
             c.certified_on, c.certified_by = day, official
             return f":white_check_mark: {ref_of(c.id)} certified not-risky (§2(f)) by the {escape_mrkdwn(official)} on {day.isoformat()}."
 

@@ -89,7 +89,7 @@ def test_final_show_and_audit(transcript):
         "@max stopwork",
         "@rae answer",
         "@olu determine",
-        "@olu certify",
+        "@oba certify",
         "@max notify",
         "@max resume",
         "@max close",

@@ -12,7 +12,7 @@ from bot.domain.questions import QUESTIONS
 from bot.services.exports import flatten
 from storage import repositories as repo
 from storage.db import unit_of_work
-from tests.conftest import ADMIN, MANAGER, MANAGERS, MEMBER, OFFICIAL, REVIEWER
+from tests.conftest import ADMIN, MANAGER, MANAGERS, MEMBER, OFFICIAL, OFFICIAL2, REVIEWER
 from tests.support.replies import flat
 
 FILE = (
@@ -87,7 +87,7 @@ def test_not_risky_path_to_operational_use(running):
     text = show(running)
     assert "certification by a relevant official" in text and "determination (§2(a))" not in text.lower()
 
-    cmd(running, f"certify CR-1 {DHS}", user=OFFICIAL)
+    cmd(running, f"certify CR-1 {DHS}", user=OFFICIAL2)  # §2(f): not the official who determined
     assert "certified" in last_line(running) and "Secretary of Homeland Security" in last_line(running)
     assert "certified" in parent_status(running)
     assert "Secretary of Homeland Security on 2026-11-24" in show(running)
@@ -129,7 +129,7 @@ def test_backdating_shifts_every_clock_and_clearance_ends_the_wait(running):
     cmd(running, FILE)
     answer_all(running)
     cmd(running, 'determine CR-1 not-risky reason="ok" on=2026-11-01', user=OFFICIAL)
-    cmd(running, f"certify CR-1 {DHS} on=2026-11-10", user=OFFICIAL)
+    cmd(running, f"certify CR-1 {DHS} on=2026-11-10", user=OFFICIAL2)
     cmd(running, "notify CR-1 on=2026-11-20", user=MANAGER)
     text = show(running)
     assert "3 days left, ends 2026-11-27" in text
@@ -374,12 +374,13 @@ def test_refusals_of_wrong_state_later_in_the_review(running):
         ("answer CR-1 CI-1 yes", REVIEWER, "frozen"),
         ('stopwork CR-1 reason="again"', MANAGER, "resume CR-1"),
         ('determine CR-1 prohibited reason="x" on=2026-10-01', OFFICIAL, "before the previous determination"),
-        (f"certify CR-1 {DHS} on=2026-10-20", OFFICIAL, "before the determination"),
+        (f"certify CR-1 {DHS} on=2026-10-20", OFFICIAL2, "before the determination"),
+        (f"certify CR-1 {DHS}", OFFICIAL, "the person who recorded the determination"),  # §2(f): two people
         (f'waiver CR-1 {DHS} until=2027-01-01 reason="x"', OFFICIAL, "not `prohibited`"),
         ('resume CR-1 reason="x" on=2026-11-20', MANAGER, "before the stop-work"),
     ]:
         assert_refused(running, text, user, expect)
-    cmd(running, f"certify CR-1 {DHS} on=2026-11-05", user=OFFICIAL)
+    cmd(running, f"certify CR-1 {DHS} on=2026-11-05", user=OFFICIAL2)
     assert "notified" in cmd(running, "notify CR-1 on=2026-11-10", user=MANAGER)
     for text, user, expect in [
         ("notify CR-1", MANAGER, "already notified"),

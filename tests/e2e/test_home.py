@@ -135,7 +135,7 @@ def test_waiting_period_is_listed_with_its_end_even_under_a_stopwork(running):
     ):
         bot.service.answer(REVIEWER, 1, qid, "yes" if qid.startswith(("SCOPE", "PROC")) else "no")
     bot.service.determine("UOFFICIAL1", 1, "not-risky", "no red flags")
-    bot.service.certify("UOFFICIAL1", 1, "Secretary of Homeland Security")
+    bot.service.certify("UOFFICIAL2", 1, "Secretary of Homeland Security")
     bot.service.notify(MANAGER, 1)
     bot.service.stopwork(MANAGER, 1, "pause")
     view = open_home(running, MANAGER)

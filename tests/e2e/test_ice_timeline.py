@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from tests.conftest import MANAGER, MEMBER, OFFICIAL, REVIEW, REVIEWER
+from tests.conftest import MANAGER, MEMBER, OFFICIAL, OFFICIAL2, REVIEW, REVIEWER
 from tests.support.replies import flat
 
 FILE_ICE = (
@@ -101,7 +101,7 @@ def test_ice_paragon_recorded_after_the_fact_with_backdated_dates(running):
     assert "future" in say(running, f"{DETERMINE} on=2026-12-01", user=OFFICIAL)
     say(running, f"{DETERMINE} on=2025-08-11", user=OFFICIAL)
     assert "Determination (§2(a)) on CR-1: *not-risky* on 2025-08-11" in last_line(running)
-    say(running, 'certify CR-1 official="Secretary of Homeland Security" on=2025-08-13', user=OFFICIAL)
+    say(running, 'certify CR-1 official="Secretary of Homeland Security" on=2025-08-13', user=OFFICIAL2)
     assert "certified not-risky (§2(f)) by the Secretary of Homeland Security on 2025-08-13" in last_line(
         running
     )
@@ -177,7 +177,7 @@ def test_ice_paragon_live_each_step_on_its_day(running):
     say(running, DETERMINE, user=OFFICIAL)
     assert "*Stop-work:* in effect since 2024-10-08 (307 days)" in show(running)
     on("2025-08-13")
-    say(running, 'certify CR-1 official="Secretary of Homeland Security"', user=OFFICIAL)
+    say(running, 'certify CR-1 official="Secretary of Homeland Security"', user=OFFICIAL2)
     on("2025-08-14")
     say(running, "notify CR-1", user=MANAGER)
     on("2025-08-18")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from bot.domain.questions import QUESTIONS
 from storage import repositories as repo
 from storage.db import unit_of_work
-from tests.conftest import ADMIN, MANAGER, MEMBER, OFFICIAL, REVIEW, REVIEWER
+from tests.conftest import ADMIN, MANAGER, MEMBER, OFFICIAL, OFFICIAL2, REVIEW, REVIEWER
 from tests.reliability.support import file_form_state
 from tests.support.replies import flat
 
@@ -57,7 +57,7 @@ def test_redetermine_reopens_the_answers_and_keeps_every_version(running):
     cmd(running, f"assign CR-1 <@{REVIEWER}>", user=MANAGER)
     answer_all(running)
     cmd(running, 'determine CR-1 not-risky reason="no red flags"', user=OFFICIAL)
-    cmd(running, f"certify CR-1 {DHS}", user=OFFICIAL)
+    cmd(running, f"certify CR-1 {DHS}", user=OFFICIAL2)
     cmd(running, "notify CR-1", user=MANAGER)
     assert "answer_yes" not in question_blocks(running, "IU-1")  # frozen: no buttons
     refused = cmd(running, "answer CR-1 IU-1 yes", user=REVIEWER)

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from tests.conftest import MANAGER, MANAGERS, MEMBER, OFFICIAL, REVIEW, REVIEWER
+from tests.conftest import MANAGER, MANAGERS, MEMBER, OFFICIAL, OFFICIAL2, REVIEW, REVIEWER
 
 NY = ZoneInfo("America/New_York")
 FILE = 'file vendor="Paragon Solutions" product=Graphite agency=ICE purpose=operational'
@@ -197,7 +197,7 @@ def _to_not_risky(running) -> None:  # noqa: ANN001
     for qid in [f"CI-{i}" for i in range(1, 5)] + [f"IU-{i}" for i in range(1, 4)]:
         svc.answer(REVIEWER, 1, qid, "no")
     ok(running.command('determine CR-1 not-risky reason="no risk found"', user=OFFICIAL))
-    ok(running.command('certify CR-1 official="Secretary of Homeland Security"', user=OFFICIAL))
+    ok(running.command('certify CR-1 official="Secretary of Homeland Security"', user=OFFICIAL2))
 
 
 def test_waiting_period_over_after_seven_days_to_thread_and_managers(running):

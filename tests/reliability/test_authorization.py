@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from bot.domain import args
-from tests.conftest import ADMIN, MANAGER, MEMBER, OFFICIAL, REVIEW, REVIEWER
+from tests.conftest import ADMIN, MANAGER, MEMBER, OFFICIAL, OFFICIAL2, REVIEW, REVIEWER
 from tests.reliability.support import (
     CLEAN_ANSWERS,
     answer_all,
@@ -68,8 +68,8 @@ def _prepare(running) -> dict[str, str]:
     svc.stopwork(MANAGER, stopped, "r")
     for cid in (ready, determined, certified, notified):
         answer_all(running, cid, CLEAN_ANSWERS)
-    for cid in (determined, certified, notified):
-        svc.determine(OFFICIAL, cid, "not-risky", "no red flags")
+    for cid in (determined, certified, notified):  # §2(f): another official than the one who certifies
+        svc.determine(OFFICIAL2, cid, "not-risky", "no red flags")
     for cid in (certified, notified):
         svc.certify(OFFICIAL, cid, "Attorney General")
     svc.notify(MANAGER, notified)
