@@ -21,6 +21,7 @@ from storage.audit import verify_audit_chain as verify_audit_chain
 from storage.models import (
     Assignment,
     Contract,
+    Notice,
     OutboxMessage,
     Question,
     Reminder,
@@ -140,6 +141,54 @@ def get_question(s: Session, contract_id: int, qid: str) -> Question | None:
     """One asked question of a contract."""
     stmt = select(Question).where(col(Question.contract_id) == contract_id, col(Question.qid) == qid)
     return s.execute(stmt).scalars().first()
+
+
+# ---- notices (the order's paperwork) ---------------------------------------------------------------------
+
+
+def add_notice(
+    s: Session,
+    *,
+    contract_id: int,
+    kind: str,
+    event: str,
+    actor: str,
+    at: datetime,
+    sha256: str | None = None,
+    on_date: date | None = None,
+    ref: str | None = None,
+) -> Notice:
+    """Record a notice drafted or sent (event "drafted" | "sent")."""
+    notice = Notice(
+        contract_id=contract_id,
+        kind=kind,
+        event=event,
+        sha256=sha256,
+        actor=actor,
+        at=at,
+        on_date=on_date,
+        ref=ref,
+    )
+    s.add(notice)
+    s.flush()
+    return notice
+
+
+def last_notice(s: Session, contract_id: int, kind: str, event: str) -> Notice | None:
+    """The latest notice of that kind and event for a contract (the last draft, the last recorded sending)."""
+    stmt = (
+        select(Notice)
+        .where(col(Notice.contract_id) == contract_id, col(Notice.kind) == kind, col(Notice.event) == event)
+        .order_by(col(Notice.id).desc())
+        .limit(1)
+    )
+    return s.execute(stmt).scalars().first()
+
+
+def list_notices(s: Session, contract_id: int) -> list[Notice]:
+    """Every notice drafted or sent for a contract, oldest first."""
+    stmt = select(Notice).where(col(Notice.contract_id) == contract_id).order_by(col(Notice.id))
+    return list(s.execute(stmt).scalars())
 
 
 def list_assignments(s: Session, contract_id: int) -> list[str]:
@@ -581,13 +630,18 @@ def find_open_contract_by_filing_key(s: Session, filing_key: str) -> Contract | 
 
 
 def list_open_with_deadlines(s: Session, limit: int) -> list[Contract]:
-    """Open contracts that may have a dated obligation: a waiver (its expiry, its 72-hour report) or an excluded
-    purpose (the §4(b) notice), oldest first."""
+    """Open contracts that may have a dated obligation: a waiver (its expiry, its 72-hour report), an excluded
+    purpose (the §4(b) notice), a stop-work order (its lapse) or a period of performance's end, oldest first."""
     stmt = (
         select(Contract)
         .where(
             col(Contract.closed_on).is_(None),
-            or_(col(Contract.waiver_issued_on).is_not(None), col(Contract.purpose) == "excluded"),
+            or_(
+                col(Contract.waiver_issued_on).is_not(None),
+                col(Contract.purpose) == "excluded",
+                col(Contract.stopwork_since).is_not(None),
+                col(Contract.term_ends).is_not(None),
+            ),
         )
         .order_by(col(Contract.id))
         .limit(limit)
