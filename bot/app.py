@@ -335,6 +335,7 @@ def create_app(
     )
     seal.start()
     service = ReviewService(factory, clock, calendar, settings, on_commit=wake.set)
+    service.record_bootstrap_admins()  # AC-5: a change of ADMIN_USER_IDS between starts is audited and told
     sweeper = ReminderSweeper(factory, clock, calendar, settings, on_commit=wake.set)
     dispatcher = OutboxDispatcher(
         factory,

@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.domain import review
-from bot.domain.text import escape_mrkdwn
+from bot.domain.text import escape_mrkdwn, quote_lines
 from bot.services.reviews import ContractList, RolesList, SettingsList, Timeline
 from bot.services.runtime import PLANNED_ZONE_KEY
 from bot.services.views import ContractView, Page
@@ -47,6 +47,12 @@ def esc(value: object) -> str:
 def short(value: object, limit: int = NAME_SHOWN) -> str:
     """User text made inert for mrkdwn and shortened to ``limit`` characters with a visible "…"."""
     return clip(esc(value), limit)
+
+
+def said(value: object, limit: int) -> str:
+    """A reason or note as ``short`` gives it, set off as a quote when it spans lines: none of its lines can pass
+    for one of the bot's (bot.domain.text.quote_lines)."""
+    return quote_lines(short(value, limit))
 
 
 def clip(text: str, limit: int = SECTION_LIMIT) -> str:
@@ -188,7 +194,7 @@ def build_question_message(v: ContractView, qid: str) -> dict:
         answered = f"*Answer: {q.answer.capitalize()}*{flag} — <@{q.answered_by}>, {when(q.answered_at)}"
         blocks.append(ContextBlock(elements=[md(answered)]))
     if q.note:
-        blocks.append(ContextBlock(elements=[md(f"Note: {short(q.note, REASON_SHOWN)}")]))
+        blocks.append(ContextBlock(elements=[md(f"Note: {said(q.note, REASON_SHOWN)}")]))
     if not frozen:
         blocks.append(
             ActionsBlock(
@@ -332,14 +338,14 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
     ]
     facts.append(
         f"*Stop-work:* in effect since {day(s.stopwork_since)} ({(v.today - s.stopwork_since).days} days): "
-        f"{short(v.stopwork_reason, REASON_SHOWN)}"
+        f"{said(v.stopwork_reason, REASON_SHOWN)}"
         if s.stopwork_since
         else "*Stop-work:* none in effect"
     )
     if s.determination:
         facts.append(
             f"*Determination:* {s.determination} on {day(s.determined_on)} by <@{v.determined_by}>: "
-            f"{short(v.determination_reason, REASON_SHOWN)}"
+            f"{said(v.determination_reason, REASON_SHOWN)}"
         )
         if s.redetermination_on:
             facts.append(
@@ -375,7 +381,7 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
     if v.waiver_report_due:
         facts.append(f"*72-hour report due:* {when(v.waiver_report_due, zone)}")
     if s.closed_on:
-        facts.append(f"*Closed:* {day(s.closed_on)}: {short(v.close_reason, REASON_SHOWN)}")
+        facts.append(f"*Closed:* {day(s.closed_on)}: {said(v.close_reason, REASON_SHOWN)}")
     if v.reviewers:
         named = ", ".join(f"<@{u}>" for u in v.reviewers[:MENTIONS_SHOWN])
         rest = len(v.reviewers) - MENTIONS_SHOWN
@@ -449,7 +455,7 @@ def build_timeline(t: Timeline, zone: ZoneInfo | None = None) -> dict:
             if zone
             else e.at.strftime("%Y-%m-%d %H:%M UTC")
         )
-        detail = f" — {short(e.detail, detail_shown)}" if e.detail else ""
+        detail = f" — {said(e.detail, detail_shown)}" if e.detail else ""
         heads.append(
             (
                 f"*{position}.* {at} {actor_name(e.actor)} {mark}*{short(e.action, 40)}*{detail}",
@@ -621,7 +627,7 @@ def _shown(key: str, value: object) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(short(v, AUDIT_VALUE_SHOWN) for v in value)
-    return short(value, AUDIT_VALUE_SHOWN)
+    return said(value, AUDIT_VALUE_SHOWN)
 
 
 def _changes(before: str | None, after: str | None, *, actor: str | None = None) -> list[str]:

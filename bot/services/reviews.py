@@ -22,16 +22,21 @@ from bot.domain import questions as qs
 from bot.domain.args import AUDIT_PAGE_SIZE, COMMANDS, LIST_PAGE_SIZE
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError, InputError, InvalidState, NotFound, PermissionDenied
-from bot.domain.text import escape_mrkdwn, find_classification_marking
+from bot.domain.text import escape_mrkdwn, find_classification_marking, quoted
 from bot.services import planner, runtime
 from bot.services.reminders import deadlines as deadlines_of
 from bot.services.runtime import RuntimeSettings
 from bot.services.views import ContractView, Page, build_contract_view, page_of, ref_of, state_of
+from storage import audit
 from storage import repositories as repo
 from storage.db import SessionFactory, read_only, unit_of_work
 from storage.models import Assignment, AuditEntry, Contract, Question, RoleGrant
 
 log = logging.getLogger(__name__)
+
+# ADMIN_USER_IDS as the last start saw it (settings table; not settable): a change between starts is a role change
+BOOTSTRAP_ADMINS_KEY = "bootstrap_admins"
+BOOTSTRAP_ACTOR = "ADMIN_USER_IDS"  # the actor of those role changes in the audit log
 
 CONTRACT_FIELDS = (
     "vendor",
@@ -128,6 +133,12 @@ def contract_snapshot(c: Contract) -> dict:
             "restricted",
         )
     }
+
+
+def _reason_in_parentheses(reason: str) -> str:
+    """A reason in parentheses on one line; one that spans lines set off as a quote below (bot.domain.text)."""
+    text = quoted(reason, "). ")
+    return f" ({text}" if text.endswith("). ") else f":{text}"
 
 
 class ReviewService:
@@ -244,16 +255,20 @@ class ReviewService:
                     detail=exc.message,
                 )
                 if isinstance(exc, PermissionDenied):
-                    channel = self.runtime_settings(s).get("manager_channel")
                     on_contract = f" on {ref_of(contract_id)}" if exists and contract_id is not None else ""
                     text = (
                         f":warning: <@{actor}> tried `{action}`"
                         f"{on_contract} without the *{exc.role}* role. "
                         "Nothing changed; the attempt is in the audit log."
                     )
-                    if channel:
+                    # SPEC "Access": privately, never in the managers' channel (people without a role read it)
+                    if self.settings.audit_channel:
                         repo.add_outbox(
-                            s, at=now, op="post", target=channel, payload={"render": "text", "text": text}
+                            s,
+                            at=now,
+                            op="post",
+                            target=self.settings.audit_channel,
+                            payload={"render": "text", "text": text},
                         )
                     else:
                         self._tell_admins(s, now, text)
@@ -289,6 +304,20 @@ class ReviewService:
             )
         self._audit_refusal(actor, action, contract_id, audited, now)
         return refusal
+
+    def admins(self, s: Session) -> list[str]:
+        """Every admin: the bootstrap ones (ADMIN_USER_IDS), then those granted the role."""
+        return list(
+            dict.fromkeys([*self.settings.admin_user_ids, *repo.list_users_with_role(s, roles.ADMIN)])
+        )
+
+    def _tell_admins(
+        self, s: Session, now: datetime, text: str, *, also: Iterable[str] = (), but: str = ""
+    ) -> None:
+        """A direct message to every admin (and ``also`` to others concerned), except ``but`` (who already knows)."""
+        for user in dict.fromkeys([*self.admins(s), *also]):
+            if user != but:
+                repo.add_outbox(s, at=now, op="dm", target=user, payload={"render": "text", "text": text})
 
     def _require(self, s: Session, actor: str, role: str, action: str) -> None:
         roles.require_role(self.roles_of(s, actor), role, action, actor)
@@ -805,7 +834,7 @@ class ReviewService:
             planner.on_stopwork(s, c, now, self.calendar, self.reminder_settings(s))
             return (
                 f":octagonal_sign: Stop-work order on {ref_of(c.id)} from {day.isoformat()}: "
-                f"{escape_mrkdwn(reason)}. No operational use while it is in effect."
+                f"{quoted(reason, '. ')}No operational use while it is in effect."
             )
 
         return self._transition(actor, contract_id, "stopwork", roles.MANAGER, on, apply)
@@ -828,7 +857,7 @@ class ReviewService:
             line = (
                 f":arrow_forward: Stop-work order on {ref_of(c.id)} lifted on {day.isoformat()} "
                 f"(in effect since {since.isoformat()}, {lasted} day{'s' if lasted != 1 else ''}): "
-                f"{escape_mrkdwn(reason)}. "
+                f"{quoted(reason, '. ')}"
                 f"{standing}"
             )
             return line, "resume", standing
@@ -862,7 +891,7 @@ class ReviewService:
             )
             repo.cancel_reminders(s, c.id, ["unanswered", "escalation", "waiting"])
             kind = "Re-determination (§2(j))" if again else "Determination (§2(a))"
-            line = f":scales: {kind} on {ref_of(c.id)}: *{outcome}* on {day.isoformat()}. Reason: {escape_mrkdwn(reason)}"
+            line = f":scales: {kind} on {ref_of(c.id)}: *{outcome}* on {day.isoformat()}. Reason: {quoted(reason)}"
             if again:
                 return line, "re-determine", f"re-determination (§2(j)): {state.determination} → {outcome}"
             return line
@@ -881,7 +910,7 @@ class ReviewService:
             who = ", ".join(f"<@{u}>" for u in reviewers[:10]) + ": reviewers" if reviewers else "Reviewers"
             return (
                 f":arrows_counterclockwise: Re-determination (§2(j)) of {ref_of(c.id)} opened on {day.isoformat()}: "
-                f"{escape_mrkdwn(reason)}. {who} can change the answers again (the record keeps every version) "
+                f"{quoted(reason, '. ')}{who} can change the answers again (the record keeps every version) "
                 f"until an official records `determine`; the determination `{state.determination}` stands until then."
             )
 
@@ -964,7 +993,7 @@ class ReviewService:
             return (
                 f":page_facing_up: Waiver (§2(m)) on {ref_of(c.id)} by the {escape_mrkdwn(official)}, issued "
                 f"{day.isoformat()}, in force through {until.isoformat()}. The 72-hour report to the President "
-                "(via the APNSA, copy to the DNI) is due. Reason: " + escape_mrkdwn(reason)
+                "(via the APNSA, copy to the DNI) is due. Reason: " + quoted(reason)
             )
 
         return self._transition(actor, contract_id, "waiver", roles.OFFICIAL, on, apply)
@@ -994,7 +1023,7 @@ class ReviewService:
             repo.cancel_reminders(s, c.id, ["waiver-expiry"])
             planner.on_waiver_revoked(s, c, now)
             return (
-                f":no_entry: Waiver on {ref_of(c.id)} revoked on {day.isoformat()}: {escape_mrkdwn(reason)}. "
+                f":no_entry: Waiver on {ref_of(c.id)} revoked on {day.isoformat()}: {quoted(reason, '. ')}"
                 "The 72-hour revocation report is due."
             )
 
@@ -1008,7 +1037,7 @@ class ReviewService:
             c.closed_on, c.close_reason = day, reason
             repo.hold_reminders(s, c.id)  # held, not cancelled: `reopen` gives them back
             self._update_questions(s, c, now)
-            return f":lock: {ref_of(c.id)} closed on {day.isoformat()}: {escape_mrkdwn(reason)}."
+            return f":lock: {ref_of(c.id)} closed on {day.isoformat()}: {quoted(reason, '.')}"
 
         return self._transition(actor, contract_id, "close", roles.MANAGER, on, apply)
 
@@ -1041,7 +1070,7 @@ class ReviewService:
             )
             line = (
                 f":unlock: {ref_of(c.id)} reopened: the close of {closed_on.isoformat()} is undone "
-                f"({escape_mrkdwn(reason)}). Status: {c.status}"
+                f"{_reason_in_parentheses(reason)}Status: {c.status}"
                 + (f"; {released} reminder{'s' if released != 1 else ''} resumed." if released else ".")
             )
             self._thread(s, c, now, f"{line} (by <@{actor}>)")
@@ -1061,6 +1090,13 @@ class ReviewService:
                 return Done(f"<@{user_id}> already has the {role} role.", changed=False)
             repo.record_audit(
                 s, at=now, actor=actor, action="admin grant", after={"user": user_id, "role": role}
+            )
+            # AC-5: every change of role is told to the other admins (the one who made it has the reply)
+            self._tell_admins(
+                s,
+                now,
+                f":key: Role change: <@{actor}> granted <@{user_id}> the *{role}* role. It is in the audit log.",
+                but=actor,
             )
             return Done(f"<@{user_id}> is now {roles.a_role(role)}.")
 
@@ -1082,6 +1118,13 @@ class ReviewService:
             repo.record_audit(
                 s, at=now, actor=actor, action="admin revoke", before={"user": user_id, "role": role}
             )
+            self._tell_admins(
+                s,
+                now,
+                f":key: Role change: <@{actor}> revoked the *{role}* role of <@{user_id}>. It is in the audit log.",
+                also=(user_id,) if role == roles.ADMIN else (),  # no longer an admin, but the one it concerns
+                but=actor,
+            )
             text = f"<@{user_id}> is no longer {roles.a_role(role)}."
             if role == roles.REVIEWER:
                 # they cannot answer there any more: say so now rather than let them be told to and refused
@@ -1095,6 +1138,63 @@ class ReviewService:
             return Done(text)
 
         return self._run(actor, "admin revoke", None, work)
+
+    def record_bootstrap_admins(self) -> list[str]:
+        """At start-up: compare ADMIN_USER_IDS with the list the last start stored, audit each bootstrap admin who
+        appeared or disappeared, and tell every admin (and anyone who lost it) by direct message; returns the lines
+        told. Several processes starting at once do it once. The first start on an empty database records the list
+        (audited) without messages: nothing changed for anyone."""
+        try:
+            with unit_of_work(self.session_factory) as s:
+                return self._bootstrap_changes(s, self.clock.now())
+        except IntegrityError:
+            # another process starting at the same moment stored the list first: compare with what it stored
+            with unit_of_work(self.session_factory) as s:
+                return self._bootstrap_changes(s, self.clock.now())
+
+    def _bootstrap_changes(self, s: Session, now: datetime) -> list[str]:
+        current = list(dict.fromkeys(self.settings.admin_user_ids))
+        stored = repo.get_setting_locked(s, BOOTSTRAP_ADMINS_KEY)
+        before = [u for u in (stored or "").split(",") if u]
+        if stored is not None and set(before) == set(current):
+            return []
+        fresh = stored is None and audit.last_entry(s) is None
+        added = [u for u in current if u not in before]
+        removed = [u for u in before if u not in current]
+        for user in added:
+            repo.record_audit(
+                s,
+                at=now,
+                actor=BOOTSTRAP_ACTOR,
+                action="admin grant",
+                after={"user": user, "role": roles.ADMIN},
+                detail="ADMIN_USER_IDS at start-up",
+            )
+        for user in removed:
+            repo.record_audit(
+                s,
+                at=now,
+                actor=BOOTSTRAP_ACTOR,
+                action="admin revoke",
+                before={"user": user, "role": roles.ADMIN},
+                detail="ADMIN_USER_IDS at start-up",
+            )
+        repo.put_setting(s, BOOTSTRAP_ADMINS_KEY, ",".join(current), BOOTSTRAP_ACTOR, now)
+        lines = [f"<@{u}> is now an admin (bootstrap)" for u in added]
+        lines += [
+            f"<@{u}> is no longer a bootstrap admin"
+            + (" (still an admin by `/contract admin grant`)" if roles.ADMIN in repo.get_roles(s, u) else "")
+            for u in removed
+        ]
+        if fresh or not lines:
+            return []
+        text = (
+            ":key: Role change at start-up: `ADMIN_USER_IDS` changed on the server. "
+            + "; ".join(lines)
+            + ". It is in the audit log; if nobody meant this, check who can change the bot's settings."
+        )
+        self._tell_admins(s, now, text, also=removed)
+        return lines
 
     @staticmethod
     def _not_for_oneself(actor: str, user_id: str, verb: str) -> None:
@@ -1134,6 +1234,7 @@ class ReviewService:
             self._require(s, actor, roles.ADMIN, "admin settings")
             stored = repo.get_settings(s)
             values = self.runtime_settings(s)
+            values.pop(BOOTSTRAP_ADMINS_KEY, None)  # kept by the bot, not by `admin set`
             return SettingsList(
                 values, {k: ("admin set" if k in stored else "environment/default") for k in values}
             )

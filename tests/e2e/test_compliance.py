@@ -301,10 +301,12 @@ def assert_refused(running, text: str, user: str, expect: str, *, audited: bool 
     else:
         assert new == [], text
     assert after[:2] == before[:2], text
-    alerts = 1 if "* role" in expect else 0  # a missing role is the one refusal that tells the admins
+    # a missing role is the one refusal told to the admins (privately)
+    alerts = 1 if "* role" in expect else 0
     assert after[2] == before[2] + alerts, text
     if alerts:
-        assert "tried" in running.double.messages(MANAGERS)[-1]["text"]
+        assert "tried" in running.double.messages(running.double.dm_channel(ADMIN))[-1]["text"]
+    assert not any("tried" in m["text"] for m in running.double.messages(MANAGERS)), text
 
 
 def test_refusals_in_a_fresh_review(running):
@@ -407,7 +409,9 @@ def test_missing_role_alerts_admins_timeline_and_export(running):
     cmd(running, 'stopwork CR-1 reason="sneaky"', user=MEMBER)
     cmd(running, 'determine CR-1 prohibited reason="admin alone cannot decide"', user=ADMIN)
     running.deliver()
-    alerts = [m["text"] for m in running.double.messages(MANAGERS)]
+    # told to the admins privately, never in the managers' channel (people without a role may read it)
+    assert not any("tried" in m["text"] for m in running.double.messages(MANAGERS))
+    alerts = [m["text"] for m in running.double.messages(running.double.dm_channel(ADMIN))]
     assert any(f"<@{MEMBER}> tried `stopwork` on CR-1 without the *manager* role" in a for a in alerts), (
         alerts
     )
@@ -442,7 +446,8 @@ def test_missing_role_alerts_admins_timeline_and_export(running):
     cmd(running, 'file vendor="=cmd()" product=X agency=FBI', user=MEMBER)
     assert "*manager* or *admin* role" in cmd(running, "admin export", user=REVIEWER)
     running.deliver()
-    assert any("tried `admin export`" in m["text"] for m in running.double.messages(MANAGERS))
+    admin_dm = running.double.messages(running.double.dm_channel(ADMIN))
+    assert any("tried `admin export`" in m["text"] for m in admin_dm)
     assert running.double.files() == []
     for n, fmt in enumerate(("csv", "json"), start=1):
         reply = cmd(running, "admin export" if fmt == "csv" else "admin export json", user=ADMIN)
