@@ -47,6 +47,7 @@ class ClockFacts:
     purpose: str | None = None
     # every stop-work order: (issued, lifted); lifted None while it is in effect
     stopworks: tuple[tuple[date, date | None], ...] = ()
+    stopwork_extended_until: date | None = None  # `stopwork-extend`: the order in effect runs to this day
     determination: str | None = None
     determined_on: date | None = None
     redetermination_on: date | None = None
@@ -159,16 +160,21 @@ def _stopworks(f: ClockFacts, today: date) -> list[Span]:
             length = (lifted - issued).days
             spans.append(Span(STOPWORK, f"stop-work {_days(length)}", issued, lifted, PERIOD))
             continue
-        until = max(today, issued)
+        # FAR 52.242-15: an order not lifted lapses after its last day (issue + 90 days, or its extension's)
+        last_day = f.stopwork_extended_until or issued + timedelta(days=STOPWORK_LAPSE_DAYS)
+        lapsed = today > last_day
+        until = max(min(today, last_day), issued)
         if f.closed_on is not None:
             until = max(min(until, f.closed_on), issued)
         length = (until - issued).days
+        state = "lapsed" if lapsed else "in effect"
+        running = not lapsed and f.closed_on is None
         spans.append(
-            Span(STOPWORK, f"stop-work {_days(length)}, in effect", issued, until, PERIOD, running=True)
+            Span(STOPWORK, f"stop-work {_days(length)}, {state}", issued, until, PERIOD, running=running)
         )
-        lapse = issued + timedelta(days=STOPWORK_LAPSE_DAYS)
-        if f.closed_on is None:
-            spans.append(Span(STOPWORK, f"lapses {lapse.isoformat()} unless extended", lapse, None, DEADLINE))
+        if running:
+            what = "extended to" if f.stopwork_extended_until else "lapses"
+            spans.append(Span(STOPWORK, f"{what} {last_day.isoformat()}", last_day, None, DEADLINE))
     return spans
 
 

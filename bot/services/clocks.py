@@ -95,9 +95,10 @@ def _facts(c: Contract, stopwork_entries: Iterable[AuditEntry], excluded_sent: d
         ref=f"CR-{c.id}",
         awarded_on=c.awarded_on,
         term=c.term,
-        term_ends_on=getattr(c, "term_ends_on", None),
+        term_ends_on=getattr(c, "term_ends", None),  # the period of performance's end, once the record has it
         purpose=c.purpose,
         stopworks=periods,
+        stopwork_extended_until=getattr(c, "stopwork_extended_until", None),
         determination=c.determination,
         determined_on=c.determined_on,
         redetermination_on=c.redetermination_on,

@@ -85,6 +85,11 @@ def test_a_stopwork_in_effect_runs_to_today_and_shows_its_lapse():
     stop = one(spans, "stop-work")
     assert (stop.end, stop.running, stop.label) == (D("2025-03-03"), True, "stop-work 30 days, in effect")
     assert one(spans, "lapses").start == D("2025-05-02")  # 90 days after it was issued
+    lapsed = one(clock_spans(facts, D("2025-05-03")), "stop-work")
+    assert (lapsed.end, lapsed.running, lapsed.label) == (D("2025-05-02"), False, "stop-work 90 days, lapsed")
+    extended = facts.__class__(**{**facts.__dict__, "stopwork_extended_until": D("2025-06-30")})
+    spans = clock_spans(extended, D("2025-05-03"))
+    assert one(spans, "stop-work").running and one(spans, "extended to 2025-06-30").kind == clocks.DEADLINE
     closed = clock_spans(facts.__class__(**{**facts.__dict__, "closed_on": D("2025-02-20")}), D("2025-03-03"))
     assert one(closed, "stop-work").end == D("2025-02-20")  # a closed contract's stop-work ends with it
     assert not [s for s in closed if s.label.startswith("lapses")]
