@@ -117,9 +117,12 @@ def register(app: App, ctx: HandlerContext) -> None:
         try:
             contract_id, qid = parse_question_value(action.get("value"))
 
-            def work() -> Done:
-                ctx.check_button_message(body, contract_id, qid)  # a forged value acts on nothing
-                return ctx.service.answer(actor, contract_id, qid, answer, via="answer")
+            container = body.get("container")
+            container = container if isinstance(container, dict) else {}
+            clicked = (container.get("channel_id"), container.get("message_ts"))
+
+            def work() -> Done:  # a forged value acts on nothing: the clicked message must be the question's
+                return ctx.service.answer(actor, contract_id, qid, answer, via="answer", on_message=clicked)
 
             done = ctx.run(work)
         except DomainError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bot.domain.errors import InputError
 from storage import repositories as repo
 from storage.db import SessionFactory, read_only
+from storage.models import Contract, Question
 
 NOT_ITS_MESSAGE = "This button is not on its question's message, so nothing was done."
 
@@ -31,10 +32,18 @@ class ButtonBindings:
             question = repo.get_question(s, contract_id, qid) if contract is not None else None
         if contract is None or question is None:
             return
-        if (
-            not isinstance(message_ts, str)
-            or question.message_ts is None
-            or message_ts != question.message_ts
-            or (contract.channel_id is not None and channel_id != contract.channel_id)
-        ):
+        if not is_question_message(contract, question, channel_id, message_ts):
             raise InputError(NOT_ITS_MESSAGE)
+
+
+def is_question_message(
+    contract: Contract, question: Question | None, channel_id: object, message_ts: object
+) -> bool:
+    """Whether (channel_id, message_ts) is the message the outbox posted for this question of the contract."""
+    return (
+        question is not None
+        and isinstance(message_ts, str)
+        and question.message_ts is not None
+        and message_ts == question.message_ts
+        and (contract.channel_id is None or channel_id == contract.channel_id)
+    )

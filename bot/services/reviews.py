@@ -24,6 +24,7 @@ from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError, InputError, InvalidState, NotFound, PermissionDenied
 from bot.domain.text import escape_mrkdwn, find_classification_marking, quoted
 from bot.services import planner, runtime
+from bot.services.bindings import NOT_ITS_MESSAGE, is_question_message
 from bot.services.reminders import deadlines as deadlines_of
 from bot.services.runtime import RuntimeSettings
 from bot.services.views import ContractView, Page, build_contract_view, page_of, ref_of, state_of
@@ -511,8 +512,12 @@ class ReviewService:
         note: str | None = None,
         *,
         via: str = "answer",
+        on_message: tuple[object, object] | None = None,
     ) -> Done:
-        """Record a reviewer's answer (button or command); an identical repeat changes nothing."""
+        """Record a reviewer's answer (button or command); an identical repeat changes nothing.
+
+        ``on_message`` (a button: the clicked message's channel and ts) must be the question's own message, checked
+        in this same transaction: a forged value naming another contract or question acts on nothing."""
         qid = qid.upper()
         if value not in qs.ANSWER_VALUES:
             raise InvalidState(f"`{value}` is not an answer; use yes, no or unknown.")
@@ -530,6 +535,8 @@ class ReviewService:
                     f"{', '.join(q.qid for q in qs.QUESTIONS)}."
                 )
             row = repo.get_question(s, c.id, qid)
+            if on_message is not None and not is_question_message(c, row, *on_message):
+                raise InputError(NOT_ITS_MESSAGE)
             if row is None:
                 raise InvalidState(
                     f"{qid} has not been asked on {ref_of(c.id)} yet: each section is asked once the one "
