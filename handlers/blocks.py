@@ -335,6 +335,7 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
     facts = [
         f"*Answers:* {progress_line(v)}"
         + (" — the order does not apply (SCOPE-1 = No)" if v.out_of_scope else "")
+        + f" (question set {esc(v.question_set)})"
     ]
     facts.append(
         f"*Stop-work:* in effect since {day(s.stopwork_since)} ({(v.today - s.stopwork_since).days} days): "
@@ -377,6 +378,16 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
             life = f"in force through {day(s.waiver_until)} (expires after that day)"
         facts.append(
             f"*Waiver (§2(m)):* by the {short(v.waiver_official)}, issued {day(s.waiver_issued_on)}, {life}"
+        )
+        facts.append(
+            f"*Extraordinary circumstances (§2(m)):* {said(v.waiver_circumstances, REASON_SHOWN)}"
+            if v.waiver_circumstances
+            else "*Extraordinary circumstances (§2(m)):* not recorded"
+        )
+        facts.append(
+            f"*No feasible alternative (§2(m)):* {said(v.waiver_alternatives, REASON_SHOWN)}"
+            if v.waiver_alternatives
+            else "*No feasible alternative (§2(m)):* not recorded"
         )
     if v.waiver_report_due:
         facts.append(f"*72-hour report due:* {when(v.waiver_report_due, zone)}")

@@ -10,7 +10,7 @@ from datetime import date
 from enum import StrEnum
 from typing import TypeVar
 
-from bot.domain import schedule
+from bot.domain import questions, schedule
 from bot.domain.errors import InputError
 from bot.domain.questions import ANSWER_VALUES, QUESTIONS
 from bot.domain.review import OUTCOMES, STATUSES
@@ -58,8 +58,7 @@ __all__ = [
 # Roles, statuses, outcomes and questions are owned by the modules that give them meaning; the parser
 # only names them (re-exported here for the table's readers).
 COMMAND_ROLES = (ANYONE, *ROLES)
-QUESTION_IDS: tuple[str, ...] = tuple(q.qid for q in QUESTIONS)
-_QUESTION_SECTIONS = tuple(dict.fromkeys(q.section for q in QUESTIONS))
+QUESTION_IDS: tuple[str, ...] = tuple(q.qid for q in QUESTIONS)  # the current set's, for help
 
 PURPOSES = ("operational", "excluded", "crime-investigation")
 EXPORT_FORMATS = ("csv", "json")
@@ -446,7 +445,19 @@ _COMMAND_LIST: tuple[Command, ...] = (
             Option(
                 "until", Kind.UNTIL, "the day the waiver ends, YYYY-MM-DD (after its date)", required=True
             ),
-            _reason("the extraordinary circumstances, and why no feasible alternative exists"),
+            _reason("why the waiver is issued, in a sentence or two"),
+            Option(
+                "circumstances",
+                Kind.LONG_TEXT,
+                "§2(m): the extraordinary circumstances that justify the waiver (the waiver notice cites them)",
+                max_len=LONG_TEXT_MAX,
+            ),
+            Option(
+                "alternatives",
+                Kind.LONG_TEXT,
+                "§2(m): why no feasible alternative exists (the waiver notice cites it)",
+                max_len=LONG_TEXT_MAX,
+            ),
             _ON,
         ),
     ),
@@ -752,7 +763,8 @@ def tokenize(text: str) -> list[str]:
 
 _KEY_VALUE = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)=(.*)", re.DOTALL)
 _REF_RE = re.compile(r"CR-?0*([1-9][0-9]{0,8})", re.IGNORECASE)
-_QID_RE = re.compile(rf"({'|'.join(_QUESTION_SECTIONS)})[-_ ]?([0-9]{{1,3}})", re.IGNORECASE)
+# any section's letters: a later question set may add a section (its IDs are checked against every set)
+_QID_RE = re.compile(r"([A-Z]{1,12})[-_ ]?([0-9]{1,3})", re.IGNORECASE)
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MONEY_RE = re.compile(r"(?P<dollars>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.(?P<cents>[0-9]{1,2}))?")
 _SHOWN_MAX = 40
@@ -793,7 +805,7 @@ def _parse_qid(raw: str) -> str:
     """`ci-4` -> `CI-4`; raises InputError for anything not in QUESTION_IDS."""
     m = _QID_RE.fullmatch(raw.strip())
     qid = f"{m.group(1).upper()}-{int(m.group(2))}" if m else ""
-    if qid not in QUESTION_IDS:
+    if qid not in questions.known_ids():
         raise InputError(
             f"`{_shown(raw)}` is not a question ID. Question IDs are {', '.join(QUESTION_IDS)}; "
             "each question in the thread shows its ID."

@@ -1,9 +1,15 @@
-"""The EO 14093 due-diligence questionnaire (IDs and wording from EO14093.md §2) and how it is asked."""
+"""The EO 14093 due-diligence questionnaire (IDs and wording from EO14093.md §2) and how it is asked.
+
+The questions are versioned: each contract keeps the version of the set it was filed under
+(``Contract.question_set``; none stored means the first set), and is asked, answered and shown under that
+set, so a later change of the questions does not rewrite old reviews. A new version goes into QUESTION_SETS
+and becomes QUESTION_SET_VERSION; the old ones stay.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 YES, NO, UNKNOWN = "yes", "no", "unknown"
 ANSWER_VALUES = (YES, NO, UNKNOWN)
@@ -161,64 +167,156 @@ QUESTIONS: tuple[Question, ...] = (
     ),
 )
 
-QUESTION_BY_ID: dict[str, Question] = {q.qid: q for q in QUESTIONS}
-SECTION_BY_KEY: dict[str, Section] = {s.key: s for s in SECTIONS}
 RISK_SECTIONS = ("CI", "IU")
 
 
-def questions_in(section: str) -> tuple[Question, ...]:
-    """The questions of one section, in order."""
-    return tuple(q for q in QUESTIONS if q.section == section)
+@dataclass(frozen=True)
+class QuestionSet:
+    """One version of the questionnaire: its sections and questions, and the rules of asking them."""
+
+    version: str
+    sections: tuple[Section, ...]
+    questions: tuple[Question, ...]
+    by_id: dict[str, Question] = field(init=False, repr=False, compare=False)
+    section_by_key: dict[str, Section] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {q.qid: q for q in self.questions})
+        object.__setattr__(self, "section_by_key", {s.key: s for s in self.sections})
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The question IDs in questionnaire order."""
+        return tuple(q.qid for q in self.questions)
+
+    def questions_in(self, section: str) -> tuple[Question, ...]:
+        """The questions of one section, in order."""
+        return tuple(q for q in self.questions if q.section == section)
+
+    def get(self, qid: str) -> Question:
+        """The question with that ID (case-insensitive); raises KeyError for an ID not in this set."""
+        return self.by_id[qid.strip().upper()]
+
+    def risk_ids(self) -> list[str]:
+        """The IDs of the risk questions (CI, IU): a `not-risky` determination needs each answered Yes or No."""
+        return [q.qid for q in self.questions if q.section in RISK_SECTIONS]
+
+    def sections_to_ask(self, answers: Mapping[str, str]) -> tuple[str, ...]:
+        """The sections that should have been asked by now: each one once the one before it is complete.
+
+        An ``unknown`` answer completes a question (it is an answer); SCOPE-1 = No stops at SCOPE.
+        """
+        asked: list[str] = []
+        for section in self.sections:
+            asked.append(section.key)
+            if section.key == "SCOPE" and out_of_scope(answers):
+                break
+            if any(q.qid not in answers for q in self.questions_in(section.key)):
+                break
+        return tuple(asked)
+
+    def questions_to_ask(
+        self, answers: Mapping[str, str], already_asked: set[str] | frozenset[str]
+    ) -> list[Question]:
+        """Questions that are due to be asked and have not been asked yet, in questionnaire order."""
+        due = set(self.sections_to_ask(answers))
+        return [q for q in self.questions if q.section in due and q.qid not in already_asked]
+
+    def is_red_flag(self, qid: str, value: str | None) -> bool:
+        """True when this answer is a red flag (CI/IU answered Yes)."""
+        q = self.by_id.get(qid)
+        return bool(q and q.red_flag_on and value == q.red_flag_on)
+
+    def red_flags(self, answers: Mapping[str, str]) -> list[str]:
+        """IDs of the answers that are red flags, in questionnaire order."""
+        return [q.qid for q in self.questions if self.is_red_flag(q.qid, answers.get(q.qid))]
+
+    def progress(self, answers: Mapping[str, str]) -> tuple[int, int]:
+        """(answered, total) over the questions that apply: only SCOPE when the order does not apply."""
+        applicable = self.questions_in("SCOPE") if out_of_scope(answers) else self.questions
+        return sum(1 for q in applicable if q.qid in answers), len(applicable)
+
+    def open_questions(
+        self, answers: Mapping[str, str], already_asked: set[str] | frozenset[str]
+    ) -> list[str]:
+        """IDs of questions asked in the thread and still without an answer."""
+        return [q.qid for q in self.questions if q.qid in already_asked and q.qid not in answers]
 
 
-def get_question(qid: str) -> Question:
+# the version new filings are asked under; contracts filed before versions existed (none stored) have the first
+QUESTION_SET_VERSION = "2026-12"
+FIRST_QUESTION_SET = "2026-12"
+QUESTION_SETS: dict[str, QuestionSet] = {"2026-12": QuestionSet("2026-12", SECTIONS, QUESTIONS)}
+
+
+def current_set() -> QuestionSet:
+    """The set new filings are asked under (read at call time: a new version takes effect at once)."""
+    return QUESTION_SETS[QUESTION_SET_VERSION]
+
+
+def question_set(version: str | None) -> QuestionSet:
+    """The set a contract was filed under (``Contract.question_set``); none stored is the first set."""
+    return QUESTION_SETS[version or FIRST_QUESTION_SET]
+
+
+def known_ids() -> frozenset[str]:
+    """Every question ID of every set: an answer names one of them (its contract's set decides if it is valid)."""
+    return frozenset(qid for qset in QUESTION_SETS.values() for qid in qset.by_id)
+
+
+# The current set's questions by module name, for help and the callers that have no contract at hand.
+QUESTION_BY_ID: dict[str, Question] = {q.qid: q for q in QUESTIONS}
+SECTION_BY_KEY: dict[str, Section] = {s.key: s for s in SECTIONS}
+
+
+def _of(qset: QuestionSet | None) -> QuestionSet:
+    return qset if qset is not None else current_set()
+
+
+def questions_in(section: str, qset: QuestionSet | None = None) -> tuple[Question, ...]:
+    """The questions of one section, in order (of ``qset``, by default the current set)."""
+    return _of(qset).questions_in(section)
+
+
+def get_question(qid: str, qset: QuestionSet | None = None) -> Question:
     """The question with that ID (case-insensitive); raises KeyError for an unknown ID."""
-    return QUESTION_BY_ID[qid.strip().upper()]
+    return _of(qset).get(qid)
 
 
 def out_of_scope(answers: Mapping[str, str]) -> bool:
-    """True when scoping shows the order does not apply (SCOPE-1 answered No)."""
+    """True when scoping shows the order does not apply (SCOPE-1 answered No): the order's own test, every set."""
     return answers.get("SCOPE-1") == NO
 
 
-def sections_to_ask(answers: Mapping[str, str]) -> tuple[str, ...]:
-    """The sections that should have been asked by now: each one once the one before it is complete.
-
-    An ``unknown`` answer completes a question (it is an answer); SCOPE-1 = No stops at SCOPE.
-    """
-    asked: list[str] = []
-    for section in SECTIONS:
-        asked.append(section.key)
-        if section.key == "SCOPE" and out_of_scope(answers):
-            break
-        if any(q.qid not in answers for q in questions_in(section.key)):
-            break
-    return tuple(asked)
+def sections_to_ask(answers: Mapping[str, str], qset: QuestionSet | None = None) -> tuple[str, ...]:
+    """The sections that should have been asked by now (QuestionSet.sections_to_ask)."""
+    return _of(qset).sections_to_ask(answers)
 
 
-def questions_to_ask(answers: Mapping[str, str], already_asked: set[str] | frozenset[str]) -> list[Question]:
+def questions_to_ask(
+    answers: Mapping[str, str], already_asked: set[str] | frozenset[str], qset: QuestionSet | None = None
+) -> list[Question]:
     """Questions that are due to be asked and have not been asked yet, in questionnaire order."""
-    due = set(sections_to_ask(answers))
-    return [q for q in QUESTIONS if q.section in due and q.qid not in already_asked]
+    return _of(qset).questions_to_ask(answers, already_asked)
 
 
-def is_red_flag(qid: str, value: str | None) -> bool:
+def is_red_flag(qid: str, value: str | None, qset: QuestionSet | None = None) -> bool:
     """True when this answer is a red flag (CI/IU answered Yes)."""
-    q = QUESTION_BY_ID.get(qid)
-    return bool(q and q.red_flag_on and value == q.red_flag_on)
+    return _of(qset).is_red_flag(qid, value)
 
 
-def red_flags(answers: Mapping[str, str]) -> list[str]:
+def red_flags(answers: Mapping[str, str], qset: QuestionSet | None = None) -> list[str]:
     """IDs of the answers that are red flags, in questionnaire order."""
-    return [q.qid for q in QUESTIONS if is_red_flag(q.qid, answers.get(q.qid))]
+    return _of(qset).red_flags(answers)
 
 
-def progress(answers: Mapping[str, str]) -> tuple[int, int]:
+def progress(answers: Mapping[str, str], qset: QuestionSet | None = None) -> tuple[int, int]:
     """(answered, total) over the questions that apply: only SCOPE when the order does not apply."""
-    applicable = questions_in("SCOPE") if out_of_scope(answers) else QUESTIONS
-    return sum(1 for q in applicable if q.qid in answers), len(applicable)
+    return _of(qset).progress(answers)
 
 
-def open_questions(answers: Mapping[str, str], already_asked: set[str] | frozenset[str]) -> list[str]:
+def open_questions(
+    answers: Mapping[str, str], already_asked: set[str] | frozenset[str], qset: QuestionSet | None = None
+) -> list[str]:
     """IDs of questions asked in the thread and still without an answer."""
-    return [q.qid for q in QUESTIONS if q.qid in already_asked and q.qid not in answers]
+    return _of(qset).open_questions(answers, already_asked)

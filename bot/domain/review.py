@@ -46,6 +46,7 @@ class ReviewState:
     purpose: str | None = None
     awarded_on: date | None = None
     answers: Mapping[str, str] = field(default_factory=dict)
+    question_set: str | None = None  # the version of the questions it was filed under (None: the first)
     stopwork_since: date | None = None
     stopwork_lifted_on: date | None = None  # the last `resume`
     determination: str | None = None
@@ -294,7 +295,8 @@ def check_determination(state: ReviewState, outcome: str, reason: str, on: date)
             )
         return
     if outcome == NOT_RISKY:
-        risk_qids = [q.qid for q in qs.QUESTIONS if q.section in qs.RISK_SECTIONS]
+        qset = qs.question_set(state.question_set)
+        risk_qids = qset.risk_ids()
         unanswered = [qid for qid in risk_qids if qid not in answers]
         unknown = [qid for qid in risk_qids if answers.get(qid) == qs.UNKNOWN]
         if unanswered or unknown:
@@ -306,9 +308,9 @@ def check_determination(state: ReviewState, outcome: str, reason: str, on: date)
             raise InvalidState(
                 f"`not-risky` needs every CI and IU question answered Yes or No on {state.ref} ({'; '.join(parts)})."
             )
-        flags = qs.red_flags(answers)
+        flags = qset.red_flags(answers)
         if flags:
-            mit = [q.qid for q in qs.questions_in("MIT")]
+            mit = [q.qid for q in qset.questions_in("MIT")]
             open_mit = [qid for qid in mit if answers.get(qid) in (None, qs.UNKNOWN)]
             if open_mit:
                 raise InvalidState(

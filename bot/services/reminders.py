@@ -341,7 +341,9 @@ class ReminderSweeper:
                 if not rt.stopwork_reminders:
                     return []
                 days = (today - c.stopwork_since).days
-                open_q = qs.open_questions(state.answers, {q.qid for q in questions})
+                open_q = qs.question_set(c.question_set).open_questions(
+                    state.answers, {q.qid for q in questions}
+                )
                 return [
                     (
                         MANAGER,

@@ -126,14 +126,35 @@ def contract_snapshot(c: Contract) -> dict:
             "waiver_official",
             "waiver_issued_on",
             "waiver_until",
+            "waiver_reason",
+            "waiver_circumstances",
+            "waiver_alternatives",
             "waiver_revoked_on",
             "waiver_reported_on",
             "revocation_reported_on",
             "closed_on",
             "close_reason",
             "restricted",
+            "question_set",
         )
     }
+
+
+def _waiver_justification(circumstances: str | None, alternatives: str | None) -> str:
+    """The §2(m) justification after a waiver's reason, or what it lacks (the waiver notice needs both)."""
+    parts = []
+    if circumstances:
+        parts.append("\nExtraordinary circumstances (§2(m)): " + quoted(circumstances))
+    if alternatives:
+        parts.append("\nNo feasible alternative (§2(m)): " + quoted(alternatives))
+    missing = [w for w, v in (("circumstances", circumstances), ("alternatives", alternatives)) if not v]
+    if missing:
+        parts.append(
+            "\nNot recorded: "
+            + " and ".join(f'`{m}="…"`' for m in missing)
+            + " (§2(m) asks for both; the waiver notice says what is missing)."
+        )
+    return "".join(parts)
 
 
 def _reason_in_parentheses(reason: str) -> str:
@@ -409,6 +430,7 @@ class ReviewService:
                 source_key=source_key,
                 channel_id=channel,
                 status="intake",
+                question_set=qs.QUESTION_SET_VERSION,
                 filing_key=review.filing_fingerprint(
                     str(given.get("vendor") or ""),
                     str(given.get("product") or ""),
@@ -484,12 +506,13 @@ class ReviewService:
         assert c.id is not None  # a stored contract has its number
         rows = repo.list_questions(s, c.id)
         answers = {q.qid: q.answer for q in rows if q.answer}
-        new = qs.questions_to_ask(answers, {q.qid for q in rows})
+        qset = qs.question_set(c.question_set)  # the set it was filed under, not today's
+        new = qset.questions_to_ask(answers, {q.qid for q in rows})
         sections: list[str] = []
         for q in new:
             if q.section not in sections:
                 sections.append(q.section)
-                section = qs.SECTION_BY_KEY[q.section]
+                section = qset.section_by_key[q.section]
                 self._thread(s, c, now, f"*{section.title}*: {section.help}")
             s.add(Question(contract_id=c.id, qid=q.qid, asked_at=now))
             repo.add_outbox(
@@ -531,10 +554,11 @@ class ReviewService:
             assert c.id is not None  # a stored contract has its number
             state = state_of(c, repo.list_questions(s, c.id))
             review.check_answer(state)
-            if qid not in qs.QUESTION_BY_ID:
+            qset = qs.question_set(c.question_set)
+            if qid not in qset.by_id:
                 raise NotFound(
-                    f"`{escape_mrkdwn(qid)}` is not a question ID; the IDs are "
-                    f"{', '.join(q.qid for q in qs.QUESTIONS)}."
+                    f"`{escape_mrkdwn(qid)}` is not a question of {ref_of(c.id)} (question set {qset.version}); "
+                    f"its IDs are {', '.join(qset.ids)}."
                 )
             row = repo.get_question(s, c.id, qid)
             if on_message is not None and not is_question_message(c, row, *on_message):
@@ -586,7 +610,7 @@ class ReviewService:
             else:
                 self._ask_due_questions(s, c, now)
             self._refresh(s, c, now)
-            flag = " (red flag)" if qs.is_red_flag(qid, value) else ""
+            flag = " (red flag)" if qset.is_red_flag(qid, value) else ""
             return Done(f"Recorded {ref_of(c.id)} {qid}: *{value.capitalize()}*{flag}.", c.id)
 
         return self._run(actor, via, contract_id, work)
@@ -985,8 +1009,12 @@ class ReviewService:
         until: date,
         reason: str,
         on: date | None = None,
+        *,
+        circumstances: str | None = None,
+        alternatives: str | None = None,
     ) -> Done:
-        """§2(m) waiver of a prohibition, at most one year (official)."""
+        """§2(m) waiver of a prohibition, at most one year (official), with its justification: the extraordinary
+        circumstances and why no feasible alternative exists (optional: the waiver notice says which are missing)."""
 
         def apply(s, c, state, day, now):
             review.check_waiver(state, day, until)
@@ -996,13 +1024,17 @@ class ReviewService:
                 until,
                 reason,
             )
+            # a new waiver is a new decision: an earlier waiver's justification is not carried over
+            c.waiver_circumstances, c.waiver_alternatives = circumstances, alternatives
             c.waiver_issued_at = self._at(day, now)
             c.waiver_revoked_on = c.waiver_revoked_at = c.waiver_reported_on = c.revocation_reported_on = None
             planner.on_waiver(s, c, now, self.calendar, self.reminder_settings(s))
             return (
                 f":page_facing_up: Waiver (§2(m)) on {ref_of(c.id)} by the {escape_mrkdwn(official)}, issued "
                 f"{day.isoformat()}, in force through {until.isoformat()}. The 72-hour report to the President "
-                "(via the APNSA, copy to the DNI) is due. Reason: " + quoted(reason)
+                "(via the APNSA, copy to the DNI) is due. Reason: "
+                + quoted(reason)
+                + _waiver_justification(circumstances, alternatives)
             )
 
         return self._transition(actor, contract_id, "waiver", roles.OFFICIAL, on, apply)

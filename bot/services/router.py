@@ -104,6 +104,8 @@ def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> objec
                 cmd.require("until", date),
                 cmd.require("reason", str),
                 on,
+                circumstances=cmd.get("circumstances", str),
+                alternatives=cmd.get("alternatives", str),
             )
         case "waiver-report":
             return service.waiver_report(actor, cmd.contract, on)

@@ -156,12 +156,15 @@ class ContractView:
     determined_by: str | None = None
     waiver_official: str | None = None
     waiver_reason: str | None = None
+    waiver_circumstances: str | None = None  # §2(m): the extraordinary circumstances (none on older waivers)
+    waiver_alternatives: str | None = None  # §2(m): why no feasible alternative exists
     close_reason: str | None = None
     waiting_end: date | None = None
     waiver_report_due: datetime | None = None
     next_reminders: tuple[tuple[str, datetime], ...] = field(default_factory=tuple)
     permalink: str | None = None  # the parent message's link from chat.getPermalink, once known
     restricted: bool = False  # need-to-know (`restrict CR-n`): its reads are audited
+    question_set: str = qs.FIRST_QUESTION_SET  # the version of the questions it was filed under
 
     @property
     def thread(self) -> str:
@@ -181,6 +184,7 @@ def state_of(contract: Contract, questions: list[Question]) -> review.ReviewStat
         purpose=contract.purpose,
         awarded_on=contract.awarded_on,
         answers={q.qid: q.answer for q in questions if q.answer},
+        question_set=contract.question_set,
         stopwork_since=contract.stopwork_since,
         stopwork_lifted_on=contract.stopwork_lifted_on,
         determination=contract.determination,
@@ -210,8 +214,9 @@ def build_contract_view(
     by_qid = {q.qid: q for q in questions}
     state = state_of(contract, questions)
     answers = dict(state.answers)
+    qset = qs.question_set(contract.question_set)  # the set it was filed under, not today's
     qviews = []
-    for q in qs.QUESTIONS:
+    for q in qset.questions:
         row = by_qid.get(q.qid)
         qviews.append(
             QuestionView(
@@ -224,11 +229,11 @@ def build_contract_view(
                 note=row.note if row else None,
                 answered_by=row.answered_by if row else None,
                 answered_at=row.answered_at if row else None,
-                red_flag=qs.is_red_flag(q.qid, row.answer if row else None),
+                red_flag=qset.is_red_flag(q.qid, row.answer if row else None),
                 message_ts=row.message_ts if row else None,
             )
         )
-    answered, total = qs.progress(answers)
+    answered, total = qset.progress(answers)
     report_due = None
     pending = review.pending_waiver_report(state)
     decision_time_of: dict[str | None, datetime | None] = {
@@ -269,7 +274,7 @@ def build_contract_view(
         questions=tuple(qviews),
         answered=answered,
         total=total,
-        red_flags=tuple(qs.red_flags(answers)),
+        red_flags=tuple(qset.red_flags(answers)),
         out_of_scope=qs.out_of_scope(answers),
         reviewers=tuple(repo.list_assignments(s, contract.id)),
         stopwork_reason=contract.stopwork_reason,
@@ -277,10 +282,13 @@ def build_contract_view(
         determined_by=contract.determined_by,
         waiver_official=contract.waiver_official,
         waiver_reason=contract.waiver_reason,
+        waiver_circumstances=contract.waiver_circumstances,
+        waiver_alternatives=contract.waiver_alternatives,
         close_reason=contract.close_reason,
         waiting_end=review.waiting_period_end(state),
         waiver_report_due=report_due,
         next_reminders=reminders,
         permalink=contract.permalink,
         restricted=bool(contract.restricted),
+        question_set=qset.version,
     )
