@@ -5,11 +5,15 @@ pass for the bot's own line."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
 import pytest
 
 from bot.app import create_app
 from bot.clock import ManualClock
 from bot.domain.questions import QUESTIONS
+from bot.services.reviews import ReviewService
 from storage import repositories as repo
 from storage.db import make_engine, unit_of_work
 from tests.conftest import (
@@ -205,6 +209,33 @@ def test_admin_user_ids_changed_between_starts_is_audited_and_told(database, dou
             assert any(f"<@{ADMIN}> is no longer a bootstrap admin" in t for t in dms(double, user)), user
     finally:
         bot.stop()
+
+
+def test_two_processes_starting_with_a_new_bootstrap_admin_record_it_once(database, double):
+    # two copies of the bot (PostgreSQL: several replicas) find the same new ADMIN_USER_IDS at the same moment
+    # NOTE: the comparison itself runs at once in two threads; Alembic's migration cannot run twice in one process
+    bots = [_start(database, double, (ADMIN,)) for _ in range(2)]
+    try:
+        services = [
+            ReviewService(
+                bot.session_factory,
+                bot.clock,
+                bot.calendar,
+                replace(bot.settings, admin_user_ids=(ADMIN, "UNEWADMIN1")),
+            )
+            for bot in bots
+        ]
+        with ThreadPoolExecutor(2) as pool:
+            told_lines = list(pool.map(lambda svc: svc.record_bootstrap_admins(), services))
+        assert sorted(len(lines) for lines in told_lines) == [0, 1], told_lines
+        for bot in bots:
+            bot.dispatcher.deliver_due()
+        told = [t for t in dms(double, ADMIN) if "`ADMIN_USER_IDS` changed" in t]
+        assert len(told) == 1, told
+        assert [a for a, _ in _bootstrap_entries(bots[0])] == ["admin grant", "admin grant"]
+    finally:
+        for bot in bots:
+            bot.stop()
 
 
 # ---- refusal alerts are private ---------------------------------------------------------------------------------
