@@ -25,7 +25,7 @@ def _send(running, kind: str, **overrides):
         return s.view_submission(
             user_id=MEMBER,
             callback_id="file_contract_modal",
-            state_values=file_form_state(vendor="V", product="P", agency="A"),
+            state_values=file_form_state(vendor="V", product="P-form", agency="A"),
             **overrides,
         )
     if kind == "shortcut":
