@@ -60,6 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export", help="every contract with its answers, milestones and determination")
     export.add_argument("--format", choices=("csv", "json"), required=True)
     export.add_argument("--out", help="file to write (default: standard output)")
+    report = sub.add_parser("report", help="the order's reports, from the record")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    report_annual = report_sub.add_parser("annual", help="the §4(d) annual report")
+    report_annual.add_argument(
+        "--year", type=int, help="the year the report is due (default: the report due next), e.g. 2025"
+    )
+    report_annual.add_argument(
+        "--format", choices=("md", "docx"), default="md", help="Markdown (default) or Word"
+    )
+    report_annual.add_argument("--out", help="file to write (default: standard output)")
     outbox = sub.add_parser("outbox", help="messages Slack refused for good, and sending them again")
     osub = outbox.add_subparsers(dest="outbox_command", required=True)
     osub.add_parser("dead", help="list the messages Slack refused for good, with the messages held with them")
@@ -133,6 +143,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _audit(settings, args)
     if args.command == "export":
         return _export(settings, args.format, args.out)
+    if args.command == "report":
+        return _report_annual(settings, args.year, args.format, args.out)
     if args.command == "outbox":
         return _outbox(settings, args.outbox_command, args.ids if args.outbox_command == "retry" else [])
     return 2
@@ -443,6 +455,47 @@ def _export(settings: Settings, fmt: str, out: str | None) -> int:
 
 
 # ---- outbox dead / retry ---------------------------------------------------------------------------------------
+
+
+def _report_annual(settings: Settings, year: int | None, fmt: str, out: str | None) -> int:
+    """`contract-bot report annual`: the §4(d) report from the bot's database, read only."""
+    from bot.domain.errors import DomainError
+    from bot.services.annual_report import build_annual_report
+    from storage.db import describe_url
+
+    engine, factory, clock, calendar = _offline(settings)
+    try:
+        filename, content, report = build_annual_report(
+            factory,
+            today=calendar.local_date(clock.now()),
+            zone=calendar.zone,
+            banner=settings.cui_banner,
+            year=year,
+            fmt=fmt,
+        )
+    except DomainError as exc:
+        print(f"contract-bot: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    source = (
+        f"the §4(d) report for {report.start.isoformat()} to {report.end.isoformat()} "
+        f"from {describe_url(settings.database_url)}" + (" (no data for this year)" if report.empty else "")
+    )
+    if out:
+        try:
+            with open(out, "wb") as fh:
+                fh.write(content)
+        except OSError as exc:
+            print(f"contract-bot: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {out}: {source}", file=sys.stderr)
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+        print(f"{filename}: {source}", file=sys.stderr)
+    return 0
 
 
 def _outbox_id(value: str) -> int:

@@ -14,14 +14,16 @@ from bot.domain.args import COMMANDS, Command, parse_command
 from bot.domain.errors import DomainError, InputError
 from bot.domain.review import DuplicateFiling
 from bot.domain.text import unescape_slack
+from bot.services.annual_report import AnnualReportRequest, build_annual_report
 from bot.services.channels import CHANNEL_KEYS, FilingRefused, check_under_way
+from bot.services.clocks import TimelineRequest, timeline_png
 from bot.services.reviews import Done
 from bot.services.router import ExportRequest, run_command
 from handlers.context import HandlerContext, error_reply, log
 from handlers.ids import ActionId
 from handlers.modals import build_file_modal, filing_refused, open_form
 
-READ_ONLY = frozenset({"show", "list", "audit", "help"})
+READ_ONLY = frozenset({"show", "list", "audit", "timeline", "help"})
 _REF = re.compile(r"^CR-(\d{1,9})$", re.IGNORECASE)
 
 
@@ -87,6 +89,9 @@ def carry_out_command(ctx: HandlerContext, actor: str, text: str, context: BoltC
     if isinstance(result, ExportRequest):
         export_format = result.format
         ctx.after_answer(lambda: send_export(ctx, actor, export_format))
+    if isinstance(result, TimelineRequest | AnnualReportRequest):
+        paperwork = result
+        ctx.after_answer(lambda: send_paperwork(ctx, actor, paperwork))
     reply = ctx.render(result)
     if (
         parsed.name == "admin set"
@@ -181,3 +186,49 @@ def send_export(ctx: HandlerContext, user_id: str, fmt: str) -> None:
             client.chat_postMessage(channel=user_id, text=f"The export failed. {error_id}")
         except Exception:  # noqa: BLE001
             log.exception("could not report a failed export")
+
+
+def send_paperwork(ctx: HandlerContext, user_id: str, asked: TimelineRequest | AnnualReportRequest) -> None:
+    """Build the timeline picture or the annual report and upload it to the person's direct messages (after the
+    answer, as send_export)."""
+    client = ctx.client
+    service = ctx.service
+    try:
+        if isinstance(asked, TimelineRequest):
+            filename = f"{asked.ref}-timeline.png"
+            content = timeline_png(
+                service.session_factory,
+                asked.contract_id,
+                today=ctx.today(),
+                zone=service.calendar.zone,
+                banner=service.settings.cui_banner,
+            )
+            comment = f"{asked.ref}: the order's clocks as of {ctx.today().isoformat()}."
+        else:
+            filename, content, report = build_annual_report(
+                service.session_factory,
+                today=ctx.today(),
+                zone=service.calendar.zone,
+                banner=service.settings.cui_banner,
+                year=asked.year,
+            )
+            comment = (
+                f"The §4(d) annual report for {report.start.isoformat()} to {report.end.isoformat()} (a draft to "
+                "review): "
+                + (
+                    "no data for this year."
+                    if report.empty
+                    else f"{len(report.uses)} current use(s), {len(report.ended)} ended, "
+                    f"{len(report.purchases)} purchase(s)."
+                )
+            )
+        channel = client.conversations_open(users=user_id)["channel"]["id"]
+        client.files_upload_v2(
+            channel=channel, filename=filename, content=content, title=filename, initial_comment=comment
+        )
+    except Exception:  # noqa: BLE001
+        error_id = error_reply(log)
+        try:
+            client.chat_postMessage(channel=user_id, text=f"The file could not be made or sent. {error_id}")
+        except Exception:  # noqa: BLE001
+            log.exception("could not report a failed upload")

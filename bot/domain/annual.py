@@ -79,11 +79,12 @@ def check_year(year: int, today: date, due: tuple[int, int] = DEFAULT_DUE) -> No
             f"The first §4(d) report was due in {FIRST_YEAR} (one year after EO 14093 of 27 March 2023): "
             f"`year` must be {FIRST_YEAR} or later, not {year}. For example `report annual year={default_year(today, due)}`."
         )
-    start, _ = reporting_year(year, due)
+    start, end = reporting_year(year, due)
     if start > today:
         raise InputError(
-            f"The reporting year {year} begins on {start.isoformat()}, after today ({today.isoformat()}): there is "
-            f"nothing to report yet. The report being prepared is `report annual year={default_year(today, due)}`."
+            f"The reporting year {year} ({start.isoformat()} to {end.isoformat()}) has not begun (today is "
+            f"{today.isoformat()}): there is nothing to report yet. The report being prepared is "
+            f"`report annual year={default_year(today, due)}`."
         )
 
 

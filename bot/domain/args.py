@@ -512,6 +512,15 @@ _COMMAND_LIST: tuple[Command, ...] = (
         "before. " + _NEED_TO_KNOW,
     ),
     Command(
+        "timeline",
+        ANYONE,
+        "A picture of the contract's clocks, sent to you privately.",
+        (_REF,),
+        note="One lane per clock: award and period of performance, stop-work orders, determination and "
+        "certification, the APNSA notice and its 7-day waiting period, waivers and their 72-hour reports, the §4(b) "
+        "notice; the dashed line is today. " + _NEED_TO_KNOW,
+    ),
+    Command(
         "admin grant",
         "admin",
         "Give a user a role.",

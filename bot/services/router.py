@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from bot.domain.args import COMMANDS, ParsedCommand, help_text
+from bot.services import annual_report
+from bot.services.clocks import TimelineRequest
 from bot.services.reviews import ReviewService
 
 FILE_KEYS = (
@@ -68,6 +70,10 @@ def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> objec
             return service.list_contracts(cmd.get("status", str), cmd.get("page", int) or 1, reader=actor)
         case "audit":
             return service.timeline(cmd.contract, cmd.get("page", int) or 1, reader=actor)
+        case "timeline":
+            # as `show`: need-to-know, and a restricted contract's read is audited; the picture follows the answer
+            view = service.show(cmd.contract, reader=actor)
+            return TimelineRequest(view.id, view.ref)
         case "restrict":
             return service.restrict(actor, cmd.contract, True)
         case "unrestrict":
@@ -132,4 +138,9 @@ def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> objec
         case "admin export":
             service.check_exporter(actor, "admin export")  # managers and admins (SPEC "Access")
             return ExportRequest(cmd.get("format", str) or "csv")
+        case "report annual":
+            # the year first (bad input changes nothing), then the role; check_exporter audits the report's reads
+            asked = annual_report.resolve_year(service.session_factory, cmd.get("year", int), service.today())
+            service.check_exporter(actor, "report annual")  # managers and admins (SPEC "Access")
+            return asked
     raise AssertionError(f"unrouted command {cmd.name}")  # the parser only yields names in the table

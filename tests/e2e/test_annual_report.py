@@ -1,0 +1,132 @@
+"""`report annual` (EO 14093 §4(d)) and `timeline CR-n` as a manager and a member meet them: the Word file arrives in
+their direct messages and is read back with python-docx (the library that wrote it) and docx2python (an independent
+reader); the PNG is a picture Slack previews. The selection's combinatorics are in tests/bot/domain/test_annual.py."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+from docx import Document
+from docx2python import docx2python
+from PIL import Image
+
+from bot.domain.questions import QUESTIONS
+from tests.conftest import MANAGER, MEMBER, OFFICIAL, OFFICIAL2, REVIEWER
+from tests.support.replies import flat
+
+D = date.fromisoformat
+BANNER = "CUI"  # the default CUI_BANNER
+
+
+def say(running, text: str, user: str = MANAGER) -> str:
+    r = running.command(text, user=user)
+    assert r.status == 200 and r.json.get("response_type") == "ephemeral", (text, r.json)
+    return flat(r.json)
+
+
+def answer_all(running, ref: int, flags: tuple[str, ...] = ()) -> None:
+    for q in QUESTIONS:
+        value = "yes" if q.section in ("SCOPE", "PROC", "MIT") or q.qid in flags else "no"
+        running.bot.service.answer(REVIEWER, ref, q.qid, value)
+
+
+def in_use(running, ref: int, determined: str, certified: str, notice: str, reason: str) -> None:
+    service = running.bot.service
+    answer_all(running, ref)
+    service.determine(OFFICIAL, ref, "not-risky", reason, D(determined))
+    service.certify(OFFICIAL2, ref, "Secretary of Homeland Security", D(certified))
+    service.notify(MANAGER, ref, D(notice))
+
+
+def a_year_of_contracts(running) -> None:
+    """The reporting year 2026 (2025-03-28 to 2026-03-27): a use, an ended use, a closed purchase, an old contract."""
+    service = running.bot.service
+    say(
+        running,
+        'file vendor="Alpha Cyber" product=Probe agency=FBI awarded=2025-05-01 purpose=operational',
+        MEMBER,
+    )
+    say(
+        running,
+        'file vendor="Beta Intel" product=Lens agency=DEA awarded=2024-01-10 purpose=operational',
+        MEMBER,
+    )
+    say(
+        running,
+        'file vendor="Gamma Labs" product=Sandbox agency=CBP awarded=2025-07-01 purpose=excluded',
+        MEMBER,
+    )
+    say(
+        running,
+        'file vendor="Delta Old" product=Relic agency=ICE awarded=2023-06-01 purpose=operational',
+        MEMBER,
+    )
+    for ref in (1, 2, 3, 4):
+        service.assign(MANAGER, ref, [REVIEWER])
+    in_use(running, 1, "2025-06-01", "2025-06-02", "2025-06-03", "vendor and tool vetted: no CI or IU risk")
+    in_use(running, 2, "2024-02-01", "2024-02-02", "2024-02-03", "vetted in 2024")
+    service.redetermine(OFFICIAL, 2, "new reports of misuse", D("2025-09-01"))
+    service.answer(REVIEWER, 2, "IU-1", "yes")
+    service.determine(
+        OFFICIAL, 2, "prohibited", "IU-1: misuse by a foreign government reported", D("2025-09-15")
+    )
+    service.stopwork(MANAGER, 2, "use ended after the prohibition", D("2025-09-16"))
+    service.close(MANAGER, 3, "research finished", D("2025-12-01"))
+
+
+def report(running, text: str, user: str, n: int) -> tuple[dict, Document, str]:
+    reply = say(running, text, user)
+    assert "annual report" in reply and "direct message" in reply, reply
+    running.double.wait_for(lambda d: len(d.files()) == n)
+    f = running.double.files()[-1]
+    content = f["content"]
+    path = f"/tmp/p11/{f['name']}"
+    with open(path, "wb") as fh:
+        fh.write(content)
+    return f, Document(io.BytesIO(content)), docx2python(io.BytesIO(content)).text
+
+
+def rows(table) -> list[list[str]]:
+    return [[cell.text for cell in row.cells] for row in table.rows[1:]]
+
+
+def test_the_timeline_picture_is_sent_privately_to_whoever_may_read_the_contract(running):
+    say(
+        running,
+        'file vendor="Paragon Solutions" product=Graphite agency=ICE awarded=2024-09-27 term="1 year"',
+        MEMBER,
+    )
+    running.bot.service.stopwork(MANAGER, 1, "verify EO 14093 compliance", D("2024-10-08"))
+    running.bot.service.resume(MANAGER, 1, "lifted by modification", D("2025-08-29"))
+    reply = say(running, "timeline CR-1", MEMBER)  # the filer may read it
+    assert "CR-1" in reply and "direct messages" in reply
+    running.double.wait_for(lambda d: len(d.files()) == 1)
+    f = running.double.files()[0]
+    assert f["name"] == "CR-1-timeline.png" and f["channel_id"].startswith("D")
+    image = Image.open(io.BytesIO(f["content"]))
+    assert (
+        image.format == "PNG" and image.width == 1000
+    )  # 5 inches at 200 dpi: sharp in print, legible at 360 px
+    with open("/tmp/p11/CR-1-timeline.png", "wb") as fh:
+        fh.write(f["content"])
+    say(running, "restrict CR-1")
+    other = "UOTHER1"
+    assert "You may not see CR-1, or it does not exist" in say(running, "timeline CR-1", other)
+    assert "You may not see CR-9, or it does not exist" in say(running, "timeline CR-9", other)
+    assert "CR-n" in say(running, "timeline", other)
+    assert len(running.double.files()) == 1
+
+
+def test_the_command_line_report_is_markdown_from_the_existing_database(running, cli):
+    a_year_of_contracts(running)
+    code, out, err = cli("report", "annual", "--year", "2026")
+    assert code == 0, err
+    assert "# EO 14093 §4(d) annual report, 2025-03-28 to 2026-03-27" in out
+    i, ii, iii = (out.index(h) for h in ("## (i)", "## (ii)", "## (iii)"))
+    assert "CR-1" in out[i:ii] and "CR-2" not in out[i:ii]
+    assert "CR-2" in out[ii:iii] and "CR-1" not in out[ii:iii]
+    assert "CR-3" in out[iii:] and "CR-4" not in out
+    assert "eo14093-4d-annual-report-2026.md" in err
+    code, out, err = cli("report", "annual", "--year", "2031")
+    assert code == 1 and "has not begun" in err
