@@ -185,6 +185,16 @@ def last_notice(s: Session, contract_id: int, kind: str, event: str) -> Notice |
     return s.execute(stmt).scalars().first()
 
 
+def notice_sent_ids(s: Session, kind: str, ids: Sequence[int] | set[int]) -> set[int]:
+    """Which of these contracts have a notice of ``kind`` recorded as sent (one query, for lists of contracts)."""
+    if not ids:
+        return set()
+    stmt = select(col(Notice.contract_id)).where(
+        col(Notice.kind) == kind, col(Notice.event) == "sent", col(Notice.contract_id).in_(list(ids))
+    )
+    return set(s.execute(stmt).scalars())
+
+
 def list_notices(s: Session, contract_id: int) -> list[Notice]:
     """Every notice drafted or sent for a contract, oldest first."""
     stmt = select(Notice).where(col(Notice.contract_id) == contract_id).order_by(col(Notice.id))

@@ -296,6 +296,8 @@ class ReminderSweeper:
         c = repo.get_contract(s, r.contract_id) if r.contract_id else None
         if c is None or c.id is None:
             return False
+        if r.kind == "excluded-notice" and repo.last_notice(s, c.id, "excluded", "sent") is not None:
+            return False  # §4(b) done (`sent … excluded`)
         questions = repo.list_questions(s, c.id)
         return planner.applies(r, c, state_of(c, questions), questions)
 
@@ -472,6 +474,8 @@ class ReminderSweeper:
             case "excluded-notice":
                 if c.purpose != "excluded" or c.awarded_on is None:
                     return []
+                if repo.last_notice(s, c.id, "excluded", "sent") is not None:
+                    return []  # §4(b) done (`sent … excluded`): its reminders end
                 due = schedule.excluded_notice_due(c.awarded_on)
                 text = (
                     f":calendar: Reminder: the §4(b) notice to the APNSA for *{ref}* (bought for an excluded "
@@ -564,7 +568,12 @@ def deadlines(
     themselves, not the reminder rows about them (those fall due days before, repeat, and may be claimed as the
     digest runs). A waiver's last day is listed until it has passed; the others until they are done."""
     out: list[tuple[str, str, date]] = []
-    for c in repo.list_open_with_deadlines(s, limit):
+    contracts = repo.list_open_with_deadlines(s, limit)
+    # §4(b) done (`sent … excluded`): no longer a deadline, nor overdue
+    notified = repo.notice_sent_ids(
+        s, "excluded", {c.id for c in contracts if c.purpose == "excluded" and c.id}
+    )
+    for c in contracts:
         assert c.id is not None  # a stored contract has its number
         ref, state = ref_of(c.id), state_of(c, [])
         pending = review.pending_waiver_report(state)
@@ -579,7 +588,7 @@ def deadlines(
             )
         if c.waiver_issued_on and not c.waiver_revoked_on and c.waiver_until and c.waiver_until >= today:
             out.append((ref, "waiver's last day in force", c.waiver_until))
-        if c.purpose == "excluded" and c.awarded_on is not None:
+        if c.purpose == "excluded" and c.awarded_on is not None and c.id not in notified:
             out.append((ref, "§4(b) notice due", schedule.excluded_notice_due(c.awarded_on)))
     return out
 

@@ -140,6 +140,14 @@ def contract_snapshot(c: Contract) -> dict:
     }
 
 
+def record_excluded_notice_sent(s: Session, c: Contract) -> int:
+    """`sent CR-n excluded`: the §4(b) notice went out. Call it in the unit of work that wrote its notice row (kind
+    "excluded", event "sent"): the reminders of it are cancelled; returns how many. The sweeper, the digest and App
+    Home look for that row too, so nothing is reminded or shown overdue once it exists."""
+    assert c.id is not None  # a stored contract has its number
+    return repo.cancel_reminders(s, c.id, ["excluded-notice"])
+
+
 def _waiver_justification(circumstances: str | None, alternatives: str | None) -> str:
     """The §2(m) justification after a waiver's reason, or what it lacks (the waiver notice needs both)."""
     parts = []
