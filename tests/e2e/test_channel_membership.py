@@ -24,7 +24,18 @@ from handlers.ids import CallbackId
 from handlers.modals import build_file_modal
 from storage.channels import get_channel
 from storage.db import make_engine, read_only
-from tests.conftest import ADMIN, MANAGERS, MEMBER, REVIEW, SECRET, START, Running, make_settings, serve_bot
+from tests.conftest import (
+    ADMIN,
+    MANAGERS,
+    MEMBER,
+    REVIEW,
+    SECRET,
+    START,
+    Running,
+    make_settings,
+    pg_audit_key_file,
+    serve_bot,
+)
 from tests.support.slack_double import Fault
 from tests.support.slack_requests import SlackRequester, healthz
 
@@ -402,6 +413,8 @@ def test_contract_bot_serve_checks_the_channels_at_start_up(database, double, tm
         "ADMIN_USER_IDS": ADMIN,
         "PORT": str(port),
     }
+    if schema:  # PostgreSQL requires the audit key (SQLite's is created beside the database file)
+        env["AUDIT_KEY_FILE"] = pg_audit_key_file()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve"],
         env=env,
