@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.domain import review
+from bot.domain import clocks_far, review
 from bot.domain.text import escape_mrkdwn, quote_lines
 from bot.services.reviews import ContractList, RolesList, SettingsList, Timeline
 from bot.services.runtime import PLANNED_ZONE_KEY
@@ -167,7 +167,9 @@ def build_parent_message(v: ContractView) -> dict:
         f"*Status:* {status_label(v.status)}   *Progress:* {progress_line(v)}",
     ]
     if v.state.stopwork_since:
-        lines.append(f":octagonal_sign: Stop-work in effect since {day(v.state.stopwork_since)}")
+        lines.append(
+            f":octagonal_sign: Stop-work in effect since {day(v.state.stopwork_since)}{stopwork_lapse(v)}"
+        )
     use = v.verdict.summary  # closed and out-of-scope contracts say so, not "not permitted"
     lines.append(f"*Operational use:* {use}")
     blocks = [
@@ -179,6 +181,33 @@ def build_parent_message(v: ContractView) -> dict:
     text = f"{v.ref}: {short(v.vendor)} / {short(v.product)} — {v.status}, {progress_line(v)}"
     # NOTE: edited on every answer: new block ids for changed blocks, so clients re-render them (F1.31)
     return message(text, versioned(blocks, f"{MessageBlockId.PARENT.value}:"))
+
+
+def stopwork_lapse(v: ContractView) -> str:
+    """The parent message's note on a stop-work order past its last day (FAR 52.242-15), or ""."""
+    s = v.state
+    assert s.stopwork_since is not None  # only called when there is one
+    lapsed = clocks_far.stopwork_lapsed_on(s.stopwork_since, s.stopwork_extended_until, v.today)
+    if lapsed is None:
+        return ""
+    return f", lapsed on {day(lapsed)} (FAR 52.242-15): record `resume` or `stopwork-extend`"
+
+
+def stopwork_clock(v: ContractView) -> str:
+    """`show`'s stop-work clock: when the order lapses (extended or not), or that it lapsed and what to record."""
+    s = v.state
+    assert s.stopwork_since is not None  # only called when there is one
+    lapses = clocks_far.stopwork_lapses_on(s.stopwork_since, s.stopwork_extended_until)
+    extended = " (extended by agreement)" if s.stopwork_extended_until else ""
+    if v.today > lapses:
+        return (
+            f"*lapsed on {day(lapses)}*{extended}: the contractor may resume work. No lift is on record, so the "
+            "bot still treats the order as blocking operational use (fail-safe); lapsing is not a compliance "
+            f"finding. Record `resume {v.ref}` or an agreed `stopwork-extend {v.ref}`"
+        )
+    if s.stopwork_extended_until:
+        return f"extended by agreement through {day(lapses)}"
+    return f"lapses after {day(lapses)} ({clocks_far.STOPWORK_DAYS} days) unless extended (`stopwork-extend`)"
 
 
 def build_question_message(v: ContractView, qid: str) -> dict:
@@ -310,6 +339,8 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
     extra = []
     if v.term:
         extra.append(f"*Term:* {short(v.term)}")
+    if v.term_ends:
+        extra.append(f"*Period of performance:* through {day(v.term_ends)}")
     if v.contract_no:
         extra.append(f"*Contract no.:* {short(v.contract_no)}")
     if v.parent:
@@ -343,6 +374,8 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
         if s.stopwork_since
         else "*Stop-work:* none in effect"
     )
+    if s.stopwork_since:
+        facts.append(f"*Stop-work clock (FAR 52.242-15):* {stopwork_clock(v)}")
     if s.determination:
         facts.append(
             f"*Determination:* {s.determination} on {day(s.determined_on)} by <@{v.determined_by}>: "

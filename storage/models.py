@@ -52,6 +52,12 @@ class Contract(SQLModel, table=True):
     redetermination_on: date | None = None
     redetermination_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     redetermination_by: str | None = None
+    # FAR clocks (bot.domain.clocks_far): the stop-work order's last day when extended, the period of performance's
+    # last day (`term=` as a duration, or `ends=`), and a §2(j) review a vendor event opened (until redetermined)
+    stopwork_extended_until: date | None = None
+    term_ends: date | None = None
+    review_due_since: date | None = None
+    review_event_id: int | None = None  # the vendor_event that opened it (its own migration; no foreign key)
     certified_on: date | None = None
     certified_by: str | None = None
     notice_on: date | None = None

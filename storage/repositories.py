@@ -640,13 +640,18 @@ def find_open_contract_by_filing_key(s: Session, filing_key: str) -> Contract | 
 
 
 def list_open_with_deadlines(s: Session, limit: int) -> list[Contract]:
-    """Open contracts that may have a dated obligation: a waiver (its expiry, its 72-hour report) or an excluded
-    purpose (the §4(b) notice), oldest first."""
+    """Open contracts that may have a dated obligation: a waiver (its expiry, its 72-hour report), an excluded
+    purpose (the §4(b) notice), a stop-work order (its lapse) or a period of performance's end, oldest first."""
     stmt = (
         select(Contract)
         .where(
             col(Contract.closed_on).is_(None),
-            or_(col(Contract.waiver_issued_on).is_not(None), col(Contract.purpose) == "excluded"),
+            or_(
+                col(Contract.waiver_issued_on).is_not(None),
+                col(Contract.purpose) == "excluded",
+                col(Contract.stopwork_since).is_not(None),
+                col(Contract.term_ends).is_not(None),
+            ),
         )
         .order_by(col(Contract.id))
         .limit(limit)

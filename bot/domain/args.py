@@ -349,7 +349,18 @@ _COMMAND_LIST: tuple[Command, ...] = (
             Option("component", Kind.TEXT, "the component or contracting office within the agency"),
             Option("value", Kind.MONEY, "contract value in US dollars, e.g. 2,000,000", dest="value_cents"),
             Option("awarded", Kind.DATE, "award date, YYYY-MM-DD (not in the future)"),
-            Option("term", Kind.TEXT, 'period of performance, e.g. "12 months"'),
+            Option(
+                "term",
+                Kind.TEXT,
+                'period of performance: a duration from the award ("12 months", "1 year", "18 months", "2 years"; '
+                "managers are reminded before it ends) or other words (kept as they are)",
+            ),
+            Option(
+                "ends",
+                Kind.UNTIL,
+                "the period of performance's last day, YYYY-MM-DD (instead of a duration in term=)",
+                dest="ends_on",
+            ),
             Option(
                 "purpose",
                 Kind.CHOICE,
@@ -406,6 +417,24 @@ _COMMAND_LIST: tuple[Command, ...] = (
     ),
     Command("stopwork", "manager", "Record that a stop-work order is in effect.", (_REF,), (_reason(), _ON)),
     Command("resume", "manager", "Lift the stop-work order.", (_REF,), (_reason(), _ON)),
+    Command(
+        "stopwork-extend",
+        "manager",
+        "Record a stop-work order extended by agreement past its 90 days (FAR 52.242-15).",
+        (_REF,),
+        (
+            Option(
+                "until",
+                Kind.UNTIL,
+                "the order's new last day, YYYY-MM-DD (after its current lapse date)",
+                required=True,
+            ),
+            _reason("the agreement: who agreed, and why"),
+        ),
+        note="A stop-work order lapses 90 days after it was issued unless extended; managers are reminded 60, 80 "
+        "and 90 days after it (or as long before the extension's end). After it lapses the contractor may resume "
+        "work: it no longer blocks operational use, and the executive order's own conditions still apply.",
+    ),
     Command(
         "determine",
         "official",

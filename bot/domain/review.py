@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
+from bot.domain import clocks_far, schedule
 from bot.domain import questions as qs
-from bot.domain import schedule
 from bot.domain.errors import DomainError, InvalidState
 
 NOT_RISKY, PROHIBITED, OUT_OF_SCOPE = "not-risky", "prohibited", "out-of-scope"
@@ -49,6 +49,7 @@ class ReviewState:
     question_set: str | None = None  # the version of the questions it was filed under (None: the first)
     stopwork_since: date | None = None
     stopwork_lifted_on: date | None = None  # the last `resume`
+    stopwork_extended_until: date | None = None  # `stopwork-extend`: the order's new last day (FAR 52.242-15)
     determination: str | None = None
     determined_on: date | None = None
     certified_on: date | None = None
@@ -157,9 +158,19 @@ def operational_use(state: ReviewState, today: date) -> UseVerdict:
         )
     if state.stopwork_since is not None:
         days = (today - state.stopwork_since).days
+        lapsed = clocks_far.stopwork_lapsed_on(state.stopwork_since, state.stopwork_extended_until, today)
+        lapses = clocks_far.stopwork_lapses_on(state.stopwork_since, state.stopwork_extended_until)
+        # Fail-safe (clocks_far): a lapsed order still blocks here until a manager records `resume` (or an extension
+        # nobody recorded): permission never comes from the passing of time alone.
         blockers.append(
             f"a stop-work order has been in effect since {state.stopwork_since.isoformat()} "
-            f"({days} day{'s' if days != 1 else ''}; `resume` lifts it)"
+            f"({days} day{'s' if days != 1 else ''}; `resume` lifts it; "
+            + (
+                f"it lapsed on {lapsed.isoformat()} under FAR 52.242-15, so the contractor may resume work, but "
+                "until `resume` (or `stopwork-extend`) is recorded it is treated as still in effect)"
+                if lapsed
+                else f"it lapses after {lapses.isoformat()} unless extended)"
+            )
         )
     if state.determination == OUT_OF_SCOPE:
         return UseVerdict(

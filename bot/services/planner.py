@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from bot.domain import review, schedule
+from bot.domain import clocks_far, review, schedule
 from bot.domain.calendar import BusinessCalendar
 from bot.services.runtime import RuntimeSettings
 from storage import repositories as repo
@@ -28,6 +28,8 @@ KINDS = {
     "waiver-expiry": "waiver expiring",
     "excluded-notice": "§4(b) notice due",
     "digest": "weekly digest",
+    "stopwork-lapse": "stop-work lapsing",
+    "term-end": "period of performance ending",
 }
 
 
@@ -43,6 +45,10 @@ def describe(kind: str, data: dict | None) -> str:
             return f"waiver expiring: {schedule.days_left_words(int(label[:-1]))}"
     if kind.startswith("waiver-report-") and label == "overdue":
         return words.replace(" due", " overdue")
+    if kind == "stopwork-lapse" and data.get("lapses_on"):
+        return f"{words} ({data['lapses_on']})"
+    if kind == "term-end" and data.get("ends_on"):
+        return f"{words} ({data['ends_on']})"
     if kind in ("unanswered", "escalation") and data.get("section"):
         return f"{words} ({data['section']})"
     return words
@@ -58,6 +64,14 @@ def applies(r: Reminder, c: Contract | None, state: review.ReviewState, question
     match r.kind:
         case "stopwork":
             return c.stopwork_since is not None and c.stopwork_since.isoformat() == data.get("since")
+        case "stopwork-lapse":
+            return (
+                c.stopwork_since is not None
+                and data.get("lapses_on")
+                == clocks_far.stopwork_lapses_on(c.stopwork_since, c.stopwork_extended_until).isoformat()
+            )
+        case "term-end":
+            return c.term_ends is not None and c.term_ends.isoformat() == data.get("ends_on")
         case "unanswered" | "escalation":
             section = data.get("section")
             return review.answers_open(state) and any(
@@ -97,11 +111,15 @@ def add_one_offs(
     key_prefix: str,
     times: list[tuple[str, datetime]],
     now: datetime,
+    extra: dict | None = None,
+    *,
+    collapse_past: bool = True,
 ) -> None:
-    """Schedule labelled one-off reminders, collapsing any already past into one sent now."""
+    """Schedule labelled one-off reminders, collapsing any already past into one sent now (or, without
+    ``collapse_past``, dropping them); ``extra`` is stored with each label."""
     past = [t for t in times if t[1] <= now]
     keep = [t for t in times if t[1] > now]
-    if past:
+    if past and collapse_past:
         keep.insert(0, past[-1])
     for label, due in keep:
         repo.add_reminder(
@@ -110,7 +128,7 @@ def add_one_offs(
             kind=kind,
             due_at=max(due, now),
             contract_id=contract.id,
-            data={"label": label},
+            data={"label": label, **(extra or {})},
         )
 
 
@@ -133,6 +151,18 @@ def on_filed(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, rt: 
     if c.purpose == "excluded" and c.awarded_on is not None:
         times = schedule.excluded_notice_reminders(c.awarded_on, cal, rt.reminder_hour)
         add_one_offs(s, c, "excluded-notice", f"excluded:{c.id}", times, now)
+    on_term(s, c, now, cal, rt)
+
+
+def on_term(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, rt: RuntimeSettings) -> None:
+    """The period of performance: managers are reminded 60, 30 and 7 days before its last day."""
+    if c.term_ends is None:
+        return
+    ends = c.term_ends.isoformat()
+    times = clocks_far.term_end_reminders(c.term_ends, cal, rt.reminder_hour)
+    if cal.local_date(now) > c.term_ends:
+        return  # a term that ended before it was filed reminds of nothing: there is nothing left to prepare
+    add_one_offs(s, c, "term-end", f"term-end:{c.id}:{ends}", times, now, {"ends_on": ends})
 
 
 def on_section_asked(
@@ -172,6 +202,62 @@ def on_stopwork(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, r
         contract_id=c.id,
         data={"since": c.stopwork_since.isoformat()},
     )
+    on_stopwork_clock(s, c, now, cal, rt)
+
+
+def on_stopwork_clock(
+    s: Session,
+    c: Contract,
+    now: datetime,
+    cal: BusinessCalendar,
+    rt: RuntimeSettings,
+    *,
+    extended: bool = False,
+) -> None:
+    """FAR 52.242-15: "stop-work lapsing" 60, 80 and 90 days after issue, or as far before an extension's end.
+
+    An extension re-plans them: the pending ones are cancelled and those of the new end already past are dropped
+    (they would say, now, what the manager who extended it has just decided)."""
+    assert c.stopwork_since is not None  # called once the stop-work order is recorded
+    if extended and c.id is not None:
+        repo.cancel_reminders(s, c.id, ["stopwork-lapse"])
+    lapses = clocks_far.stopwork_lapses_on(c.stopwork_since, c.stopwork_extended_until)
+    times = clocks_far.stopwork_lapse_reminders(
+        c.stopwork_since, c.stopwork_extended_until, cal, rt.reminder_hour
+    )
+    add_one_offs(
+        s,
+        c,
+        "stopwork-lapse",
+        f"stopwork-lapse:{c.id}:{c.stopwork_since.isoformat()}:{lapses.isoformat()}",
+        times,
+        now,
+        {"since": c.stopwork_since.isoformat(), "lapses_on": lapses.isoformat()},
+        collapse_past=not extended,
+    )
+
+
+def on_stopwork_extended(
+    s: Session, c: Contract, now: datetime, cal: BusinessCalendar, rt: RuntimeSettings
+) -> None:
+    """`stopwork-extend`: the lapse reminders move to the new end; the daily ping, stopped by a lapse, resumes."""
+    assert c.stopwork_since is not None and c.id is not None  # only an order in effect or lapsed is extended
+    on_stopwork_clock(s, c, now, cal, rt, extended=True)
+    if not any(r.kind == "stopwork" for r in repo.list_pending_reminders(s, contract_id=c.id)):
+        hour = rt.reminder_hour
+        due = first_after(
+            schedule.stopwork_first_ping(c.stopwork_since, cal, hour),
+            lambda d: schedule.stopwork_next_ping(d, cal, hour),
+            now,
+        )
+        repo.add_reminder(
+            s,
+            key=f"stopwork:{c.id}:{c.stopwork_since.isoformat()}:{due.isoformat()}",
+            kind="stopwork",
+            due_at=due,
+            contract_id=c.id,
+            data={"since": c.stopwork_since.isoformat()},
+        )
 
 
 def on_notice(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, rt: RuntimeSettings) -> None:

@@ -21,8 +21,8 @@ from sqlmodel import Session
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.domain import clocks_far, review, schedule
 from bot.domain import questions as qs
-from bot.domain import review, schedule
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.text import escape_mrkdwn
 from bot.services import planner, runtime
@@ -343,6 +343,13 @@ class ReminderSweeper:
                 if not rt.stopwork_reminders:
                     return []
                 days = (today - c.stopwork_since).days
+                lapsed = clocks_far.stopwork_lapsed_on(c.stopwork_since, c.stopwork_extended_until, today)
+                lapse_note = (
+                    f" It lapsed on {lapsed.isoformat()} under FAR 52.242-15 with no extension on record: record "
+                    f'`/contract resume {ref} reason="…"` or `/contract stopwork-extend {ref} until=DATE reason="…"`.'
+                    if lapsed
+                    else ""
+                )
                 open_q = qs.question_set(c.question_set).open_questions(
                     state.answers, {q.qid for q in questions}
                 )
@@ -351,7 +358,7 @@ class ReminderSweeper:
                         MANAGER,
                         f":octagonal_sign: Reminder: the stop-work order on *{ref}* "
                         f"({escape_mrkdwn(c.vendor)} / {escape_mrkdwn(c.product)}) is still in effect, since "
-                        f"{c.stopwork_since.isoformat()} ({_days(days)}). {len(open_q)} question(s) open"
+                        f"{c.stopwork_since.isoformat()} ({_days(days)}).{lapse_note} {len(open_q)} question(s) open"
                         f"{': ' + ', '.join(open_q[:10]) if open_q else ''}. Next: finish the review, then "
                         f'`/contract resume {ref} reason="…"` when it is lifted. {link}',
                     )
@@ -471,6 +478,30 @@ class ReminderSweeper:
                         f"Next: decide on renewal or wind-down. {link}"
                     )
                 return [("thread", text), (MANAGER, text)]
+            case "stopwork-lapse":
+                return self._stopwork_lapse(s, c, data, now, today, questions, ref, link)
+            case "term-end":
+                if c.term_ends is None or c.term_ends.isoformat() != data.get("ends_on"):
+                    return []
+                left = (c.term_ends - today).days
+                label = str(data.get("label") or "")
+                before = int(label[:-1]) if label[:-1].isdigit() else 0
+                if clocks_far.superseded(before, left, clocks_far.TERM_END_REMINDER_DAYS):
+                    return []  # sent late with a later one due too: that one says how many days are left
+                when_ = (
+                    f"ends on {c.term_ends.isoformat()} ({schedule.days_left_words(left)})"
+                    if left >= 0
+                    else f"ended on {c.term_ends.isoformat()}"
+                )
+                return [
+                    (
+                        MANAGER,
+                        f":calendar: Reminder: the period of performance of *{ref}* "
+                        f"({escape_mrkdwn(c.vendor)} / {escape_mrkdwn(c.product)}) {when_}. Next: let it end and "
+                        f'close it out after its last day (`/contract close {ref} reason="…"`), or record the '
+                        f"modification that extends it. {link}",
+                    )
+                ]
             case "excluded-notice":
                 if c.purpose != "excluded" or c.awarded_on is None:
                     return []
@@ -486,6 +517,78 @@ class ReminderSweeper:
                 return [("thread", text), (MANAGER, text)]
         log.warning("unknown reminder kind %s (%s)", r.kind, r.key)
         return []
+
+    def _stopwork_lapse(  # noqa: PLR0913
+        self,
+        s: Session,
+        c: Contract,
+        data: dict,
+        now: datetime,
+        today: date,
+        questions,  # noqa: ANN001
+        ref: str,
+        link: str,
+    ) -> list[tuple[str, str]]:
+        """FAR 52.242-15: the order lapses after its 90 days (or its extension) unless extended or lifted."""
+        if c.stopwork_since is None:
+            return []
+        since = c.stopwork_since
+        lapses = clocks_far.stopwork_lapses_on(since, c.stopwork_extended_until)
+        if data.get("lapses_on") != lapses.isoformat():
+            return []  # extended since it was planned: the new end has its own reminders
+        basis = (
+            f"extended by agreement to {lapses.isoformat()}"
+            if c.stopwork_extended_until is not None
+            else f"{clocks_far.STOPWORK_DAYS} days"
+        )
+        label = str(data.get("label") or "")
+        if today > lapses:
+            if label != "lapsed":
+                return []  # sent late, after the lapse: the "lapsed" one says what matters now
+            # the parent message says it lapsed from now on (nothing else changes: the order still blocks)
+            repo.add_outbox(
+                s,
+                at=now,
+                op="update",
+                target="thread",
+                contract_id=c.id,
+                message_key="parent",
+                payload={"render": "parent"},
+            )
+            verdict = review.operational_use(state_of(c, questions).with_(stopwork_since=None), today)
+            standing = (
+                f"without it, operational use under the executive order would be {verdict.summary}"
+                if verdict.permitted or verdict.closed_on or verdict.not_applicable
+                else "the executive order's own conditions are still not met: " + "; ".join(verdict.missing)
+            )
+            return [
+                (
+                    MANAGER,
+                    f":hourglass: Reminder: the stop-work order on *{ref}* (since {since.isoformat()}) lapsed on "
+                    f"{lapses.isoformat()} (FAR 52.242-15, {basis}): the contractor may resume work. No extension "
+                    "and no lift are on record, so the bot still treats it as blocking operational use; lapsing is "
+                    f"not a compliance finding ({standing}). Next: record the lift with "
+                    f'`/contract resume {ref} reason="…"`, or an agreed extension with '
+                    f'`/contract stopwork-extend {ref} until=DATE reason="…"`. {link}',
+                )
+            ]
+        left = (lapses - today).days
+        if label == "lapsed":
+            return []  # planned for the day after the lapse, but the lapse date moved (an extension): nothing to say
+        before = clocks_far.STOPWORK_DAYS - int(label[:-1]) if label[:-1].isdigit() else 0
+        befores = tuple(clocks_far.STOPWORK_DAYS - n for n in clocks_far.STOPWORK_LAPSE_REMINDER_DAYS)
+        if clocks_far.superseded(before, left, befores):
+            return []
+        return [
+            (
+                MANAGER,
+                f":hourglass_flowing_sand: Reminder: the stop-work order on *{ref}* lapses on {lapses.isoformat()} "
+                f"(FAR 52.242-15, {basis}; {'today is its last day' if left == 0 else schedule.days_left_words(left)}, "
+                f"in effect since {since.isoformat()}) unless extended: "
+                f'`/contract stopwork-extend {ref} until=DATE reason="…"` or `/contract resume {ref} reason="…"`. '
+                f"{link}",
+            )
+        ]
 
     def _refresh_status(self, s: Session, c: Contract, now: datetime, questions, why: str) -> None:  # noqa: ANN001
         """Store the status the passing of time gave the contract, audited as the bot's own change."""
@@ -532,8 +635,14 @@ class ReminderSweeper:
             for c in stopworks:
                 # stored, and the query keeps only contracts with a stop-work date
                 assert c.id is not None and c.stopwork_since is not None
+                lapses = clocks_far.stopwork_lapses_on(c.stopwork_since, c.stopwork_extended_until)
                 entries.append(
-                    f"{ref_of(c.id)} since {c.stopwork_since.isoformat()} ({_days((today - c.stopwork_since).days)})"
+                    f"{ref_of(c.id)} since {c.stopwork_since.isoformat()} ({_days((today - c.stopwork_since).days)}, "
+                    + (
+                        f"lapsed on {lapses.isoformat()})"
+                        if today > lapses
+                        else f"lapses {lapses.isoformat()})"
+                    )
                 )
             lines.append("Stop-work orders: " + "; ".join(entries))
         waiting = repo.list_waiting(s, DIGEST_ROWS)
@@ -590,6 +699,12 @@ def deadlines(
             out.append((ref, "waiver's last day in force", c.waiver_until))
         if c.purpose == "excluded" and c.awarded_on is not None and c.id not in notified:
             out.append((ref, "§4(b) notice due", schedule.excluded_notice_due(c.awarded_on)))
+        if c.stopwork_since is not None:
+            lapses = clocks_far.stopwork_lapses_on(c.stopwork_since, c.stopwork_extended_until)
+            if lapses >= today:  # a lapsed order is in the stop-work line, not a deadline still to meet
+                out.append((ref, "stop-work order lapses (FAR 52.242-15)", lapses))
+        if c.term_ends is not None and c.term_ends >= today:
+            out.append((ref, "period of performance ends", c.term_ends))
     return out
 
 

@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.domain import access, review, roles, schedule
+from bot.domain import access, clocks_far, review, roles, schedule
 from bot.domain import questions as qs
 from bot.domain.args import AUDIT_PAGE_SIZE, COMMANDS, LIST_PAGE_SIZE
 from bot.domain.calendar import BusinessCalendar
@@ -114,6 +114,8 @@ def contract_snapshot(c: Contract) -> dict:
             "stopwork_since",
             "stopwork_reason",
             "stopwork_lifted_on",
+            "stopwork_extended_until",
+            "term_ends",
             "determination",
             "determined_on",
             "determination_reason",
@@ -445,6 +447,7 @@ class ReviewService:
                     str(given.get("agency") or ""),
                 ),
             )
+            term_line = self._period_of_performance(contract, fields)
             repo.add_contract(s, contract)
             assert contract.id is not None  # flushed: the insert gave it its number
             repo.record_audit(
@@ -469,7 +472,7 @@ class ReviewService:
             return Done(
                 f"Filed *{ref_of(contract.id)}*: {escape_mrkdwn(contract.vendor)} / "
                 f"{escape_mrkdwn(contract.product)} for {escape_mrkdwn(contract.agency)}. "
-                f"The review runs in <#{channel}>.",
+                f"The review runs in <#{channel}>.{term_line}",
                 contract.id,
             )
 
@@ -492,6 +495,27 @@ class ReviewService:
             return Done(
                 f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False
             )
+
+    @staticmethod
+    def _period_of_performance(contract: Contract, fields: dict) -> str:
+        """Set the period of performance's last day from `ends=`, or from a duration `term=` and the award date;
+        the filing's reply says what was understood (a `term=` that is not a duration stays free text)."""
+        ends = fields.get("ends_on")
+        months = clocks_far.parse_term(contract.term)
+        if ends is None and months is not None and contract.awarded_on is not None:
+            ends = clocks_far.term_ends_on(contract.awarded_on, months)
+        contract.term_ends = ends
+        if ends is not None:
+            return (
+                f" Period of performance: through {ends.isoformat()}; managers are reminded "
+                f"{', '.join(str(n) for n in clocks_far.TERM_END_REMINDER_DAYS)} days before it ends."
+            )
+        if months is not None:
+            return (
+                f" Period of performance: {clocks_far.term_words(months)}, but with no award date its end is not "
+                "known (give `awarded=DATE`, or `ends=DATE`), so nothing reminds of it."
+            )
+        return ""
 
     def _look_alike(self, s: Session, fields: dict, actor: str) -> review.LookAlike | None:
         """The oldest open contract with the same vendor, product and agency (normalised), if any, that the person
@@ -872,6 +896,7 @@ class ReviewService:
         def apply(s, c, state, day, now):
             review.check_stopwork(state, day)
             c.stopwork_since, c.stopwork_reason = day, reason
+            c.stopwork_extended_until = None  # a new order has its own 90 days
             planner.on_stopwork(s, c, now, self.calendar, self.reminder_settings(s))
             return (
                 f":octagonal_sign: Stop-work order on {ref_of(c.id)} from {day.isoformat()}: "
@@ -887,14 +912,24 @@ class ReviewService:
             review.check_resume(state, day)
             since = c.stopwork_since
             lasted = (day - since).days
+            # recorded after it lapsed (FAR 52.242-15): say so; the lift is the day it is recorded
+            lapsed = clocks_far.stopwork_lapsed_on(since, c.stopwork_extended_until, day)
+            lapse_basis = (
+                "at the end of its extension" if c.stopwork_extended_until else "with no extension on record"
+            )
             c.stopwork_since, c.stopwork_reason, c.stopwork_lifted_on = None, None, day
-            repo.cancel_reminders(s, c.id, ["stopwork"])
+            c.stopwork_extended_until = None
+            repo.cancel_reminders(s, c.id, ["stopwork", "stopwork-lapse"])
             # lifting a stop-work order is not a compliance finding: say where the review stands
             verdict = review.operational_use(state.with_(stopwork_since=None), self.calendar.local_date(now))
             if verdict.permitted or verdict.closed_on or verdict.not_applicable:
                 standing = f"Operational use under the order: {verdict.summary}."
             else:
                 standing = "Operational use is still not permitted: " + "; ".join(verdict.missing) + "."
+            if lapsed:
+                standing = (
+                    f"It had lapsed on {lapsed.isoformat()} under FAR 52.242-15, {lapse_basis}. " + standing
+                )
             line = (
                 f":arrow_forward: Stop-work order on {ref_of(c.id)} lifted on {day.isoformat()} "
                 f"(in effect since {since.isoformat()}, {lasted} day{'s' if lasted != 1 else ''}): "
@@ -904,6 +939,29 @@ class ReviewService:
             return line, "resume", standing
 
         return self._transition(actor, contract_id, "resume", roles.MANAGER, on, apply)
+
+    def stopwork_extend(self, actor: str, contract_id: int | None, until: date, reason: str) -> Done:
+        """FAR 52.242-15: a stop-work order extended by agreement past its 90 days (manager); its lapse reminders
+        are re-planned for the new end."""
+
+        def apply(s, c, state, day, now):
+            review.check_open(state, "stopwork-extend")
+            clocks_far.check_stopwork_extend(
+                ref_of(c.id), c.stopwork_since, c.stopwork_extended_until, until, day
+            )
+            was = clocks_far.stopwork_lapses_on(c.stopwork_since, c.stopwork_extended_until)
+            lapsed = clocks_far.stopwork_lapsed_on(c.stopwork_since, c.stopwork_extended_until, day)
+            c.stopwork_extended_until = until
+            planner.on_stopwork_extended(s, c, now, self.calendar, self.reminder_settings(s))
+            line = (
+                f":hourglass_flowing_sand: Stop-work order on {ref_of(c.id)} (since {c.stopwork_since.isoformat()}) "
+                f"extended by agreement (FAR 52.242-15) through {until.isoformat()}, "
+                f"{'after it had lapsed on' if lapsed else 'instead of'} {was.isoformat()}: {escape_mrkdwn(reason)}. "
+                "No operational use while it is in effect."
+            )
+            return line, "stopwork-extend", f"until {until.isoformat()} (was {was.isoformat()}): {reason}"
+
+        return self._transition(actor, contract_id, "stopwork-extend", roles.MANAGER, None, apply)
 
     def determine(
         self, actor: str, contract_id: int | None, outcome: str, reason: str, on: date | None = None

@@ -47,6 +47,7 @@ def contract_fields(args: dict) -> dict:
     """The filing fields of a parsed `file` command (or the modal), in the service's names."""
     fields = {k: args.get(k) for k in FILE_KEYS}
     fields["awarded_on"] = args.get("awarded")
+    fields["ends_on"] = args.get("ends_on")
     return fields
 
 
@@ -92,6 +93,10 @@ def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> objec
             return service.stopwork(actor, cmd.contract, cmd.require("reason", str), on)
         case "resume":
             return service.resume(actor, cmd.contract, cmd.require("reason", str), on)
+        case "stopwork-extend":
+            return service.stopwork_extend(
+                actor, cmd.contract, cmd.require("until", date), cmd.require("reason", str)
+            )
         case "determine":
             return service.determine(
                 actor, cmd.contract, cmd.require("outcome", str), cmd.require("reason", str), on

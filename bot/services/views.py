@@ -164,6 +164,7 @@ class ContractView:
     next_reminders: tuple[tuple[str, datetime], ...] = field(default_factory=tuple)
     permalink: str | None = None  # the parent message's link from chat.getPermalink, once known
     restricted: bool = False  # need-to-know (`restrict CR-n`): its reads are audited
+    term_ends: date | None = None  # the period of performance's last day (bot.domain.clocks_far)
     question_set: str = qs.FIRST_QUESTION_SET  # the version of the questions it was filed under
 
     @property
@@ -187,6 +188,7 @@ def state_of(contract: Contract, questions: list[Question]) -> review.ReviewStat
         question_set=contract.question_set,
         stopwork_since=contract.stopwork_since,
         stopwork_lifted_on=contract.stopwork_lifted_on,
+        stopwork_extended_until=contract.stopwork_extended_until,
         determination=contract.determination,
         determined_on=contract.determined_on,
         certified_on=contract.certified_on,
@@ -290,5 +292,6 @@ def build_contract_view(
         next_reminders=reminders,
         permalink=contract.permalink,
         restricted=bool(contract.restricted),
+        term_ends=contract.term_ends,
         question_set=qset.version,
     )

@@ -64,6 +64,7 @@ def test_table_has_every_spec_subcommand() -> None:
         "clear", "waiver", "waiver-report", "revoke-waiver", "close", "reopen", "redetermine", "audit", "help",
         "admin grant", "admin revoke", "admin roles", "admin set", "admin settings", "admin export",
         "restrict", "unrestrict",
+        "stopwork-extend",
         "timeline",
     }  # fmt: skip
     assert set(COMMANDS) == expected
