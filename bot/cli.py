@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         "--format", choices=("md", "docx"), default="md", help="Markdown (default) or Word"
     )
     report_annual.add_argument("--out", help="file to write (default: standard output)")
+    draft = sub.add_parser("draft", help="the draft of one of the order's notices, from the record")
+    draft.add_argument("ref", metavar="CR-n", help="the contract, e.g. CR-1")
+    draft.add_argument("kind", choices=("apnsa", "dni", "waiver", "redetermination", "excluded"))
+    draft.add_argument("--format", choices=("md", "docx"), default="md", help="Markdown (default) or Word")
+    draft.add_argument("--out", help="file to write (default: standard output)")
     outbox = sub.add_parser("outbox", help="messages Slack refused for good, and sending them again")
     osub = outbox.add_subparsers(dest="outbox_command", required=True)
     osub.add_parser("dead", help="list the messages Slack refused for good, with the messages held with them")
@@ -145,6 +150,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _export(settings, args.format, args.out)
     if args.command == "report":
         return _report_annual(settings, args.year, args.format, args.out)
+    if args.command == "draft":
+        return _draft(settings, args.ref, args.kind, args.format, args.out)
     if args.command == "outbox":
         return _outbox(settings, args.outbox_command, args.ids if args.outbox_command == "retry" else [])
     return 2
@@ -451,6 +458,65 @@ def _export(settings: Settings, fmt: str, out: str | None) -> int:
         sys.stdout.buffer.write(content)  # the bytes as built (a CSV's BOM included), whatever the locale
         sys.stdout.flush()
         print(f"exported {source}", file=sys.stderr)
+    return 0
+
+
+def _draft(settings: Settings, ref: str, kind: str, fmt: str, out: str | None) -> int:
+    """`contract-bot draft CR-n KIND`: read-only (nothing is recorded; `sent` needs a draft made with `/contract`)."""
+    import re
+
+    from bot.domain.errors import DomainError
+    from bot.services.documents import build_draft
+    from storage import repositories as repo
+    from storage.db import describe_url, read_only
+
+    match = re.fullmatch(r"(?:CR-)?(\d{1,9})", ref.strip(), re.IGNORECASE)
+    if not match:
+        print(f"contract-bot: {ref!r} is not a contract reference such as CR-1", file=sys.stderr)
+        return 2
+    engine, factory, clock, calendar = _offline(settings)
+    try:
+        with read_only(factory) as s:
+            c = repo.get_contract(s, int(match.group(1)))
+            if c is None:
+                print(
+                    f"contract-bot: there is no CR-{int(match.group(1))} in {describe_url(settings.database_url)}",
+                    file=sys.stderr,
+                )
+                return 1
+            today = calendar.local_date(clock.now())
+            try:
+                drafted = build_draft(
+                    s,
+                    c,
+                    kind,
+                    today=today,
+                    zone=calendar.zone,
+                    banner=settings.cui_banner,
+                    picture=fmt == "docx",
+                )
+            except DomainError as exc:
+                print(f"contract-bot: {exc.message}", file=sys.stderr)
+                return 1
+    finally:
+        engine.dispose()
+    content = drafted.docx if fmt == "docx" else drafted.markdown.encode("utf-8")
+    source = f"from {describe_url(settings.database_url)}" + (
+        f" (sha256 {drafted.sha256})" if fmt == "docx" else ""
+    )
+    if out:
+        try:
+            with open(out, "wb") as fh:
+                fh.write(content)
+        except OSError as exc:
+            print(f"contract-bot: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {out} {source}", file=sys.stderr)
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+        print(f"drafted {source}", file=sys.stderr)
     return 0
 
 

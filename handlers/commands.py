@@ -17,6 +17,7 @@ from bot.domain.text import unescape_slack
 from bot.services.annual_report import AnnualReportRequest, build_annual_report
 from bot.services.channels import CHANNEL_KEYS, FilingRefused, check_under_way
 from bot.services.clocks import TimelineRequest, timeline_png
+from bot.services.drafts import DraftRequest, DraftService
 from bot.services.reviews import Done
 from bot.services.router import ExportRequest, run_command
 from handlers.context import HandlerContext, error_reply, log
@@ -89,6 +90,9 @@ def carry_out_command(ctx: HandlerContext, actor: str, text: str, context: BoltC
     if isinstance(result, ExportRequest):
         export_format = result.format
         ctx.after_answer(lambda: send_export(ctx, actor, export_format))
+    if isinstance(result, DraftRequest):
+        asked = result
+        ctx.after_answer(lambda: send_draft(ctx, actor, asked))
     if isinstance(result, TimelineRequest | AnnualReportRequest):
         paperwork = result
         ctx.after_answer(lambda: send_paperwork(ctx, actor, paperwork))
@@ -186,6 +190,38 @@ def send_export(ctx: HandlerContext, user_id: str, fmt: str) -> None:
             client.chat_postMessage(channel=user_id, text=f"The export failed. {error_id}")
         except Exception:  # noqa: BLE001
             log.exception("could not report a failed export")
+
+
+def send_draft(ctx: HandlerContext, user_id: str, asked: DraftRequest) -> None:
+    """Build a drafted notice and send it to the person's direct messages (after the answer): the Word file, and
+    the same as Markdown (Slack previews it; the console prints it)."""
+    client = ctx.client
+    try:
+        drafted = DraftService(ctx.service).draft(user_id, asked.contract_id, asked.kind)
+    except DomainError as exc:  # the record changed since the request was checked
+        client.chat_postMessage(channel=user_id, text=f"The draft was not made: {exc.user_text()}")
+        return
+    draft = drafted.draft
+    try:
+        channel = client.conversations_open(users=user_id)["channel"]["id"]
+        client.files_upload_v2(
+            channel=channel,
+            file_uploads=[
+                {"filename": draft.filename, "content": draft.docx, "title": draft.filename},
+                {
+                    "filename": f"{draft.document.filename_stem}.md",
+                    "content": draft.markdown.encode("utf-8"),
+                    "title": f"{draft.document.filename_stem}.md",
+                },
+            ],
+            initial_comment=drafted.comment,
+        )
+    except Exception:  # noqa: BLE001
+        error_id = error_reply(log)
+        try:
+            client.chat_postMessage(channel=user_id, text=f"The draft could not be sent. {error_id}")
+        except Exception:  # noqa: BLE001
+            log.exception("could not report a failed draft")
 
 
 def send_paperwork(ctx: HandlerContext, user_id: str, asked: TimelineRequest | AnnualReportRequest) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+from bot.services.drafts import DraftRequest
 from bot.services.reviews import ContractList, Done, RolesList, SettingsList, Timeline
 from bot.services.router import ExportRequest, HelpReply
 from bot.services.views import ContractView
@@ -35,6 +36,8 @@ def _render(result: object, zone: ZoneInfo) -> dict:
             return blocks.build_roles(result)
         case SettingsList():
             return blocks.build_settings(result)
+        case DraftRequest():
+            return {"text": result.text}
         case ExportRequest(format=fmt):
             return {
                 "text": f"Preparing the {fmt.upper()} export; it will arrive as a file in a direct message."

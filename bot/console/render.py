@@ -356,6 +356,10 @@ class Transcript:
                     f"({len(e.body.get('content') or b'')} bytes): "
                     f"{self.plain(e.body.get('initial_comment') or '')}"
                 )
+                name = str(e.body.get("name") or e.body.get("title") or "")
+                if name.endswith(".md"):  # a drafted notice: its Markdown is what the console shows
+                    content = e.body.get("content") or b""
+                    self.indent(content.decode("utf-8", "replace").rstrip("\n").split("\n"), "  ", "  ")
             elif e.kind == "refused":
                 self._last_thread = None
                 detail = "; ".join((e.body.get("response_metadata") or {}).get("messages") or [])

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from bot.domain import questions, schedule
 from bot.domain.errors import InputError
+from bot.domain.paperwork import KINDS as NOTICE_KINDS
 from bot.domain.questions import ANSWER_VALUES, QUESTIONS
 from bot.domain.review import OUTCOMES, STATUSES
 from bot.domain.roles import ANYONE, ROLES
@@ -337,6 +338,19 @@ _NEED_TO_KNOW = (
     "one only its filer, its assigned reviewers, managers, officials and admins."
 )
 
+# the order's notices (bot.domain.paperwork): `draft` and `sent`
+_NOTICE_KIND = Positional(
+    "kind",
+    Kind.CHOICE,
+    "|".join(NOTICE_KINDS),
+    "which notice: apnsa (§2(g)), dni (§2(d)), waiver (§2(m)), redetermination (§2(j)), excluded (§4(b))",
+    choices=NOTICE_KINDS,
+)
+
+_VENDOR = Positional(
+    "name", Kind.TEXT, "NAME", "the vendor's name or an alias (quotes optional)", variadic=True
+)
+
 _COMMAND_LIST: tuple[Command, ...] = (
     Command(
         "file",
@@ -597,6 +611,29 @@ _COMMAND_LIST: tuple[Command, ...] = (
             ),
         ),
         also=("manager",),
+    ),
+    Command(
+        "draft",
+        "manager",
+        "Draft one of the order's notices from the record, as a Word file sent to you privately.",
+        (_REF, _NOTICE_KIND),
+        note="The draft lists at its top what the record still lacks for that notice. " + _NEED_TO_KNOW,
+        also=("official",),
+    ),
+    Command(
+        "sent",
+        "manager",
+        "Record that a notice went out, with the fingerprint (SHA-256) of its last draft.",
+        (_REF, _NOTICE_KIND),
+        (
+            Option(
+                "ref", Kind.TEXT, "your reference for what was sent, e.g. a letter number", dest="reference"
+            ),
+            _ON,
+        ),
+        note="`sent … apnsa` is `notify` (managers) and `sent … waiver` is `waiver-report` (officials); "
+        "`sent … excluded` records the §4(b) notice and ends its reminders. Draft it first.",
+        also=("official",),
     ),
     Command(
         "help",

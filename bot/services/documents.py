@@ -225,6 +225,7 @@ def to_docx(doc: Document, png: bytes | None = None, *, today: date) -> bytes:
     stamp = datetime.combine(today, time(), tzinfo=UTC).replace(tzinfo=None)
     props.created = props.modified = stamp
     props.last_modified_by = "contract-bot"
+    d.styles["Table Grid"].font.size = Pt(8)  # once for every table, rather than per run (the slow part)
     section = d.sections[0]
     for part in (section.header, section.footer):
         p = part.paragraphs[0]
@@ -246,17 +247,14 @@ def to_docx(doc: Document, png: bytes | None = None, *, today: date) -> bytes:
             if isinstance(block, Table):
                 table = d.add_table(rows=1, cols=len(block.headers))
                 table.style = "Table Grid"
-                for cell, text in zip(table.rows[0].cells, block.headers, strict=True):
-                    cell.text = ""
-                    cell.paragraphs[0].add_run(text).bold = True
-                for row in block.rows:
-                    for cell, text in zip(table.add_row().cells, row, strict=True):
-                        cell.text = text
-                for row in table.rows:
-                    for cell in row.cells:
-                        for p in cell.paragraphs:
-                            for run in p.runs:
-                                run.font.size = Pt(8)
+                for cells, texts, bold in [
+                    (table.rows[0].cells, block.headers, True),
+                    *((table.add_row().cells, row, False) for row in block.rows),
+                ]:
+                    for cell, text in zip(cells, texts, strict=True):
+                        run = cell.paragraphs[0].add_run(text)
+                        if bold:
+                            run.bold = True
             else:
                 d.add_paragraph(block)
     d.add_heading("Timeline", level=1)

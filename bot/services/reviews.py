@@ -55,6 +55,10 @@ CONTRACT_FIELDS = (
 )
 
 
+# `sent CR-n KIND`: records the notice row inside another action's unit of work; returns the audit note
+Sending = Callable[[Session, Contract, date, datetime], str]
+
+
 @dataclass(frozen=True)
 class Done:
     """An action that succeeded; ``text`` is the private confirmation (safe mrkdwn)."""
@@ -1040,19 +1044,24 @@ class ReviewService:
 
         return self._transition(actor, contract_id, "certify", roles.OFFICIAL, on, apply)
 
-    def notify(self, actor: str, contract_id: int | None, on: date | None = None) -> Done:
-        """§2(g) notice to the APNSA; the 7-day waiting period starts (manager)."""
+    def notify(
+        self, actor: str, contract_id: int | None, on: date | None = None, *, sending: Sending | None = None
+    ) -> Done:
+        """§2(g) notice to the APNSA; the 7-day waiting period starts (manager). ``sending`` (`sent … apnsa`)
+        records the draft that went out in the same unit of work and returns a note for the audit entry."""
 
         def apply(s, c, state, day, now):
             review.check_notify(state, day)
+            note = sending(s, c, day, now) if sending else None
             c.notice_on = day
             end = review.waiting_period_end(state.with_(notice_on=day))
             assert end is not None  # there is a notice date, so the period has an end
             planner.on_notice(s, c, now, self.calendar, self.reminder_settings(s))
-            return (
+            line = (
                 f":envelope: APNSA notified (§2(g)) for {ref_of(c.id)} on {day.isoformat()}. "
                 f"No operational use before {end.isoformat()} unless the APNSA clears it sooner."
             )
+            return (line, "notify", note) if note else line
 
         return self._transition(actor, contract_id, "notify", roles.MANAGER, on, apply)
 
@@ -1105,19 +1114,23 @@ class ReviewService:
 
         return self._transition(actor, contract_id, "waiver", roles.OFFICIAL, on, apply)
 
-    def waiver_report(self, actor: str, contract_id: int | None, on: date | None = None) -> Done:
-        """The 72-hour report of a waiver or its revocation was sent (official)."""
+    def waiver_report(
+        self, actor: str, contract_id: int | None, on: date | None = None, *, sending: Sending | None = None
+    ) -> Done:
+        """The 72-hour report of a waiver or its revocation was sent (official); ``sending`` as for `notify`."""
 
         def apply(s, c, state, day, now):
             which = review.check_waiver_report(state, day)
+            note = sending(s, c, day, now) if sending else None
             if which == "revocation":
                 c.revocation_reported_on = day
             else:
                 c.waiver_reported_on = day
             repo.cancel_reminders(s, c.id, [f"waiver-report-{which}"])
-            return (
+            line = (
                 f":outbox_tray: The 72-hour {which} report for {ref_of(c.id)} was sent on {day.isoformat()}."
             )
+            return (line, "waiver-report", note) if note else line
 
         return self._transition(actor, contract_id, "waiver-report", roles.OFFICIAL, on, apply)
 

@@ -8,6 +8,7 @@ from datetime import date
 from bot.domain.args import COMMANDS, ParsedCommand, help_text
 from bot.services import annual_report
 from bot.services.clocks import TimelineRequest
+from bot.services.drafts import DraftService
 from bot.services.reviews import ReviewService
 
 FILE_KEYS = (
@@ -128,6 +129,12 @@ def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> objec
             return service.reopen(actor, cmd.contract, cmd.require("reason", str))
         case "redetermine":
             return service.redetermine(actor, cmd.contract, cmd.require("reason", str), on)
+        case "draft":
+            return DraftService(service).check_draft(actor, cmd.contract, cmd.require("kind", str))
+        case "sent":
+            return DraftService(service).sent(
+                actor, cmd.contract, cmd.require("kind", str), cmd.get("reference", str), on
+            )
         case "admin grant":
             return service.grant(actor, cmd.require("user", str), cmd.require("role", str))
         case "admin revoke":

@@ -47,6 +47,7 @@ DATED = (
     "revoke-waiver",
     "close",
     "redetermine",
+    "sent",
 )
 
 
@@ -64,6 +65,7 @@ def test_table_has_every_spec_subcommand() -> None:
         "clear", "waiver", "waiver-report", "revoke-waiver", "close", "reopen", "redetermine", "audit", "help",
         "admin grant", "admin revoke", "admin roles", "admin set", "admin settings", "admin export",
         "restrict", "unrestrict",
+        "draft", "sent",
         "stopwork-extend",
         "timeline",
     }  # fmt: skip
@@ -297,7 +299,7 @@ def test_dated_actions_default_to_today_and_take_on(name: str) -> None:
         "until": "until=2025-12-31",
     }
     extra = " ".join(fill[o.key] for o in command.options if o.required)
-    positional = " not-risky" if name == "determine" else ""
+    positional = {"determine": " not-risky", "sent": " apnsa"}.get(name, "")
     parsed = parse(f"{name} CR-7{positional} {extra}")
     assert parsed.on == TODAY and "on" not in parsed.args
     parsed = parse(f"{name} CR-7{positional} {extra} on=2024-12-31")
