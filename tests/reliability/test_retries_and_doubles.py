@@ -132,11 +132,14 @@ def test_two_different_answers_quickly_leave_one_consistent_answer(running):
 
 
 def test_double_submitted_filing_modal_files_once(running):
-    state = file_form_state(vendor="Paragon", product="Graphite", agency="ICE", purpose="operational")
     tried = 0
     acks = []
     for n in range(3):
         view_id = f"VDOUBLE{n}"
+        # a product per view: three views of one contract would be a look-alike ("file anyway?")
+        state = file_form_state(
+            vendor="Paragon", product=f"Graphite-{n}", agency="ICE", purpose="operational"
+        )
         if n == 0:  # one after another: the second submission is the same view
             results = [
                 running.slack.view_submission(
@@ -147,8 +150,8 @@ def test_double_submitted_filing_modal_files_once(running):
         else:  # at the same moment
             results = _parallel(
                 [
-                    lambda v=view_id: running.slack.view_submission(
-                        user_id=MEMBER, callback_id="file_contract_modal", state_values=state, view_id=v
+                    lambda v=view_id, st=state: running.slack.view_submission(
+                        user_id=MEMBER, callback_id="file_contract_modal", state_values=st, view_id=v
                     )
                 ]
                 * 3
