@@ -14,7 +14,7 @@ from bot.domain.args import COMMANDS, Command, parse_command
 from bot.domain.errors import DomainError, InputError
 from bot.domain.review import DuplicateFiling
 from bot.domain.text import unescape_slack
-from bot.services.annual_report import AnnualReportRequest, build_annual_report
+from bot.services.annual_report import AnnualReportRequest, annual_report_files
 from bot.services.channels import CHANNEL_KEYS, FilingRefused, check_under_way
 from bot.services.clocks import TimelineRequest, timeline_png
 from bot.services.drafts import DraftRequest, DraftService
@@ -240,17 +240,19 @@ def send_paperwork(ctx: HandlerContext, user_id: str, asked: TimelineRequest | A
                 banner=service.settings.cui_banner,
             )
             comment = f"{asked.ref}: the order's clocks as of {ctx.today().isoformat()}."
+            uploads = [{"filename": filename, "content": content, "title": filename}]
         else:
-            filename, content, report = build_annual_report(
+            report, files = annual_report_files(
                 service.session_factory,
                 today=ctx.today(),
                 zone=service.calendar.zone,
                 banner=service.settings.cui_banner,
                 year=asked.year,
             )
+            uploads = [{"filename": name, "content": data, "title": name} for name, data in files]
             comment = (
                 f"The §4(d) annual report for {report.start.isoformat()} to {report.end.isoformat()} (a draft to "
-                "review): "
+                "review), in Word and in Markdown: "
                 + (
                     "no data for this year."
                     if report.empty
@@ -259,9 +261,7 @@ def send_paperwork(ctx: HandlerContext, user_id: str, asked: TimelineRequest | A
                 )
             )
         channel = client.conversations_open(users=user_id)["channel"]["id"]
-        client.files_upload_v2(
-            channel=channel, filename=filename, content=content, title=filename, initial_comment=comment
-        )
+        client.files_upload_v2(channel=channel, file_uploads=uploads, initial_comment=comment)
     except Exception:  # noqa: BLE001
         error_id = error_reply(log)
         try:

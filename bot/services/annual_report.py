@@ -32,6 +32,7 @@ __all__ = [
     "DRAFT_LINE",
     "AnnualReportRequest",
     "annual_facts_of",
+    "annual_report_files",
     "build_annual_report",
     "load_report",
     "report_due",
@@ -561,6 +562,22 @@ def to_docx(
     return buf.getvalue()
 
 
+def _read(
+    session_factory: SessionFactory, *, today: date, zone: ZoneInfo, year: int | None
+) -> tuple[AnnualReport, dict[str, clocks.ClockFacts]]:
+    """The selection and the clocks of its contracts, from one read-only snapshot; InputError for a year refused."""
+    with read_only(session_factory) as s:
+        report = load_report(s, year=year, today=today, zone=zone)
+        by_id = {int(f.ref[3:]): f.ref for f in report.contracts}
+        contracts = list(repo.get_contracts(s, list(by_id)).values()) if by_id else []
+        facts = {f"CR-{cid}": cf for cid, cf in clock_facts_of(s, contracts).items()}
+    return report, facts
+
+
+def _stem(report: AnnualReport) -> str:
+    return f"eo14093-4d-annual-report-{report.year}"
+
+
 def build_annual_report(
     session_factory: SessionFactory,
     *,
@@ -572,16 +589,23 @@ def build_annual_report(
 ) -> tuple[str, bytes, AnnualReport]:
     """(filename, bytes, selection) of the §4(d) report in ``fmt`` (docx or md), from a read-only snapshot;
     raises InputError for a year refused."""
-    with read_only(session_factory) as s:
-        report = load_report(s, year=year, today=today, zone=zone)
-        by_id = {int(f.ref[3:]): f.ref for f in report.contracts}
-        contracts = list(repo.get_contracts(s, list(by_id)).values()) if by_id else []
-        facts = {f"CR-{cid}": cf for cid, cf in clock_facts_of(s, contracts).items()}
-    stem = f"eo14093-4d-annual-report-{report.year}"
+    report, facts = _read(session_factory, today=today, zone=zone, year=year)
     if fmt == "md":
         return (
-            f"{stem}.md",
+            f"{_stem(report)}.md",
             to_markdown(report, banner=banner, today=today, clock_facts=facts).encode(),
             report,
         )
-    return f"{stem}.docx", to_docx(report, banner=banner, today=today, clock_facts=facts), report
+    return f"{_stem(report)}.docx", to_docx(report, banner=banner, today=today, clock_facts=facts), report
+
+
+def annual_report_files(
+    session_factory: SessionFactory, *, today: date, zone: ZoneInfo, banner: str, year: int | None = None
+) -> tuple[AnnualReport, list[tuple[str, bytes]]]:
+    """The report as Word and as Markdown (what `/contract report annual` sends: the Word file to edit, the
+    Markdown that Slack previews and the console prints), from one read."""
+    report, facts = _read(session_factory, today=today, zone=zone, year=year)
+    return report, [
+        (f"{_stem(report)}.docx", to_docx(report, banner=banner, today=today, clock_facts=facts)),
+        (f"{_stem(report)}.md", to_markdown(report, banner=banner, today=today, clock_facts=facts).encode()),
+    ]

@@ -76,15 +76,15 @@ def a_year_of_contracts(running) -> None:
 
 
 def report(running, text: str, user: str, n: int) -> tuple[dict, Document, str]:
+    """The report's Word file (the ``n``-th report sent), read back by both readers; its Markdown came with it."""
     reply = say(running, text, user)
     assert "annual report" in reply and "direct message" in reply, reply
-    running.double.wait_for(lambda d: len(d.files()) == n)
-    f = running.double.files()[-1]
-    content = f["content"]
-    path = f"/tmp/p11/{f['name']}"
-    with open(path, "wb") as fh:
-        fh.write(content)
-    return f, Document(io.BytesIO(content)), docx2python(io.BytesIO(content)).text
+    running.double.wait_for(lambda d: len(d.files()) == 2 * n)
+    docx_file, md_file = running.double.files()[-2:]
+    assert md_file["name"] == docx_file["name"].replace(".docx", ".md")
+    assert md_file["content"].decode().startswith("**CUI**")
+    content = docx_file["content"]
+    return docx_file, Document(io.BytesIO(content)), docx2python(io.BytesIO(content)).text
 
 
 def rows(table) -> list[list[str]]:
