@@ -6,13 +6,14 @@ Pure: plain dated facts in, ``Span`` rows out; ``today`` is an argument. One lan
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from bot.domain import schedule
 
 __all__ = [
     "LANES",
+    "as_of",
     "ClockFacts",
     "Span",
     "clock_spans",
@@ -266,6 +267,34 @@ def clock_spans(facts: ClockFacts, today: date) -> list[Span]:
     )
     order = {lane: i for i, lane in enumerate(LANES)}
     return sorted(spans, key=lambda s: (order[s.lane], s.start, s.kind != PERIOD))
+
+
+def as_of(facts: ClockFacts, day: date) -> ClockFacts:
+    """The facts as the record stood on ``day``: anything dated later left out (a stop-work lifted later runs on)."""
+
+    def known(value: date | None) -> date | None:
+        return value if value is not None and value <= day else None
+
+    stopworks = tuple((start, known(lifted)) for start, lifted in facts.stopworks if start <= day)
+    waiver = known(facts.waiver_issued_on)
+    determined = known(facts.determined_on)
+    return replace(
+        facts,
+        stopworks=stopworks,
+        determination=facts.determination if determined else None,
+        determined_on=determined,
+        redetermination_on=known(facts.redetermination_on),
+        certified_on=known(facts.certified_on),
+        notice_on=known(facts.notice_on),
+        cleared_on=known(facts.cleared_on),
+        excluded_notice_on=known(facts.excluded_notice_on),
+        waiver_issued_on=waiver,
+        waiver_until=facts.waiver_until if waiver else None,
+        waiver_revoked_on=known(facts.waiver_revoked_on) if waiver else None,
+        waiver_reported_on=known(facts.waiver_reported_on) if waiver else None,
+        revocation_reported_on=known(facts.revocation_reported_on) if waiver else None,
+        closed_on=known(facts.closed_on),
+    )
 
 
 def date_range(spans: list[Span], today: date) -> tuple[date, date]:

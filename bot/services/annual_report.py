@@ -61,7 +61,8 @@ class AnnualReportRequest:
         """The private reply."""
         return (
             f":bar_chart: Preparing the §4(d) annual report for the reporting year {self.start.isoformat()} to "
-            f"{self.end.isoformat()} (`year={self.year}`): it will arrive as a Word file in a direct message."
+            f"{self.end.isoformat()} (`year={self.year}`): it will arrive as a Word file (and the same in Markdown) in a "
+            "direct message."
         )
 
     def __str__(self) -> str:
@@ -384,7 +385,7 @@ def _clock_lines(facts: clocks.ClockFacts, as_of: date) -> list[str]:
 
 def md_escape(text: str) -> str:
     """Text that Markdown shows as typed: its markup characters escaped, on one line."""
-    return re.sub(r"([\\`*_{}\[\]<>()#+!|~])", r"\\\1", _plain(text))
+    return re.sub(r"([\\`*_\[\]<>|])", r"\\\1", _plain(text))
 
 
 def to_markdown(
@@ -570,7 +571,10 @@ def _read(
         report = load_report(s, year=year, today=today, zone=zone)
         by_id = {int(f.ref[3:]): f.ref for f in report.contracts}
         contracts = list(repo.get_contracts(s, list(by_id)).values()) if by_id else []
-        facts = {f"CR-{cid}": cf for cid, cf in clock_facts_of(s, contracts).items()}
+        # the clocks as the record stood at the year's end (or today): what came later is not this year's
+        facts = {
+            f"CR-{cid}": clocks.as_of(cf, report.as_of) for cid, cf in clock_facts_of(s, contracts).items()
+        }
     return report, facts
 
 

@@ -217,3 +217,28 @@ def test_a_contract_with_no_dates_has_no_spans_and_the_range_still_holds_today()
     assert clock_spans(ClockFacts(ref="CR-10"), D("2025-06-01")) == []
     first, last = clocks.date_range([], D("2025-06-01"))
     assert first < D("2025-06-01") < last
+
+
+def test_as_of_leaves_out_what_came_later():
+    facts = ICE.__class__(
+        **{
+            **ICE.__dict__,
+            "determination": "not-risky",
+            "determined_on": D("2025-08-11"),
+            "certified_on": D("2025-08-13"),
+            "notice_on": D("2025-08-14"),
+            "waiver_issued_on": D("2025-09-01"),
+            "waiver_until": D("2026-01-01"),
+        }
+    )
+    early = clocks.as_of(facts, D("2025-03-27"))
+    assert early.stopworks == ((D("2024-10-08"), None),)  # lifted later: still in effect on that day
+    assert (early.determination, early.certified_on, early.notice_on, early.closed_on) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert early.waiver_issued_on is None and early.waiver_until is None
+    assert clocks.as_of(facts, D("2024-10-01")).stopworks == ()
+    assert clocks.as_of(facts, D("2026-03-01")) == facts
