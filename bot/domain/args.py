@@ -167,7 +167,25 @@ class Setting:
             return "#channel"
         if self.kind == "int":
             return f"{self.minimum}-{self.maximum}"
+        if self.kind == "mm_dd":
+            return "MM-DD"
         return "on|off"
+
+
+_MM_DD_RE = re.compile(r"([0-9]{1,2})-([0-9]{1,2})")
+
+
+def mm_dd(raw: str) -> str | None:
+    """A day of every year as MM-DD ("3-27" -> "03-27"), or None: not a day, or 29 February (not in every year)."""
+    m = _MM_DD_RE.fullmatch(raw.strip())
+    if m is None:
+        return None
+    month, day = int(m.group(1)), int(m.group(2))
+    try:
+        date(2023, month, day)  # not a leap year
+    except ValueError:
+        return None
+    return f"{month:02d}-{day:02d}"
 
 
 SETTINGS: dict[str, Setting] = {
@@ -202,6 +220,13 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting(
             "digest", "on_off", "the weekly digest in the manager channel, Mondays at the reminder hour", True
+        ),
+        Setting(
+            "annual_report_due",
+            "mm_dd",
+            "the day the §4(d) annual report is due each year (its reporting year ends then); managers are "
+            "reminded 30 and 7 days before",
+            "03-27",
         ),
     )
 }
@@ -1048,6 +1073,14 @@ def _parse_setting_value(raw: str, setting: Setting) -> object:
                 f"not `{_shown(raw)}`."
             )
         return int(raw)
+    if setting.kind == "mm_dd":
+        day = mm_dd(raw)
+        if day is None:
+            raise InputError(
+                f"`{setting.key}` must be a day of the year as MM-DD, e.g. 03-27 (29 February is not in every "
+                f"year), not `{_shown(raw)}`."
+            )
+        return day
     return _parse_bool(raw, setting.key, on_off=True)
 
 

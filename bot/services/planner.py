@@ -6,12 +6,14 @@ the latest is kept (it is sent once, now); a recurring one starts from its next 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.domain import clocks_far, review, schedule
+from bot.domain.annual import default_year, parse_due
 from bot.domain.calendar import BusinessCalendar
 from bot.services.runtime import RuntimeSettings
 from storage import repositories as repo
@@ -28,6 +30,7 @@ KINDS = {
     "waiver-expiry": "waiver expiring",
     "excluded-notice": "§4(b) notice due",
     "digest": "weekly digest",
+    "annual-report": "§4(d) annual report due",
     "stopwork-lapse": "stop-work lapsing",
     "term-end": "period of performance ending",
 }
@@ -56,7 +59,7 @@ def describe(kind: str, data: dict | None) -> str:
 
 def applies(r: Reminder, c: Contract | None, state: review.ReviewState, questions: list[Question]) -> bool:
     """Whether a pending reminder still describes the contract as it is now (else it will send nothing)."""
-    if r.kind == "digest":
+    if r.kind in ("digest", "annual-report"):  # of no contract: checked when sent
         return True
     if c is None or c.closed_on is not None:
         return False
@@ -144,6 +147,44 @@ def first_after(first: datetime, step, now: datetime, limit: int = 5000) -> date
             return due
         due = step(due)
     return due
+
+
+ANNUAL_REPORT_REMINDER_DAYS = (30, 7)  # SPEC: managers are reminded 30 and 7 days before `annual_report_due`
+
+
+def annual_report_times(
+    today: date, due: tuple[int, int], cal: BusinessCalendar, hour: int
+) -> tuple[date, list[tuple[str, datetime]]]:
+    """The next §4(d) report's due date (``today`` or later) and its reminders: [("30d", at), ("7d", at)], at the
+    reminder hour local on the days before it."""
+    due_on = date(default_year(today, due), *due)
+    return due_on, [
+        (f"{n}d", cal.at_local(due_on - timedelta(days=n), hour)) for n in ANNUAL_REPORT_REMINDER_DAYS
+    ]
+
+
+def on_annual_report(s: Session, now: datetime, cal: BusinessCalendar, rt: RuntimeSettings) -> None:
+    """Plan the next §4(d) annual report's reminders, yearly like the digest: each once (its key names the due date,
+    so another process planning it at the same moment is not an error); those already past are not planned (a
+    new install, or a due date just changed), those planned before and missed while the bot was down are sent."""
+    due_on, times = annual_report_times(
+        cal.local_date(now), parse_due(rt.annual_report_due), cal, rt.reminder_hour
+    )
+    for label, at in times:
+        key = f"annual-report:{due_on.isoformat()}:{label}"
+        if at < now or repo.get_reminder_by_key(s, key) is not None:
+            continue
+        try:
+            with s.begin_nested():
+                repo.add_reminder(
+                    s,
+                    key=key,
+                    kind="annual-report",
+                    due_at=at,
+                    data={"label": label, "due": due_on.isoformat()},
+                )
+        except IntegrityError:
+            pass  # planned by another process
 
 
 def on_filed(s: Session, c: Contract, now: datetime, cal: BusinessCalendar, rt: RuntimeSettings) -> None:

@@ -23,6 +23,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.domain import clocks_far, review, schedule
 from bot.domain import questions as qs
+from bot.domain.annual import parse_due, reporting_year
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.text import escape_mrkdwn
 from bot.services import planner, runtime
@@ -257,7 +258,9 @@ class ReminderSweeper:
         return result
 
     def _ensure_digest(self, s: Session, now: datetime, hour: int) -> None:
-        """Plan the next weekly digest (once: another process planning it at the same moment is not an error)."""
+        """Plan the next weekly digest (once: another process planning it at the same moment is not an error), and
+        the next §4(d) annual report's reminders (planner.on_annual_report)."""
+        planner.on_annual_report(s, now, self.calendar, self._settings(s))
         nxt = schedule.next_weekly_digest(now - timedelta(seconds=1), self.calendar, hour)
         key = f"digest:{nxt.isoformat()}"
         if repo.get_reminder_by_key(s, key) is not None:
@@ -293,6 +296,8 @@ class ReminderSweeper:
         r = repo.get_reminder_by_key(s, key) if key else None
         if r is None or r.kind == "digest":
             return True
+        if r.kind == "annual-report":
+            return self._annual_report(r, self._settings(s), self.clock.now()) != []
         c = repo.get_contract(s, r.contract_id) if r.contract_id else None
         if c is None or c.id is None:
             return False
@@ -316,6 +321,8 @@ class ReminderSweeper:
         if r.kind == "digest":
             self._ensure_digest(s, now + timedelta(minutes=1), hour)
             return [(MANAGER, self._digest(s, now))] if rt.digest else []
+        if r.kind == "annual-report":
+            return self._annual_report(r, rt, now)
         if c is None or c.closed_on is not None:
             return []
         assert c.id is not None  # a stored contract has its number
@@ -615,6 +622,32 @@ class ReminderSweeper:
                 message_key="parent",
                 payload={"render": "parent"},
             )
+
+    def _annual_report(self, r: Reminder, rt: RuntimeSettings, now: datetime) -> list[tuple[str, str]]:
+        """§4(d): the report is due on `annual_report_due`; nothing if that setting has changed since (the new day
+        has reminders of its own), the day has passed, or a later reminder is due too (it says how long is left)."""
+        data = repo.reminder_data(r) or {}
+        try:
+            due_on = date.fromisoformat(str(data.get("due")))
+        except ValueError:
+            return []
+        if parse_due(rt.annual_report_due) != (due_on.month, due_on.day):
+            return []
+        left = (due_on - self.calendar.local_date(now)).days
+        label = str(data.get("label") or "")
+        before = int(label[:-1]) if label[:-1].isdigit() else 0
+        if left < 0 or any(n < before and left <= n for n in planner.ANNUAL_REPORT_REMINDER_DAYS):
+            return []
+        start, _ = reporting_year(due_on.year, (due_on.month, due_on.day))
+        days = "today" if left == 0 else f"{left} day{'s' if left != 1 else ''}"
+        return [
+            (
+                MANAGER,
+                f":bar_chart: Reminder: the §4(d) annual report is due on {due_on.day} {due_on:%b %Y} ({days}): "
+                f"`/contract report annual` builds it from the record, for the reporting year {start.day} "
+                f"{start:%b %Y} to {due_on.day} {due_on:%b %Y}. Next: check it and send it to the APNSA.",
+            )
+        ]
 
     def _digest(self, s: Session, now: datetime) -> str:
         counts = repo.count_by_status(s)

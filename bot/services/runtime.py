@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from bot.config import Settings
-from bot.domain.args import SETTINGS
+from bot.domain.args import SETTINGS, mm_dd
 from storage import repositories as repo
 
 PLANNED_ZONE_KEY = (
@@ -43,6 +43,7 @@ class RuntimeSettings:
     unanswered_reminder_days: int = _default_int("unanswered_reminder_days")
     escalation_days: int = _default_int("escalation_days")
     digest: bool = _default_on("digest")
+    annual_report_due: str = str(SETTINGS["annual_report_due"].default)  # MM-DD
 
     @classmethod
     def from_values(cls, stored: dict[str, str], env: Settings | None = None) -> RuntimeSettings:
@@ -68,6 +69,10 @@ class RuntimeSettings:
                 high = setting.maximum if setting.maximum is not None else n
                 if low <= n <= high:
                     values[key] = n
+            elif setting.kind == "mm_dd":
+                day = mm_dd(raw)
+                if day is not None:
+                    values[key] = day
             elif raw in ("on", "off"):
                 values[key] = raw == "on"
         return cls(**{**base.__dict__, **values})

@@ -1,4 +1,5 @@
-"""The §4 reminders of the order's paperwork over real HTTP and the Slack double: the §4(b) notice of an
+"""The §4 reminders of the order's paperwork over real HTTP and the Slack double: the §4(d) annual report, 30 and 7
+days before `annual_report_due` (an admin setting, MM-DD); and the §4(b) notice of an
 excluded-purpose purchase is reminded until it is recorded as sent, then never again, nor shown overdue."""
 
 from __future__ import annotations
@@ -74,3 +75,48 @@ def test_a_queued_excluded_reminder_sends_nothing_once_the_notice_row_exists(run
     sweep(running, ny(2027, 1, 9, 9))
     assert [t for t in manager_reminders(running) if "§4(b)" in t] == []
     assert [t for t in thread_reminders(running, 1) if "§4(b)" in t] == []
+
+
+# ---- §4(d): the annual report ------------------------------------------------------------------------------
+
+
+def _annual(running) -> list[str]:
+    return [t for t in manager_reminders(running) if "§4(d) annual report" in t]
+
+
+def test_managers_are_reminded_30_and_7_days_before_the_annual_report_is_due(running):
+    sweep(running, ny(2026, 11, 24, 10))  # plans the reminders of the report due 27 Mar 2027
+    sweep(running, ny(2027, 2, 25, 8, 59))
+    assert _annual(running) == []
+    sweep(running, ny(2027, 2, 25, 9))
+    sent = _annual(running)
+    assert len(sent) == 1
+    assert sent[0].startswith(
+        ":bar_chart: Reminder: the §4(d) annual report is due on 27 Mar 2027 (30 days): `/contract report annual`"
+    )
+    assert "reporting year 28 Mar 2026 to 27 Mar 2027" in sent[0] and "Next:" in sent[0]
+    sweep(running, ny(2027, 3, 20, 9))  # a Saturday: the report's clock is calendar days
+    assert len(_annual(running)) == 2 and "(7 days)" in _annual(running)[1]
+    sweep(running, ny(2027, 3, 28, 9))  # past the due day: next year's are planned, nothing sent
+    assert len(_annual(running)) == 2
+    with unit_of_work(running.bot.session_factory) as s:
+        keys = sorted(r.key for r in repo.list_pending_reminders(s) if r.kind == "annual-report")
+    assert keys == ["annual-report:2028-03-27:30d", "annual-report:2028-03-27:7d"]
+
+
+def test_annual_report_due_is_an_admin_setting_and_its_reminders_follow_it(running):
+    sweep(running, ny(2026, 11, 24, 10))  # planned for 27 Mar 2027
+    for bad in ("02-29", "13-01", "March-27", "03/27"):
+        r = running.command(f"admin set annual_report_due {bad}", user="UADMIN1")
+        assert r.json["response_type"] == "ephemeral" and "MM-DD" in r.json["text"], r.json
+    assert "annual_report_due" in running.command("admin settings", user="UADMIN1").json["text"]
+    ok(running.command("admin set annual_report_due 1-31", user="UADMIN1"))
+    assert "`01-31`" in running.command("admin settings", user="UADMIN1").json["text"]
+    sweep(running, ny(2027, 1, 1, 9))  # 30 days before 31 Jan 2027
+    sent = _annual(running)
+    assert len(sent) == 1 and "due on 31 Jan 2027 (30 days)" in sent[0]
+    sweep(running, ny(2027, 1, 24, 9))
+    assert len(_annual(running)) == 2 and "due on 31 Jan 2027 (7 days)" in _annual(running)[1]
+    sweep(running, ny(2027, 2, 25, 9))  # the reminders planned for 27 Mar say nothing now
+    sweep(running, ny(2027, 3, 20, 9))
+    assert len(_annual(running)) == 2
