@@ -54,7 +54,8 @@ def a_year_of_contracts(running) -> None:
     )
     say(
         running,
-        'file vendor="Gamma Labs" product=Sandbox agency=CBP awarded=2025-07-01 purpose=excluded',
+        # a vendor written with markup: shown as typed in Word, escaped in Markdown
+        'file vendor="Gamma *Labs* | <!here>" product=Sandbox agency=CBP awarded=2025-07-01 purpose=excluded',
         MEMBER,
     )
     say(
@@ -127,6 +128,7 @@ def test_the_command_line_report_is_markdown_from_the_existing_database(running,
     assert "CR-1" in out[i:ii] and "CR-2" not in out[i:ii]
     assert "CR-2" in out[ii:iii] and "CR-1" not in out[ii:iii]
     assert "CR-3" in out[iii:] and "CR-4" not in out
+    assert "| CR-3 | Gamma \\*Labs\\* \\| \\<!here\\>, Sandbox |" in out
     assert "eo14093-4d-annual-report-2026.md" in err
     code, out, err = cli("report", "annual", "--year", "2031")
     assert code == 1 and "has not begun" in err
