@@ -383,7 +383,9 @@ def create_app(
         service=service,
         requests=requests,
         render=make_reply_renderer(calendar.zone),
-        exporter=lambda fmt: build_export(factory, clock, calendar, fmt, names=export_names),
+        exporter=lambda fmt: build_export(
+            factory, clock, calendar, fmt, names=export_names, banner=settings.cui_banner
+        ),
         followups=followups,
         client=client,
         channels=channels,

@@ -432,7 +432,7 @@ def _export(settings: Settings, fmt: str, out: str | None) -> int:
         client = make_web_client(settings, retries=False, timeout=5)
     names = SlackNames(client)
     try:
-        _, content = build_export(factory, clock, calendar, fmt, names=names)
+        _, content = build_export(factory, clock, calendar, fmt, names=names, banner=settings.cui_banner)
     finally:
         engine.dispose()
     if names.unresolved:

@@ -262,18 +262,38 @@ def build_export(
     fmt: str,
     *,
     names: Names | None = None,
+    banner: str = "CUI",
 ) -> tuple[str, bytes]:
-    """(filename, bytes) of the export in ``fmt`` (csv or json); ``names`` turns a Slack user ID into a name."""
+    """(filename, bytes) of the export in ``fmt`` (csv or json); ``names`` turns a Slack user ID into a name.
+
+    Contract records are CUI: the banner (CUI_BANNER) is the CSV's first and last line, and the JSON's
+    ``banner`` beside its ``contracts`` (``csv_rows`` reads the CSV back)."""
     records = export_records(session_factory, clock, calendar, names or _ids)
     stamp = calendar.local_date(clock.now()).isoformat()
     if fmt == "json":
-        return f"contract-bot-export-{stamp}.json", json.dumps(records, indent=2, ensure_ascii=False).encode()
+        document = {"banner": banner, "contracts": records}
+        return f"contract-bot-export-{stamp}.json", json.dumps(
+            document, indent=2, ensure_ascii=False
+        ).encode()
     rows = [flatten(r) for r in records]
     buf = io.StringIO()
     fields = list(rows[0].keys()) if rows else ["reference"]
+    banner_row = csv.writer(buf)
+    banner_row.writerow([banner])
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})
+    banner_row.writerow([banner])
     # NOTE: the byte-order mark is what makes Excel read the file as UTF-8 (without it, "Société" is garbled).
     return f"contract-bot-export-{stamp}.csv", buf.getvalue().encode("utf-8-sig")
+
+
+def csv_rows(content: bytes | str) -> tuple[str, list[dict[str, str]]]:
+    """(banner, rows) of a CSV export: the banner lines at the top and bottom around the header and the rows."""
+    text = content.decode("utf-8-sig") if isinstance(content, bytes) else content.removeprefix("\ufeff")
+    lines = list(csv.reader(io.StringIO(text, newline="")))
+    if len(lines) < 3 or lines[0] != lines[-1] or len(lines[0]) != 1:
+        raise ValueError("not a contract-bot CSV export (its first and last lines are the banner)")
+    header, body = lines[1], lines[2:-1]
+    return lines[0][0], [dict(zip(header, row, strict=True)) for row in body]

@@ -5,13 +5,12 @@ Tampering is done the way an insider would: SQL straight on the database, behind
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from urllib.parse import quote
 
 from sqlalchemy import text
 
+from bot.services.exports import csv_rows
 from tests.conftest import MANAGER, OFFICIAL, REVIEWER, pg_audit_key_file
 
 FILE = 'file vendor="Paragon Solutions" product=Graphite agency=ICE value=2000000 awarded=2024-09-27'
@@ -148,7 +147,7 @@ def test_export_csv_and_json_to_a_file_and_stdout(running, cli, tmp_path, monkey
     assert "shown by their Slack user IDs (set SLACK_BOT_TOKEN" in err
     raw = out_file.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs to read UTF-8
-    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    _, rows = csv_rows(raw)
     assert len(rows) == 1
     row = rows[0]
     assert (
@@ -168,13 +167,15 @@ def test_export_csv_and_json_to_a_file_and_stdout(running, cli, tmp_path, monkey
 
     code, out, err = cli("export", "--format", "json")
     assert code == 0 and "exported from" in err
-    data = json.loads(out.removeprefix("\ufeff"))
+    document = json.loads(out.removeprefix("\ufeff"))
+    assert document["banner"] == "CUI"
+    data = document["contracts"]
     assert data[0]["reference"] == "CR-1" and data[0]["determination"] == "prohibited"
     assert data[0]["awarded_on"] == "2024-09-27" and "only a waiver" in " ".join(data[0]["still_missing"])
     assert data[0]["value_usd"] == "2000000.00"
 
     code, out, _ = cli("export", "--format", "csv")  # standard output: the same bytes, BOM included
-    assert code == 0 and out.startswith("\ufeffreference,")
+    assert code == 0 and out.startswith("\ufeffCUI\r\nreference,")
 
 
 def _seq(running, where: str) -> int:

@@ -3,13 +3,11 @@ step, refusals that change nothing but the audit log, admin alerts, and the admi
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import timedelta
 
 from bot.domain.questions import QUESTIONS
-from bot.services.exports import flatten
+from bot.services.exports import csv_rows, flatten
 from storage import repositories as repo
 from storage.db import unit_of_work
 from tests.conftest import ADMIN, MANAGER, MANAGERS, MEMBER, OFFICIAL, OFFICIAL2, REVIEWER
@@ -458,9 +456,10 @@ def test_missing_role_alerts_admins_timeline_and_export(running):
         assert f["name"].endswith("." + fmt)
         content = f["content"].decode("utf-8-sig")  # a CSV starts with a BOM (for Excel)
         if fmt == "json":
-            rows = [flatten(r) for r in json.loads(content)]  # JSON nests each answer; compare as CSV columns
+            # JSON nests each answer; compare as CSV columns
+            rows = [flatten(r) for r in json.loads(content)["contracts"]]
         else:
-            rows = list(csv.DictReader(io.StringIO(content)))
+            _, rows = csv_rows(content)
             assert rows[2]["vendor"] == "'=cmd()"  # no spreadsheet formula
         assert [r["reference"] for r in rows] == ["CR-1", "CR-2", "CR-3"]
         assert rows[1]["determination"] == "prohibited" and rows[1]["answer_SCOPE-1"] == "yes"

@@ -4,11 +4,10 @@ cell a spreadsheet would run as a formula. Read back with the csv module, as any
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import timedelta
 
+from bot.services.exports import csv_rows
 from tests.conftest import ADMIN, MANAGER, MEMBER, OFFICIAL, REVIEWER
 
 FILE = (
@@ -42,7 +41,8 @@ def test_the_admin_export_is_what_a_spreadsheet_and_an_auditor_need(running):
 
     name, content = export(running, "csv", 1)
     assert name.endswith(".csv") and content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads UTF-8
-    (row,) = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"), newline="")))
+    banner, (row,) = csv_rows(content)
+    assert banner == "CUI"  # CUI_BANNER, first and last line (contract records are CUI)
     assert row["reference"] == "CR-1" and row["vendor"] == "Société Générale de Surveillance"
     assert (
         row["contract_no"] == "70CMSD24C00000123"
@@ -63,7 +63,9 @@ def test_the_admin_export_is_what_a_spreadsheet_and_an_auditor_need(running):
         assert "<@" not in cell and "<http" not in cell and "`" not in cell, cell
 
     name, content = export(running, "json", 2)
-    (record,) = json.loads(content)
+    document = json.loads(content)
+    assert document["banner"] == "CUI"
+    (record,) = document["contracts"]
     assert name.endswith(".json") and record["value_usd"] == "1234567.89"
     assert record["reviewers"] == ["Renée Reviewer"] and record["operational_use_permitted"] is False
     assert record["answers"]["SCOPE-1"] == {
