@@ -472,7 +472,8 @@ _COMMAND_LIST: tuple[Command, ...] = (
         ),
         note="A stop-work order lapses 90 days after it was issued unless extended; managers are reminded 60, 80 "
         "and 90 days after it (or as long before the extension's end). After it lapses the contractor may resume "
-        "work: it no longer blocks operational use, and the executive order's own conditions still apply.",
+        "work, but the bot keeps treating the order as blocking operational use until `resume` (or an extension) "
+        "is recorded; the executive order's own conditions are unaffected.",
     ),
     Command(
         "determine",
