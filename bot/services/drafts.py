@@ -24,6 +24,8 @@ from storage.db import read_only
 from storage.models import Contract
 
 DRAFTERS = (roles.MANAGER, roles.OFFICIAL)
+# audit actions that do not change what a draft says
+UNCHANGING = frozenset({"draft", "read", "sent", "assign", "restrict", "unrestrict"})
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,34 @@ class DraftService:
         assert contract_id is not None  # the action succeeded on it
         with read_only(self.reviews.session_factory) as s:
             last = repo.last_notice(s, contract_id, kind, "sent")
+            # what the record gained after that draft (in the chain's order: a stopped clock gives equal times),
+            # reads, other drafts and sendings aside
+            changed: list[str] = []
+            drafted_seen = False
+            for e in repo.list_audit(s, contract_id=contract_id):
+                if (
+                    e.action == "draft"
+                    and last is not None
+                    and last.sha256
+                    and last.sha256 in (e.detail or "")
+                ):
+                    drafted_seen, changed = True, []
+                elif (
+                    drafted_seen
+                    and e.outcome == "ok"
+                    and e.action not in UNCHANGING
+                    and f"sent {kind} (" not in (e.detail or "")
+                ):
+                    changed.append(e.action)
         sha = last.sha256 if last and last.sha256 else ""
         shown_ref = f", reference {escape_mrkdwn(ref)}" if ref else ""
-        return f" Recorded as sent: the `{kind}` draft with SHA-256 `{sha}`{shown_ref}."
+        line = f" Recorded as sent: the `{kind}` draft with SHA-256 `{sha}`{shown_ref}."
+        if changed:
+            line += (
+                f" :warning: The record changed after that draft ({', '.join(dict.fromkeys(changed))}): if what you "
+                f"sent should show it, `/contract draft {ref_of(contract_id)} {kind}` again and record that one."
+            )
+        return line
 
     def _sent_other(self, actor, contract_id, kind, ref, on, sending) -> Done:
         """`sent` for dni, redetermination and excluded: the notice row and its audit entry (no other change)."""

@@ -175,7 +175,11 @@ def test_sent_excluded_records_the_4b_notice_and_ends_its_reminders(running):
     assert "by 2026-12-16 (§4(b))" in md and "Authorized uses: lab countermeasures" in md
     reply = say(running, 'sent CR-1 excluded ref="FBI-4b-1"', user=OFFICIAL)
     assert "The §4(b) `excluded` notice for CR-1 was sent on 2026-11-24" in reply
-    assert hashlib.sha256(content).hexdigest() in reply
+    assert hashlib.sha256(content).hexdigest() in reply and "changed after that draft" not in reply
+    # a record that changed after its draft: the sending is recorded, and the person is told
+    say(running, 'stopwork CR-1 reason="lab closed"', user=MANAGER)
+    reply = say(running, "sent CR-1 excluded", user=MANAGER)
+    assert "The record changed after that draft (stopwork)" in reply
     assert "§4(b) notice" not in say(running, "show CR-1")  # no reminder of it is left
 
 
