@@ -90,6 +90,11 @@ reminders
 # ==== Final record ====
 /contract show CR-1
 /contract audit CR-1
+# ==== The order's paperwork, drafted from the record ====
+# The §2(g) notice to the APNSA (a Word file and the same in Markdown, sent to Max privately).
+/contract draft CR-1 apnsa
+# The §4(d) annual report covering the 2024-2025 reporting year (28 March 2024 to 27 March 2025).
+/contract report annual year=2025
 """
 
 

@@ -254,6 +254,7 @@ class Kind(StrEnum):
     SETTING = "setting"  # a SETTINGS key -> str
     SETTING_VALUE = "setting_value"  # typed by the setting -> str channel ID | int | bool
     PAGE = "page"  # a page number, 1 or more -> int
+    YEAR = "year"  # a year, YYYY -> int
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,8 @@ class Option:
             return f"{self.key}={'|'.join(self.choices)}"
         if self.kind is Kind.PAGE:
             return f"{self.key}=N"
+        if self.kind is Kind.YEAR:
+            return f"{self.key}=YYYY"
         return f'{self.key}="…"'
 
 
@@ -639,6 +642,33 @@ _COMMAND_LIST: tuple[Command, ...] = (
         also=("manager",),
     ),
     Command(
+        "report",
+        "manager",
+        "The §4(d) annual report, as a Word file sent to you privately.",
+        (
+            Positional(
+                "what",
+                Kind.CHOICE,
+                "annual",
+                "which report: annual (§4(d); the only one the order asks of every agency each year)",
+                choices=("annual",),
+            ),
+        ),
+        (
+            Option(
+                "year",
+                Kind.YEAR,
+                "the year the report is due, e.g. 2025 for 28 March 2024 to 27 March 2025 (default: the report due "
+                "next)",
+            ),
+        ),
+        note="EO 14093 §4(d): (i) current operational uses and why each is not risky, (ii) uses ended in the past "
+        "year as risky and how, (iii) every purchase in the past year and whether it was for operational use; "
+        "closed contracts included, with each contract's clocks. The reporting year ends on `annual_report_due` "
+        "(27 March unless an admin set another day).",
+        also=("admin",),
+    ),
+    Command(
         "draft",
         "manager",
         "Draft one of the order's notices from the record, as a Word file sent to you privately.",
@@ -754,6 +784,7 @@ _KIND_TYPES: dict[Kind, tuple[type, ...]] = {
     Kind.SETTING: (str,),
     Kind.SETTING_VALUE: (str, int, bool),
     Kind.PAGE: (int,),
+    Kind.YEAR: (int,),
 }
 
 
@@ -1013,6 +1044,14 @@ def _parse_page(raw: str, label: str) -> int:
     return int(value)
 
 
+def _parse_year(raw: str, label: str) -> int:
+    """A year, four digits; raises InputError (which years have a report is the service's to say)."""
+    value = raw.strip()
+    if not re.fullmatch(r"[0-9]{4}", value):
+        raise InputError(f"`{label}=` must be a year, four digits (e.g. {label}=2025), not `{_shown(raw)}`.")
+    return int(value)
+
+
 def _parse_official(raw: str) -> str:
     """A relevant official's canonical title from a common form (SecDef, DAG, D/CIA…); raises InputError."""
     title = OFFICIAL_ALIASES.get(_official_key(raw))
@@ -1114,6 +1153,8 @@ def _convert(
             return _parse_user(raw)
         case Kind.PAGE:
             return _parse_page(raw, label)
+        case Kind.YEAR:
+            return _parse_year(raw, label)
         case Kind.SETTING:
             key = raw.strip().lower().replace("-", "_")
             if key not in SETTINGS:

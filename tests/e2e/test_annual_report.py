@@ -12,7 +12,7 @@ from docx2python import docx2python
 from PIL import Image
 
 from bot.domain.questions import QUESTIONS
-from tests.conftest import MANAGER, MEMBER, OFFICIAL, OFFICIAL2, REVIEWER
+from tests.conftest import ADMIN, MANAGER, MEMBER, OFFICIAL, OFFICIAL2, REVIEWER
 from tests.support.replies import flat
 
 D = date.fromisoformat
@@ -90,6 +90,65 @@ def report(running, text: str, user: str, n: int) -> tuple[dict, Document, str]:
 
 def rows(table) -> list[list[str]]:
     return [[cell.text for cell in row.cells] for row in table.rows[1:]]
+
+
+def test_the_annual_report_has_the_right_contracts_in_each_section(running):
+    a_year_of_contracts(running)
+    f, doc, text = report(running, "report annual year=2026", MANAGER, 1)
+    assert f["name"] == "eo14093-4d-annual-report-2026.docx" and f["channel_id"].startswith("D")
+    assert "2025-03-28 to 2026-03-27" in f["initial_comment"]
+    section = doc.sections[0]
+    for part in (section.header, section.footer):
+        assert [p.text for p in part.paragraphs] == [BANNER, "DRAFT — references only, no classified content"]
+    uses, ended, purchases = doc.tables
+    assert [r[0] for r in rows(uses)] == ["CR-1"]
+    (use,) = rows(uses)
+    assert "vendor and tool vetted: no CI or IU risk" in use[4] and use[3] == "2025-06-10"
+    assert "Secretary of Homeland Security" in use[5] and "APNSA notice 2025-06-03" in use[5]
+    (end,) = rows(ended)
+    assert end[0] == "CR-2" and end[2] == "2025-09-15" and end[3] == "prohibited"
+    assert "IU-1: misuse by a foreign government reported" in end[4] and "§2(j)" in end[4]
+    assert "stop-work order in effect since 2025-09-16" in end[5] and "not-risky" in end[6]
+    assert [(r[0], r[5].split(" ")[0], r[6]) for r in rows(purchases)] == [
+        ("CR-1", "Yes", "open"),
+        ("CR-3", "No", "closed 2025-12-01"),  # closed contracts included
+    ]
+    assert "CR-4" not in text  # bought in 2023, never in use in the year
+    # an independent reader sees the same: the sections, the banner, the legal basis, a picture per contract
+    for words in (
+        "(i) Current operational uses and why each is not risky",
+        "(ii) Operational uses ended in the past year as risky",
+        "(iii) Purchases in the past year",
+        "Executive Order 14093",
+        "88 FR 18957",
+        "DRAFT — references only, no classified content",
+    ):
+        assert words in text, words
+    assert [p.text for p in doc.paragraphs if p.style.name == "Heading 2"] == [
+        "CR-1: Alpha Cyber, Probe (FBI)",
+        "CR-2: Beta Intel, Lens (DEA)",
+        "CR-3: Gamma *Labs* | <!here>, Sandbox (CBP)",
+    ]
+    assert len(doc.inline_shapes) == 3
+
+
+def test_a_year_with_no_data_says_so_and_bad_input_changes_nothing(running):
+    say(running, 'file vendor="Alpha Cyber" product=Probe agency=FBI awarded=2025-05-01', MEMBER)
+    f, doc, text = report(running, "report annual year=2024", ADMIN, 1)  # admins too
+    assert "No data" in text and "2023-03-28 to 2024-03-27" in text
+    assert "no data for this year" in f["initial_comment"]
+    assert all(len(t.rows) == 1 for t in doc.tables) or not doc.tables
+    assert text.count("None in this reporting year.") == 3
+    for bad, words in (
+        ("report annual year=abc", "must be a year, four digits"),
+        ("report annual year=2023", "must be 2024 or later"),
+        ("report annual year=2031", "has not begun"),
+    ):
+        assert words in say(running, bad)
+    assert "needs the *manager* or *admin* role" in say(
+        running, "report annual", MEMBER
+    )  # a member with no role
+    assert len(running.double.files()) == 2  # none of them sent a file (the first report: Word and Markdown)
 
 
 def test_the_timeline_picture_is_sent_privately_to_whoever_may_read_the_contract(running):

@@ -67,7 +67,7 @@ def test_table_has_every_spec_subcommand() -> None:
         "restrict", "unrestrict",
         "draft", "sent",
         "stopwork-extend",
-        "timeline",
+        "timeline", "report",
     }  # fmt: skip
     assert set(COMMANDS) == expected
 
