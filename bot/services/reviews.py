@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -545,12 +546,13 @@ class ReviewService:
         qset = qs.question_set(c.question_set)  # the set it was filed under, not today's
         new = qset.questions_to_ask(answers, {q.qid for q in rows})
         sections: list[str] = []
+        asked: list[dict] = []
         for q in new:
             if q.section not in sections:
                 sections.append(q.section)
                 section = qset.section_by_key[q.section]
                 self._thread(s, c, now, f"*{section.title}*: {section.help}")
-            s.add(Question(contract_id=c.id, qid=q.qid, asked_at=now))
+            asked.append({"contract_id": c.id, "qid": q.qid, "asked_at": now})
             repo.add_outbox(
                 s,
                 at=now,
@@ -560,6 +562,8 @@ class ReviewService:
                 message_key=f"q:{q.qid}",
                 payload={"render": "question", "qid": q.qid},
             )
+        if asked:  # one multi-row INSERT: an ORM object and a flush per question were most of a filing's time
+            s.execute(insert(Question), asked)
         for section_key in sections:
             planner.on_section_asked(s, c, section_key, now, self.calendar, self.reminder_settings(s))
         return [q.qid for q in new]
