@@ -178,6 +178,7 @@ def contract_record(v: ContractView, zone: ZoneInfo, names: Names) -> dict[str, 
         "status": v.status,
         "answered": v.answered,
         "total_questions": v.total,
+        "question_set": v.question_set,  # the version of the questions it was filed under: its answer columns
         "red_flags": list(v.red_flags),
         "operational_use_permitted": v.verdict.permitted,
         "still_missing": [_ours(m) for m in v.verdict.missing],
@@ -199,6 +200,8 @@ def contract_record(v: ContractView, zone: ZoneInfo, names: Names) -> dict[str, 
         "waiver_issued_on": _day(state.waiver_issued_on),
         "waiver_until": _day(state.waiver_until),
         "waiver_reason": plain(v.waiver_reason, names),
+        "waiver_circumstances": plain(v.waiver_circumstances, names),
+        "waiver_alternatives": plain(v.waiver_alternatives, names),
         "waiver_revoked_on": _day(state.waiver_revoked_on),
         "waiver_report_due": _when(v.waiver_report_due, zone),
         "waiver_reported_on": _day(state.waiver_reported_on),
@@ -277,7 +280,9 @@ def build_export(
         ).encode()
     rows = [flatten(r) for r in records]
     buf = io.StringIO()
-    fields = list(rows[0].keys()) if rows else ["reference"]
+    # every row's columns, in order of first appearance: contracts filed under different question sets have
+    # different answer columns (a row without one leaves it empty)
+    fields = list(dict.fromkeys(k for row in rows for k in row)) or ["reference"]
     banner_row = csv.writer(buf)
     banner_row.writerow([banner])
     writer = csv.DictWriter(buf, fieldnames=fields)

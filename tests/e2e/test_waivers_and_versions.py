@@ -9,10 +9,11 @@ import json
 from sqlmodel import select
 
 from bot.domain import questions as qs
+from bot.services.exports import csv_rows
 from storage import repositories as repo
 from storage.db import unit_of_work
 from storage.models import Contract
-from tests.conftest import OFFICIAL, REVIEWER
+from tests.conftest import ADMIN, OFFICIAL, REVIEWER
 from tests.e2e.test_compliance import DHS, FILE, assert_refused, audit_entries, cmd, last_line, show
 
 # ---- waivers: §2(m) asks for the extraordinary circumstances and why no feasible alternative exists ---------
@@ -44,6 +45,11 @@ def test_a_waiver_records_its_circumstances_and_alternatives(running):
     assert after["waiver_circumstances"] == "a kidnapping <!channel> under way"
     assert after["waiver_alternatives"] == "no other tool reaches the device"
     assert after["waiver_reason"] == "hostage rescue"
+    assert "CSV" in cmd(running, "admin export", user=ADMIN)
+    running.double.wait_for(lambda d: len(d.files()) == 1)
+    (row,) = csv_rows(running.double.files()[0]["content"])[1]
+    assert row["waiver_circumstances"] == "a kidnapping @channel under way"  # as plain text, as every export
+    assert row["waiver_alternatives"] == "no other tool reaches the device"
     timeline = cmd(running, "audit CR-1")
     assert "no other tool reaches the device" in timeline and "&lt;!channel&gt;" in timeline
 
@@ -131,6 +137,14 @@ def test_a_contract_keeps_its_question_set_when_the_current_set_changes(running,
     assert view2.question("CI-1").text.startswith("Reworded")
     assert view1.question("MIT-4") is not None and view2.question("MIT-4") is None
     assert new.version == NEW_VERSION
+
+    # the CSV export holds both: each row names its set, and has the answer columns of its own set
+    assert "CSV" in cmd(running, "admin export", user=ADMIN)
+    running.double.wait_for(lambda d: len(d.files()) == 1)
+    _, rows = csv_rows(running.double.files()[0]["content"])
+    assert [(r["reference"], r["question_set"]) for r in rows] == [("CR-1", "2026-12"), ("CR-2", NEW_VERSION)]
+    assert rows[0]["answer_SCOPE-6"] == "" and rows[1]["answer_SCOPE-6"] == "yes"
+    assert rows[0]["answer_SCOPE-5"] == rows[1]["answer_SCOPE-5"] == "yes"
 
 
 def test_a_contract_filed_before_versions_is_under_the_first_set(running):
