@@ -107,6 +107,8 @@ def _prepare(running) -> dict[str, str]:
         "admin settings": "admin settings",
         "admin export": "admin export csv",
         "help": "help",
+        "timeline": f"timeline CR-{fresh}",
+        "report": "report annual",
     }
 
 
@@ -147,9 +149,19 @@ def test_every_subcommand_as_every_role(running):
             assert status == 200 and words and not _refused(words), (name, user, words)
             assert "went wrong" not in words and "Usage:" not in words, (name, user, words)
             # need-to-know: the stranger neither filed it, nor is assigned, nor holds a role
-            if name in ("show", "audit") and user == STRANGER:
+            if name in ("show", "audit", "timeline") and user == STRANGER:
                 assert words.startswith("You may not see CR-"), (name, words)
-            if name not in ("show", "list", "audit", "help", "admin roles", "admin settings", "admin export"):
+            if name not in (
+                "show",
+                "list",
+                "audit",
+                "timeline",
+                "help",
+                "admin roles",
+                "admin settings",
+                "admin export",
+                "report",
+            ):
                 assert fingerprint(running) != before, (name, user, words)  # it did take effect
             successes += 1
     settle(running)
