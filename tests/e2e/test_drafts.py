@@ -225,3 +225,53 @@ def test_the_command_line_drafts_markdown_or_word_without_changing_the_database(
     assert code == 1 and "has no waiver" in err
     # read-only: the command line recorded no draft, so `sent` has nothing to fingerprint
     assert "draft it first" in say(running, "sent CR-1 dni", user=MANAGER)
+
+
+def test_the_redetermination_notice_names_the_new_information_from_the_trail(running):
+    """`determine` clears the re-determination's fields; the §2(j) draft reads them back from the audit trail."""
+    say(running, "file vendor=Acme product=Eye agency=FBI purpose=operational awarded=2026-01-05")
+    say(
+        running,
+        'determine CR-1 prohibited reason="IU-2: used against U.S. persons" on=2026-03-02',
+        user=OFFICIAL,
+    )
+    assert "has no re-determination" in say(running, "draft CR-1 redetermination", user=OFFICIAL)
+    say(running, 'redetermine CR-1 reason="vendor sold to a state-owned buyer" on=2026-06-01', user=OFFICIAL)
+    say(running, 'determine CR-1 prohibited reason="CI-4: foreign control" on=2026-06-10', user=OFFICIAL2)
+    _, content, md = drafted(running, "draft CR-1 redetermination", MANAGER)
+    body, _, _, independent = read_docx(content)
+    for text in (body, independent):
+        assert f"Recorded 2026-06-01 by {OFFICIAL}: vendor sold to a state-owned buyer" in text
+        assert (
+            "prohibited, recorded 2026-06-10" in text and "CI-4: foreign control (before: prohibited)" in text
+        )
+    assert body.index("Not yet complete:") < body.index("The purchase")  # no step to end use is on record
+    say(running, 'stopwork CR-1 reason="end operational use" on=2026-06-11', user=MANAGER)
+    _, _, md = drafted(running, "draft CR-1 redetermination", MANAGER)
+    assert (
+        "Not yet complete" not in md
+        and "Stop-work order in effect since 2026-06-11: end operational use" in md
+    )
+
+
+def test_the_waiver_notice_and_its_72_hour_report(running):
+    say(running, "file vendor=Acme product=Eye agency=FBI purpose=operational awarded=2026-01-05")
+    say(running, 'determine CR-1 prohibited reason="IU-2: used against U.S. persons"', user=OFFICIAL)
+    say(
+        running,
+        'waiver CR-1 official="Attorney General" until=2027-05-01 reason="kidnapping case" '
+        'circumstances="a child\'s life at imminent risk"',
+        user=OFFICIAL,
+    )
+    _, content, md = drafted(running, "draft CR-1 waiver", OFFICIAL)
+    body, _, _, independent = read_docx(content)
+    for text in (body, independent):
+        assert "IU-2: used against U.S. persons" in text and "Attorney General" in text
+        assert "a child's life at imminent risk" in text
+        assert "Issued 2026-11-24, in force through 2027-05-01" in text
+        assert "due by 2026-11-27 10:00 EST" in text  # 72 hours after the waiver was recorded
+    # recorded without alternatives=: the draft says so at the top
+    assert body.index("why no feasible alternative exists") < body.index("The purchase")
+    reply = say(running, 'sent CR-1 waiver ref="AG-2026-11"', user=OFFICIAL)
+    assert "The 72-hour waiver report for CR-1 was sent on 2026-11-24" in reply
+    assert hashlib.sha256(content).hexdigest() in reply
