@@ -75,6 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     draft.add_argument("kind", choices=("apnsa", "dni", "waiver", "redetermination", "excluded"))
     draft.add_argument("--format", choices=("md", "docx"), default="md", help="Markdown (default) or Word")
     draft.add_argument("--out", help="file to write (default: standard output)")
+    lists = sub.add_parser("lists", help="screening lists: load a snapshot and screen every vendor")
+    lsub = lists.add_subparsers(dest="lists_command", required=True)
+    load = lsub.add_parser(
+        "load", help="load the Consolidated Screening List (CSV or JSON) or OFAC's sdn.csv"
+    )
+    load.add_argument("list", choices=("csl", "sdn"))
+    load.add_argument("file", help="the file as downloaded")
+    load.add_argument("--alt", help="OFAC's alt.csv (the SDN aliases), with sdn")
+    load.add_argument("--date", help="the day the list was published, YYYY-MM-DD (default today)")
     outbox = sub.add_parser("outbox", help="messages Slack refused for good, and sending them again")
     osub = outbox.add_subparsers(dest="outbox_command", required=True)
     osub.add_parser("dead", help="list the messages Slack refused for good, with the messages held with them")
@@ -152,6 +161,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return _report_annual(settings, args.year, args.format, args.out)
     if args.command == "draft":
         return _draft(settings, args.ref, args.kind, args.format, args.out)
+    if args.command == "lists":
+        return _lists_load(settings, args)
     if args.command == "outbox":
         return _outbox(settings, args.outbox_command, args.ids if args.outbox_command == "retry" else [])
     return 2
@@ -517,6 +528,65 @@ def _draft(settings: Settings, ref: str, kind: str, fmt: str, out: str | None) -
         sys.stdout.buffer.write(content)
         sys.stdout.flush()
         print(f"drafted {source}", file=sys.stderr)
+    return 0
+
+
+# ---- lists load ------------------------------------------------------------------------------------------------
+
+
+def _lists_load(settings: Settings, args: argparse.Namespace) -> int:
+    """`contract-bot lists load csl|sdn FILE [--alt FILE] [--date]`: a snapshot stored, every vendor screened."""
+    from datetime import date as date_type
+
+    from bot.domain.lists import ListFormatError
+    from bot.services.seal import open_keys
+    from bot.services.vendors import LIST_TITLES, load_list
+    from storage import audit
+    from storage.db import describe_url
+
+    try:
+        data = open(args.file, "rb").read()
+        alt = open(args.alt, "rb").read() if args.alt else None
+    except OSError as exc:
+        print(f"contract-bot: cannot read {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    engine, factory, clock, calendar = _offline(settings, writable=True)
+    today = calendar.local_date(clock.now())
+    try:
+        on = date_type.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        print(f"contract-bot: --date {args.date!r} is not a date such as 2026-12-01", file=sys.stderr)
+        return 2
+    if on is not None and on > today:
+        print(
+            f"contract-bot: --date {on.isoformat()} is in the future (today is {today.isoformat()})",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        audit.seal_engine(engine, audit.Sealer(open_keys(settings, create=False)))
+        result = load_list(factory, clock, args.list, data, alt=alt, on_date=on, today=today)
+    except ListFormatError as exc:
+        print(f"contract-bot: {args.file}: {exc}; nothing was stored", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    title = LIST_TITLES[args.list]
+    if result.already:
+        print(
+            f"{args.file} is already loaded: the {title} of {result.on_date.isoformat()} (SHA-256 {result.sha256})"
+        )
+        return 0
+    print(
+        f"loaded the {title} of {result.on_date.isoformat()} into {describe_url(settings.database_url)}: "
+        f"{result.entries} entries, SHA-256 {result.sha256}; {result.opened} possible matches opened for a manager"
+        + (
+            f"; since the last snapshot {result.added} added and {result.removed} removed, "
+            f"{result.events} vendor events"
+            if result.snapshot_id and (result.added or result.removed or result.events)
+            else ""
+        )
+    )
     return 0
 
 

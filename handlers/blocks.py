@@ -426,6 +426,7 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
         facts.append(f"*72-hour report due:* {when(v.waiver_report_due, zone)}")
     if s.closed_on:
         facts.append(f"*Closed:* {day(s.closed_on)}: {said(v.close_reason, REASON_SHOWN)}")
+    facts += v.screening  # the vendor, and open screening matches first (escaped by the service)
     if v.reviewers:
         named = ", ".join(f"<@{u}>" for u in v.reviewers[:MENTIONS_SHOWN])
         rest = len(v.reviewers) - MENTIONS_SHOWN

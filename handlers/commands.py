@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
-from bot.domain.args import COMMANDS, Command, parse_command
+from bot.domain.args import COMMANDS, GROUPS, Command, parse_command
 from bot.domain.errors import DomainError, InputError
 from bot.domain.review import DuplicateFiling
 from bot.domain.text import unescape_slack
@@ -24,7 +24,7 @@ from handlers.context import HandlerContext, error_reply, log
 from handlers.ids import ActionId
 from handlers.modals import build_file_modal, filing_refused, open_form
 
-READ_ONLY = frozenset({"show", "list", "audit", "timeline", "help"})
+READ_ONLY = frozenset({"show", "list", "audit", "timeline", "help", "vendor show"})
 _REF = re.compile(r"^CR-(\d{1,9})$", re.IGNORECASE)
 
 
@@ -146,13 +146,13 @@ def build_duplicate_reply(exc: DuplicateFiling, text: str) -> dict[str, Any]:
 
 
 def subcommand_of(text: str) -> Command | None:
-    """The subcommand a `/contract` text names (its first word, or the first two after `admin`), if it is one."""
+    """The subcommand a `/contract` text names (its first word, or the first two after `admin`, `vendor`), if any."""
     words = unescape_slack(text).split()[:2]
     if not words:
         return None
     name = words[0].lower()
-    if name == "admin" and len(words) > 1:
-        name = f"admin {words[1].lower()}"
+    if name in GROUPS and len(words) > 1:
+        name = f"{name} {words[1].lower()}"
     return COMMANDS.get(name)
 
 
@@ -162,8 +162,8 @@ def attempted_action(text: str) -> tuple[Command | None, int | None]:
     if not words:
         return None, None
     name, rest = words[0].lower(), words[1:]
-    if name == "admin" and rest:
-        name, rest = f"admin {rest[0].lower()}", rest[1:]
+    if name in GROUPS and rest:
+        name, rest = f"{name} {rest[0].lower()}", rest[1:]
     command = COMMANDS.get(name)
     if command is None or command.name in READ_ONLY:
         return None, None

@@ -37,6 +37,8 @@ class Contract(SQLModel, table=True):
     source_key: str | None = Field(default=None, unique=True)  # modal view.id: a double submit files once
     # review.filing_fingerprint of vendor, product and agency: a look-alike filing is one index probe
     filing_key: str | None = Field(default=None, index=True)
+    # the vendor the filing was linked to (storage/vendors.py): matched on a normalised name or alias, or created
+    vendor_id: int | None = Field(default=None, foreign_key="vendor.id", index=True)
     status: str = Field(default="intake", index=True)
     channel_id: str | None = None
     parent_ts: str | None = None
@@ -272,3 +274,98 @@ class SignedRequest(SQLModel, table=True):
     __tablename__ = "signed_request"
     digest: str = Field(primary_key=True)
     expires_at: datetime = Field(sa_column=utc_column(nullable=False, index=True))
+
+
+class Vendor(SQLModel, table=True):
+    """A vendor every filing is linked to; ``normalised`` is bot.domain.names.normalise_name of its name."""
+
+    __tablename__ = "vendor"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    normalised: str = Field(unique=True)
+    parent_id: int | None = Field(default=None, foreign_key="vendor.id", index=True)
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class VendorAlias(SQLModel, table=True):
+    """Another name a vendor goes by (a filing under it links to the vendor, and it is screened too)."""
+
+    __tablename__ = "vendor_alias"
+    __table_args__ = (UniqueConstraint("vendor_id", "normalised"),)
+    id: int | None = Field(default=None, primary_key=True)
+    vendor_id: int = Field(foreign_key="vendor.id", index=True)
+    alias: str
+    normalised: str = Field(index=True)
+
+
+class VendorAffiliate(SQLModel, table=True):
+    """A vendor that furnishes another's spyware (§5(h) "furnish": reseller, broker, rebrand, affiliate)."""
+
+    __tablename__ = "vendor_affiliate"
+    __table_args__ = (UniqueConstraint("vendor_id", "affiliate_vendor_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    vendor_id: int = Field(foreign_key="vendor.id", index=True)
+    affiliate_vendor_id: int = Field(foreign_key="vendor.id", index=True)
+    relation: str  # reseller | broker | rebrand | affiliate
+
+
+class VendorEvent(SQLModel, table=True):
+    """Dated new information about a vendor (§2(j)): a screening-list change, ownership, a report, a DNI finding."""
+
+    __tablename__ = "vendor_event"
+    id: int | None = Field(default=None, primary_key=True)
+    vendor_id: int = Field(foreign_key="vendor.id", index=True)
+    kind: str  # list | ownership | report | dni
+    on_date: date
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    source: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_by: str
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class ScreeningSnapshot(SQLModel, table=True):
+    """One screening list as loaded by `contract-bot lists load`: which list, its date, the file's SHA-256."""
+
+    __tablename__ = "screening_snapshot"
+    id: int | None = Field(default=None, primary_key=True)
+    list_name: str = Field(index=True)  # csl | sdn
+    on_date: date
+    sha256: str
+    entry_count: int
+    loaded_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+class ScreeningEntry(SQLModel, table=True):
+    """An entry of a snapshot; ``names`` holds its name and aliases normalised, one a line."""
+
+    __tablename__ = "screening_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    snapshot_id: int = Field(foreign_key="screening_snapshot.id", index=True)
+    entry_key: str  # stable across snapshots of one list (the list's own id): the diff compares these
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    # the list within the list, e.g. "Entity List (EL) - Bureau of Industry and Security"
+    source: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    names: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ScreeningMatch(SQLModel, table=True):
+    """A possible match of a vendor's name with a list entry, for a manager to dispose of (`screen`)."""
+
+    __tablename__ = "screening_match"
+    # one match per vendor and entry of a list: a later snapshot does not reopen what a manager disposed of
+    __table_args__ = (UniqueConstraint("vendor_id", "list_name", "entry_key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    snapshot_id: int = Field(foreign_key="screening_snapshot.id", index=True)
+    vendor_id: int = Field(foreign_key="vendor.id", index=True)
+    list_name: str
+    entry_key: str
+    entry_name: str = Field(sa_column=Column(Text, nullable=False))
+    source: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # the vendor's name or alias that matched
+    matched_name: str = Field(sa_column=Column(Text, nullable=False))
+    score: float
+    status: str = Field(default="open", index=True)  # open | match | no-match
+    disposed_by: str | None = None
+    disposed_at: datetime | None = Field(default=None, sa_column=utc_column())
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(sa_column=utc_column(nullable=False))

@@ -692,6 +692,54 @@ _COMMAND_LIST: tuple[Command, ...] = (
         also=("official",),
     ),
     Command(
+        "vendor show",
+        ANYONE,
+        "A vendor: its aliases, parent, affiliates, contracts, events and screening results.",
+        (_VENDOR,),
+        note="The vendor is found by its name or an alias, however written (`Paragon Solutions (US) Inc.`). "
+        "Its contracts are listed only when you may read them. " + _NEED_TO_KNOW,
+    ),
+    Command(
+        "vendor alias",
+        "manager",
+        "Record another name the vendor goes by (filings under it link to the vendor; it is screened too).",
+        (_VENDOR,),
+        (Option("alias", Kind.TEXT, "the other name", required=True),),
+    ),
+    Command(
+        "vendor affiliate",
+        "manager",
+        "Record a vendor that furnishes this one's spyware (§5(h): resells, brokers, rebrands it, or is affiliated).",
+        (_VENDOR,),
+        (
+            Option("other", Kind.TEXT, "the other vendor (created if it is new)", required=True),
+            Option(
+                "relation",
+                Kind.CHOICE,
+                "how the other vendor furnishes it",
+                required=True,
+                choices=("reseller", "broker", "rebrand", "affiliate"),
+            ),
+        ),
+    ),
+    Command(
+        "screen",
+        "manager",
+        "Dispose of a possible screening-list match of the contract's vendor, parent or affiliate.",
+        (
+            _REF,
+            Positional("match", Kind.TEXT, "MATCH-ID", "the match, as `show CR-n` lists it (e.g. M-3)"),
+            Positional(
+                "decision",
+                Kind.CHOICE,
+                "match|no-match",
+                "match: the vendor is the listed party; no-match: it is not",
+                choices=("match", "no-match"),
+            ),
+        ),
+        (_reason("how you decided (the identifiers compared, the source checked)"),),
+    ),
+    Command(
         "help",
         ANYONE,
         "How to use every subcommand, or one.",
@@ -701,14 +749,32 @@ _COMMAND_LIST: tuple[Command, ...] = (
 
 COMMANDS: dict[str, Command] = {c.name: c for c in _COMMAND_LIST}
 _TOP_LEVEL = tuple(dict.fromkeys(name.split()[0] for name in COMMANDS))
-_ADMIN_ACTIONS = tuple(name.split()[1] for name in COMMANDS if name.startswith("admin "))
-_ADMIN_USAGE = f"/contract admin {'|'.join(_ADMIN_ACTIONS)} …"
+# the words that name a group of actions (`admin set`, `vendor show`)
+GROUPS = _GROUPS = tuple(dict.fromkeys(name.split()[0] for name in COMMANDS if " " in name))
+_GROUP_HEADINGS = {
+    "admin": "bot administration (role `admin`)",
+    "vendor": "vendors, their names and relations",
+}
+
+
+def _group_actions(group: str) -> tuple[str, ...]:
+    """The actions of a group, e.g. ("grant", "revoke", …) for `admin`."""
+    return tuple(name.split()[1] for name in COMMANDS if name.startswith(f"{group} "))
+
+
+def _group_usage(group: str) -> str:
+    """The usage of a group, e.g. `/contract admin grant|revoke|… …`."""
+    return f"/contract {group} {'|'.join(_group_actions(group))} …"
+
+
+_ADMIN_ACTIONS = _group_actions("admin")
+_ADMIN_USAGE = _group_usage("admin")
 
 
 def usage(name: str) -> str:
-    """The correct form of a subcommand (or of the `admin` group); raises KeyError for an unknown name."""
-    if name == "admin":
-        return _ADMIN_USAGE
+    """The correct form of a subcommand (or of a group: `admin`, `vendor`); raises KeyError for an unknown name."""
+    if name in _GROUPS:
+        return _group_usage(name)
     return COMMANDS[name].usage
 
 
@@ -1088,11 +1154,11 @@ def _parse_topic(words: list[str]) -> str | None:
     if not words:
         return None
     topic = " ".join(w.lower() for w in words).strip()
-    if topic in COMMANDS or topic == "admin":
+    if topic in COMMANDS or topic in _GROUPS:
         return topic
     raise InputError(
         f"There is no subcommand `{_shown(topic)}`."
-        + _did_you_mean(topic, [*COMMANDS, "admin"])
+        + _did_you_mean(topic, [*COMMANDS, *_GROUPS])
         + " `/contract help` lists them all."
     )
 
@@ -1169,17 +1235,18 @@ def _convert(
 def _find_command(tokens: list[str]) -> tuple[Command, list[str]]:
     """The command named by the first token(s) and the remaining tokens; raises InputError."""
     word = tokens[0].lower()
-    if word == "admin":
+    if word in _GROUPS:
+        actions = _group_actions(word)
         if len(tokens) < 2:
-            raise InputError(f"`admin` needs an action: {', '.join(_ADMIN_ACTIONS)}.", usage=_ADMIN_USAGE)
+            raise InputError(f"`{word}` needs an action: {', '.join(actions)}.", usage=_group_usage(word))
         action = tokens[1].lower()
-        command = COMMANDS.get(f"admin {action}")
+        command = COMMANDS.get(f"{word} {action}")
         if command is None:
-            hint = _closest(action, _ADMIN_ACTIONS)
+            hint = _closest(action, actions)
             raise InputError(
-                f"Unknown admin action `{_shown(tokens[1])}`. Actions are {', '.join(_ADMIN_ACTIONS)}."
-                + (f" Did you mean `admin {hint}`?" if hint else ""),
-                usage=usage(f"admin {hint}") if hint else _ADMIN_USAGE,
+                f"Unknown {word} action `{_shown(tokens[1])}`. Actions are {', '.join(actions)}."
+                + (f" Did you mean `{word} {hint}`?" if hint else ""),
+                usage=usage(f"{word} {hint}") if hint else _group_usage(word),
             )
         return command, tokens[2:]
     command = COMMANDS.get(word)
@@ -1250,6 +1317,12 @@ def _parse_positionals(
             if spec.kind is Kind.TOPIC:
                 values[spec.dest] = _parse_topic(taken)
                 continue
+            # a name of several words, quoted or not (`vendor show Paragon Solutions`)
+            if spec.kind is Kind.TEXT:
+                if not taken:
+                    raise InputError(f"`{command.name}` is missing `{spec.placeholder}`: {spec.help}.")
+                values[spec.dest] = _convert(Kind.TEXT, " ".join(taken), spec.dest, today=today)
+                continue
             if not taken and spec.required:
                 raise InputError(f"`{command.name}` needs {spec.placeholder}: {spec.help}.")
             values[spec.dest] = tuple(dict.fromkeys(_parse_user(t) for t in taken))
@@ -1309,9 +1382,9 @@ def _check_until(values: dict[str, object], on: date, today: date) -> None:
 def _usage_for_text(text: str) -> str:
     """The usage of the subcommand the text seems to start with, or the help usage."""
     words = text.split()
-    if words and words[0].lower() == "admin":
+    if words and words[0].lower() in _GROUPS:
         name = " ".join(w.lower() for w in words[:2])
-        return COMMANDS[name].usage if name in COMMANDS else _ADMIN_USAGE
+        return COMMANDS[name].usage if name in COMMANDS else _group_usage(words[0].lower())
     if words and words[0].lower() in COMMANDS:
         return COMMANDS[words[0].lower()].usage
     return usage("help")
@@ -1409,12 +1482,13 @@ def help_text(subcommand: str | None = None) -> str:
     """Help in mrkdwn from the command table: the overview by role, or one subcommand; raises InputError."""
     if subcommand is not None:
         topic = _parse_topic(subcommand.split())
-        if topic == "admin":
-            lines = ["*/contract admin* — bot administration (role `admin`):"]
+        if topic in _GROUPS:
+            lines = [f"*/contract {topic}* — {_GROUP_HEADINGS.get(topic, topic)}:"]
             lines += [
-                f"• `{c.usage}` — {c.summary}" for c in COMMANDS.values() if c.name.startswith("admin ")
+                f"• `{c.usage}` — {c.summary}" for c in COMMANDS.values() if c.name.startswith(f"{topic} ")
             ]
-            lines.append("For one action: `/contract help admin ACTION`, e.g. `/contract help admin set`.")
+            example = "admin set" if topic == "admin" else f"{topic} {_group_actions(topic)[0]}"
+            lines.append(f"For one action: `/contract help {topic} ACTION`, e.g. `/contract help {example}`.")
             return escape_mrkdwn("\n".join(lines))
         if topic is not None:
             return _command_help(COMMANDS[topic])

@@ -29,6 +29,7 @@ from bot.domain.text import escape_mrkdwn
 from bot.services import planner, runtime
 from bot.services.outbox import worker_id
 from bot.services.runtime import RuntimeSettings
+from bot.services.vendors import digest_line as screening_digest_line
 from bot.services.views import ref_of, state_of, thread_link
 from storage import repositories as repo
 from storage.db import SessionFactory, unit_of_work
@@ -696,6 +697,9 @@ class ReminderSweeper:
             "Deadlines this week: "
             + ("; ".join(f"{ref} {what} {on:%a} {on.isoformat()}" for ref, what, on in this_week) or "none")
         )
+        screening = screening_digest_line(s)
+        if screening:
+            lines.append(screening)
         lines.append("Next: `/contract list` for everything open, `/contract show CR-n` for one contract.")
         return "\n".join(lines)
 

@@ -28,6 +28,7 @@ from bot.services import planner, runtime
 from bot.services.bindings import NOT_ITS_MESSAGE, is_question_message
 from bot.services.reminders import deadlines as deadlines_of
 from bot.services.runtime import RuntimeSettings
+from bot.services.vendors import link_filing
 from bot.services.views import ContractView, Page, build_contract_view, page_of, ref_of, state_of
 from storage import audit
 from storage import repositories as repo
@@ -474,10 +475,12 @@ class ReviewService:
             )
             self._ask_due_questions(s, contract, now)
             planner.on_filed(s, contract, now, self.calendar, self.reminder_settings(s))
+            vendor_lines = link_filing(s, contract, now)  # linked to its vendor, and screened
             return Done(
                 f"Filed *{ref_of(contract.id)}*: {escape_mrkdwn(contract.vendor)} / "
                 f"{escape_mrkdwn(contract.product)} for {escape_mrkdwn(contract.agency)}. "
-                f"The review runs in <#{channel}>.{term_line}",
+                f"The review runs in <#{channel}>.{term_line}"
+                + "".join(f"\n{line}" for line in vendor_lines),
                 contract.id,
             )
 

@@ -10,6 +10,7 @@ from bot.services import annual_report
 from bot.services.clocks import TimelineRequest
 from bot.services.drafts import DraftService
 from bot.services.reviews import ReviewService
+from bot.services.vendors import VendorService
 
 FILE_KEYS = (
     "vendor",
@@ -134,6 +135,22 @@ def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> objec
         case "sent":
             return DraftService(service).sent(
                 actor, cmd.contract, cmd.require("kind", str), cmd.get("reference", str), on
+            )
+        case "vendor show":
+            return VendorService(service).show(actor, cmd.require("name", str))
+        case "vendor alias":
+            return VendorService(service).alias(actor, cmd.require("name", str), cmd.require("alias", str))
+        case "vendor affiliate":
+            return VendorService(service).affiliate(
+                actor, cmd.require("name", str), cmd.require("other", str), cmd.require("relation", str)
+            )
+        case "screen":
+            return VendorService(service).screen(
+                actor,
+                cmd.contract,
+                cmd.require("match", str),
+                cmd.require("decision", str),
+                cmd.require("reason", str),
             )
         case "admin grant":
             return service.grant(actor, cmd.require("user", str), cmd.require("role", str))

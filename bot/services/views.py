@@ -12,6 +12,7 @@ from bot.domain import questions as qs
 from bot.domain import review, schedule
 from bot.domain.errors import InputError
 from bot.services import planner
+from bot.services.vendors import screening_lines
 from storage import repositories as repo
 from storage.models import Contract, Question
 
@@ -152,6 +153,8 @@ class ContractView:
     out_of_scope: bool
     reviewers: tuple[str, ...]
     stopwork_reason: str | None = None
+    # the vendor and the screening results of it, its parent and affiliates (bot.services.vendors), in words
+    screening: tuple[str, ...] = ()
     determination_reason: str | None = None
     determined_by: str | None = None
     waiver_official: str | None = None
@@ -279,6 +282,7 @@ def build_contract_view(
         red_flags=tuple(qset.red_flags(answers)),
         out_of_scope=qs.out_of_scope(answers),
         reviewers=tuple(repo.list_assignments(s, contract.id)),
+        screening=screening_lines(s, contract),
         stopwork_reason=contract.stopwork_reason,
         determination_reason=contract.determination_reason,
         determined_by=contract.determined_by,

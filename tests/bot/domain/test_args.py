@@ -65,6 +65,7 @@ def test_table_has_every_spec_subcommand() -> None:
         "clear", "waiver", "waiver-report", "revoke-waiver", "close", "reopen", "redetermine", "audit", "help",
         "admin grant", "admin revoke", "admin roles", "admin set", "admin settings", "admin export",
         "restrict", "unrestrict",
+        "vendor show", "vendor alias", "vendor affiliate", "screen",
         "draft", "sent",
         "stopwork-extend",
         "timeline", "report",
