@@ -46,8 +46,8 @@ class RenderedDraft:
 
 
 def _question_set(c: Contract) -> str:
-    version = getattr(c, "question_set", None)
-    return f"EO 14093 due diligence questions, {version}" if version else paperwork.current_question_set()
+    """The name of the set the contract was filed (and answered) under, not today's."""
+    return f"EO 14093 due diligence questions, {qs.question_set(c.question_set).version}"
 
 
 def _last_redetermination(s: Session, contract_id: int) -> tuple[dict, str | None, str | None]:
@@ -85,7 +85,7 @@ def record_facts(s: Session, c: Contract) -> RecordFacts:
             answered_by=row.answered_by if row else None,
             answered_at=row.answered_at if row else None,
         )
-        for q in qs.QUESTIONS
+        for q in qs.question_set(c.question_set).questions  # its own set: a later change rewrites no draft
         for row in [rows.get(q.qid)]
     )
     redet_on: date | None

@@ -14,6 +14,7 @@ import pytest
 from docx2python import docx2python
 
 from bot.cli import main
+from bot.domain import questions as qs
 from tests.conftest import MANAGER, MEMBER, OFFICIAL, OFFICIAL2, REVIEWER
 from tests.support.replies import flat
 
@@ -275,3 +276,21 @@ def test_the_waiver_notice_and_its_72_hour_report(running):
     reply = say(running, 'sent CR-1 waiver ref="AG-2026-11"', user=OFFICIAL)
     assert "The 72-hour waiver report for CR-1 was sent on 2026-11-24" in reply
     assert hashlib.sha256(content).hexdigest() in reply
+
+
+def test_a_draft_cites_and_lists_the_question_set_the_contract_was_filed_under(running, monkeypatch):
+    """A later version of the questions becomes current: each contract's drafts keep the set it was filed under."""
+    from tests.e2e.test_waivers_and_versions import NEW_VERSION, _new_set
+
+    say(running, FILE_ICE)  # CR-1, under today's set
+    filed_under = qs.current_set()
+    _new_set(monkeypatch)  # SCOPE-6 added, MIT-4 dropped
+    say(running, FILE_ICE.replace("Graphite", "Graphite 2"))  # CR-2, under the new set
+    _, content, md = drafted(running, "draft CR-1 apnsa", MANAGER)
+    assert f"EO 14093 due diligence questions, {filed_under.version}" in md and NEW_VERSION not in md
+    assert "MIT-4" in md and "SCOPE-6" not in md
+    _, content, md = drafted(running, "draft CR-2 apnsa", MANAGER)
+    assert f"EO 14093 due diligence questions, {NEW_VERSION}" in md
+    assert "SCOPE-6" in md and "MIT-4" not in md
+    text, *_ = read_docx(content)
+    assert "SCOPE-6" in text and "MIT-4" not in text
