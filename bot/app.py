@@ -386,6 +386,7 @@ def create_app(
         exporter=lambda fmt: build_export(
             factory, clock, calendar, fmt, names=export_names, banner=settings.cui_banner
         ),
+        names=export_names,
         followups=followups,
         client=client,
         channels=channels,

@@ -197,7 +197,7 @@ def send_draft(ctx: HandlerContext, user_id: str, asked: DraftRequest) -> None:
     the same as Markdown (Slack previews it; the console prints it)."""
     client = ctx.client
     try:
-        drafted = DraftService(ctx.service).draft(user_id, asked.contract_id, asked.kind)
+        drafted = DraftService(ctx.service, names=ctx.names).draft(user_id, asked.contract_id, asked.kind)
     except DomainError as exc:  # the record changed since the request was checked
         client.chat_postMessage(channel=user_id, text=f"The draft was not made: {exc.user_text()}")
         return

@@ -38,6 +38,7 @@ class HandlerContext:
     channels: ChannelService  # whether filing may go (a database read); channel checks after `admin set`
     replays: ReplayGuard | None = None  # at most once: each signed request is recorded with its change
     bindings: ButtonBindings | None = None  # a button acts only on what the message it is on shows
+    names: Callable[[str], str] | None = None  # Slack user ID -> name (users.info, cached): for Word files
 
     def today(self) -> date:
         """Today in the bot's zone."""

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 
@@ -70,9 +71,15 @@ def _day(value: object) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) else None
 
 
-def record_facts(s: Session, c: Contract) -> RecordFacts:
-    """What the record holds about one contract, for bot.domain.paperwork."""
+def record_facts(s: Session, c: Contract, names: Callable[[str], str] | None = None) -> RecordFacts:
+    """What the record holds about one contract, for bot.domain.paperwork; ``names`` turns a Slack user ID into
+    the person's name (a notice is read outside Slack, where an ID names nobody)."""
     assert c.id is not None  # a stored contract has its number
+    person = names or str
+
+    def who(user_id: str | None) -> str | None:
+        return person(user_id) if user_id else user_id
+
     rows = {q.qid: q for q in repo.list_questions(s, c.id)}
     answers = tuple(
         AnswerFact(
@@ -82,7 +89,7 @@ def record_facts(s: Session, c: Contract) -> RecordFacts:
             text=q.text,
             answer=row.answer if row else None,
             note=row.note if row else None,
-            answered_by=row.answered_by if row else None,
+            answered_by=who(row.answered_by) if row else None,
             answered_at=row.answered_at if row else None,
         )
         for q in qs.question_set(c.question_set).questions  # its own set: a later change rewrites no draft
@@ -104,7 +111,7 @@ def record_facts(s: Session, c: Contract) -> RecordFacts:
         vendor=c.vendor,
         product=c.product,
         agency=c.agency,
-        filed_by=c.filed_by,
+        filed_by=who(c.filed_by) or c.filed_by,
         filed_at=c.filed_at,
         component=c.component,
         value_cents=c.value_cents,
@@ -122,7 +129,7 @@ def record_facts(s: Session, c: Contract) -> RecordFacts:
         stopwork_lifted_on=c.stopwork_lifted_on,
         determination=c.determination,
         determined_on=c.determined_on,
-        determined_by=c.determined_by,
+        determined_by=who(c.determined_by),
         determination_reason=c.determination_reason,
         certified_on=c.certified_on,
         certified_by=c.certified_by,
@@ -141,7 +148,7 @@ def record_facts(s: Session, c: Contract) -> RecordFacts:
         revocation_reported_on=c.revocation_reported_on,
         redetermination_on=redet_on,
         redetermination_reason=redet_reason,
-        redetermination_by=redet_by,
+        redetermination_by=who(redet_by),
         redetermination_open=c.redetermination_on is not None,
         previous_determination=previous,
         closed_on=c.closed_on,
@@ -163,11 +170,20 @@ def clocks_png(s: Session, contract_id: int, *, today: date, zone: tzinfo) -> by
 
 
 def build_draft(
-    s: Session, c: Contract, kind: str, *, today: date, zone: tzinfo, banner: str, picture: bool = True
+    s: Session,
+    c: Contract,
+    kind: str,
+    *,
+    today: date,
+    zone: tzinfo,
+    banner: str,
+    picture: bool = True,
+    names: Callable[[str], str] | None = None,
 ) -> RenderedDraft:
     """The notice of ``kind`` for a contract, rendered; raises InvalidState for a kind it cannot have."""
     assert c.id is not None  # a stored contract has its number
-    document = paperwork.build_document(record_facts(s, c), kind, today=today, zone=zone, banner=banner)
+    facts = record_facts(s, c, names)
+    document = paperwork.build_document(facts, kind, today=today, zone=zone, banner=banner)
     png = clocks_png(s, c.id, today=today, zone=zone) if picture else None
     content = to_docx(document, png, today=today)
     return RenderedDraft(document, to_markdown(document), content, hashlib.sha256(content).hexdigest())

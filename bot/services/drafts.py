@@ -8,6 +8,7 @@ with the SHA-256 of the Word file. `sent` records the fingerprint of the last dr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -84,8 +85,9 @@ def require_drafter(held: set[str], action: str, actor: str) -> None:
 class DraftService:
     """Drafting and recording the order's notices, on the review service's unit of work and audit."""
 
-    def __init__(self, reviews: ReviewService) -> None:
+    def __init__(self, reviews: ReviewService, names: Callable[[str], str] | None = None) -> None:
         self.reviews = reviews
+        self.names = names  # Slack user ID -> name (users.info, cached), for the people a notice names
 
     def _banner(self) -> str:
         return self.reviews.settings.cui_banner
@@ -114,7 +116,9 @@ class DraftService:
         # a read-only snapshot: no write lock is held while the Word file and its picture are made
         with read_only(r.session_factory) as s:
             c = r._load(s, contract_id, for_update=False)
-            rendered = build_draft(s, c, kind, today=today, zone=r.calendar.zone, banner=self._banner())
+            rendered = build_draft(
+                s, c, kind, today=today, zone=r.calendar.zone, banner=self._banner(), names=self.names
+            )
 
         def record(s: Session, now: datetime) -> DraftReady:
             missing = len(rendered.document.missing)

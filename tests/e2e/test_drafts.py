@@ -94,6 +94,8 @@ def replay_ice_until_determined(running) -> None:
 
 
 def test_the_ice_paragon_apnsa_notice_is_drafted_from_the_record_and_its_sending_recorded(running):
+    running.double.set_user(REVIEWER, real_name="Renée Reviewer")  # a notice names people, not Slack IDs
+    running.double.set_user(OFFICIAL, real_name="Olu Official")
     replay_ice_until_determined(running)
 
     # before certification the §2(g) draft says so at the top
@@ -114,14 +116,14 @@ def test_the_ice_paragon_apnsa_notice_is_drafted_from_the_record_and_its_sending
         assert "Red flags (§2(a)(i) and (ii) answered Yes): IU-1" in text
         assert REASON in text
         assert "Certified not-risky by the Secretary of Homeland Security on 2025-08-13" in text
-        assert "not-risky, recorded 2025-08-11" in text
+        assert "not-risky, recorded 2025-08-11 by Olu Official" in text
     assert "CUI" in edges and "DRAFT — references only" in edges  # header and footer
     assert body.splitlines()[0] == "CUI" and body.splitlines()[-1] == "CUI"  # top and bottom
     answers = {r[0]: r for r in rows}
     assert set(answers) == set(ANSWERS)
     for qid, value in ANSWERS.items():
         assert answers[qid][2].startswith(value), (qid, answers[qid])
-        assert answers[qid][4] == REVIEWER and re.match(r"2026-11-24 \d\d:\d\d EST", answers[qid][5])
+        assert answers[qid][4] == "Renée Reviewer" and re.match(r"2026-11-24 \d\d:\d\d EST", answers[qid][5])
         assert f"| {qid} |" in md
     assert answers["IU-1"][2] == "yes (red flag)" and answers["IU-1"][3] == "WhatsApp report, Jan 2025"
     for qid in ANSWERS:  # docx2python reads the same table
@@ -229,6 +231,7 @@ def test_the_command_line_drafts_markdown_or_word_without_changing_the_database(
 
 
 def test_the_redetermination_notice_names_the_new_information_from_the_trail(running):
+    running.double.set_user(OFFICIAL, real_name="Olu Official")
     """`determine` clears the re-determination's fields; the §2(j) draft reads them back from the audit trail."""
     say(running, "file vendor=Acme product=Eye agency=FBI purpose=operational awarded=2026-01-05")
     say(
@@ -242,7 +245,7 @@ def test_the_redetermination_notice_names_the_new_information_from_the_trail(run
     _, content, md = drafted(running, "draft CR-1 redetermination", MANAGER)
     body, _, _, independent = read_docx(content)
     for text in (body, independent):
-        assert f"Recorded 2026-06-01 by {OFFICIAL}: vendor sold to a state-owned buyer" in text
+        assert "Recorded 2026-06-01 by Olu Official: vendor sold to a state-owned buyer" in text
         assert (
             "prohibited, recorded 2026-06-10" in text and "CI-4: foreign control (before: prohibited)" in text
         )
