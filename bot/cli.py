@@ -565,7 +565,16 @@ def _lists_load(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     try:
         audit.seal_engine(engine, audit.Sealer(open_keys(settings, create=False)))
-        result = load_list(factory, clock, args.list, data, alt=alt, on_date=on, today=today)
+        result = load_list(
+            factory,
+            clock,
+            args.list,
+            data,
+            alt=alt,
+            on_date=on,
+            today=today,
+            manager_channel=settings.manager_channel,
+        )
     except ListFormatError as exc:
         print(f"contract-bot: {args.file}: {exc}; nothing was stored", file=sys.stderr)
         return 1

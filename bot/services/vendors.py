@@ -318,13 +318,16 @@ def load_list(
     alt: bytes | None = None,
     on_date: date | None = None,
     today: date,
-    on_event: Callable[[Session, int, datetime], None] | None = None,
+    on_event: Callable[[Session, int, datetime], object] | None = None,
+    manager_channel: str | None = None,
 ) -> LoadResult:
     """Store a snapshot of a list, screen every vendor (names and aliases) against it, and make each entry added or
     removed since the last snapshot of that list that looks like a vendor a vendor event (kind "list").
 
     ``on_event(session, event_id, now)`` runs for each vendor event in the same unit of work (the §2(j) reviews
-    it opens). Raises ListFormatError (nothing stored)."""
+    it opens). The managers are told of new possible matches and events in the manager channel (``admin set
+    manager_channel`` wins over ``manager_channel``, the environment's), through the outbox: the bot sends it.
+    Raises ListFormatError (nothing stored)."""
     entries = parse_list(list_name, data, alt)
     digest = hashlib.sha256(data + (alt or b"")).hexdigest()
     day = on_date or today
@@ -374,6 +377,15 @@ def load_list(
                 )
             ),
         )
+        channel = repo.get_settings(s).get("manager_channel") or manager_channel
+        if channel and (opened or events):
+            repo.add_outbox(
+                s,
+                at=now,
+                op="post",
+                target=channel,
+                payload={"render": "text", "text": _load_summary(s, list_name, day, opened, events)},
+            )
         return LoadResult(
             snapshot.id,
             list_name,
@@ -387,13 +399,37 @@ def load_list(
         )
 
 
+def _load_summary(s: Session, list_name: str, day: date, opened: list[ScreeningMatch], events: int) -> str:
+    """The managers' message after a load: the possible matches it opened and the vendor events it recorded."""
+    vendors = vrepo.get_vendors(s, [m.vendor_id for m in opened])
+    lines = [f":mag: The {LIST_TITLES[list_name]} of {day.isoformat()} is loaded."]
+    if opened:
+        lines.append(
+            f"{len(opened)} possible match{'es' if len(opened) != 1 else ''} for a manager to dispose of:"
+        )
+        lines += [
+            f"• {match_line(m, vendors[m.vendor_id].name if m.vendor_id in vendors else None)}"
+            for m in opened[:20]
+        ]
+        if len(opened) > 20:
+            lines.append(f"… and {len(opened) - 20} more (`/contract vendor show NAME`).")
+    if events:
+        lines.append(
+            f"{events} vendor event{'s' if events != 1 else ''}: entries added or removed that look like a vendor."
+        )
+    lines.append(
+        'Next: `/contract show CR-n` for a contract of the vendor, then `/contract screen CR-n M-n match|no-match reason="…"`.'
+    )
+    return "\n".join(lines)
+
+
 def _record_changes(
     s: Session,
     changes,
     list_name: str,
     day: date,
     now: datetime,
-    on_event: Callable[[Session, int, datetime], None] | None,
+    on_event: Callable[[Session, int, datetime], object] | None,
 ) -> int:
     """A vendor event for each entry added or removed that looks like a vendor (name or alias)."""
     known = vrepo.list_vendor_names(s)

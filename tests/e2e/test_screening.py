@@ -4,13 +4,14 @@ differences made vendor events, and the bad input of each."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
-from tests.conftest import MANAGER, MANAGERS, MEMBER, REVIEWER
+from tests.conftest import ADMIN, MANAGER, MANAGERS, MEMBER, REVIEWER
 from tests.e2e.test_compliance import cmd
 
 LISTS = Path(__file__).resolve().parent.parent / "fixtures" / "lists"
@@ -130,9 +131,20 @@ def test_aliases_affiliates_and_a_later_snapshot(running, cli):
         running, 'vendor affiliate Paragon Solutions other="X" relation=cousin', user=MANAGER
     )
 
-    # the next snapshot: Halcyon removed, Vireo added -> vendor events; new matches for the added one
+    # the next snapshot: Halcyon removed, Vireo added -> vendor events; new matches for the added one, told to the
+    # managers (the loader reads the channel an admin set, or MANAGER_CHANNEL)
+    assert "manager_channel" in cmd(running, f"admin set manager_channel {MANAGERS}", user=ADMIN)
     code, out, _ = load(cli, "csl", str(LISTS / "csl-2.csv"), "--date", "2026-11-27")
     assert code == 0 and "1 added and 1 removed, 2 vendor events" in out and "1 possible matches" in out
+    # queued for the bot to send (the command line's clock is the machine's, the test bot's is not: not delivered here)
+    with running.bot.engine.connect() as conn:
+        rows = conn.execute(text("SELECT target, payload FROM outbox WHERE payload LIKE '%is loaded%'")).all()
+    told = [json.loads(payload)["text"] for target, payload in rows if target == MANAGERS]
+    assert len(told) == 1 and "Consolidated Screening List of 2026-11-27 is loaded" in told[-1]
+    assert (
+        "M-2 Vireo Analytics: “Vireo Analytics” ~ “Vireo Analytics GmbH”" in told[-1]
+        and "2 vendor events" in told[-1]
+    )
     halcyon = cmd(running, "vendor show Halcyon Signals", user=MANAGER)
     assert (
         "2026-11-27 list: “Halcyon Signals Ltd.” (Entity List (EL)" in halcyon
