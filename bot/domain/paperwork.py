@@ -115,6 +115,9 @@ class RecordFacts:
     previous_determination: str | None = None
     closed_on: date | None = None
     close_reason: str | None = None
+    # screening-list results of the vendor, its parent and affiliates, in words; how many are still open
+    screening: tuple[str, ...] = ()
+    open_screening_matches: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -348,6 +351,10 @@ def _apnsa(f: RecordFacts, zone: tzinfo) -> tuple[list[str], list[DocSection]]:
         missing.append(
             f"a new determination: a §2(j) re-determination is open since {_d(f.redetermination_on)}"
         )
+    if f.open_screening_matches:
+        missing.append(
+            f"a manager's decision on {f.open_screening_matches} possible screening-list match(es) (`screen`)"
+        )
     if f.notice_on:
         end = f.notice_on + timedelta(days=schedule.WAITING_PERIOD_DAYS)
         wait = f"Notice recorded as sent on {_d(f.notice_on)}; no operational use before {end.isoformat()}"
@@ -371,6 +378,10 @@ def _apnsa(f: RecordFacts, zone: tzinfo) -> tuple[list[str], list[DocSection]]:
             ),
         ),
         _weighing(f, zone),
+        DocSection(
+            "Screening lists (the vendor, its parent and affiliates)",
+            f.screening or ("No possible match on the screening lists loaded.",),
+        ),
         _determination(f),
         _certification(f),
         DocSection("Waiting period (§2(g))", (wait,)),

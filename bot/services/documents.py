@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, tzinfo
 
 from sqlmodel import Session
@@ -19,6 +19,7 @@ from sqlmodel import Session
 from bot.domain import paperwork
 from bot.domain import questions as qs
 from bot.domain.paperwork import AnswerFact, Document, RecordFacts, Table
+from bot.services.vendors import screening_facts
 from bot.services.views import ref_of
 from storage import repositories as repo
 from storage.models import Contract
@@ -183,6 +184,8 @@ def build_draft(
     """The notice of ``kind`` for a contract, rendered; raises InvalidState for a kind it cannot have."""
     assert c.id is not None  # a stored contract has its number
     facts = record_facts(s, c, names)
+    screening, open_matches = screening_facts(s, c)
+    facts = replace(facts, screening=screening, open_screening_matches=open_matches)
     document = paperwork.build_document(facts, kind, today=today, zone=zone, banner=banner)
     png = clocks_png(s, c.id, today=today, zone=zone) if picture else None
     content = to_docx(document, png, today=today)

@@ -227,6 +227,27 @@ def match_line(m: ScreeningMatch, vendor_name: str | None = None) -> str:
     return line
 
 
+def screening_facts(s: Session, contract: Contract) -> tuple[tuple[str, ...], int]:
+    """The screening results of the contract's vendor, its parent and affiliates as plain text (for a notice drafted
+    outside Slack), and how many are still open."""
+    if contract.vendor_id is None:
+        return (), 0
+    circle = circle_of(s, contract.vendor_id)
+    vendors = vrepo.get_vendors(s, circle)
+    matches = sorted(vrepo.list_matches(s, circle), key=lambda m: (m.status != "open", m.id or 0))
+    said = {"open": "open: not yet decided", "match": "decided: a match", "no-match": "decided: no match"}
+    lines = []
+    for m in matches:
+        vendor = vendors[m.vendor_id].name if m.vendor_id in vendors else "?"
+        line = (
+            f"{match_ref(m.id)} {vendor}: “{m.matched_name}” ~ “{m.entry_name}” "
+            f"({m.source or LIST_TITLES.get(m.list_name, m.list_name)}, score {m.score:.0f}), "
+            f"{said.get(m.status, m.status)}"
+        )
+        lines.append(line + (f" ({m.reason})" if m.status != "open" and m.reason else ""))
+    return tuple(lines), sum(1 for m in matches if m.status == "open")
+
+
 def screening_lines(s: Session, contract: Contract) -> tuple[str, ...]:
     """What `show` says of the contract's vendor: its name and the screening results of it, its parent and
     affiliates (open ones first)."""

@@ -297,3 +297,29 @@ def test_a_draft_cites_and_lists_the_question_set_the_contract_was_filed_under(r
     assert "SCOPE-6" in md and "MIT-4" not in md
     text, *_ = read_docx(content)
     assert "SCOPE-6" in text and "MIT-4" not in text
+
+
+def test_the_apnsa_draft_lists_the_screening_results_and_waits_for_open_matches(running):
+    """§2(g): a possible screening-list match goes into the draft; while it is open the draft says it is missing."""
+    from pathlib import Path
+
+    from bot.services.vendors import load_list
+
+    lists = Path(__file__).resolve().parent.parent / "fixtures" / "lists"
+    load_list(
+        running.bot.session_factory,
+        running.clock,
+        "csl",
+        (lists / "csl.csv").read_bytes(),
+        today=running.bot.service.today(),
+    )
+    say(running, 'file vendor="Nimbus Intercept S.A." product=Implant agency=ICE purpose=operational')
+    _, content, md = drafted(running, "draft CR-1 apnsa", MANAGER)
+    text, *_ = read_docx(content)
+    for doc in (text, md):
+        assert "Screening lists" in doc and "M-1" in doc and "open: not yet decided" in doc
+        assert "possible screening-list match" in doc  # in "Not yet complete"
+    say(running, 'screen CR-1 M-1 no-match reason="another company of the same name"', user=MANAGER)
+    _, content, md = drafted(running, "draft CR-1 apnsa", MANAGER)
+    assert "decided: no match (another company of the same name)" in md
+    assert "possible screening-list match" not in md
