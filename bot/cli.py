@@ -540,6 +540,7 @@ def _lists_load(settings: Settings, args: argparse.Namespace) -> int:
 
     from bot.domain.lists import ListFormatError
     from bot.services.seal import open_keys
+    from bot.services.vendor_events import on_list_event
     from bot.services.vendors import LIST_TITLES, load_list
     from storage import audit
     from storage.db import describe_url
@@ -574,6 +575,7 @@ def _lists_load(settings: Settings, args: argparse.Namespace) -> int:
             on_date=on,
             today=today,
             manager_channel=settings.manager_channel,
+            on_event=on_list_event,  # each difference touching a vendor opens its §2(j) reviews
         )
     except ListFormatError as exc:
         print(f"contract-bot: {args.file}: {exc}; nothing was stored", file=sys.stderr)

@@ -376,6 +376,8 @@ def build_show(v: ContractView, zone: ZoneInfo | None = None) -> dict:
     )
     if s.stopwork_since:
         facts.append(f"*Stop-work clock (FAR 52.242-15):* {stopwork_clock(v)}")
+    if v.review_due:
+        facts.append(f":mag: {v.review_due}")
     if s.determination:
         facts.append(
             f"*Determination:* {s.determination} on {day(s.determined_on)} by <@{v.determined_by}>: "

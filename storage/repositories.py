@@ -659,6 +659,17 @@ def list_open_with_deadlines(s: Session, limit: int) -> list[Contract]:
     return list(s.execute(stmt).scalars())
 
 
+def list_reviews_due(s: Session, limit: int) -> list[Contract]:
+    """Open contracts with a §2(j) review due (a vendor event opened it), the longest due first."""
+    stmt = (
+        select(Contract)
+        .where(col(Contract.closed_on).is_(None), col(Contract.review_due_since).is_not(None))
+        .order_by(col(Contract.review_due_since), col(Contract.id))
+        .limit(limit)
+    )
+    return list(s.execute(stmt).scalars())
+
+
 def get_setting_locked(s: Session, key: str) -> str | None:
     """One setting's value, its row locked until the transaction ends (PostgreSQL; SQLite serialises writers)."""
     row = s.execute(select(Setting).where(col(Setting.key) == key).with_for_update()).scalars().first()

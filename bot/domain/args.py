@@ -479,6 +479,33 @@ _COMMAND_LIST: tuple[Command, ...] = (
         "is recorded; the executive order's own conditions are unaffected.",
     ),
     Command(
+        "vendor event",
+        "manager",
+        "Record dated new information about a vendor; a §2(j) review opens on the contracts it concerns.",
+        (_VENDOR,),
+        (
+            Option(
+                "kind",
+                Kind.CHOICE,
+                "list (a screening list), ownership, report (a public report), dni (a DNI finding)",
+                required=True,
+                choices=("list", "ownership", "report", "dni"),
+            ),
+            Option("on", Kind.DATE, "the day of the information (default today; not in the future)"),
+            Option(
+                "note",
+                Kind.LONG_TEXT,
+                "what is new, in a sentence or two",
+                required=True,
+                max_len=LONG_TEXT_MAX,
+            ),
+            Option("source", Kind.TEXT, "where it was published or who reported it", max_len=LONG_TEXT_MAX),
+        ),
+        note="A §2(j) review opens on every open contract of the vendor, its parent, its affiliates and the vendors "
+        "it owns: shown in `show`, listed in the digest, and reminded to the officials (and in the thread) now and "
+        "every 5 business days until an official records `redetermine` or `determine`.",
+    ),
+    Command(
         "determine",
         "official",
         "Record the §2(a) determination.",

@@ -33,6 +33,7 @@ KINDS = {
     "annual-report": "§4(d) annual report due",
     "stopwork-lapse": "stop-work lapsing",
     "term-end": "period of performance ending",
+    "review-due": "§2(j) review due",
 }
 
 
@@ -73,6 +74,8 @@ def applies(r: Reminder, c: Contract | None, state: review.ReviewState, question
                 and data.get("lapses_on")
                 == clocks_far.stopwork_lapses_on(c.stopwork_since, c.stopwork_extended_until).isoformat()
             )
+        case "review-due":
+            return c.review_due_since is not None and c.review_due_since.isoformat() == data.get("since")
         case "term-end":
             return c.term_ends is not None and c.term_ends.isoformat() == data.get("ends_on")
         case "unanswered" | "escalation":

@@ -26,7 +26,7 @@ from bot.domain import questions as qs
 from bot.domain.annual import parse_due, reporting_year
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.text import escape_mrkdwn
-from bot.services import planner, runtime
+from bot.services import planner, runtime, vendor_events
 from bot.services.outbox import worker_id
 from bot.services.runtime import RuntimeSettings
 from bot.services.vendors import digest_line as screening_digest_line
@@ -195,6 +195,7 @@ class ReminderSweeper:
         result = SweepResult(claimed=len(rows))
         to_manager: list[tuple[str, str]] = []  # (reminder key, text)
         to_thread: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        to_dm: dict[str, list[tuple[str, str]]] = defaultdict(list)
         ids = {r.contract_id for r in rows if r.contract_id}
         contracts = repo.get_contracts(s, ids)  # one query per batch, not one per reminder
         questions = repo.list_questions_of(s, ids)
@@ -220,6 +221,8 @@ class ReminderSweeper:
             for recipient, text in parts:
                 if recipient == MANAGER:
                     to_manager.append((r.key, text))
+                elif recipient.startswith("dm:"):  # a person by direct message (the officials: §2(j) review)
+                    to_dm[recipient[3:]].append((r.key, text))
                 else:
                     assert r.contract_id is not None  # only a reminder about a contract speaks in a thread
                     to_thread[r.contract_id].append((r.key, text))
@@ -240,6 +243,13 @@ class ReminderSweeper:
                 for admin in self.settings.admin_user_ids:
                     repo.add_outbox(s, at=now, op="dm", target=admin, payload=payload)
             result.messages.append((manager_channel or "admins", text))
+        for user, parts in to_dm.items():
+            for group in _merge(parts):
+                text = "\n\n".join(t for _, t in group)
+                parts_ = [{"key": k, "text": t} for k, t in group]
+                payload = {"render": "reminder", "text": text, "parts": parts_}
+                repo.add_outbox(s, at=now, op="dm", target=user, payload=payload)
+                result.messages.append((f"@{user}", text))
         for contract_id, parts in to_thread.items():
             for group in _merge(parts):
                 text = "\n\n".join(t for _, t in group)
@@ -510,6 +520,8 @@ class ReminderSweeper:
                         f"modification that extends it. {link}",
                     )
                 ]
+            case "review-due":
+                return vendor_events.review_due_reminder(s, c, data, now, self.calendar, hour, link)
             case "excluded-notice":
                 if c.purpose != "excluded" or c.awarded_on is None:
                     return []
@@ -679,6 +691,16 @@ class ReminderSweeper:
                     )
                 )
             lines.append("Stop-work orders: " + "; ".join(entries))
+        reviews_due = repo.list_reviews_due(s, DIGEST_ROWS)
+        if reviews_due:
+            lines.append(
+                "§2(j) reviews due (an official must `redetermine` or `determine`): "
+                + "; ".join(
+                    f"{ref_of(c.id)} since {c.review_due_since.isoformat()}"
+                    for c in reviews_due
+                    if c.id is not None and c.review_due_since is not None
+                )
+            )
         waiting = repo.list_waiting(s, DIGEST_ROWS)
         if waiting:
             entries = []

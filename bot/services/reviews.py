@@ -24,7 +24,7 @@ from bot.domain.args import AUDIT_PAGE_SIZE, COMMANDS, LIST_PAGE_SIZE
 from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError, InputError, InvalidState, NotFound, PermissionDenied
 from bot.domain.text import escape_mrkdwn, find_classification_marking, quoted
-from bot.services import planner, runtime
+from bot.services import planner, runtime, vendor_events
 from bot.services.bindings import NOT_ITS_MESSAGE, is_question_message
 from bot.services.reminders import deadlines as deadlines_of
 from bot.services.runtime import RuntimeSettings
@@ -127,6 +127,8 @@ def contract_snapshot(c: Contract) -> dict:
             "determination_reason",
             "redetermination_on",
             "redetermination_reason",
+            "review_due_since",
+            "review_event_id",
             "certified_on",
             "certified_by",
             "notice_on",
@@ -936,7 +938,10 @@ class ReviewService:
             if verdict.permitted or verdict.closed_on or verdict.not_applicable:
                 standing = f"Operational use under the order: {verdict.summary}."
             else:
-                standing = "Operational use is still not permitted: " + "; ".join(verdict.missing) + "."
+                standing = (
+                    "Operational use is still not permitted: " + "; ".join(verdict.missing) + ". Lifting the "
+                    "stop-work order is not a compliance finding: the executive order's conditions are not met."
+                )
             if lapsed:
                 standing = (
                     f"It had lapsed on {lapsed.isoformat()} under FAR 52.242-15, {lapse_basis}. " + standing
@@ -981,6 +986,7 @@ class ReviewService:
 
         def apply(s, c, state, day, now):
             review.check_determination(state, outcome, reason, day)
+            vendor_events.clear_review(s, c)  # a §2(j) review a vendor event opened is answered
             again = state.determination is not None
             new = review.apply_determination(state, outcome, day)
             if state.redetermination_on is not None:
@@ -1014,6 +1020,7 @@ class ReviewService:
 
         def apply(s, c, state, day, now):
             review.check_redetermine(state, day)
+            vendor_events.clear_review(s, c)  # a §2(j) review a vendor event opened is answered
             c.redetermination_on, c.redetermination_reason, c.redetermination_by = day, reason, actor
             self._update_questions(s, c, now)  # their buttons come back
             reviewers = repo.list_assignments(s, c.id)

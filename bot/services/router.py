@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from bot.domain.args import COMMANDS, ParsedCommand, help_text
-from bot.services import annual_report
+from bot.services import annual_report, vendor_events
 from bot.services.clocks import TimelineRequest
 from bot.services.drafts import DraftService
 from bot.services.reviews import ReviewService
@@ -138,6 +138,16 @@ def run_command(service: ReviewService, actor: str, cmd: ParsedCommand) -> objec
             )
         case "vendor show":
             return VendorService(service).show(actor, cmd.require("name", str))
+        case "vendor event":
+            return vendor_events.record_event(
+                service,
+                actor,
+                cmd.require("name", str),
+                cmd.require("kind", str),
+                on,
+                cmd.require("note", str),
+                cmd.get("source", str),
+            )
         case "vendor alias":
             return VendorService(service).alias(actor, cmd.require("name", str), cmd.require("alias", str))
         case "vendor affiliate":

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from bot.domain import questions as qs
 from bot.domain import review, schedule
 from bot.domain.errors import InputError
-from bot.services import planner
+from bot.services import planner, vendor_events
 from bot.services.vendors import screening_lines
 from storage import repositories as repo
 from storage.models import Contract, Question
@@ -168,6 +168,7 @@ class ContractView:
     permalink: str | None = None  # the parent message's link from chat.getPermalink, once known
     restricted: bool = False  # need-to-know (`restrict CR-n`): its reads are audited
     term_ends: date | None = None  # the period of performance's last day (bot.domain.clocks_far)
+    review_due: str | None = None  # a §2(j) review a vendor event opened (bot.services.vendor_events)
     question_set: str = qs.FIRST_QUESTION_SET  # the version of the questions it was filed under
 
     @property
@@ -297,5 +298,6 @@ def build_contract_view(
         permalink=contract.permalink,
         restricted=bool(contract.restricted),
         term_ends=contract.term_ends,
+        review_due=vendor_events.review_due_line(s, contract),
         question_set=qset.version,
     )

@@ -37,12 +37,19 @@ def test_milestones_appear_in_order_on_their_dates(transcript):
         "(@rae pressed [1] Yes)",
         "Recorded CR-1 CI-4: Yes (red flag).",
         "Recorded CR-1 CI-4: No.",  # revisited after the Dec 2024 acquisition
+        "lapsed on 2025-01-06 (FAR 52.242-15, 90 days)",  # no extension is public: the bot flags the lapse
+        "Recorded a public report about Paragon Solutions of 2025-01-31",  # [public] WhatsApp
+        "A §2(j) review is due on CR-1",
         "Recorded CR-1 IU-1: Yes (red flag).",
-        "Determination (§2(a)) on CR-1: not-risky on 2025-08-11.",
-        "CR-1 certified not-risky (§2(f)) by the Secretary of Homeland Security on 2025-08-13.",
-        "APNSA notified (§2(g)) for CR-1 on 2025-08-14. No operational use before 2025-08-21",
-        "Reminder: the waiting period on CR-1 is over",
+        "Recorded a public report about Paragon Solutions of 2025-06-05",  # [public] COPASIR
+        "Recorded a public report about Paragon Solutions of 2025-06-12",  # [public] Citizen Lab
         "Stop-work order on CR-1 lifted on 2025-08-29 (in effect since 2024-10-08, 325 days)",
+        "Lifting the stop-work order is not a compliance finding: the executive order's conditions are not met.",
+        "§2(j) review due since 2025-01-31",
+        "Determination (§2(a)) on CR-1: not-risky on 2025-09-15.",  # [supposed] from here on
+        "CR-1 certified not-risky (§2(f)) by the Secretary of Homeland Security on 2025-09-17.",
+        "APNSA notified (§2(g)) for CR-1 on 2025-09-18. No operational use before 2025-09-25",
+        "Reminder: the waiting period on CR-1 is over",
         "Operational use is permitted",
         "CR-1 closed on 2026-01-20",
     ]
@@ -79,8 +86,9 @@ def test_final_show_and_audit(transcript):
     final = _after(transcript, "==== Final record ====")
     show = _after(final, "max> /contract show CR-1").split("max> /contract audit CR-1")[0]
     assert "closed" in show and "answered 20 of 20" in show and "1 red flag (IU-1)" in show
-    assert "Certification (§2(f)): Secretary of Homeland Security on 2025-08-13" in show
-    assert "APNSA notice (§2(g)): 2025-08-14; waiting period ends 2025-08-21" in show
+    assert "Certification (§2(f)): Secretary of Homeland Security on 2025-09-17" in show
+    assert "APNSA notice (§2(g)): 2025-09-18; waiting period ends 2025-09-25" in show
+    assert "§2(j) review due" not in show  # the determination answered it
     audit = _after(final, "max> /contract audit CR-1")
     assert "Audit timeline of CR-1" in audit
     for action in (
