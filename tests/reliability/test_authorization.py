@@ -97,6 +97,9 @@ def _prepare(running) -> dict[str, str]:
         "close": f'close CR-{closing} reason="r"',
         "reopen": f'reopen CR-{closed} reason="r"',
         "redetermine": f'redetermine CR-{redo} reason="r"',
+        # after `stopwork` above: CR-fresh's order is in effect by then
+        "stopwork-extend": f'stopwork-extend CR-{fresh} until={(today + timedelta(days=120)).isoformat()} reason="r"',
+        "vendor event": 'vendor event V kind=report note="n"',
         "restrict": f"restrict CR-{secret}",
         "unrestrict": f"unrestrict CR-{secret2}",
         "audit": f"audit CR-{fresh}",
