@@ -12,7 +12,20 @@ from sqlalchemy import text
 from tests.conftest import REVIEW, REVIEWER, Running
 
 # Tables whose rows are the bot's state (the audit log and delivery bookkeeping are counted separately).
-STATE_TABLES = ("contract", "question", "assignment", "role_grant", "setting", "reminder")
+STATE_TABLES = (
+    "contract",
+    "question",
+    "assignment",
+    "role_grant",
+    "setting",
+    "reminder",
+    "notice",
+    "vendor",
+    "vendor_alias",
+    "vendor_affiliate",
+    "vendor_event",
+    "screening_match",
+)
 # Written by the outbox when a message is posted (its Slack ts), asynchronously: delivery bookkeeping, not state.
 DELIVERY_COLUMNS = ("parent_ts", "message_ts", "permalink")  # written by the outbox, in the background
 FILE_OK = 'file vendor="Paragon Solutions" product=Graphite agency=ICE'

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import text
 
 from bot.domain import args
+from bot.services.drafts import DraftService
+from bot.services.vendors import load_list
 from tests.conftest import ADMIN, MANAGER, MEMBER, OFFICIAL, OFFICIAL2, REVIEW, REVIEWER
 from tests.reliability.support import (
     CLEAN_ANSWERS,
@@ -27,6 +30,7 @@ from tests.reliability.support import (
 )
 
 STRANGER = "USTRANGER1"  # never seen before, no role
+LISTS = Path(__file__).resolve().parent.parent / "fixtures" / "lists"  # made-up files in the lists' formats
 EXTRA = "UEXTRA1"  # holds a role only so that `admin revoke` has something to take away
 HELD = {
     ADMIN: "admin",
@@ -62,6 +66,17 @@ def _prepare(running) -> dict[str, str]:
         secret,
         secret2,
     ) = (new(n) for n in range(14))
+    # a §4(b) purchase with a draft of its notice (`sent` fingerprints the last draft)
+    excluded = svc.file_contract(
+        MEMBER,
+        {"vendor": "V", "product": "P-excluded", "agency": "A", "purpose": "excluded", "awarded_on": today},
+    ).contract_id
+    DraftService(svc).draft(MANAGER, excluded, "excluded")
+    # a vendor on a screening list: its contract has a possible match (M-1) for a manager to dispose of
+    load_list(svc.session_factory, running.clock, "csl", (LISTS / "csl.csv").read_bytes(), today=today)
+    listed = svc.file_contract(
+        MEMBER, {"vendor": "Nimbus Intercept S.A.", "product": "P-listed", "agency": "A"}
+    ).contract_id
     svc.restrict(MANAGER, secret2)
     svc.close(MANAGER, closed, "r")
     svc.determine(OFFICIAL, redo, "prohibited", "r")
@@ -112,6 +127,12 @@ def _prepare(running) -> dict[str, str]:
         "help": "help",
         "timeline": f"timeline CR-{fresh}",
         "report": "report annual",
+        "draft": f"draft CR-{fresh} apnsa",
+        "sent": f"sent CR-{excluded} excluded",
+        "screen": f'screen CR-{listed} M-1 no-match reason="r"',
+        "vendor show": "vendor show V",
+        "vendor alias": 'vendor alias V alias="Vee Systems"',
+        "vendor affiliate": 'vendor affiliate V other="W" relation=reseller',
     }
 
 
@@ -147,7 +168,7 @@ def test_every_subcommand_as_every_role(running):
             if user == ADMIN and command.role == "official":
                 admin_refused.append(name)
         for user in right if command.role == args.ANYONE else right[:1]:
-            before = fingerprint(running)
+            before, drafts = fingerprint(running), len(audit_rows(running, "draft"))
             status, words, _ = command_reply(running, tries[name], user)
             assert status == 200 and words and not _refused(words), (name, user, words)
             assert "went wrong" not in words and "Usage:" not in words, (name, user, words)
@@ -159,6 +180,8 @@ def test_every_subcommand_as_every_role(running):
                 "list",
                 "audit",
                 "timeline",
+                "draft",  # the Word file is built and recorded after the answer (tests/e2e/test_drafts.py)
+                "vendor show",
                 "help",
                 "admin roles",
                 "admin settings",
@@ -166,6 +189,10 @@ def test_every_subcommand_as_every_role(running):
                 "report",
             ):
                 assert fingerprint(running) != before, (name, user, words)  # it did take effect
+            if (
+                name == "draft"
+            ):  # recorded after the answer: wait for it, so later refusals are the last entries
+                running.double.wait_for(lambda d: len(audit_rows(running, "draft")) > drafts, timeout=60)
             successes += 1
     settle(running)
     roleless = sum(1 for c in args.COMMANDS.values() if c.role == args.ANYONE)
