@@ -189,10 +189,9 @@ def test_every_subcommand_as_every_role(running):
                 "report",
             ):
                 assert fingerprint(running) != before, (name, user, words)  # it did take effect
-            if (
-                name == "draft"
-            ):  # recorded after the answer: wait for it, so later refusals are the last entries
-                running.double.wait_for(lambda d: len(audit_rows(running, "draft")) > drafts, timeout=60)
+            # a draft is recorded after the answer: wait, so that later refusals are the last entries
+            if name == "draft":
+                running.double.wait_for(lambda d, n=drafts: len(audit_rows(running, "draft")) > n, timeout=60)
             successes += 1
     settle(running)
     roleless = sum(1 for c in args.COMMANDS.values() if c.role == args.ANYONE)
