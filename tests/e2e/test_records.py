@@ -242,7 +242,9 @@ def test_revoking_a_reviewer_names_the_contracts_they_are_still_assigned_to(runn
 
 
 def test_a_look_alike_filing_is_warned_about_and_filed_only_on_purpose(running):
-    cmd(running, FILE)  # by the member who files again: a look-alike they may not read is not named (need-to-know)
+    cmd(
+        running, FILE
+    )  # by the member who files again: a look-alike they may not read is not named (need-to-know)
     r = running.command('file vendor="paragon  solutions," product=GRAPHITE agency="ice" value=5')
     text = flat(r.json)
     assert "This looks like *CR-1* (filed 2026-11-24 by" in text and "Nothing was filed" in text

@@ -401,14 +401,14 @@ def test_manager_snoozes_stopwork_reminder_three_days(running):
         response_url=url,
     )
     assert r.status == 200
-    running.double.wait_for(
-        lambda d: any("Snoozed until" in json.dumps(p["body"]) for p in d.responses(url))
-    )
+    running.double.wait_for(lambda d: any("Snoozed until" in json.dumps(p["body"]) for p in d.responses(url)))
     # the reminder in the channel now says, to everyone there, until when and by whom: its buttons are gone
     shown = running.double.responses(url)[-1]["body"]
     assert shown.get("replace_original") is True
     assert f"Snoozed until Tue 1 Dec 9:00 by <@{MANAGER}>" in json.dumps(shown)
-    assert not [b for b in shown["blocks"] if b["type"] == "actions"] and "stop-work order on" in shown["text"]
+    assert (
+        not [b for b in shown["blocks"] if b["type"] == "actions"] and "stop-work order on" in shown["text"]
+    )
     # 3 business days from Wednesday 25 November: Friday (after Thanksgiving), Monday, Tuesday 1 December 09:00
     sweep(running, ny(2026, 11, 27, 9))
     sweep(running, ny(2026, 11, 30, 9))

@@ -404,7 +404,9 @@ def test_waiver_max_until_property(d: date) -> None:
     assert (got.month, got.day) == ((d.month, d.day) if (d.month, d.day) != (2, 29) else (2, 28))
 
 
-@given(at=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)))
+@given(
+    at=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC))
+)
 def test_a_snooze_always_lands_on_a_business_day_at_the_hour(at: datetime) -> None:
     for choice in s.SNOOZE_CHOICES:
         got = s.snooze_until(at, choice, NY, 9)
