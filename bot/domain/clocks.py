@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from bot.domain import schedule
+from bot.domain import clocks_far, schedule
 
 __all__ = [
     "LANES",
@@ -33,7 +33,6 @@ LANES = (CONTRACT, STOPWORK, DECISION, NOTICE, WAIVER, EXCLUDED)
 # kinds of span: how the picture draws them
 PERIOD, DEADLINE, EVENT = "period", "deadline", "event"
 
-STOPWORK_LAPSE_DAYS = 90  # FAR 52.242-15: a stop-work order lapses after 90 days unless extended
 WAIVER_REPORT_DAYS = schedule.WAIVER_REPORT_HOURS // 24  # §2(m): 72 hours, drawn in whole days
 
 
@@ -162,7 +161,7 @@ def _stopworks(f: ClockFacts, today: date) -> list[Span]:
             spans.append(Span(STOPWORK, f"stop-work {_days(length)}", issued, lifted, PERIOD))
             continue
         # FAR 52.242-15: an order not lifted lapses after its last day (issue + 90 days, or its extension's)
-        last_day = f.stopwork_extended_until or issued + timedelta(days=STOPWORK_LAPSE_DAYS)
+        last_day = clocks_far.stopwork_lapses_on(issued, f.stopwork_extended_until)
         lapsed = today > last_day
         until = max(min(today, last_day), issued)
         if f.closed_on is not None:
