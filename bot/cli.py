@@ -515,20 +515,7 @@ def _draft(settings: Settings, ref: str, kind: str, fmt: str, out: str | None) -
     source = f"from {describe_url(settings.database_url)}" + (
         f" (sha256 {drafted.sha256})" if fmt == "docx" else ""
     )
-    if out:
-        try:
-            with open(out, "wb") as fh:
-                fh.write(content)
-        except OSError as exc:
-            print(f"contract-bot: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
-        print(f"wrote {out} {source}", file=sys.stderr)
-    else:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(content)
-        sys.stdout.flush()
-        print(f"drafted {source}", file=sys.stderr)
-    return 0
+    return _deliver(content, out, wrote=f"wrote {out} {source}", printed=f"drafted {source}")
 
 
 # ---- lists load ------------------------------------------------------------------------------------------------
@@ -629,6 +616,11 @@ def _report_annual(settings: Settings, year: int | None, fmt: str, out: str | No
         f"the §4(d) report for {report.start.isoformat()} to {report.end.isoformat()} "
         f"from {describe_url(settings.database_url)}" + (" (no data for this year)" if report.empty else "")
     )
+    return _deliver(content, out, wrote=f"wrote {out}: {source}", printed=f"{filename}: {source}")
+
+
+def _deliver(content: bytes, out: str | None, *, wrote: str, printed: str) -> int:
+    """Write a document to ``out`` (or standard output) and say so on standard error; exit code 2 if it cannot."""
     if out:
         try:
             with open(out, "wb") as fh:
@@ -636,12 +628,12 @@ def _report_annual(settings: Settings, year: int | None, fmt: str, out: str | No
         except OSError as exc:
             print(f"contract-bot: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
             return 2
-        print(f"wrote {out}: {source}", file=sys.stderr)
+        print(wrote, file=sys.stderr)
     else:
         sys.stdout.flush()
         sys.stdout.buffer.write(content)
         sys.stdout.flush()
-        print(f"{filename}: {source}", file=sys.stderr)
+        print(printed, file=sys.stderr)
     return 0
 
 

@@ -16,43 +16,13 @@ from docx2python import docx2python
 from bot.cli import main
 from bot.domain import questions as qs
 from tests.conftest import MANAGER, MEMBER, OFFICIAL, OFFICIAL2, REVIEWER
-from tests.support.replies import flat
+from tests.e2e.test_ice_timeline import ANSWERS, FILE_ICE, say
 
 # the ICE / Paragon replay of tests/e2e/test_ice_timeline.py ([supposed] answers and decisions, public dates)
-FILE_ICE = (
-    'file vendor="Paragon Solutions" product="unnamed (Graphite UNCONFIRMED)" agency=ICE '
-    'component="HSI Division 3" value=2000000 awarded=2024-09-27 term="one year" purpose=operational '
-    'third_party=no parent="Paragon Solutions Ltd. (Israel)"'
-)
-ANSWERS = {
-    **{f"SCOPE-{i}": "yes" for i in (1, 2, 4, 5)},
-    "SCOPE-3": "no",
-    "PROC-1": "unknown",
-    "PROC-2": "unknown",
-    "PROC-3": "yes",
-    "PROC-4": "unknown",
-    "CI-1": "no",
-    "CI-2": "no",
-    "CI-3": "no",
-    "CI-4": "no",
-    "IU-1": "yes",
-    "IU-2": "no",
-    "IU-3": "no",
-    "MIT-1": "yes",
-    "MIT-2": "yes",
-    "MIT-3": "yes",
-    "MIT-4": "yes",
-}
 REASON = (
     "[supposed] IU-1: vendor ended the Italian contracts (MIT-2) and now operates under U.S. ownership with "
     "verifiable end-use controls"
 )
-
-
-def say(running, text: str, user: str = MEMBER) -> str:
-    r = running.command(text, user=user)
-    assert r.status == 200 and r.json.get("response_type") == "ephemeral", (text, r.json)
-    return flat(r.json)
 
 
 def drafted(running, text: str, user: str) -> tuple[dict, bytes, str]:
