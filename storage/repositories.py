@@ -353,6 +353,19 @@ def add_outbox(
     )
 
 
+def update_parent(s: Session, contract_id: int | None, at: datetime) -> None:
+    """Queue an edit of the contract's parent message (its status and progress), rendered when it is sent."""
+    add_outbox(
+        s,
+        at=at,
+        op="update",
+        target="thread",
+        contract_id=contract_id,
+        message_key="parent",
+        payload={"render": "parent"},
+    )
+
+
 _PENDING_OUTBOX = "contract_bot_pending_outbox"
 
 

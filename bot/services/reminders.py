@@ -566,15 +566,7 @@ class ReminderSweeper:
             if label != "lapsed":
                 return []  # sent late, after the lapse: the "lapsed" one says what matters now
             # the parent message says it lapsed from now on (nothing else changes: the order still blocks)
-            repo.add_outbox(
-                s,
-                at=now,
-                op="update",
-                target="thread",
-                contract_id=c.id,
-                message_key="parent",
-                payload={"render": "parent"},
-            )
+            repo.update_parent(s, c.id, now)
             verdict = review.operational_use(state_of(c, questions).with_(stopwork_since=None), today)
             standing = (
                 f"without it, operational use under the executive order would be {verdict.summary}"
@@ -626,15 +618,7 @@ class ReminderSweeper:
             )
             c.status = status
             s.add(c)
-            repo.add_outbox(
-                s,
-                at=now,
-                op="update",
-                target="thread",
-                contract_id=c.id,
-                message_key="parent",
-                payload={"render": "parent"},
-            )
+            repo.update_parent(s, c.id, now)
 
     def _annual_report(self, r: Reminder, rt: RuntimeSettings, now: datetime) -> list[tuple[str, str]]:
         """§4(d): the report is due on `annual_report_due`; nothing if that setting has changed since (the new day

@@ -378,15 +378,7 @@ class ReviewService:
         c.status = review.status(state, self.calendar.local_date(now))
         s.add(c)
         if update_parent:
-            repo.add_outbox(
-                s,
-                at=now,
-                op="update",
-                target="thread",
-                contract_id=c.id,
-                message_key="parent",
-                payload={"render": "parent"},
-            )
+            repo.update_parent(s, c.id, now)
         return state
 
     def _on(self, on: date | None, now: datetime) -> date:

@@ -160,15 +160,7 @@ def open_reviews_for_event(
                 "business days until then.",
             },
         )
-        repo.add_outbox(
-            s,
-            at=now,
-            op="update",
-            target="thread",
-            contract_id=c.id,
-            message_key="parent",
-            payload={"render": "parent"},
-        )
+        repo.update_parent(s, c.id, now)
         # the first reminder goes now (the officials by direct message, and the thread); the sweep plans the next
         repo.add_reminder(
             s,
