@@ -176,7 +176,10 @@ def serve_bot(bot: ContractBot):
     def stop():
         # Close from inside the server's own loop (its trigger): closing from this thread races its poll()
         # (EBADF) and waits out waitress's 1 s loop timeout.
-        server.trigger.pull_trigger(server.close)
+        try:
+            server.trigger.pull_trigger(server.close)
+        except OSError:  # the loop has already closed its trigger (it ended on its own): close from here
+            server.close()
         thread.join(timeout=5)
         # NOTE: waitress stops its worker threads only when run() ends by an exception; closed, they would
         # linger, 64 per test.

@@ -82,7 +82,12 @@ def test_one_warning_per_refused_signature_with_its_reason(running, caplog):
     unsigned = running.slack.command("help", user_id=MEMBER, unsigned=True)
     garbled = running.slack.command("help", user_id=MEMBER, timestamp="yesterday")
     assert [r.status for r in (stale, forged, unsigned, garbled)] == [401, 401, 401, 401]
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # ours only: waitress may add "Task queue depth is 1" on a loaded machine (its own, not about the request)
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and not r.name.startswith("waitress")
+    ]
     assert len(warnings) == 4, warnings
     assert "stale timestamp" in warnings[0]
     assert warnings[1] == "refused a request: bad signature"
