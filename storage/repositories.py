@@ -309,7 +309,6 @@ def _forget_settings_read(s: Session) -> None:
 
 def put_setting(s: Session, key: str, value: str, actor: str, at: datetime) -> str | None:
     """Set a runtime setting and return its previous value."""
-    s.info.pop("runtime_settings", None)  # the service caches settings per unit of work
     s.info.pop(_SETTINGS_READ, None)
     row = s.get(Setting, key)
     before = row.value if row else None

@@ -207,14 +207,11 @@ class ReviewService:
 
     def runtime_settings(self, s: Session) -> dict[str, str]:
         """Settings from `/contract admin set`, falling back to the environment."""
-        cached = s.info.get("runtime_settings")
-        if cached is not None:  # read once per unit of work (put_setting clears it)
-            return dict(cached)
         # every setting with its default (bot.services.runtime: one typed source), then what `admin set` stored
+        # (read once per transaction by storage.repositories.get_settings)
         values = runtime.as_strings(RuntimeSettings.from_values({}, self.settings))
         values.update(repo.get_settings(s))
-        s.info["runtime_settings"] = values
-        return dict(values)
+        return values
 
     def roles_of(self, s: Session, user_id: str) -> set[str]:
         """A user's roles: database grants plus bootstrap admin from ADMIN_USER_IDS."""
