@@ -12,31 +12,13 @@ from storage import repositories as repo
 from storage import vendors as vrepo
 from storage.db import unit_of_work
 from tests.conftest import MANAGER, MANAGERS, MEMBER, OFFICIAL, OFFICIAL2
-from tests.support.replies import flat
+from tests.e2e.test_stopwork_and_term import cmd, ny, sweep
 
 NY = ZoneInfo("America/New_York")
 EVENT = (
     'vendor event "Paragon Solutions" kind=report on=2026-11-20 '
     'note="Citizen Lab confirms Graphite infections forensically" source="Citizen Lab"'
 )
-
-
-def ny(y: int, m: int, d: int, hh: int = 9, mm: int = 0) -> datetime:
-    return datetime(y, m, d, hh, mm, tzinfo=NY).astimezone(UTC)
-
-
-def cmd(running, text: str, user: str = MEMBER) -> str:
-    r = running.command(text, user=user)
-    assert r.status == 200, text
-    assert r.json.get("response_type") == "ephemeral", (text, r.json)
-    return flat(r.json)
-
-
-def sweep(running, when: datetime) -> None:
-    running.deliver()
-    running.clock.set(when)
-    running.bot.sweeper.sweep()
-    running.deliver()
 
 
 def reviews_due_in(texts: list[str]) -> list[str]:
