@@ -168,8 +168,6 @@ def test_the_timeline_picture_is_sent_privately_to_whoever_may_read_the_contract
     assert (
         image.format == "PNG" and image.width == 1000
     )  # 5 inches at 200 dpi: sharp in print, legible at 360 px
-    with open("/tmp/p11/CR-1-timeline.png", "wb") as fh:
-        fh.write(f["content"])
     say(running, "restrict CR-1")
     other = "UOTHER1"
     assert "You may not see CR-1, or it does not exist" in say(running, "timeline CR-1", other)
