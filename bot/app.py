@@ -378,6 +378,7 @@ def create_app(
         admin_user_ids=settings.admin_user_ids,
         on_commit=wake.set,
     )
+    service.filing_gate = channels.refuse_filing
     export_names = SlackNames(client)  # users.info, cached for the process
     ctx = HandlerContext(
         service=service,

@@ -234,7 +234,6 @@ def register(app: App, ctx: HandlerContext) -> None:
             parsed = parse_command(unescape_slack(text), today=ctx.today())
             if parsed.name != "file" or parsed.opens_modal:
                 raise InputError(OUT_OF_DATE)
-            ctx.channels.check_filing()
             return ctx.service.file_contract(
                 actor, contract_fields(parsed.args), anyway=True, source_key=f"anyway:{nonce}"
             )

@@ -71,8 +71,6 @@ def carry_out_command(ctx: HandlerContext, actor: str, text: str, context: BoltC
         return ctx.reply(refuse)
 
     def work() -> object:
-        if parsed.name == "file":  # refused while the review channel is unset or unusable (a database read)
-            ctx.channels.check_filing()
         return run_command(ctx.service, actor, parsed)
 
     try:

@@ -226,7 +226,6 @@ def register(app: App, ctx: HandlerContext) -> None:
         actor = (body.get("user") or {}).get("id") or ""
 
         def work() -> Done:
-            ctx.channels.check_filing()  # refused while the review channel is unset or unusable (a database read)
             # a form submitted twice (a double click, a retry) files once: the view's ID is the filing's source
             return ctx.service.file_contract(
                 actor,

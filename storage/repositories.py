@@ -7,10 +7,23 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, delete, event, exists, func, insert, inspect, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    and_,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, col
+from sqlmodel import Session, SQLModel, col
 
 from bot.domain.access import Scope
 from storage.audit import GENESIS as GENESIS
@@ -63,10 +76,16 @@ def get_contract_by_source(s: Session, source_key: str) -> Contract | None:
     return s.execute(select(Contract).where(col(Contract.source_key) == source_key)).scalars().first()
 
 
+_FILED_HERE = "contract_bot_contracts_filed_here"
+_ROLES_READ = "contract_bot_roles_read"
+_ASSIGNMENTS_READ = "contract_bot_assignments_read"
+
+
 def add_contract(s: Session, contract: Contract) -> Contract:
     """Insert a contract and return it with its number."""
     s.add(contract)
     s.flush()
+    s.info.setdefault(_FILED_HERE, set()).add(contract.id)
     return contract
 
 
@@ -137,6 +156,16 @@ def list_questions(s: Session, contract_id: int) -> list[Question]:
     )
 
 
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Core table, for statements that need no ORM (several times cheaper per row)."""
+    return cast(Table, inspect(model).local_table)
+
+
+def add_questions(s: Session, rows: list[dict]) -> None:
+    """Record questions as asked (contract_id, qid, asked_at), in one multi-row INSERT."""
+    s.connection().execute(insert(table_of(Question)), rows)
+
+
 def get_question(s: Session, contract_id: int, qid: str) -> Question | None:
     """One asked question of a contract."""
     stmt = select(Question).where(col(Question.contract_id) == contract_id, col(Question.qid) == qid)
@@ -202,17 +231,22 @@ def list_notices(s: Session, contract_id: int) -> list[Notice]:
 
 
 def list_assignments(s: Session, contract_id: int) -> list[str]:
-    """User IDs of the reviewers assigned to a contract."""
-    stmt = (
-        select(col(Assignment.user_id))
-        .where(col(Assignment.contract_id) == contract_id)
-        .order_by(col(Assignment.id))
-    )
-    return list(s.execute(stmt).scalars())
+    """User IDs of the reviewers assigned to a contract (read once per transaction: need-to-know and the view
+    both ask)."""
+    read: dict[int, list[str]] = s.info.setdefault(_ASSIGNMENTS_READ, {})
+    if contract_id not in read:
+        stmt = (
+            select(col(Assignment.user_id))
+            .where(col(Assignment.contract_id) == contract_id)
+            .order_by(col(Assignment.id))
+        )
+        read[contract_id] = list(s.execute(stmt).scalars())
+    return list(read[contract_id])
 
 
 def add_assignment(s: Session, assignment: Assignment) -> bool:
     """Assign a reviewer; False when already assigned."""
+    s.info.pop(_ASSIGNMENTS_READ, None)
     if s.execute(
         select(col(Assignment.id)).where(
             col(Assignment.contract_id) == assignment.contract_id,
@@ -252,12 +286,19 @@ def list_open_questions_for_user(
 
 
 def get_roles(s: Session, user_id: str) -> set[str]:
-    """Roles granted to a user in the database."""
-    return set(s.execute(select(col(RoleGrant.role)).where(col(RoleGrant.user_id) == user_id)).scalars())
+    """Roles granted to a user in the database (read once per transaction: the role check and need-to-know both
+    ask)."""
+    read: dict[str, set[str]] = s.info.setdefault(_ROLES_READ, {})
+    if user_id not in read:
+        read[user_id] = set(
+            s.execute(select(col(RoleGrant.role)).where(col(RoleGrant.user_id) == user_id)).scalars()
+        )
+    return set(read[user_id])
 
 
 def add_role(s: Session, grant: RoleGrant) -> bool:
     """Grant a role; False when the user already had it."""
+    s.info.pop(_ROLES_READ, None)
     if grant.role in get_roles(s, grant.user_id):
         return False
     s.add(grant)
@@ -267,6 +308,7 @@ def add_role(s: Session, grant: RoleGrant) -> bool:
 
 def remove_role(s: Session, user_id: str, role: str) -> bool:
     """Revoke a role; False when the user did not have it."""
+    s.info.pop(_ROLES_READ, None)
     # a DELETE gives a CursorResult (rowcount); sqlmodel's Session.execute is annotated as returning plain Result
     result = cast(
         CursorResult[Any],
@@ -304,7 +346,8 @@ def get_settings(s: Session) -> dict[str, str]:
 @event.listens_for(Session, "after_rollback")
 def _forget_settings_read(s: Session) -> None:
     # the next transaction of a long-lived session (the reminder job) reads them afresh
-    s.info.pop(_SETTINGS_READ, None)
+    for key in (_SETTINGS_READ, _FILED_HERE, _ROLES_READ, _ASSIGNMENTS_READ):
+        s.info.pop(key, None)
 
 
 def put_setting(s: Session, key: str, value: str, actor: str, at: datetime) -> str | None:
@@ -374,7 +417,9 @@ def _write_pending_outbox(s: Session) -> None:
     or more, and building and flushing them was most of a filing's time on PostgreSQL (bench/README.md)."""
     pending: list[dict] = s.info.pop(_PENDING_OUTBOX, [])
     if pending:
-        s.execute(insert(OutboxMessage), pending)
+        # Core, not the ORM's bulk insert: that splits the rows by which of their values are None (a statement
+        # each) and costs several times more per row
+        s.connection().execute(insert(table_of(OutboxMessage)), pending)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -446,7 +491,8 @@ def add_reminder(
     # Rows added in this transaction are looked up in the session, not flushed for the query: a flush per
     # reminder split a filing's inserts into many round trips (bench/README.md).
     existing = next((o for o in s.new if isinstance(o, Reminder) and o.key == key), None)
-    if existing is None:
+    # a contract filed in this unit of work has no stored reminder yet (a contract's reminder keys name it)
+    if existing is None and contract_id not in s.info.get(_FILED_HERE, ()):
         with s.no_autoflush:
             existing = s.execute(select(Reminder).where(col(Reminder.key) == key)).scalars().first()
     encoded = None if data is None else json.dumps(data, default=str)

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from sqlalchemy import insert, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
@@ -31,11 +32,20 @@ def get_vendor(s: Session, vendor_id: int) -> Vendor | None:
 
 def get_vendors(s: Session, ids: Iterable[int]) -> dict[int, Vendor]:
     """Several vendors by id, in one query."""
-    wanted = list(set(ids))
-    if not wanted:
-        return {}
-    rows = s.execute(select(Vendor).where(col(Vendor.id).in_(wanted))).scalars()
-    return {v.id: v for v in rows if v.id is not None}
+    found: dict[int, Vendor] = {}
+    missing = []
+    for vendor_id in set(
+        ids
+    ):  # those this session holds already (the contract's own vendor) are not read again
+        held = s.identity_map.get(identity_key(Vendor, vendor_id))
+        if isinstance(held, Vendor):
+            found[vendor_id] = held
+        else:
+            missing.append(vendor_id)
+    if missing:
+        rows = s.execute(select(Vendor).where(col(Vendor.id).in_(missing))).scalars()
+        found.update({v.id: v for v in rows if v.id is not None})
+    return found
 
 
 def find_vendor(s: Session, normalised: str) -> Vendor | None:
@@ -51,16 +61,18 @@ def find_vendor(s: Session, normalised: str) -> Vendor | None:
     )
 
 
-def list_vendor_names(s: Session) -> list[tuple[int, str, str]]:
-    """Every vendor's name and every alias: (vendor id, name as written, normalised), vendors first."""
-    names = [
-        (int(r[0]), r[1], r[2])
-        for r in s.execute(select(col(Vendor.id), col(Vendor.name), col(Vendor.normalised)))
+def list_vendor_names(s: Session, vendor_ids: Iterable[int] | None = None) -> list[tuple[int, str, str]]:
+    """Every vendor's name and every alias (or only those of ``vendor_ids``): (vendor id, name as written,
+    normalised), vendors first."""
+    names = select(col(Vendor.id), col(Vendor.name), col(Vendor.normalised))
+    aliases = select(col(VendorAlias.vendor_id), col(VendorAlias.alias), col(VendorAlias.normalised))
+    if vendor_ids is not None:
+        wanted = sorted(set(vendor_ids))
+        names = names.where(col(Vendor.id).in_(wanted))
+        aliases = aliases.where(col(VendorAlias.vendor_id).in_(wanted))
+    return [(int(r[0]), r[1], r[2]) for r in s.execute(names)] + [
+        (int(r[0]), r[1], r[2]) for r in s.execute(aliases)
     ]
-    aliases = s.execute(
-        select(col(VendorAlias.vendor_id), col(VendorAlias.alias), col(VendorAlias.normalised))
-    )
-    return names + [(int(r[0]), r[1], r[2]) for r in aliases]
 
 
 def add_vendor(s: Session, name: str, normalised: str, at: datetime) -> Vendor:

@@ -6,6 +6,10 @@ from __future__ import annotations
 class DomainError(Exception):
     """Base class of every error a user can cause; ``message`` is shown to them as is (already safe mrkdwn)."""
 
+    audit_refusal = (
+        True  # a refused role or state is recorded in the audit log; False for what no person caused
+    )
+
     def __init__(self, message: str, *, usage: str | None = None) -> None:
         super().__init__(message)
         self.message = message

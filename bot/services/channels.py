@@ -53,6 +53,10 @@ CONSEQUENCE = {
 class FilingRefused(InvalidState):
     """Filing cannot go: no review channel is set, or the bot cannot post in it (the message says how to fix it)."""
 
+    audit_refusal = (
+        False  # the channel's state, not the filer's doing: the admins are told by the channel checks
+    )
+
 
 @dataclass(frozen=True)
 class ChannelCheck:
@@ -166,10 +170,13 @@ class ChannelService:
         Reads what the checks and the outbox recorded; a channel never checked is taken as usable.
         """
         with read_only(self.session_factory) as s:
-            channel = self.runtime_settings(s).get(REVIEW)
-            known = get_channel(s, channel) if channel else None
+            self.refuse_filing(s, self.runtime_settings(s).get(REVIEW))
+
+    def refuse_filing(self, s: Session, channel: str | None) -> None:
+        """``check_filing`` inside the filing's own unit of work (``channel``: the review channel it read)."""
         if not channel:
             raise FilingRefused(NO_REVIEW_CHANNEL)
+        known = get_channel(s, channel)
         if known is not None and not known.is_member:
             raise FilingRefused(filing_refusal(channel, known.problem, bot_name=self.bot_name))
 

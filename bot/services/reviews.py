@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -28,7 +27,7 @@ from bot.services import planner, runtime, vendor_events
 from bot.services.bindings import NOT_ITS_MESSAGE, is_question_message
 from bot.services.reminders import deadlines as deadlines_of
 from bot.services.runtime import RuntimeSettings
-from bot.services.vendors import link_filing
+from bot.services.vendors import link_filing, link_vendor
 from bot.services.views import ContractView, Page, build_contract_view, page_of, ref_of, state_of
 from storage import audit
 from storage import repositories as repo
@@ -198,6 +197,9 @@ class ReviewService:
         self.calendar = calendar
         self.settings = settings
         self.on_commit = on_commit or (lambda: None)
+        # refuses a filing while the review channel is unset or the bot cannot post in it (ChannelService), in the
+        # filing's own unit of work
+        self.filing_gate: Callable[[Session, str | None], None] | None = None
 
     # ---- plumbing ---------------------------------------------------------------------------------------
 
@@ -270,7 +272,7 @@ class ReviewService:
             # attempt on a contract the actor may not read (the person is told the words of an unknown one).
             if isinstance(exc, access.NotVisible):
                 self._audit_refusal(actor, action, contract_id, exc.audited(), now)
-            elif not (isinstance(exc, NotFound) and contract_id is not None):
+            elif exc.audit_refusal and not (isinstance(exc, NotFound) and contract_id is not None):
                 self._audit_refusal(actor, action, contract_id, exc, now)
             raise
         self.on_commit()
@@ -406,6 +408,9 @@ class ReviewService:
         ``confirm_key`` was already warned once (the form submitted again after its warning)."""
 
         def work(s: Session, now: datetime) -> Done:
+            channel = self.runtime_settings(s).get("review_channel")
+            if self.filing_gate is not None:  # no review channel, or one the bot cannot post in
+                self.filing_gate(s, channel)
             if source_key:
                 existing = repo.get_contract_by_source(s, source_key)
                 if existing is not None:
@@ -413,7 +418,6 @@ class ReviewService:
                     return Done(
                         f"{ref_of(existing.id)} was already filed from this form.", existing.id, changed=False
                     )
-            channel = self.runtime_settings(s).get("review_channel")
             if not channel:
                 raise InvalidState(
                     "No review channel is set: an admin must set `REVIEW_CHANNEL` or run "
@@ -445,6 +449,9 @@ class ReviewService:
                 ),
             )
             term_line = self._period_of_performance(contract, fields)
+            linked = link_vendor(
+                s, contract, now
+            )  # its vendor, found or recorded: in the contract's own INSERT
             repo.add_contract(s, contract)
             assert contract.id is not None  # flushed: the insert gave it its number
             repo.record_audit(
@@ -464,9 +471,9 @@ class ReviewService:
                 message_key="parent",
                 payload={"render": "parent"},
             )
-            self._ask_due_questions(s, contract, now)
+            self._ask_due_questions(s, contract, now, asked=[])  # filed just now: none asked yet
             planner.on_filed(s, contract, now, self.calendar, self.reminder_settings(s))
-            vendor_lines = link_filing(s, contract, now)  # linked to its vendor, and screened
+            vendor_lines = link_filing(s, contract, now, linked)  # its parent, and screened
             return Done(
                 f"Filed *{ref_of(contract.id)}*: {escape_mrkdwn(contract.vendor)} / "
                 f"{escape_mrkdwn(contract.product)} for {escape_mrkdwn(contract.agency)}. "
@@ -533,20 +540,24 @@ class ReviewService:
         """The typed runtime settings the planner uses (reminder hour, cadences)."""
         return runtime.load(s, self.settings)
 
-    def _ask_due_questions(self, s: Session, c: Contract, now: datetime) -> list[str]:
+    def _ask_due_questions(
+        self, s: Session, c: Contract, now: datetime, *, asked: list[Question] | None = None
+    ) -> list[str]:
+        """Ask the questions now due; ``asked``: the contract's questions as this unit of work holds them (read
+        when None)."""
         assert c.id is not None  # a stored contract has its number
-        rows = repo.list_questions(s, c.id)
+        rows = repo.list_questions(s, c.id) if asked is None else asked
         answers = {q.qid: q.answer for q in rows if q.answer}
         qset = qs.question_set(c.question_set)  # the set it was filed under, not today's
         new = qset.questions_to_ask(answers, {q.qid for q in rows})
         sections: list[str] = []
-        asked: list[dict] = []
+        to_ask: list[dict] = []
         for q in new:
             if q.section not in sections:
                 sections.append(q.section)
                 section = qset.section_by_key[q.section]
                 self._thread(s, c, now, f"*{section.title}*: {section.help}")
-            asked.append({"contract_id": c.id, "qid": q.qid, "asked_at": now})
+            to_ask.append({"contract_id": c.id, "qid": q.qid, "asked_at": now})
             repo.add_outbox(
                 s,
                 at=now,
@@ -556,8 +567,10 @@ class ReviewService:
                 message_key=f"q:{q.qid}",
                 payload={"render": "question", "qid": q.qid},
             )
-        if asked:  # one multi-row INSERT: an ORM object and a flush per question were most of a filing's time
-            s.execute(insert(Question), asked)
+        if (
+            to_ask
+        ):  # one multi-row INSERT: an ORM object and a flush per question were most of a filing's time
+            repo.add_questions(s, to_ask)
         for section_key in sections:
             planner.on_section_asked(s, c, section_key, now, self.calendar, self.reminder_settings(s))
         return [q.qid for q in new]
@@ -586,7 +599,8 @@ class ReviewService:
             self._require(s, actor, roles.REVIEWER, "answer")
             c = self._load(s, contract_id, reader=actor)
             assert c.id is not None  # a stored contract has its number
-            state = state_of(c, repo.list_questions(s, c.id))
+            questions = repo.list_questions(s, c.id)
+            state = state_of(c, questions)
             review.check_answer(state)
             qset = qs.question_set(c.question_set)
             if qid not in qset.by_id:
@@ -594,7 +608,7 @@ class ReviewService:
                     f"`{escape_mrkdwn(qid)}` is not a question of {ref_of(c.id)} (question set {qset.version}); "
                     f"its IDs are {', '.join(qset.ids)}."
                 )
-            row = repo.get_question(s, c.id, qid)
+            row = next((q for q in questions if q.qid == qid), None)
             if on_message is not None and not is_question_message(c, row, *on_message):
                 raise InputError(NOT_ITS_MESSAGE)
             if row is None:
@@ -642,7 +656,7 @@ class ReviewService:
                     f'{ref_of(c.id)} out-of-scope reason="…"`.',
                 )
             else:
-                self._ask_due_questions(s, c, now)
+                self._ask_due_questions(s, c, now, asked=questions)  # the answer just given is in ``row``
             self._refresh(s, c, now)
             flag = " (red flag)" if qset.is_red_flag(qid, value) else ""
             return Done(f"Recorded {ref_of(c.id)} {qid}: *{value.capitalize()}*{flag}.", c.id)

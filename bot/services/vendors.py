@@ -92,14 +92,22 @@ def _aka(s: Session, vendor: Vendor) -> str:
     return f" (also known as {escape_mrkdwn(', '.join(aliases))})" if aliases else ""
 
 
-def link_filing(s: Session, contract: Contract, now: datetime) -> list[str]:
-    """Link a new contract to its vendor (and the vendor to ``parent=``), screen them against the latest snapshots;
-    returns the lines that tell the person filing."""
+def link_vendor(s: Session, contract: Contract, now: datetime) -> Linked:
+    """Find (or record) a new contract's vendor and set ``vendor_id``, before the contract is inserted."""
     linked = resolve_vendor(s, contract.vendor, now)
     assert linked is not None and linked.vendor.id is not None  # create=True
-    vendor, vendor_id = linked.vendor, linked.vendor.id
-    contract.vendor_id = vendor_id
-    s.add(contract)
+    contract.vendor_id = linked.vendor.id
+    return linked
+
+
+def link_filing(s: Session, contract: Contract, now: datetime, linked: Linked | None = None) -> list[str]:
+    """Link a new contract to its vendor (``linked``: already found by ``link_vendor``) and the vendor to
+    ``parent=``, screen them against the latest snapshots; returns the lines that tell the person filing."""
+    if linked is None:
+        linked = link_vendor(s, contract, now)
+        s.add(contract)
+    vendor, vendor_id = linked.vendor, contract.vendor_id
+    assert vendor_id is not None  # linked
     shown = escape_mrkdwn(vendor.name)
     if linked.how == "created":
         lines = [f"New vendor *{shown}* recorded (`/contract vendor show {shown}`)."]
@@ -120,8 +128,11 @@ def link_filing(s: Session, contract: Contract, now: datetime) -> list[str]:
                 f"`parent=` names {escape_mrkdwn(parent.vendor.name)}, but the vendor's parent is recorded as "
                 f"*{escape_mrkdwn(recorded.name if recorded else '?')}*: a manager should check which is right."
             )
+    lists = vrepo.latest_snapshots(s)
+    if not lists:  # nothing to screen against, and no match can have been found without a list
+        return lines
     circle = circle_of(s, vendor_id)
-    opened = screen_vendors(s, circle, now)
+    opened = screen_vendors(s, circle, now, lists)
     found = vrepo.list_matches(s, circle, status="open")
     if found:
         lines.append(
@@ -174,12 +185,12 @@ def screen_vendors(
 ) -> list[ScreeningMatch]:
     """Screen vendors (None: every one, with their aliases) against the snapshots (default: the latest of each
     list); opens a match for each vendor and entry that look alike and have none yet. Returns those opened."""
-    known = vrepo.list_vendor_names(s)
-    if vendor_ids is not None:
-        wanted = set(vendor_ids)
-        known = [k for k in known if k[0] in wanted]
+    lists = list(snapshots) if snapshots is not None else vrepo.latest_snapshots(s)
+    if not lists:  # no list loaded yet: nothing to screen against
+        return []
+    known = vrepo.list_vendor_names(s, vendor_ids)
     opened: list[ScreeningMatch] = []
-    for snapshot in snapshots if snapshots is not None else vrepo.latest_snapshots(s):
+    for snapshot in lists:
         assert snapshot.id is not None  # stored
         index = _index(s, snapshot)
         already = vrepo.match_keys(s, snapshot.list_name)
@@ -253,9 +264,10 @@ def screening_lines(s: Session, contract: Contract) -> tuple[str, ...]:
     affiliates (open ones first)."""
     if contract.vendor_id is None:
         return ()
+    # held here, the vendor is read once: the session keeps loaded rows only while something refers to them
+    vendor = vrepo.get_vendor(s, contract.vendor_id)
     circle = circle_of(s, contract.vendor_id)
     vendors = vrepo.get_vendors(s, circle)
-    vendor = vendors.get(contract.vendor_id)
     lines = [f"*Vendor:* {escape_mrkdwn(vendor.name)}{_aka(s, vendor)}"] if vendor else []
     matches = vrepo.list_matches(s, circle)
     matches.sort(key=lambda m: (m.status != "open", m.id or 0))
