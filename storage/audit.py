@@ -27,12 +27,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from storage.models import AuditEntry, AuditHead, OutboxMessage
+from storage.models import AuditEntry, AuditHead, OutboxMessage, table_of
 
 GENESIS = "0" * 64
 SEAL_ACTION = "audit seal"
@@ -294,6 +294,19 @@ def record_audit(
 
 
 _PENDING_AUDIT = "contract_bot_pending_audit"
+_ENTRY_COLUMNS = (
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "outcome",
+    "contract_id",
+    "before",
+    "after",
+    "detail",
+    "prev_hash",
+    "hash",
+)
 
 
 def lock_head(s: Session) -> AuditHead:
@@ -321,17 +334,27 @@ def _chain_pending_audit(s: Session) -> None:
         return
     sealer = sealer_of(s)
     key = sealer.keys.current if sealer else None
-    head = lock_head(s)
-    first = head.seq
+    # Core statements on the session's connection: the ORM's flush of the entries and the head cost several
+    # times more, and every writer holds the head's lock while this runs
+    conn = s.connection()
+    heads, entries = table_of(AuditHead), table_of(AuditEntry)
+    found = conn.execute(select(heads.c.seq, heads.c.hash).where(heads.c.id == 1).with_for_update()).first()
+    if found is None:  # a database whose head row was removed: created (and locked) the ORM's way
+        created = lock_head(s)
+        seq, last = created.seq, created.hash
+    else:
+        seq, last = found.seq, found.hash
+    first = seq
+    rows = []
     for entry in pending:
-        entry.seq, entry.prev_hash = head.seq + 1, head.hash or GENESIS
+        entry.seq, entry.prev_hash = seq + 1, last or GENESIS
         entry.hash = audit_hash(entry, key)
-        head.seq, head.hash = entry.seq, entry.hash
-        s.add(entry)
-    s.add(head)
-    s.flush()
-    if sealer is not None and key is not None and head.seq // CHECKPOINT_EVERY != first // CHECKPOINT_EVERY:
-        queue_checkpoint(s, sealer, make_checkpoint(key, head.seq, head.hash, pending[-1].at))
+        seq, last = entry.seq, entry.hash
+        rows.append({c: getattr(entry, c) for c in _ENTRY_COLUMNS})
+    conn.execute(insert(entries), rows)
+    conn.execute(update(heads).where(heads.c.id == 1).values(seq=seq, hash=last))
+    if sealer is not None and key is not None and seq // CHECKPOINT_EVERY != first // CHECKPOINT_EVERY:
+        queue_checkpoint(s, sealer, make_checkpoint(key, seq, last, pending[-1].at))
 
 
 def queue_checkpoint(s: Session, sealer: Sealer, cp: Checkpoint) -> bool:

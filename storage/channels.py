@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlalchemy import select
+from sqlmodel import Session, col
 
+from storage.db import core
 from storage.models import SlackChannel
 
 
@@ -27,3 +29,12 @@ def record_channel(
 def get_channel(s: Session, channel_id: str) -> SlackChannel | None:
     """What is known of a channel, or None when it was never checked."""
     return s.get(SlackChannel, channel_id)
+
+
+def refusal_of(s: Session, channel_id: str) -> tuple[bool, str | None] | None:
+    """(is the bot a member, the problem) as last recorded for a channel; None when it was never checked."""
+    stmt = select(col(SlackChannel.is_member), col(SlackChannel.problem)).where(
+        col(SlackChannel.channel_id) == channel_id
+    )
+    found = core(s).execute(stmt).first()
+    return None if found is None else (bool(found[0]), found[1])

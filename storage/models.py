@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import cast
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, false
+from sqlalchemy import Column, Index, Table, Text, UniqueConstraint, false, inspect
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -369,3 +370,8 @@ class ScreeningMatch(SQLModel, table=True):
     disposed_at: datetime | None = Field(default=None, sa_column=utc_column())
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Core table, for statements that need no ORM (several times cheaper per row)."""
+    return cast(Table, inspect(model).local_table)

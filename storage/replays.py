@@ -24,7 +24,7 @@ from sqlmodel import Session, col
 
 from bot.domain.errors import DomainError
 from storage.db import SessionFactory
-from storage.models import SignedRequest
+from storage.models import SignedRequest, table_of
 
 log = logging.getLogger("contract_bot.security")
 _RECORDING = "contract_bot_recording_signed_request"
@@ -104,7 +104,9 @@ def _watch(session: Session, mark: RequestMark) -> None:
             return
         try:
             # NOTE: a copy racing this one (PostgreSQL) waits here on the key until we commit or roll back
-            s.execute(insert(SignedRequest).values(digest=mark.digest, expires_at=mark.expires_at))
+            s.connection().execute(
+                insert(table_of(SignedRequest)).values(digest=mark.digest, expires_at=mark.expires_at)
+            )
         except IntegrityError:
             log.warning("refused a replayed signed request (a copy was carried out at the same time)")
             raise AlreadyCarriedOut() from None

@@ -9,7 +9,6 @@ from typing import Any, cast
 
 from sqlalchemy import (
     CursorResult,
-    Table,
     and_,
     delete,
     event,
@@ -23,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session, SQLModel, col
+from sqlmodel import Session, col
 
 from bot.domain.access import Scope
 from storage.audit import GENESIS as GENESIS
@@ -31,6 +30,7 @@ from storage.audit import audit_hash as audit_hash
 from storage.audit import list_audit as list_audit
 from storage.audit import record_audit as record_audit
 from storage.audit import verify_audit_chain as verify_audit_chain
+from storage.db import core
 from storage.models import (
     Assignment,
     Contract,
@@ -41,6 +41,7 @@ from storage.models import (
     RoleGrant,
     SeenRequest,
     Setting,
+    table_of,
 )
 
 # ---- contracts, questions, assignments ---------------------------------------------------------------
@@ -156,11 +157,6 @@ def list_questions(s: Session, contract_id: int) -> list[Question]:
     )
 
 
-def table_of(model: type[SQLModel]) -> Table:
-    """A table model's Core table, for statements that need no ORM (several times cheaper per row)."""
-    return cast(Table, inspect(model).local_table)
-
-
 def add_questions(s: Session, rows: list[dict]) -> None:
     """Record questions as asked (contract_id, qid, asked_at), in one multi-row INSERT."""
     s.connection().execute(insert(table_of(Question)), rows)
@@ -240,7 +236,7 @@ def list_assignments(s: Session, contract_id: int) -> list[str]:
             .where(col(Assignment.contract_id) == contract_id)
             .order_by(col(Assignment.id))
         )
-        read[contract_id] = list(s.execute(stmt).scalars())
+        read[contract_id] = list(core(s).execute(stmt).scalars())
     return list(read[contract_id])
 
 
@@ -291,7 +287,7 @@ def get_roles(s: Session, user_id: str) -> set[str]:
     read: dict[str, set[str]] = s.info.setdefault(_ROLES_READ, {})
     if user_id not in read:
         read[user_id] = set(
-            s.execute(select(col(RoleGrant.role)).where(col(RoleGrant.user_id) == user_id)).scalars()
+            core(s).execute(select(col(RoleGrant.role)).where(col(RoleGrant.user_id) == user_id)).scalars()
         )
     return set(read[user_id])
 
@@ -338,7 +334,8 @@ def get_settings(s: Session) -> dict[str, str]:
     """All runtime settings, read once per transaction (a request asked for them three or four times)."""
     cached = s.info.get(_SETTINGS_READ)
     if cached is None:
-        cached = s.info[_SETTINGS_READ] = {row.key: row.value for row in s.execute(select(Setting)).scalars()}
+        read = core(s).execute(select(col(Setting.key), col(Setting.value)))
+        cached = s.info[_SETTINGS_READ] = {key: value for key, value in read}
     return dict(cached)
 
 
@@ -689,12 +686,13 @@ def was_seen(s: Session, key: str) -> bool:
 def find_open_contract_by_filing_key(s: Session, filing_key: str) -> Contract | None:
     """The oldest open (not closed) contract filed with this ``review.filing_fingerprint``."""
     stmt = (
-        select(Contract)
+        select(col(Contract.id))
         .where(col(Contract.filing_key) == filing_key, col(Contract.closed_on).is_(None))
         .order_by(col(Contract.id))
         .limit(1)
     )
-    return s.execute(stmt).scalars().first()
+    found = core(s).execute(stmt).scalar()  # usually none: probed without loading a contract
+    return None if found is None else s.get(Contract, found)
 
 
 def list_open_with_deadlines(s: Session, limit: int) -> list[Contract]:

@@ -11,6 +11,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
+from storage.db import core
 from storage.models import (
     Contract,
     ScreeningEntry,
@@ -95,6 +96,16 @@ def list_aliases(s: Session, vendor_id: int) -> list[VendorAlias]:
     """A vendor's aliases, oldest first."""
     stmt = select(VendorAlias).where(col(VendorAlias.vendor_id) == vendor_id).order_by(col(VendorAlias.id))
     return list(s.execute(stmt).scalars())
+
+
+def alias_names(s: Session, vendor_id: int) -> list[str]:
+    """A vendor's aliases as written, oldest first."""
+    stmt = (
+        select(col(VendorAlias.alias))
+        .where(col(VendorAlias.vendor_id) == vendor_id)
+        .order_by(col(VendorAlias.id))
+    )
+    return list(core(s).execute(stmt).scalars())
 
 
 def add_alias(s: Session, vendor_id: int, alias: str, normalised: str) -> bool:

@@ -27,7 +27,7 @@ from bot.domain.errors import InvalidState
 from bot.domain.text import escape_mrkdwn
 from bot.services.outbox import CHANNEL_PROBLEMS, TOKEN_PROBLEMS
 from storage import repositories as repo
-from storage.channels import get_channel, record_channel
+from storage.channels import record_channel, refusal_of
 from storage.db import SessionFactory, read_only, unit_of_work
 from storage.models import SlackChannel
 
@@ -176,9 +176,9 @@ class ChannelService:
         """``check_filing`` inside the filing's own unit of work (``channel``: the review channel it read)."""
         if not channel:
             raise FilingRefused(NO_REVIEW_CHANNEL)
-        known = get_channel(s, channel)
-        if known is not None and not known.is_member:
-            raise FilingRefused(filing_refusal(channel, known.problem, bot_name=self.bot_name))
+        known = refusal_of(s, channel)
+        if known is not None and not known[0]:
+            raise FilingRefused(filing_refusal(channel, known[1], bot_name=self.bot_name))
 
     # ---- in the background: Slack calls, then one unit of work --------------------------------------------
 

@@ -88,7 +88,7 @@ def circle_of(s: Session, vendor_id: int) -> list[int]:
 
 def _aka(s: Session, vendor: Vendor) -> str:
     assert vendor.id is not None  # stored
-    aliases = [a.alias for a in vrepo.list_aliases(s, vendor.id)]
+    aliases = vrepo.alias_names(s, vendor.id)
     return f" (also known as {escape_mrkdwn(', '.join(aliases))})" if aliases else ""
 
 
