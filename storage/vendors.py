@@ -229,7 +229,11 @@ def latest_snapshots(s: Session) -> list[ScreeningSnapshot]:
     """The last snapshot of each list loaded."""
     found = [
         latest_snapshot(s, name)
-        for name in sorted({r for r in s.execute(select(col(ScreeningSnapshot.list_name))).scalars()})
+        for name in core(s)
+        .execute(
+            select(col(ScreeningSnapshot.list_name)).distinct().order_by(col(ScreeningSnapshot.list_name))
+        )
+        .scalars()
     ]
     return [f for f in found if f is not None]
 

@@ -426,9 +426,9 @@ class ReviewService:
             awarded = fields.get("awarded_on")
             if awarded is not None:
                 review.check_on_date(awarded, self.calendar.local_date(now))
-            if not anyway and not (confirm_key and repo.was_seen(s, confirm_key)):
+            if not anyway:
                 like = self._look_alike(s, fields, actor)
-                if like is not None:
+                if like is not None and not (confirm_key and repo.was_seen(s, confirm_key)):
                     raise review.DuplicateFiling(
                         like,
                         how_to_confirm="to file it anyway, repeat the command with `anyway=yes`.",
