@@ -27,7 +27,7 @@ from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError
 from bot.services.bindings import ButtonBindings
 from bot.services.channels import ChannelService
-from bot.services.deadline import RequestRunner
+from bot.services.deadline import REQUEST_DEADLINE_SECONDS, RequestRunner
 from bot.services.exports import SlackNames, build_export
 from bot.services.outbox import OutboxDispatcher
 from bot.services.reminders import ReminderSweeper
@@ -307,10 +307,12 @@ def create_app(
     listener_threads: int = 8,
     followup_threads: int = 4,
     slack_rate_scale: float = 1.0,
+    request_deadline: float = REQUEST_DEADLINE_SECONDS,
 ) -> ContractBot:
     """Build everything from settings; tests inject their own engine and clock.
 
     ``slack_rate_scale`` multiplies the Slack rate limits the outbox paces itself to (tests run Slack's clock faster).
+    ``request_deadline`` is how long a request waits for its work before answering "nothing was recorded".
     """
     engine = engine or make_engine(settings.database_url)
     migrate(engine)
@@ -368,7 +370,7 @@ def create_app(
         # interpreter lock, so more would only interleave and stretch every request (p99 at 16 clients: 32
         # workers 425-658 ms, 4 workers 217 ms; bench/README.md).
         request_threads = 1 if engine.dialect.name == "sqlite" else 4
-    requests = RequestRunner(threads=request_threads)
+    requests = RequestRunner(threads=request_threads, deadline=request_deadline)
     followups = ThreadPoolExecutor(max_workers=followup_threads, thread_name_prefix="followup")
     channels = ChannelService(
         factory,

@@ -21,6 +21,7 @@ def _lock_sqlite(url: str):
     return conn
 
 
+@pytest.mark.real_deadline  # about the deadline: the bot must give up on the locked database within it
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_fifty_commands_answered_in_time_while_database_is_locked(running, database):
     url, _ = database
@@ -58,6 +59,7 @@ def test_fifty_commands_answered_in_time_while_database_is_locked(running, datab
     assert "Filed" in r.json["text"] and running.bot.service.list_contracts().total == 1
 
 
+@pytest.mark.real_deadline  # about the deadline: the bot must give up on the locked database within it
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_buttons_answered_in_time_while_database_is_locked(running, database):
     url, _ = database

@@ -544,6 +544,7 @@ def sqlite_write_lock(url: str) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
+@pytest.mark.real_deadline  # about the deadline: the forms are answered within it while the database is locked
 @pytest.mark.parametrize("database", [SQLITE], indirect=True)
 def test_sqlite_locked_forms_stay_open_saying_nothing_was_recorded_and_file_once_when_resubmitted(
     running, database
