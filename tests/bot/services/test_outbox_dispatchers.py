@@ -241,7 +241,12 @@ def test_an_edit_queued_before_its_message_was_posted_is_skipped_as_superseded(d
 
 def test_at_slacks_real_rates_two_processes_post_one_per_second_per_channel(dispatchers, database):
     """Slack's own rates (scale 1), against a double at scale 1: five posts to one channel from two processes
-    go one second apart, and none is refused."""
+    go one per second, and none is refused.
+
+    "One per second" is checked as a rate limiter would judge it, with no burst: the k-th post (from 0) reaches
+    Slack no sooner than k seconds after delivery started. A busy machine can only make a post late, never early,
+    so this cannot fail for want of CPU; the gap between two posts can (the first one late, the next on time), and
+    Slack's own bucket allows for that with a burst, which the double's no-429 checks."""
     from tests.support.slack_double import SlackDouble
 
     with SlackDouble(rate_scale=1.0, invited=(REVIEW,)) as real:
@@ -249,8 +254,10 @@ def test_at_slacks_real_rates_two_processes_post_one_per_second_per_channel(disp
         for d in (a, b):
             d.client = WebClient(token="xoxb-test", base_url=real.api_url)
         queue(a, *[("post", REVIEW)] * 5)
+        started = time.monotonic()  # the double's Call.at is time.monotonic() too
         run_until_idle(a, b, timeout=30)
         assert real.rate_limited() == []
         times = sorted(c.at for c in real.calls("chat.postMessage"))
         assert len(times) == 5
-        assert all(later - earlier >= 0.95 for earlier, later in zip(times, times[1:], strict=False))
+        early = {k: round(t - started, 2) for k, t in enumerate(times) if t - started < k * 0.95}
+        assert not early, f"posts sooner than one per second (post: seconds after the start): {early}"
