@@ -91,6 +91,8 @@ MODAL_STATE = {
 # p99 targets (seconds) by scenario; the ratio to bare Bolt is printed for information only.
 TARGET_P99 = {("sqlite", "heavy"): 0.300, ("postgresql", "heavy"): 0.100, ("sqlite", "light"): 0.030}
 TARGET_P99[("postgresql", "light")] = TARGET_P99[("sqlite", "light")]
+TARGET_P99[("postgresql-2", "heavy")] = TARGET_P99[("postgresql", "heavy")]
+TARGET_P99[("postgresql-2", "light")] = TARGET_P99[("postgresql", "light")]
 
 
 def listener_threads() -> int:
@@ -209,7 +211,11 @@ class _DatabaseTimes:
         return out
 
 
-def _serve_contract(api_url: str, db_path: str, backend: str, clients: int, seed: int) -> None:
+def _serve_contract(
+    api_url: str, db_path: str, backend: str, clients: int, seed: int, replica_of: str | None = None
+) -> None:
+    """contract-bot as ``contract-bot serve`` runs it; ``replica_of``: a second process on that PostgreSQL schema,
+    which the first set up (it seeds nothing and drops nothing)."""
     import uuid
     from types import SimpleNamespace
 
@@ -222,7 +228,10 @@ def _serve_contract(api_url: str, db_path: str, backend: str, clients: int, seed
 
     warnings = _CountWarnings()
     schema = admin = None
-    if backend == "postgresql":  # a fresh schema of PG_URL, dropped at the end
+    if replica_of:
+        settings = make_settings(SimpleNamespace(api_url=api_url), PG_URL)
+        bot = create_app(settings, engine=make_engine(PG_URL, schema=replica_of))
+    elif backend == "postgresql":  # a fresh schema of PG_URL, dropped at the end
         schema = f"ackbench_{uuid.uuid4().hex[:10]}"
         admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
@@ -232,6 +241,9 @@ def _serve_contract(api_url: str, db_path: str, backend: str, clients: int, seed
     else:
         bot = create_app(make_settings(SimpleNamespace(api_url=api_url), f"sqlite:///{db_path}"))
     try:
+        if replica_of:
+            _serve_replica(bot, warnings)
+            return
         bot.service.grant(ADMIN, REVIEWER, "reviewer")
         fields = {
             "vendor": "Paragon Solutions",
@@ -265,7 +277,9 @@ def _serve_contract(api_url: str, db_path: str, backend: str, clients: int, seed
                 break
             bot.dispatcher.deliver_due()
             time.sleep(0.1)
-        print(json.dumps({"url": url, "pid": os.getpid(), "button_ts": button_ts}), flush=True)
+        print(
+            json.dumps({"url": url, "pid": os.getpid(), "button_ts": button_ts, "schema": schema}), flush=True
+        )
         try:
             sys.stdin.read()
         finally:
@@ -295,6 +309,22 @@ def _serve_contract(api_url: str, db_path: str, backend: str, clients: int, seed
             with admin.connect() as conn:
                 conn.execute(sql(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
+
+
+def _serve_replica(bot, warnings: _CountWarnings) -> None:  # noqa: ANN001
+    """The second process: serves and delivers like the first (outbox and reminders are shared through the
+    database), so a load balancer may send any request to either."""
+    from tests.conftest import serve_bot
+
+    bot.start_background(scheduler=True)
+    url, stop = serve_bot(bot)
+    print(json.dumps({"url": url, "pid": os.getpid()}), flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        stop()
+        bot.followups.shutdown(wait=True)
+        print(json.dumps({"warnings": warnings.counts}), file=sys.stderr, flush=True)
 
 
 def _serve_bare(api_url: str) -> None:
@@ -458,7 +488,7 @@ def _client_process(
     first_client: int,
     per_client: int,
     warmup: int,
-    base_url: str,
+    base_urls: list[str],
     double_url: str,
     bare: bool,
     max_seconds: float,
@@ -476,6 +506,8 @@ def _client_process(
     def client(t: int) -> None:
         cid = first_client + t
         ts = button_ts.get(str(cid + 1))  # the SCOPE-2 message of CR-(cid+1); JSON made the keys strings
+        # with two bot processes, clients alternate between them, as a load balancer would spread them
+        base_url = base_urls[cid % len(base_urls)]
         rq = _make_requester(base_url, new_response_urls(double_url, warmup + per_client + 1))
         try:
             for i in range(warmup):
@@ -522,33 +554,47 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def run_scenario(target: str, clients: int, per_client: int, dbl: DoubleProcess, args, workdir: Path) -> dict:  # noqa: ANN001
-    """Serve ``target`` (bare, sqlite or postgresql) in a fresh process and load it with ``clients`` clients."""
+    """Serve ``target`` (bare, sqlite, postgresql, or postgresql-2: two processes on one schema) in fresh processes
+    and load it with ``clients`` clients."""
     name = f"{target}@{clients}"
     err_path = workdir / f"{name}.stderr"
     before = dbl.stats()
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen(
-            [
-                PY,
-                __file__,
-                "_serve",
-                target,
-                dbl.api_url,
-                str(workdir / f"{name}.db"),
-                str(clients),
-                str(args.seed_contracts),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            cwd=str(ROOT),
-        )
-    try:
+    backend = "postgresql" if target == "postgresql-2" else target
+    servers: list[subprocess.Popen] = []
+
+    def start(extra: list[str], err_to: Path) -> dict:
+        with open(err_to, "w") as err:
+            proc = subprocess.Popen(
+                [
+                    PY,
+                    __file__,
+                    "_serve",
+                    backend,
+                    dbl.api_url,
+                    str(workdir / f"{name}.db"),
+                    str(clients),
+                    str(args.seed_contracts),
+                    *extra,
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                cwd=str(ROOT),
+            )
+        servers.append(proc)
         line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"{name} server did not start: {err_path.read_text()[-2000:]}")
-        info = json.loads(line)
+            raise RuntimeError(f"{name} server did not start: {err_to.read_text()[-2000:]}")
+        return json.loads(line)
+
+    try:
+        info = start([], err_path)
+        urls, pids = [info["url"]], [info["pid"]]
+        if target == "postgresql-2":
+            second = start([info["schema"]], workdir / f"{name}.second.stderr")
+            urls.append(second["url"])
+            pids.append(second["pid"])
         ctx = mp.get_context("fork")
         ready_q, result_q, go = ctx.Queue(), ctx.Queue(), ctx.Event()
         n_procs = max(1, min(args.client_procs, clients))
@@ -563,7 +609,7 @@ def run_scenario(target: str, clients: int, per_client: int, dbl: DoubleProcess,
                     first,
                     per_client,
                     args.warmup,
-                    info["url"],
+                    urls,
                     dbl.base_url,
                     target == "bare",
                     args.max_seconds,
@@ -579,7 +625,7 @@ def run_scenario(target: str, clients: int, per_client: int, dbl: DoubleProcess,
             first += n
         for _ in procs:
             ready_q.get(timeout=300)
-        cpu0, wall0 = _cpu_seconds(info["pid"]), time.monotonic()
+        cpu0, wall0 = sum(_cpu_seconds(pid) for pid in pids), time.monotonic()
         go.set()
         rows, samples = [], {}
         for _ in procs:
@@ -587,17 +633,18 @@ def run_scenario(target: str, clients: int, per_client: int, dbl: DoubleProcess,
             rows += part
             for k, v in smp.items():
                 samples.setdefault(k, v)
-        cpu1, wall1 = _cpu_seconds(info["pid"]), time.monotonic()
+        cpu1, wall1 = sum(_cpu_seconds(pid) for pid in pids), time.monotonic()
         for p in procs:
             p.join(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.stdin.close()
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for proc in reversed(servers):  # the second first: the first drops the schema they share
+            if proc.poll() is None:
+                proc.stdin.close()
+                try:
+                    proc.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
     after = dbl.stats()
     tail = [ln for ln in err_path.read_text().splitlines() if ln.startswith("{")]
     server = json.loads(tail[-1]) if tail else {"stderr": err_path.read_text()[-1500:]}
@@ -760,9 +807,10 @@ def main() -> int:
     )
     ap.add_argument(
         "--backends",
-        default="sqlite,postgresql",
-        help=f"contract-bot's databases, of sqlite (a fresh file) and postgresql (a fresh schema in {PG_URL}, "
-        "dropped afterwards); the bare Bolt app runs in every case",
+        default="sqlite,postgresql,postgresql-2",
+        help=f"contract-bot's set-ups, of sqlite (a fresh file), postgresql (a fresh schema in {PG_URL}, "
+        "dropped afterwards) and postgresql-2 (two bot processes on one fresh schema, the clients alternating "
+        "between them as behind a load balancer); the bare Bolt app runs in every case",
     )
     ap.add_argument("--no-light", action="store_true", help="skip the scenarios with --light-clients")
     ap.add_argument(
@@ -788,8 +836,8 @@ def main() -> int:
     args.light_requests = args.light_requests or (50 if args.quick else 600)
     args.max_seconds = args.max_seconds or (30.0 if args.quick else 150.0)
     backends = [b for b in args.backends.split(",") if b]
-    if set(backends) - {"sqlite", "postgresql"}:
-        ap.error("--backends takes sqlite and/or postgresql")
+    if set(backends) - {"sqlite", "postgresql", "postgresql-2"}:
+        ap.error("--backends takes sqlite, postgresql and postgresql-2")
     loads = [(args.clients, args.requests)] + (
         [] if args.no_light else [(args.light_clients, args.light_requests)]
     )
@@ -842,6 +890,7 @@ if __name__ == "__main__":
         if target == "bare":
             _serve_bare(api_url)
         else:
-            _serve_contract(api_url, db_path, target, int(n_clients), int(n_seed))
+            replica_of = sys.argv[7] if len(sys.argv) > 7 else None
+            _serve_contract(api_url, db_path, target, int(n_clients), int(n_seed), replica_of)
         sys.exit(0)
     sys.exit(main())
