@@ -195,13 +195,22 @@ def migrated_schema(tmp_path_factory, pg_admin):
     templates.drop()
 
 
+def slack_rate_scale(request) -> float:  # noqa: ANN001 - pytest's FixtureRequest
+    """SLACK_RATE_SCALE, or what the test's ``@pytest.mark.slack_rate_scale(n)`` says."""
+    marker = request.node.get_closest_marker("slack_rate_scale")
+    return float(marker.args[0]) if marker else float(SLACK_RATE_SCALE)
+
+
 @pytest.fixture
-def double():
+def double(request):
     """The Slack Web API test double on 127.0.0.1, as strict as Slack (payloads checked with slack_sdk's Block Kit
     models and Slack's size limits, rate limits at SLACK_RATE_SCALE x, channels the bot was not invited to refused).
     The bot is a member of REVIEW and MANAGERS. A test fails if Slack would have refused a payload it sent, unless
-    the test says it provokes that on purpose (``double.expect_refusals("msg_blocks_too_long")``)."""
-    with SlackDouble(rate_scale=SLACK_RATE_SCALE, invited=(REVIEW, MANAGERS)) as d:
+    the test says it provokes that on purpose (``double.expect_refusals("msg_blocks_too_long")``).
+
+    A test that is not about Slack's pacing but has the bot send hundreds of messages may run Slack's clock
+    faster still, the double and the ``running`` bot alike: ``@pytest.mark.slack_rate_scale(n)``, saying why."""
+    with SlackDouble(rate_scale=slack_rate_scale(request), invited=(REVIEW, MANAGERS)) as d:
         yield d
         refused = d.unexpected_refusals()
         assert not refused, "Slack would have refused what the bot sent:\n" + "\n".join(
@@ -321,7 +330,7 @@ def running(request, database, double, migrated_schema):
         make_settings(double, url),
         engine=make_engine(url, schema=schema),
         clock=clock,
-        slack_rate_scale=SLACK_RATE_SCALE,
+        slack_rate_scale=slack_rate_scale(request),
         request_deadline=REQUEST_DEADLINE_SECONDS if real else TEST_REQUEST_DEADLINE,
     )
     for user, role in (

@@ -95,8 +95,11 @@ def audit_rows(running: Running, action: str | None = None) -> list[dict]:
     return [dict(r) for r in rows if action is None or r["action"] == action]
 
 
-def settle(running: Running, quiet: float = 0.2, timeout: float = 15.0) -> None:
-    """Deliver the outbox and wait until neither the database nor the Slack double has moved for ``quiet`` s."""
+def settle(running: Running, quiet: float = 0.2, timeout: float = 60.0) -> None:
+    """Deliver the outbox and wait until neither the database nor the Slack double has moved for ``quiet`` s.
+
+    ``timeout`` only catches a bot that never settles: delivering a few hundred messages on PostgreSQL takes 15 s
+    and more on a machine busy with the rest of the suite."""
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
