@@ -59,6 +59,13 @@ DB_PARAMS = [
 ]
 
 
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001 - pytest's Config and Items
+    """The tests marked ``long`` run first, the rest after (each group in its own order). With ``--dist loadgroup``
+    (pyproject) a worker takes the next test whenever it is free, so the long ones start at once, spread over the
+    workers, instead of one of them still running at the end while the others wait."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(autouse=True)
 def _root_logging_restored():
     """Give the root logger back its handlers after each test: `contract-bot …` run in process (bot.cli.main)

@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from slack_sdk import WebClient
 from sqlalchemy import func, select
 
@@ -191,6 +192,7 @@ def db_state(database: tuple[str, str | None]) -> dict:
     return {"reminders": reminders, "outbox": outbox, "by_worker": by_worker, "post_ids": post_ids}
 
 
+@pytest.mark.long
 def test_sigkill_while_sweeping_and_delivering_loses_and_doubles_nothing(database, double):
     stopworks, notices = 300, 20
     notice_ids = seed(database, double, stopworks=stopworks, notices=notices)
@@ -237,6 +239,7 @@ def test_sigkill_while_sweeping_and_delivering_loses_and_doubles_nothing(databas
     )
 
 
+@pytest.mark.long
 def test_two_processes_send_1000_due_reminders_exactly_once(database, double):
     count = 1000
     seed(database, double, stopworks=count)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+import pytest
 from sqlalchemy import text
 
 from bot.services.exports import csv_rows
@@ -100,6 +101,7 @@ def test_verify_detects_deleting_the_newest_entries(running, cli):
     assert code == 1 and f"entry {n} is missing" in err
 
 
+@pytest.mark.long
 def test_the_installed_command_exits_non_zero_on_tampering(running, database, tmp_path):
     """The same check as an operator runs it: `contract-bot audit verify` in its own process."""
     import os

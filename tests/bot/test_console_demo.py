@@ -106,6 +106,7 @@ def test_final_show_and_audit(transcript):
     assert "answer: yes → no" in audit  # the changed CI-4 answer keeps both versions
 
 
+@pytest.mark.long
 def test_the_command_line_demo_exits_0(tmp_path):
     env = {
         "PATH": os.environ.get("PATH", ""),

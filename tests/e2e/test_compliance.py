@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
 from bot.domain.questions import QUESTIONS
 from bot.services.exports import csv_rows, flatten
 from storage import repositories as repo
@@ -364,6 +366,7 @@ def test_refusals_in_a_fresh_review(running):
     )
 
 
+@pytest.mark.long
 def test_refusals_of_wrong_state_later_in_the_review(running):
     cmd(running, FILE)
     answer_all(running)

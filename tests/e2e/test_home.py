@@ -144,6 +144,7 @@ def test_waiting_period_is_listed_with_its_end_even_under_a_stopwork(running):
     assert "CR-1 Paragon Solutions: since 2026-11-24 (0 days)" in shown
 
 
+@pytest.mark.long
 def test_home_with_500_contracts_stays_within_limits(running):
     bot = running.bot
     long_vendor = "Vendor " + "x" * 190

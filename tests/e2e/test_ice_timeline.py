@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from tests.conftest import MANAGER, MEMBER, OFFICIAL, OFFICIAL2, REVIEW, REVIEWER
 from tests.support.replies import flat
 
@@ -71,6 +73,7 @@ def answer(running) -> None:
         assert "Recorded" in say(running, f"answer CR-1 {qid} {value}", user=REVIEWER), qid
 
 
+@pytest.mark.long
 def test_ice_paragon_recorded_after_the_fact_with_backdated_dates(running):
     """Recorded today (2026-11-24) from the record, every dated step with `on=`: every clock shifts."""
     assert "Filed *CR-1*" in say(running, FILE_ICE)
@@ -161,6 +164,7 @@ def test_ice_paragon_recorded_after_the_fact_with_backdated_dates(running):
     assert timeline.count("*answer*") == len(ANSWERS)
 
 
+@pytest.mark.long
 def test_ice_paragon_live_each_step_on_its_day(running):
     """The same timeline with the clock on each day: what `show` said on the day."""
 

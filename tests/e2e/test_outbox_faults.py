@@ -7,6 +7,8 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+
 from bot.services.outbox import Plan
 from storage import repositories as repo
 from storage.db import unit_of_work
@@ -64,6 +66,7 @@ def test_429_waits_retry_after_and_delivers_once(running):
     assert outbox_counts(running)["dead"] == 0
 
 
+@pytest.mark.long
 def test_server_errors_and_dropped_connections_are_retried(running):
     running.double.script(
         "chat.postMessage",
@@ -86,6 +89,7 @@ def test_server_errors_and_dropped_connections_are_retried(running):
     ]  # per-contract order survived the retries
 
 
+@pytest.mark.long
 def test_thirty_percent_faults_deliver_every_message_exactly_once(running):
     running.double.fail_share(0.3, kinds=("429", "503", "slow"), seed=7, slow_seconds=0.1)
     for i in range(4):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from storage import repositories as repo
 from storage.db import read_only
 from tests.conftest import REVIEW, REVIEWER, SLACK_RATE_SCALE
@@ -58,6 +60,7 @@ def review_one_contract_as_questions_appear(running, ref: int) -> int:  # noqa: 
     return len(answered)
 
 
+@pytest.mark.long
 def test_three_filings_and_a_full_review_draw_no_429_and_coalesce_parent_edits(running):
     double = running.double
     for n in range(1, 4):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from bot.domain.questions import QUESTIONS
 from storage import repositories as repo
 from storage.db import unit_of_work
@@ -52,6 +54,7 @@ def count_contracts(running) -> int:
 # ---- §2(j): redetermine reopens the answers until the next determination ------------------------------------
 
 
+@pytest.mark.long
 def test_redetermine_reopens_the_answers_and_keeps_every_version(running):
     cmd(running, FILE)
     cmd(running, f"assign CR-1 <@{REVIEWER}>", user=MANAGER)

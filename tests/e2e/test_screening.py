@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import text
 
 from tests.conftest import ADMIN, MANAGER, MANAGERS, MEMBER, REVIEWER
@@ -33,6 +34,7 @@ def file(running, vendor: str, product: str = "Graphite", agency: str = "ICE", *
     return cmd(running, f'file vendor="{vendor}" product="{product}" agency="{agency}" {more}'.strip())
 
 
+@pytest.mark.long
 def test_filings_are_linked_to_vendors_and_screened(running, cli):
     code, out, _ = load(cli, "csl", str(LISTS / "csl.csv"), "--date", "2026-11-20")
     assert code == 0, out

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from storage import repositories as repo
 from storage import vendors as vrepo
 from storage.db import unit_of_work
@@ -35,6 +37,7 @@ def thread_reminders(running, ref_id: int) -> list[str]:
     return reviews_due_in([m["text"] for m in running.thread(ref_id)])
 
 
+@pytest.mark.long
 def test_a_vendor_event_opens_reviews_on_the_right_contracts_until_an_official_decides(running):
     cmd(
         running, 'file vendor="Paragon Solutions" product=Graphite agency=ICE parent="AE Industrial Partners"'

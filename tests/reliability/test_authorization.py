@@ -146,6 +146,7 @@ def _refused(words: str) -> bool:
 # bot post 200 messages to the review channel, and its commands more, which the test waits for (so that refusals
 # are compared while nothing moves): 13 s of its 25 at SLACK_RATE_SCALE. The double and the bot run Slack's limits
 # faster together.
+@pytest.mark.long
 @pytest.mark.slack_rate_scale(200)
 def test_every_subcommand_as_every_role(running):
     tries = _prepare(running)
@@ -229,6 +230,7 @@ def _reminder_key(running) -> str:
         )
 
 
+@pytest.mark.long
 def test_every_button_and_modal_as_every_role(running):
     cid = running.bot.service.file_contract(
         MEMBER, {"vendor": "V", "product": "P", "agency": "A"}

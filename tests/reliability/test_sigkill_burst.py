@@ -55,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, text
 
 from bot.console.slack import SlackDouble
@@ -360,6 +361,7 @@ def wait_until_taken_over(
         time.sleep(0.1)
 
 
+@pytest.mark.long
 def test_sigkill_during_a_burst_of_filings_loses_and_doubles_nothing_answered(database, double):
     t_start = time.monotonic()
     # Slack's rate limits are not what this is about (the outbox's pacing and 429s have tests of their own): off,
