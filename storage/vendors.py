@@ -35,9 +35,8 @@ def get_vendors(s: Session, ids: Iterable[int]) -> dict[int, Vendor]:
     """Several vendors by id, in one query."""
     found: dict[int, Vendor] = {}
     missing = []
-    for vendor_id in set(
-        ids
-    ):  # those this session holds already (the contract's own vendor) are not read again
+    # those this session holds already (the contract's own vendor) are not read again
+    for vendor_id in set(ids):
         held = s.identity_map.get(identity_key(Vendor, vendor_id))
         if isinstance(held, Vendor):
             found[vendor_id] = held

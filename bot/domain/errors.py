@@ -6,9 +6,8 @@ from __future__ import annotations
 class DomainError(Exception):
     """Base class of every error a user can cause; ``message`` is shown to them as is (already safe mrkdwn)."""
 
-    audit_refusal = (
-        True  # a refused role or state is recorded in the audit log; False for what no person caused
-    )
+    # a refused role or state is recorded in the audit log; False for what no person caused
+    audit_refusal = True
 
     def __init__(self, message: str, *, usage: str | None = None) -> None:
         super().__init__(message)

@@ -53,9 +53,8 @@ CONSEQUENCE = {
 class FilingRefused(InvalidState):
     """Filing cannot go: no review channel is set, or the bot cannot post in it (the message says how to fix it)."""
 
-    audit_refusal = (
-        False  # the channel's state, not the filer's doing: the admins are told by the channel checks
-    )
+    # the channel's state, not the filer's doing: the admins are told by the channel checks
+    audit_refusal = False
 
 
 @dataclass(frozen=True)

@@ -449,9 +449,8 @@ class ReviewService:
                 ),
             )
             term_line = self._period_of_performance(contract, fields)
-            linked = link_vendor(
-                s, contract, now
-            )  # its vendor, found or recorded: in the contract's own INSERT
+            # its vendor, found or recorded, goes into the contract's own INSERT
+            linked = link_vendor(s, contract, now)
             repo.add_contract(s, contract)
             assert contract.id is not None  # flushed: the insert gave it its number
             repo.record_audit(
@@ -567,9 +566,7 @@ class ReviewService:
                 message_key=f"q:{q.qid}",
                 payload={"render": "question", "qid": q.qid},
             )
-        if (
-            to_ask
-        ):  # one multi-row INSERT: an ORM object and a flush per question were most of a filing's time
+        if to_ask:  # one multi-row INSERT (an ORM object and a flush per question cost most of a filing)
             repo.add_questions(s, to_ask)
         for section_key in sections:
             planner.on_section_asked(s, c, section_key, now, self.calendar, self.reminder_settings(s))
