@@ -14,6 +14,9 @@ import pytest
 from bot.console import run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
+# One worker runs this module (--dist loadgroup): the transcript fixture replays the whole demo, once per module and
+# worker, 3 s each.
+pytestmark = pytest.mark.xdist_group("console_demo")
 
 
 @pytest.fixture(scope="module")
