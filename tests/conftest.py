@@ -89,10 +89,25 @@ def pg_admin():
 
 
 @pytest.fixture(params=DB_PARAMS)
-def database(request, tmp_path, pg_admin):
-    """A fresh, empty database: (url, schema or None). PostgreSQL gets its own schema, dropped afterwards."""
+def database(request, tmp_path, pg_admin, migrated_schema):
+    """A fresh database: (url, schema or None). PostgreSQL gets its own schema, dropped afterwards.
+
+    It is empty, except for a test that serves the bot (the ``running`` fixture): that one gets it at the newest
+    migration, as the bot's start-up would leave it, and on PostgreSQL a schema emptied for the next such test
+    instead of dropped (MigratedSchema)."""
+    migrated = "running" in request.fixturenames
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bot.db'}", None
+        url = f"sqlite:///{tmp_path / 'bot.db'}"
+        if migrated:
+            migrated_schema.copy_sqlite(tmp_path / "bot.db")
+        yield url, None
+        return
+    schema = migrated_schema.take_pg_schema() if migrated else None
+    if schema is not None:
+        try:
+            yield PG_URL, schema
+        finally:
+            migrated_schema.give_back_pg_schema(schema)
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with pg_admin.connect() as conn:
@@ -105,72 +120,122 @@ def database(request, tmp_path, pg_admin):
 
 
 class MigratedSchema:
-    """The schema at Alembic's newest revision, made once per test process by the real migrations and put in
-    place in a test's fresh database: a copy of a migrated SQLite file, or PostgreSQL's own dump (pg_dump) of a
-    migrated schema replayed into the test's schema. The bot's start-up migration then finds it at head.
+    """The schema at Alembic's newest revision for the tests that serve the bot, made once per test process by the
+    real migrations: a copy of a migrated SQLite file for each test, and on PostgreSQL a schema made from pg_dump's
+    dump of a migrated one and emptied after each test for the next (every table truncated, the migrations' own rows
+    put back, every sequence restarted), as a new one would be. The bot's start-up migration then finds it at head.
 
     Running the migrations anew for every test that serves the bot (over 400) cost 0.1 s of the test process's
-    CPU on either database, and on PostgreSQL 0.4 s in all, most of it the server's (replaying the dump: 0.1 s).
-    The migrations themselves are tested in tests/storage/test_migrations.py, and every test still gets exactly
-    the schema they make. Without pg_dump (or with one that refuses the server's version) a PostgreSQL test
-    migrates as before."""
+    CPU on either database, and on PostgreSQL 0.4 s in all, most of it the server's DDL (replaying the dump still
+    took 0.1 s; truncating a few tables takes a fraction of that). The migrations themselves are tested in
+    tests/storage/test_migrations.py, and every test still gets exactly the schema they make. Without pg_dump
+    (or with one that refuses the server's version) a PostgreSQL test gets a new, empty schema as before."""
 
     def __init__(self, directory: Path, admin: Engine | None) -> None:
         self.directory = directory
         self.admin = admin
         self._sqlite: Path | None = None
-        self._pg_schema: str | None = None
+        # the migrated schema the dump was taken of; the dump's statements (naming it); those of them that put the
+        # migrations' rows in and restart the sequences; its tables
+        self._pg_template: str | None = None
         self._pg_ddl: str | None = None
+        self._pg_rows: str | None = None
+        self._pg_tables: list[str] = []
         self._pg_tried = False
+        self._pg_made: list[str] = []  # schemas made from the dump, to drop at the end
+        self._pg_free: list[str] = []  # ... of them emptied, ready for the next test
 
-    def put_in_place(self, url: str, schema: str | None) -> None:
-        """Give the empty database at ``url`` (``schema``) the migrated schema."""
-        if schema is None:
-            target = Path(make_url(url).database or "")
-            if target.exists():  # the test has already put something there: leave it to the migrations
-                return
-            src, dst = sqlite3.connect(self._sqlite_template()), sqlite3.connect(target)
-            try:
-                src.backup(dst)
-            finally:
-                src.close()
-                dst.close()
-            return
-        ddl = self._pg_template()
-        if ddl is not None and self.admin is not None:
-            with self.admin.connect() as conn, conn.begin():
-                conn.exec_driver_sql(ddl.replace(self._pg_schema or "", schema))
-
-    def _sqlite_template(self) -> Path:
+    def copy_sqlite(self, target: Path) -> None:
+        """A migrated SQLite database at ``target`` (a path with nothing there yet)."""
         if self._sqlite is None:
             path = self.directory / "migrated.db"
             engine = make_engine(f"sqlite:///{path}")
             migrate(engine)
             engine.dispose()  # the last connection closed: the WAL is checkpointed into the file
             self._sqlite = path
-        return self._sqlite
+        src, dst = sqlite3.connect(self._sqlite), sqlite3.connect(target)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
 
-    def _pg_template(self) -> str | None:
+    def take_pg_schema(self) -> str | None:
+        """A PostgreSQL schema at head holding only the migrations' own rows (None without a dump to make one)."""
+        if not self._dump_pg() or self.admin is None or self._pg_ddl is None:
+            return None
+        if self._pg_free:
+            return self._pg_free.pop()
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as conn:
+            conn.exec_driver_sql(
+                f"CREATE SCHEMA {schema};\n" + self._pg_ddl.replace(self._pg_template or "", schema)
+            )
+        self._pg_made.append(schema)
+        return schema
+
+    def give_back_pg_schema(self, schema: str) -> None:
+        """Empty ``schema`` for the next test: truncate the tables that have rows and those the migrations fill,
+        put those rows back, restart every sequence. If that fails, the schema is dropped instead."""
+        assert self.admin is not None and self._pg_rows is not None  # a schema was taken
+        try:
+            with self.admin.connect() as conn:
+                used = conn.exec_driver_sql(
+                    " UNION ALL ".join(
+                        f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM {schema}.{t})" for t in self._pg_tables
+                    )
+                ).scalars()
+                tables = ", ".join(f"{schema}.{t}" for t in sorted({*used, *self._seeded_tables()}))
+                # one query, so one transaction (the engine autocommits each query)
+                conn.exec_driver_sql(
+                    f"SET LOCAL lock_timeout = '10s'; TRUNCATE {tables} CASCADE;\n"
+                    + self._pg_rows.replace(self._pg_template or "", schema)
+                )
+        except Exception:  # noqa: BLE001 - a schema that cannot be emptied is not used again
+            with self.admin.connect() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            self._pg_made.remove(schema)
+            return
+        self._pg_free.append(schema)
+
+    def drop(self) -> None:
+        """Drop this process's PostgreSQL schemas (the template and those made from it)."""
+        if self.admin is None:
+            return
+        for schema in [*self._pg_made, *([self._pg_template] if self._pg_template else [])]:
+            with self.admin.connect() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+    def _seeded_tables(self) -> set[str]:
+        prefix = f"INSERT INTO {self._pg_template}."
+        return {
+            line[len(prefix) :].split(" ", 1)[0]
+            for line in (self._pg_rows or "").splitlines()
+            if line.startswith(prefix)
+        }
+
+    def _dump_pg(self) -> bool:
+        """Migrate a template schema and take its dump, once (False when pg_dump cannot)."""
         if self._pg_tried or self.admin is None:
-            return self._pg_ddl
+            return self._pg_ddl is not None
         self._pg_tried = True
         # a name found nowhere else, so that replacing it in the dump touches nothing but the schema's name
-        schema = f"tmpl_{uuid.uuid4().hex[:12]}"
+        template = f"tmpl_{uuid.uuid4().hex[:12]}"
         with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        self._pg_schema = schema
-        engine = make_engine(PG_URL or "", schema=schema)
+            conn.execute(text(f'CREATE SCHEMA "{template}"'))
+        self._pg_template = template
+        engine = make_engine(PG_URL or "", schema=template)
         migrate(engine)
         engine.dispose()
         libpq_url = make_url(PG_URL or "").set(drivername="postgresql").render_as_string(hide_password=False)
         pg_dump = shutil.which("pg_dump")
         if pg_dump is None:
-            return None
+            return False
         dumped = subprocess.run(
             [
                 pg_dump,
                 f"--dbname={libpq_url}",
-                f"--schema={schema}",
+                f"--schema={template}",
                 "--inserts",
                 "--no-owner",
                 "--no-privileges",
@@ -180,18 +245,18 @@ class MigratedSchema:
             check=False,
         )
         if dumped.returncode != 0:
-            return None
+            return False
         # Schema-qualified statements only: no psql meta-commands (\restrict), no session settings, no CREATE
-        # SCHEMA (the database fixture has made the test's).
+        # SCHEMA (take_pg_schema makes its own).
         skip = ("\\", "--", "SET ", "SELECT pg_catalog.set_config(", "CREATE SCHEMA ")
-        self._pg_ddl = "\n".join(line for line in dumped.stdout.splitlines() if not line.startswith(skip))
-        return self._pg_ddl
-
-    def drop(self) -> None:
-        """Drop the PostgreSQL template schema."""
-        if self._pg_schema is not None and self.admin is not None:
-            with self.admin.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA "{self._pg_schema}" CASCADE'))
+        lines = [line for line in dumped.stdout.splitlines() if not line.startswith(skip)]
+        self._pg_ddl = "\n".join(lines)
+        self._pg_rows = "\n".join(
+            line for line in lines if line.startswith(("INSERT INTO ", "SELECT pg_catalog.setval("))
+        )
+        table = f"CREATE TABLE {template}."
+        self._pg_tables = [line[len(table) :].split(" ", 1)[0] for line in lines if line.startswith(table)]
+        return True
 
 
 @pytest.fixture(scope="session")
@@ -325,12 +390,11 @@ def serve_bot(bot: ContractBot):
 
 
 @pytest.fixture
-def running(request, database, double, migrated_schema):
+def running(request, database, double):
     """The real app over HTTP with roles granted: ADMIN (bootstrap), REVIEWER, MANAGER, OFFICIAL, OFFICIAL2.
 
     Its request deadline is TEST_REQUEST_DEADLINE, or the real one for a test marked ``real_deadline``."""
     url, schema = database
-    migrated_schema.put_in_place(url, schema)
     clock = ManualClock(START)
     real = request.node.get_closest_marker("real_deadline") is not None
     bot = create_app(
