@@ -280,8 +280,9 @@ def double(request):
     The bot is a member of REVIEW and MANAGERS. A test fails if Slack would have refused a payload it sent, unless
     the test says it provokes that on purpose (``double.expect_refusals("msg_blocks_too_long")``).
 
-    A test that is not about Slack's pacing but has the bot send hundreds of messages may run Slack's clock
-    faster still, the double and the ``running`` bot alike: ``@pytest.mark.slack_rate_scale(n)``, saying why."""
+    A test that is not about Slack's pacing but has the bot send hundreds of messages may run Slack's clock at
+    another speed, the double and the ``running`` bot alike, saying why: ``@pytest.mark.slack_rate_scale(n)``,
+    faster when it waits for those messages, Slack's own (1) when it need not."""
     with SlackDouble(rate_scale=slack_rate_scale(request), invited=(REVIEW, MANAGERS)) as d:
         yield d
         refused = d.unexpected_refusals()

@@ -94,7 +94,7 @@ def _prepare(running) -> dict[str, str]:
     for cid in (waived, waived2):
         svc.waiver(OFFICIAL, cid, "Attorney General", today + timedelta(days=90), "r")
     svc.grant(ADMIN, EXTRA, "reviewer")
-    settle(running)
+    settle(running, outbox=False)
     return {
         "file": "file vendor=V product=P agency=A anyway=yes",
         "show": f"show CR-{fresh}",
@@ -142,12 +142,13 @@ def _refused(words: str) -> bool:
     return "needs the *" in first and "role" in first
 
 
-# Who may do what, not Slack's pacing (tests/e2e/test_outbox_pacing.py): the 17 contracts prepared for it have the
-# bot post 200 messages to the review channel, and its commands more, which the test waits for (so that refusals
-# are compared while nothing moves): 13 s of its 25 at SLACK_RATE_SCALE. The double and the bot run Slack's limits
-# faster together.
+# Who may do what, not the messages about it: the 17 contracts prepared for it have the bot post 200 messages to the
+# review channel and its commands 200 more. At Slack's real rate (the double's and the bot's) the outbox delivers
+# a few of them while the test runs instead of all of them (at the suite's 20x the test waited 13 s of its 25 for
+# them, and working through them at any rate is a third of its CPU). The test does not wait for them: delivering
+# writes only what the state comparison leaves out (DELIVERY_COLUMNS), so it changes no refusal's before/after.
 @pytest.mark.long
-@pytest.mark.slack_rate_scale(200)
+@pytest.mark.slack_rate_scale(1)
 def test_every_subcommand_as_every_role(running):
     tries = _prepare(running)
     assert set(tries) == set(args.COMMANDS), set(args.COMMANDS) ^ set(tries)  # every subcommand is tried
@@ -204,12 +205,17 @@ def test_every_subcommand_as_every_role(running):
             if name == "draft":
                 running.double.wait_for(lambda d, n=drafts: len(audit_rows(running, "draft")) > n, timeout=60)
             successes += 1
-    settle(running)
+    settle(running, outbox=False)
     roleless = sum(1 for c in args.COMMANDS.values() if c.role == args.ANYONE)
     also = sum(len(c.also) for c in args.COMMANDS.values())  # `admin export`: managers too
     assert refusals == (len(args.COMMANDS) - roleless) * (len(HELD) - 1) - also
     assert successes == roleless * len(HELD) + (len(args.COMMANDS) - roleless)
-    assert running.double.files(), "the admin's export was not delivered"
+
+    def the_admins_export_was_delivered(d) -> bool:  # noqa: ANN001 - the SlackDouble
+        return bool(d.files())
+
+    # uploaded after the answer, by work that may still be waiting for Slack's pace (names looked up, then the file)
+    running.double.wait_for(the_admins_export_was_delivered, timeout=30)
     # separation of duties: the bootstrap admin alone cannot decide anything
     assert sorted(admin_refused) == [
         "certify",
