@@ -319,6 +319,18 @@ def seed_contracts(
 # ---- figures --------------------------------------------------------------------------------------------
 
 
+def stop_child(proc: subprocess.Popen, timeout: float) -> None:
+    """End a server child that serves until its stdin closes: close it, wait, and kill it past ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def percentile(sorted_values: list[float], p: float) -> float:
     """Nearest-rank percentile of an already sorted list (p in 0..100)."""
     if not sorted_values:

@@ -61,6 +61,7 @@ from _common import (  # noqa: E402
     machine,
     new_response_urls,
     percentile,
+    stop_child,
 )
 
 SECRET = "test-signing-secret"
@@ -638,13 +639,7 @@ def run_scenario(target: str, clients: int, per_client: int, dbl: DoubleProcess,
             p.join(timeout=30)
     finally:
         for proc in reversed(servers):  # the second first: the first drops the schema they share
-            if proc.poll() is None:
-                proc.stdin.close()
-                try:
-                    proc.wait(timeout=120)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_child(proc, 120)
     after = dbl.stats()
     tail = [ln for ln in err_path.read_text().splitlines() if ln.startswith("{")]
     server = json.loads(tail[-1]) if tail else {"stderr": err_path.read_text()[-1500:]}

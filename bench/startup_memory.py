@@ -34,7 +34,17 @@ from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PY, ROOT, DoubleProcess, loadavg, machine, peak_rss_mb, proc_status_mb, seed_contracts  # noqa: E402
+from _common import (  # noqa: E402
+    PY,
+    ROOT,
+    DoubleProcess,
+    loadavg,
+    machine,
+    peak_rss_mb,
+    proc_status_mb,
+    seed_contracts,
+    stop_child,
+)
 
 SECRET = "test-signing-secret"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -127,13 +137,7 @@ def measure(url: str, schema: str | None, dbl: DoubleProcess, settle: float, bou
         time.sleep(settle)
         mem_settled = proc_status_mb(info["pid"])
     finally:
-        if proc.poll() is None:
-            proc.stdin.close()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_child(proc, 30)
     return {
         "to_listening_s": t_listening,
         "to_healthz_s": t_health,
