@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import re
@@ -14,13 +15,26 @@ import pytest
 from bot.console import run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
-# One worker runs this module (--dist loadgroup): the transcript fixture replays the whole demo, once per module and
-# worker, 3 s each.
-pytestmark = pytest.mark.xdist_group("console_demo")
 
 
 @pytest.fixture(scope="module")
-def transcript() -> str:
+def transcript(tmp_path_factory, worker_id: str) -> str:
+    """The demo's transcript, replayed once for the run. Its tests are spread over the xdist workers (an
+    xdist_group would not keep them on one: pytest-xdist 3.8 marks the group in a node id that pytest 9 no longer
+    reads), so the workers share it through a file: the first to take the lock replays the demo (3 s)."""
+    if worker_id == "master":  # one process: this module-scoped fixture is made once anyway
+        return _replay_demo()
+    shared = (
+        tmp_path_factory.getbasetemp().parent / "demo-transcript.txt"
+    )  # this run's, shared by its workers
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not shared.exists():
+            shared.write_text(_replay_demo(), encoding="utf-8")
+        return shared.read_text(encoding="utf-8")
+
+
+def _replay_demo() -> str:
     out = io.StringIO()
     assert run_demo(stdout=out) == 0
     return out.getvalue()
