@@ -13,7 +13,7 @@ from bot.clock import ManualClock
 from storage.db import make_engine
 from tests.conftest import MANAGERS, MEMBER, REVIEW, SLACK_RATE_SCALE, START, make_settings
 from tests.support.slack_double import SlackDouble
-from tests.support.socket_mode_double import SocketModeDouble
+from tests.support.socket_mode_double import SocketModeDouble, close_handler
 
 APP_TOKEN = "xapp-1-A1-test"
 
@@ -42,7 +42,7 @@ def socket_bot(tmp_path):
             assert sm.connected.wait(10)
             yield bot, sm, double
         finally:
-            handler.close()
+            close_handler(handler)
             bot.stop()
 
 

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-__all__ = ["SocketModeDouble"]
+__all__ = ["SocketModeDouble", "close_handler"]
 
 ENVELOPE_TYPES = ("slash_commands", "interactive", "events_api")
 
@@ -291,3 +291,17 @@ class SocketModeDouble:
     def open_connections(self) -> int:
         with self._lock:
             return len(self._conns)
+
+
+def close_handler(handler: Any) -> None:
+    """Close a slack_bolt SocketModeHandler (slack_sdk's built-in client) without the race that can hang its close.
+
+    NOTE: SocketModeClient.close() marks the session's state terminated, then closes the socket. If its session
+    runner thread comes round between the two (it waits 0.1 s between turns, so a busy machine makes this likely)
+    it finds the socket still open, marks the state running again and loops for ever on the closed socket, and
+    close() waits for it for ever. With reconnection off and the socket closed first, the runner finds nothing
+    to run."""
+    client = handler.client
+    client.auto_reconnect_enabled = False
+    client.disconnect()
+    handler.close()

@@ -19,7 +19,7 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.console.slack import Fault, SlackDouble
 from tests.support.slack_requests import SlackRequester, healthz
-from tests.support.socket_mode_double import SocketModeDouble
+from tests.support.socket_mode_double import SocketModeDouble, close_handler
 
 SECRET = "test-signing-secret"
 
@@ -946,4 +946,4 @@ def test_socket_mode_round_trip_with_bolt(double: SlackDouble) -> None:
             assert double.responses(url)[0]["body"]["text"] == "done"
             assert double.calls("apps.connections.open")[0].headers["Authorization"] == "Bearer xapp-1-test"
         finally:
-            handler.close()
+            close_handler(handler)
