@@ -7,19 +7,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import (
-    CursorResult,
-    and_,
-    delete,
-    event,
-    exists,
-    func,
-    insert,
-    inspect,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import CursorResult, and_, delete, event, exists, func, insert, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
@@ -242,7 +230,6 @@ def list_assignments(s: Session, contract_id: int) -> list[str]:
 
 def add_assignment(s: Session, assignment: Assignment) -> bool:
     """Assign a reviewer; False when already assigned."""
-    s.info.pop(_ASSIGNMENTS_READ, None)
     if s.execute(
         select(col(Assignment.id)).where(
             col(Assignment.contract_id) == assignment.contract_id,
@@ -252,6 +239,7 @@ def add_assignment(s: Session, assignment: Assignment) -> bool:
         return False
     s.add(assignment)
     s.flush()
+    s.info.pop(_ASSIGNMENTS_READ, None)  # the next read sees it
     return True
 
 
@@ -294,22 +282,22 @@ def get_roles(s: Session, user_id: str) -> set[str]:
 
 def add_role(s: Session, grant: RoleGrant) -> bool:
     """Grant a role; False when the user already had it."""
-    s.info.pop(_ROLES_READ, None)
     if grant.role in get_roles(s, grant.user_id):
         return False
     s.add(grant)
     s.flush()
+    s.info.pop(_ROLES_READ, None)  # read before the grant: the next read sees it
     return True
 
 
 def remove_role(s: Session, user_id: str, role: str) -> bool:
     """Revoke a role; False when the user did not have it."""
-    s.info.pop(_ROLES_READ, None)
     # a DELETE gives a CursorResult (rowcount); sqlmodel's Session.execute is annotated as returning plain Result
     result = cast(
         CursorResult[Any],
         s.execute(delete(RoleGrant).where(col(RoleGrant.user_id) == user_id, col(RoleGrant.role) == role)),
     )
+    s.info.pop(_ROLES_READ, None)
     return (result.rowcount or 0) > 0
 
 
@@ -341,8 +329,9 @@ def get_settings(s: Session) -> dict[str, str]:
 
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
-def _forget_settings_read(s: Session) -> None:
-    # the next transaction of a long-lived session (the reminder job) reads them afresh
+def _forget_transaction_reads(s: Session) -> None:
+    # what was read once per transaction (settings, roles, assignments, contracts filed in it): the next
+    # transaction of a long-lived session (the reminder job) reads afresh
     for key in (_SETTINGS_READ, _FILED_HERE, _ROLES_READ, _ASSIGNMENTS_READ):
         s.info.pop(key, None)
 
