@@ -294,19 +294,6 @@ def record_audit(
 
 
 _PENDING_AUDIT = "contract_bot_pending_audit"
-_ENTRY_COLUMNS = (
-    "seq",
-    "at",
-    "actor",
-    "action",
-    "outcome",
-    "contract_id",
-    "before",
-    "after",
-    "detail",
-    "prev_hash",
-    "hash",
-)
 
 
 def lock_head(s: Session) -> AuditHead:
@@ -345,12 +332,13 @@ def _chain_pending_audit(s: Session) -> None:
     else:
         seq, last = found.seq, found.hash
     first = seq
+    columns = [c.name for c in entries.columns if c.name != "id"]  # the database numbers the entries
     rows = []
     for entry in pending:
         entry.seq, entry.prev_hash = seq + 1, last or GENESIS
         entry.hash = audit_hash(entry, key)
         seq, last = entry.seq, entry.hash
-        rows.append({c: getattr(entry, c) for c in _ENTRY_COLUMNS})
+        rows.append({c: getattr(entry, c) for c in columns})
     conn.execute(insert(entries), rows)
     conn.execute(update(heads).where(heads.c.id == 1).values(seq=seq, hash=last))
     if sealer is not None and key is not None and seq // CHECKPOINT_EVERY != first // CHECKPOINT_EVERY:

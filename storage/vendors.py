@@ -226,14 +226,8 @@ def latest_snapshot(s: Session, list_name: str) -> ScreeningSnapshot | None:
 
 def latest_snapshots(s: Session) -> list[ScreeningSnapshot]:
     """The last snapshot of each list loaded."""
-    found = [
-        latest_snapshot(s, name)
-        for name in core(s)
-        .execute(
-            select(col(ScreeningSnapshot.list_name)).distinct().order_by(col(ScreeningSnapshot.list_name))
-        )
-        .scalars()
-    ]
+    names = select(col(ScreeningSnapshot.list_name)).distinct().order_by(col(ScreeningSnapshot.list_name))
+    found = [latest_snapshot(s, name) for name in core(s).execute(names).scalars()]
     return [f for f in found if f is not None]
 
 
