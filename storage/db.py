@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, create_engine
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,9 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
         return engine
     connect_args: dict[str, object] = {
         "connect_timeout": 2,
-        # A server that never answers must not hold a background thread for ever either.
-        "options": f"-c statement_timeout={BACKGROUND_DB_TIMEOUT_MS} -c lock_timeout={BACKGROUND_DB_TIMEOUT_MS}"
+        # The connection's own timeouts are a request's, so the hot path sends nothing for them; background work
+        # raises them per transaction (`_postgresql_begin`).
+        "options": f"-c statement_timeout={REQUEST_DB_TIMEOUT_MS} -c lock_timeout={REQUEST_DB_TIMEOUT_MS}"
         " -c idle_in_transaction_session_timeout=60000",
         "keepalives": 1,
         "keepalives_idle": 30,
@@ -82,19 +85,46 @@ def make_engine(url: str, *, schema: str | None = None, pool_size: int = 10) -> 
         pool_size=pool_size,
         max_overflow=20,
         pool_timeout=2,
-        pool_pre_ping=True,
         connect_args=connect_args,
     )
+    _ping_when_idle(engine)
 
     @event.listens_for(engine, "begin")
     def _postgresql_begin(conn):  # noqa: ANN001
-        if _guard.get() is not None:
+        # background work: a server that never answers must not hold it for ever either
+        if _guard.get() is None:
             conn.exec_driver_sql(
-                f"SET LOCAL statement_timeout = {REQUEST_DB_TIMEOUT_MS}; "
-                f"SET LOCAL lock_timeout = {REQUEST_DB_TIMEOUT_MS}"
+                f"SET LOCAL statement_timeout = {BACKGROUND_DB_TIMEOUT_MS}; "
+                f"SET LOCAL lock_timeout = {BACKGROUND_DB_TIMEOUT_MS}"
             )
 
     return engine
+
+
+# A pooled connection unused for this long is pinged before it is handed out; one in steady use is not.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pessimistic disconnect handling for connections that sat idle (a restarted server, a dropped path).
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: a round trip per request. A connection that failed
+    during use is discarded by SQLAlchemy itself (and the request answered "nothing recorded").
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn, record):  # noqa: ANN001
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy):  # noqa: ANN001
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one that was in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(str(exc)) from exc  # the pool discards it and takes another
 
 
 def sqlite_file(engine: Engine) -> str | None:
