@@ -27,11 +27,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import Table, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from storage import deferred
 from storage.models import AuditEntry, AuditHead, OutboxMessage, table_of
 
 GENESIS = "0" * 64
@@ -313,19 +314,18 @@ def lock_head(s: Session) -> AuditHead:
     return head
 
 
-@event.listens_for(Session, "before_commit")
-def _chain_pending_audit(s: Session) -> None:
-    """Chain the entries this transaction recorded, in order, under the locked head (serialises appends)."""
+def _chain_pending_audit(
+    s: Session, queued: dict[str, tuple[Table, list[dict[str, Any]]]]
+) -> deferred.Chained | None:
+    """Chain the entries this transaction recorded, in order, under the locked head (serialises appends); the
+    rows are written with the rest of the commit's deferred rows (storage.deferred)."""
     pending: list[AuditEntry] = s.info.pop(_PENDING_AUDIT, [])
     if not pending:
-        return
+        return None
     sealer = sealer_of(s)
     key = sealer.keys.current if sealer else None
-    # Core statements on the session's connection: the ORM's flush of the entries and the head cost several
-    # times more, and every writer holds the head's lock while this runs
-    conn = s.connection()
     heads, entries = table_of(AuditHead), table_of(AuditEntry)
-    found = conn.execute(select(heads.c.seq, heads.c.hash).where(heads.c.id == 1).with_for_update()).first()
+    found = s.connection().execute(_LOCK_HEAD).first()
     if found is None:  # a database whose head row was removed: created (and locked) the ORM's way
         created = lock_head(s)
         seq, last = created.seq, created.hash
@@ -339,42 +339,54 @@ def _chain_pending_audit(s: Session) -> None:
         entry.hash = audit_hash(entry, key)
         seq, last = entry.seq, entry.hash
         rows.append({c: getattr(entry, c) for c in columns})
-    conn.execute(insert(entries), rows)
-    conn.execute(update(heads).where(heads.c.id == 1).values(seq=seq, hash=last))
     if sealer is not None and key is not None and seq // CHECKPOINT_EVERY != first // CHECKPOINT_EVERY:
-        queue_checkpoint(s, sealer, make_checkpoint(key, seq, last, pending[-1].at))
+        queue_checkpoint(s, sealer, make_checkpoint(key, seq, last, pending[-1].at), queued)
+    return deferred.Chained(table=entries, rows=rows, head=heads, seq=seq, hash=last)
 
 
-def queue_checkpoint(s: Session, sealer: Sealer, cp: Checkpoint) -> bool:
-    """Queue the checkpoint's Slack message in this transaction; False when there is no channel to post it in."""
+_LOCK_HEAD = (
+    select(table_of(AuditHead).c.seq, table_of(AuditHead).c.hash)
+    .where(table_of(AuditHead).c.id == 1)
+    .with_for_update()
+)
+deferred.register_chain(_chain_pending_audit, _PENDING_AUDIT)
+
+
+def queue_checkpoint(
+    s: Session,
+    sealer: Sealer,
+    cp: Checkpoint,
+    queued: dict[str, tuple[Table, list[dict[str, Any]]]] | None = None,
+) -> bool:
+    """Queue the checkpoint's Slack message in this transaction (into ``queued`` when the commit is already
+    writing its deferred rows); False when there is no channel to post it in."""
     channel = sealer.checkpoint_channel(s)
     if not channel:
         return False
     at = datetime.fromisoformat(cp.at)
-    # written directly, not through add_outbox: this runs inside a before_commit hook, and the outbox's own hook
-    # (which writes what add_outbox queued) may already have run
-    s.execute(
-        insert(OutboxMessage),
-        [
-            {
-                "created_at": at,
-                "contract_id": None,
-                "op": "post",
-                "target": channel,
-                "message_key": None,
-                "payload": json.dumps(checkpoint_message(cp), ensure_ascii=False),
-                "next_attempt_at": at,
-                "status": "pending",
-                "attempts": 0,
-            }
-        ],
-    )
+    row = {
+        "created_at": at,
+        "contract_id": None,
+        "op": "post",
+        "target": channel,
+        "message_key": None,
+        "payload": json.dumps(checkpoint_message(cp), ensure_ascii=False),
+        "next_attempt_at": at,
+        "status": "pending",
+        "attempts": 0,
+    }
+    outbox = table_of(OutboxMessage)
+    if queued is None:
+        deferred.defer_insert(s, outbox, row)
+    else:
+        queued.setdefault(outbox.name, (outbox, []))[1].append(row)
     return True
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_pending_audit(s: Session) -> None:
-    s.info.pop(_PENDING_AUDIT, None)
+    if not s.in_nested_transaction():  # a savepoint's rollback keeps what the transaction recorded before it
+        s.info.pop(_PENDING_AUDIT, None)
 
 
 def _dump(value: dict | None) -> str | None:

@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 
 from bot.domain.errors import DomainError
 from storage.db import SessionFactory
+from storage.deferred import defer_insert, on_conflict
 from storage.models import SignedRequest, table_of
 
 log = logging.getLogger("contract_bot.security")
@@ -89,33 +90,38 @@ def watching(factory: SessionFactory) -> SessionFactory:
 def _watch(session: Session, mark: RequestMark) -> None:
     @event.listens_for(session, "after_begin")
     def refuse_a_replay(_session, _transaction, connection) -> None:  # noqa: ANN001
-        if mark.recorded:  # our own earlier unit of work recorded it
-            return
+        if mark.recorded or _session.info.get(_RECORDING):  # recorded by an earlier unit of work, or queued
+            return  # already in this transaction (a savepoint begins again)
         found = connection.execute(
             select(col(SignedRequest.digest)).where(col(SignedRequest.digest) == mark.digest)
         ).first()
         if found is not None:
             log.warning("refused a replayed signed request (already carried out)")
             raise AlreadyCarriedOut()
-
-    @event.listens_for(session, "before_commit")
-    def record(s: Session) -> None:
-        if mark.recorded:
-            return
-        try:
-            # NOTE: a copy racing this one (PostgreSQL) waits here on the key until we commit or roll back
-            s.connection().execute(
-                insert(table_of(SignedRequest)).values(digest=mark.digest, expires_at=mark.expires_at)
-            )
-        except IntegrityError:
-            log.warning("refused a replayed signed request (a copy was carried out at the same time)")
-            raise AlreadyCarriedOut() from None
-        s.info[_RECORDING] = True
+        # inserted with the commit's other deferred rows: a copy racing this one (PostgreSQL) waits there on the
+        # key until we commit or roll back, then clashes (``_a_copy_was_carried_out``)
+        defer_insert(
+            _session, table_of(SignedRequest), {"digest": mark.digest, "expires_at": mark.expires_at}
+        )
+        _session.info[_RECORDING] = True
 
     @event.listens_for(session, "after_commit")
     def recorded(s: Session) -> None:
         if s.info.pop(_RECORDING, False):
             mark.recorded = True
+
+    @event.listens_for(session, "after_rollback")
+    def not_recorded(s: Session) -> None:
+        if not s.in_nested_transaction():
+            s.info.pop(_RECORDING, None)
+
+
+def _a_copy_was_carried_out() -> AlreadyCarriedOut:
+    log.warning("refused a replayed signed request (a copy was carried out at the same time)")
+    return AlreadyCarriedOut()
+
+
+on_conflict(table_of(SignedRequest), _a_copy_was_carried_out)
 
 
 def record_signed_request(s: Session, digest: str, expires_at: datetime) -> bool:

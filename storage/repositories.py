@@ -19,6 +19,7 @@ from storage.audit import list_audit as list_audit
 from storage.audit import record_audit as record_audit
 from storage.audit import verify_audit_chain as verify_audit_chain
 from storage.db import core
+from storage.deferred import defer_insert
 from storage.models import (
     Assignment,
     Contract,
@@ -366,7 +367,9 @@ def add_outbox(
     message_key: str | None = None,
 ) -> None:
     """Queue a message for Slack in the caller's transaction; written, in order, when it commits."""
-    s.info.setdefault(_PENDING_OUTBOX, []).append(
+    defer_insert(
+        s,
+        table_of(OutboxMessage),
         {
             "created_at": at,
             "contract_id": contract_id,
@@ -377,7 +380,7 @@ def add_outbox(
             "next_attempt_at": at,
             "status": "pending",
             "attempts": 0,
-        }
+        },
     )
 
 
@@ -392,25 +395,6 @@ def update_parent(s: Session, contract_id: int | None, at: datetime) -> None:
         message_key="parent",
         payload={"render": "parent"},
     )
-
-
-_PENDING_OUTBOX = "contract_bot_pending_outbox"
-
-
-@event.listens_for(Session, "before_commit")
-def _write_pending_outbox(s: Session) -> None:
-    """One multi-row INSERT per commit instead of an ORM object and a flush per message: a filing queues ten
-    or more, and building and flushing them was most of a filing's time on PostgreSQL (bench/README.md)."""
-    pending: list[dict] = s.info.pop(_PENDING_OUTBOX, [])
-    if pending:
-        # Core, not the ORM's bulk insert: that splits the rows by which of their values are None (a statement
-        # each) and costs several times more per row
-        s.connection().execute(insert(table_of(OutboxMessage)), pending)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_pending_outbox(s: Session) -> None:
-    s.info.pop(_PENDING_OUTBOX, None)
 
 
 def claim_outbox(
