@@ -17,7 +17,7 @@ from bot.domain.errors import DomainError
 from bot.services.bindings import ButtonBindings
 from bot.services.channels import ChannelService
 from bot.services.deadline import NothingRecorded, OutcomeUnknown, RequestRunner
-from bot.services.replays import ReplayGuard, current_mark
+from bot.services.replays import AlreadyCarriedOut, ReplayGuard, current_mark
 from bot.services.reviews import ReviewService
 
 log = logging.getLogger("contract_bot.handlers")
@@ -46,15 +46,26 @@ class HandlerContext:
 
     def run(self, fn: Callable[[], Any]) -> Any:
         """Carry out a request's work within Slack's deadline (bot.services.deadline); raises its domain errors."""
+        replays = self.replays
+
+        def work() -> Any:
+            try:
+                return fn()
+            except DomainError as exc:
+                # a replay is found by its commit, which a refusal never reaches: refused by what its first copy
+                # did, it is told it was carried out (asked here, in the worker, so within the deadline)
+                if not isinstance(exc, AlreadyCarriedOut) and replays is not None and replays.carried_out():
+                    raise AlreadyCarriedOut() from None
+                raise
+
         try:
-            return self.requests.run(fn)
+            return self.requests.run(work)
         except (NothingRecorded, OutcomeUnknown):
             # The person was told to try again, which sends a new signed request: this one is spent, so that a
             # replay of it cannot land later (recorded in the background, once the database answers again).
-            if self.replays is not None:
+            if replays is not None:
                 mark = current_mark()
                 if mark is not None and not mark.recorded:
-                    replays = self.replays
                     self.followups.submit(lambda: replays.burn(mark))
             raise
 

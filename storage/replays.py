@@ -2,10 +2,11 @@
 
 Slack's signature check (and Bolt's) accepts a signed request for 5 minutes, so a captured one can be sent again.
 A request's digest (of its X-Slack-Request-Timestamp and X-Slack-Signature; the signature covers the body) is
-inserted under a unique key by the first unit of work the request commits, in that same transaction, and every
-unit of work of a request first looks for it. So a replay finds it and changes nothing, on SQLite and PostgreSQL and
-across processes; two copies racing each other collide on the key and the later one rolls back whole. A request
-that commits nothing (a read) leaves no row, and a replay of it changes nothing either.
+inserted under a unique key by the first unit of work the request commits, in that same transaction. So a replay
+collides with it at its commit and rolls back whole, on SQLite and PostgreSQL and across processes, and so does the
+later of two copies racing each other; a replay refused before it got to commit (its change is already made) is
+told it was already carried out (bot.services.replays.ReplayGuard.carried_out). A request that commits nothing
+(a read) leaves no row, and a replay of it changes nothing either.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, event, insert, select
+from sqlalchemy import delete, event, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -89,17 +90,12 @@ def watching(factory: SessionFactory) -> SessionFactory:
 
 def _watch(session: Session, mark: RequestMark) -> None:
     @event.listens_for(session, "after_begin")
-    def refuse_a_replay(_session, _transaction, connection) -> None:  # noqa: ANN001
+    def record_with_the_commit(_session, _transaction, _connection) -> None:  # noqa: ANN001
         if mark.recorded or _session.info.get(_RECORDING):  # recorded by an earlier unit of work, or queued
             return  # already in this transaction (a savepoint begins again)
-        found = connection.execute(
-            select(col(SignedRequest.digest)).where(col(SignedRequest.digest) == mark.digest)
-        ).first()
-        if found is not None:
-            log.warning("refused a replayed signed request (already carried out)")
-            raise AlreadyCarriedOut()
-        # inserted with the commit's other deferred rows: a copy racing this one (PostgreSQL) waits there on the
-        # key until we commit or roll back, then clashes (``_a_copy_was_carried_out``)
+        # inserted with the commit's other deferred rows: a replay clashes there with the key (a copy racing this
+        # one, on PostgreSQL, waits on it until we commit or roll back) and rolls back whole, so nothing is looked
+        # up first; a replay refused before its commit is told so by `carried_out`
         defer_insert(
             _session, table_of(SignedRequest), {"digest": mark.digest, "expires_at": mark.expires_at}
         )
@@ -117,7 +113,7 @@ def _watch(session: Session, mark: RequestMark) -> None:
 
 
 def _a_copy_was_carried_out() -> AlreadyCarriedOut:
-    log.warning("refused a replayed signed request (a copy was carried out at the same time)")
+    log.warning("refused a replayed signed request (already carried out)")
     return AlreadyCarriedOut()
 
 

@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from storage.db import SessionFactory, unit_of_work
+from storage.db import SessionFactory, read_only, unit_of_work
 from storage.replays import (
     AlreadyCarriedOut,
     RequestMark,
     current_mark,
     digest_of,
+    is_recorded,
     marked,
     purge_signed_requests,
     record_signed_request,
@@ -62,6 +63,15 @@ class ReplayGuard:
         mark = RequestMark(digest_of(timestamp, signature), self.expires_at(int(timestamp)))
         with marked(mark):
             yield mark
+
+    def carried_out(self) -> bool:
+        """Whether the current request was carried out before (a replay): asked when its work is refused, since a
+        replay is otherwise found only by its commit, which a refusal never reaches."""
+        mark = current_mark()
+        if mark is None or mark.recorded:
+            return False
+        with read_only(self.session_factory) as s:
+            return is_recorded(s, mark.digest)
 
     def burn(self, mark: RequestMark | None = None) -> None:
         """Record the current request as carried out although it was answered "nothing recorded" (or "could not

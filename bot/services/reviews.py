@@ -33,6 +33,7 @@ from storage import audit
 from storage import repositories as repo
 from storage.db import SessionFactory, read_only, unit_of_work
 from storage.models import Assignment, AuditEntry, Contract, Question, RoleGrant
+from storage.replays import AlreadyCarriedOut
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +312,8 @@ class ReviewService:
                         )
                     else:
                         self._tell_admins(s, now, text)
+        except AlreadyCarriedOut:
+            return  # a replay of a request whose first copy was carried out (and audited)
         except Exception:  # noqa: BLE001 - a failed refusal audit must not hide the user's error
             log.exception("could not audit a refusal of %s by %s", action, actor)
         else:
