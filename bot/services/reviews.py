@@ -372,11 +372,18 @@ class ReviewService:
         )
 
     def _refresh(
-        self, s: Session, c: Contract, now: datetime, *, update_parent: bool = True
+        self,
+        s: Session,
+        c: Contract,
+        now: datetime,
+        *,
+        update_parent: bool = True,
+        questions: list[Question] | None = None,
     ) -> review.ReviewState:
-        """Recompute the stored status and queue the parent message's update."""
+        """Recompute the stored status and queue the parent message's update; ``questions``: the contract's
+        questions as this unit of work holds them, current (read when None)."""
         assert c.id is not None  # a stored contract has its number
-        state = state_of(c, repo.list_questions(s, c.id))
+        state = state_of(c, repo.list_questions(s, c.id) if questions is None else questions)
         c.status = review.status(state, self.calendar.local_date(now))
         s.add(c)
         if update_parent:
@@ -655,9 +662,13 @@ class ReviewService:
                     "no further questions are asked. An official can record `determine "
                     f'{ref_of(c.id)} out-of-scope reason="…"`.',
                 )
+                self._refresh(s, c, now)
             else:
-                self._ask_due_questions(s, c, now, asked=questions)  # the answer just given is in ``row``
-            self._refresh(s, c, now)
+                asked = self._ask_due_questions(
+                    s, c, now, asked=questions
+                )  # the answer just given is in ``row``
+                # the questions held here are current unless new ones were asked (inserted without the ORM)
+                self._refresh(s, c, now, questions=None if asked else questions)
             flag = " (red flag)" if qset.is_red_flag(qid, value) else ""
             return Done(f"Recorded {ref_of(c.id)} {qid}: *{value.capitalize()}*{flag}.", c.id)
 
