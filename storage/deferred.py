@@ -60,6 +60,20 @@ def defer_insert(s: Session, table: Table, row: dict[str, Any]) -> None:
     pending.setdefault(table.name, (table, []))[1].append(row)
 
 
+def deferred_rows(s: Session, table: Table) -> list[dict[str, Any]]:
+    """The rows deferred for ``table`` so far in this transaction (not to be changed)."""
+    pending: dict[str, tuple[Table, list[dict[str, Any]]]] | None = s.info.get(_PENDING)
+    return pending[table.name][1] if pending and table.name in pending else []
+
+
+def write_now(s: Session, table: Table) -> None:
+    """Insert the rows deferred for ``table`` now: for a read of that table in the same transaction."""
+    pending: dict[str, tuple[Table, list[dict[str, Any]]]] | None = s.info.get(_PENDING)
+    if pending and table.name in pending:
+        _, rows = pending.pop(table.name)
+        s.connection().execute(insert(table), rows)
+
+
 @event.listens_for(Session, "before_commit")
 def _write_deferred(s: Session) -> None:
     if s.new or s.dirty or s.deleted or s.info.get(_PENDING) or s.info.get(_chain_key):

@@ -19,7 +19,7 @@ from storage.audit import list_audit as list_audit
 from storage.audit import record_audit as record_audit
 from storage.audit import verify_audit_chain as verify_audit_chain
 from storage.db import core
-from storage.deferred import defer_insert
+from storage.deferred import defer_insert, deferred_rows, write_now
 from storage.models import (
     Assignment,
     Contract,
@@ -55,6 +55,7 @@ def list_questions_of(s: Session, ids: Sequence[int] | set[int]) -> dict[int, li
     """Questions asked so far for several contracts, in one query: contract id -> questions in asking order."""
     out: dict[int, list[Question]] = {}
     if ids:
+        write_now(s, table_of(Question))  # asked in this transaction, written at its commit
         stmt = select(Question).where(col(Question.contract_id).in_(list(ids))).order_by(col(Question.id))
         for q in s.execute(stmt).scalars():
             out.setdefault(q.contract_id, []).append(q)
@@ -139,6 +140,7 @@ def count_contracts(
 
 def list_questions(s: Session, contract_id: int) -> list[Question]:
     """Questions asked so far for a contract."""
+    write_now(s, table_of(Question))  # asked in this transaction, written at its commit
     return list(
         s.execute(
             select(Question).where(col(Question.contract_id) == contract_id).order_by(col(Question.id))
@@ -147,12 +149,20 @@ def list_questions(s: Session, contract_id: int) -> list[Question]:
 
 
 def add_questions(s: Session, rows: list[dict]) -> None:
-    """Record questions as asked (contract_id, qid, asked_at), in one multi-row INSERT."""
-    s.connection().execute(insert(table_of(Question)), rows)
+    """Record questions as asked (contract_id, qid, asked_at), in one multi-row INSERT; those of a contract filed
+    in this transaction are written with its commit (storage.deferred), unless a read of them comes first."""
+    table = table_of(Question)
+    filed_here = s.info.get(_FILED_HERE, ())
+    if all(row["contract_id"] in filed_here for row in rows):
+        for row in rows:
+            defer_insert(s, table, row)
+    else:
+        s.connection().execute(insert(table), rows)
 
 
 def get_question(s: Session, contract_id: int, qid: str) -> Question | None:
     """One asked question of a contract."""
+    write_now(s, table_of(Question))  # asked in this transaction, written at its commit
     stmt = select(Question).where(col(Question.contract_id) == contract_id, col(Question.qid) == qid)
     return s.execute(stmt).scalars().first()
 
@@ -460,12 +470,19 @@ def add_reminder(
     """
     # Rows added in this transaction are looked up in the session, not flushed for the query: a flush per
     # reminder split a filing's inserts into many round trips (bench/README.md).
+    encoded = None if data is None else json.dumps(data, default=str)
+    if contract_id is not None and contract_id in s.info.get(_FILED_HERE, ()):
+        # a contract filed in this unit of work has no stored reminder (its reminders' keys name it): its own are
+        # written with the commit (storage.deferred), unless a read of them comes first
+        if any(row["key"] == key for row in deferred_rows(s, table_of(Reminder))):
+            return False
+        row = {"contract_id": contract_id, "kind": kind, "key": key, "due_at": due_at, "status": "pending"}
+        defer_insert(s, table_of(Reminder), {**row, "data": encoded})
+        return True
     existing = next((o for o in s.new if isinstance(o, Reminder) and o.key == key), None)
-    # a contract filed in this unit of work has no stored reminder yet (a contract's reminder keys name it)
-    if existing is None and contract_id not in s.info.get(_FILED_HERE, ()):
+    if existing is None:
         with s.no_autoflush:
             existing = s.execute(select(Reminder).where(col(Reminder.key) == key)).scalars().first()
-    encoded = None if data is None else json.dumps(data, default=str)
     if existing is not None:
         if existing.status != "cancelled":
             return False
@@ -481,6 +498,7 @@ def postpone_reminders(
     s: Session, *, contract_id: int | None, kind: str, until: datetime, section: str | None = None
 ) -> int:
     """Move a recurring series' pending occurrences due before ``until`` to ``until`` (a snooze); how many."""
+    write_now(s, table_of(Reminder))  # added in this transaction, written at its commit
     stmt = select(Reminder).where(
         col(Reminder.status) == "pending", col(Reminder.kind) == kind, col(Reminder.due_at) < until
     )
@@ -502,6 +520,7 @@ def postpone_reminders(
 
 def cancel_reminders(s: Session, contract_id: int, kinds: Sequence[str] | None = None) -> int:
     """Cancel a contract's pending reminders (optionally some kinds); returns how many."""
+    write_now(s, table_of(Reminder))  # added in this transaction, written at its commit
     stmt = update(Reminder).where(col(Reminder.contract_id) == contract_id, col(Reminder.status) == "pending")
     if kinds:
         stmt = stmt.where(col(Reminder.kind).in_(list(kinds)))
@@ -544,6 +563,7 @@ def list_pending_reminders(
     s: Session, *, until: datetime | None = None, contract_id: int | None = None, limit: int = 500
 ) -> list[Reminder]:
     """Pending reminders, soonest first, optionally due by ``until`` or for one contract."""
+    write_now(s, table_of(Reminder))  # added in this transaction, written at its commit
     stmt = (
         select(Reminder)
         .where(col(Reminder.status) == "pending")
@@ -575,6 +595,7 @@ def record_seen(s: Session, key: str, at: datetime) -> bool:
 
 def get_reminder_by_key(s: Session, key: str) -> Reminder | None:
     """One reminder by its key."""
+    write_now(s, table_of(Reminder))  # added in this transaction, written at its commit
     return s.execute(select(Reminder).where(col(Reminder.key) == key)).scalars().first()
 
 
@@ -633,6 +654,7 @@ def list_waiting(
 
 def hold_reminders(s: Session, contract_id: int) -> int:
     """Hold a closed contract's pending reminders (status "held": never claimed); returns how many."""
+    write_now(s, table_of(Reminder))  # added in this transaction, written at its commit
     stmt = update(Reminder).where(col(Reminder.contract_id) == contract_id, col(Reminder.status) == "pending")
     result = cast(
         CursorResult[Any],
@@ -643,6 +665,7 @@ def hold_reminders(s: Session, contract_id: int) -> int:
 
 def release_held_reminders(s: Session, contract_id: int) -> int:
     """A reopened contract's held reminders are pending again (each re-checks its condition when due)."""
+    write_now(s, table_of(Reminder))  # added in this transaction, written at its commit
     stmt = update(Reminder).where(col(Reminder.contract_id) == contract_id, col(Reminder.status) == "held")
     result = cast(
         CursorResult[Any],

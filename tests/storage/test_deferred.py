@@ -14,9 +14,9 @@ from sqlalchemy import text
 from bot.services.replays import ReplayGuard
 from storage import repositories as repo
 from storage.audit import verify_audit_chain
-from storage.db import make_engine, migrate, session_factory, unit_of_work
+from storage.db import READ_ONLY, make_engine, migrate, session_factory, unit_of_work
 from storage.deferred import defer_insert
-from storage.models import SignedRequest, table_of
+from storage.models import Contract, SignedRequest, table_of
 from storage.replays import AlreadyCarriedOut, watching
 
 NOW = datetime(2024, 9, 27, 14, 0, tzinfo=UTC)
@@ -123,3 +123,45 @@ def test_a_request_is_recorded_by_its_first_commit_even_when_only_the_orm_wrote(
         contextvars.Context().run(in_request)
     with db.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM signed_request")).scalar_one() == 2
+
+
+def file_one(s) -> int:
+    contract = repo.add_contract(
+        s, Contract(vendor="V", product="P", agency="A", filed_by="UM", filed_at=NOW, status="intake")
+    )
+    assert contract.id is not None
+    return contract.id
+
+
+def test_a_new_contracts_questions_and_reminders_wait_for_the_commit_but_are_read_in_it(db):
+    factory = session_factory(db)
+    with unit_of_work(factory) as s:
+        cid = file_one(s)
+        repo.add_questions(
+            s, [{"contract_id": cid, "qid": q, "asked_at": NOW} for q in ("SCOPE-1", "SCOPE-2")]
+        )
+        assert repo.add_reminder(s, key=f"c{cid}:ping", kind="ping", due_at=NOW, contract_id=cid)
+        assert not repo.add_reminder(s, key=f"c{cid}:ping", kind="ping", due_at=NOW, contract_id=cid)
+        with db.connect().execution_options(
+            **{READ_ONLY: True}
+        ) as other:  # not yet written (SQLite: a reader)
+            assert other.execute(text("SELECT count(*) FROM question")).scalar_one() == 0
+        # a read in the same transaction writes them first
+        assert [q.qid for q in repo.list_questions(s, cid)] == ["SCOPE-1", "SCOPE-2"]
+        assert [r.key for r in repo.list_pending_reminders(s, contract_id=cid, limit=10)] == [f"c{cid}:ping"]
+        repo.add_questions(s, [{"contract_id": cid, "qid": "PROC-1", "asked_at": NOW}])
+    with factory() as s:
+        assert [q.qid for q in repo.list_questions(s, cid)] == ["SCOPE-1", "SCOPE-2", "PROC-1"]
+        assert [r.key for r in repo.list_pending_reminders(s, contract_id=cid, limit=10)] == [f"c{cid}:ping"]
+
+
+def test_a_stored_contracts_questions_and_reminders_are_written_at_once(db):
+    factory = session_factory(db)
+    with unit_of_work(factory) as s:
+        cid = file_one(s)
+    with unit_of_work(factory) as s:
+        repo.add_questions(s, [{"contract_id": cid, "qid": "SCOPE-1", "asked_at": NOW}])
+        assert repo.add_reminder(s, key=f"c{cid}:ping", kind="ping", due_at=NOW, contract_id=cid)
+        s.flush()
+        assert s.info.get("contract_bot_deferred_rows", {}).get("question") is None
+        assert [q.qid for q in repo.list_questions(s, cid)] == ["SCOPE-1"]
