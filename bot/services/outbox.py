@@ -473,8 +473,19 @@ class OutboxDispatcher:
         elif row.message_key == "parent" and contract is not None and contract.parent_ts:
             # already posted by an earlier attempt whose bookkeeping committed: turn into an update
             plan = Plan("update", channel=contract.channel_id or row.target, ts=contract.parent_ts)
+        # a contract's messages (its parent, its questions) show neither its next reminders, its vendor's screening
+        # nor its reviewers (`show` does): six queries a message, under load a third of the process's time
         view = (
-            build_contract_view(s, contract, self.calendar.local_date(self.clock.now())) if contract else None
+            build_contract_view(
+                s,
+                contract,
+                self.calendar.local_date(self.clock.now()),
+                with_reminders=False,
+                with_vendor=False,
+                with_reviewers=False,
+            )
+            if contract
+            else None
         )
         plan.message = self.render(payload, view)
         plan.content_hash = content_hash(plan.message)

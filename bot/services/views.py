@@ -212,9 +212,16 @@ def state_of(contract: Contract, questions: list[Question]) -> review.ReviewStat
 
 
 def build_contract_view(
-    s: Session, contract: Contract, today: date, *, with_reminders: bool = True
+    s: Session,
+    contract: Contract,
+    today: date,
+    *,
+    with_reminders: bool = True,
+    with_vendor: bool = True,
+    with_reviewers: bool = True,
 ) -> ContractView:
-    """Assemble the view of one contract from the database."""
+    """Assemble the view of one contract from the database; without its next reminders, its vendor's screening
+    lines or its reviewers when the caller shows none of them (each is a query or more)."""
     assert contract.id is not None  # a stored contract has its number
     questions = repo.list_questions(s, contract.id)
     by_qid = {q.qid: q for q in questions}
@@ -282,8 +289,8 @@ def build_contract_view(
         total=total,
         red_flags=tuple(qset.red_flags(answers)),
         out_of_scope=qs.out_of_scope(answers),
-        reviewers=tuple(repo.list_assignments(s, contract.id)),
-        screening=screening_lines(s, contract),
+        reviewers=tuple(repo.list_assignments(s, contract.id)) if with_reviewers else (),
+        screening=screening_lines(s, contract) if with_vendor else (),
         stopwork_reason=contract.stopwork_reason,
         determination_reason=contract.determination_reason,
         determined_by=contract.determined_by,

@@ -80,3 +80,50 @@ def test_a_permalink_that_is_not_a_plain_https_url_is_not_linked(bad):
 @pytest.mark.parametrize("channel", ["<!channel>", "C1|x", "general", "c123"])
 def test_a_channel_id_that_is_not_one_is_not_rendered(channel):
     assert thread_link(None, channel) == ""
+
+
+def test_a_contracts_messages_render_the_same_without_what_only_show_shows(running):
+    """The outbox builds a contract's view without its next reminders, its vendor's screening lines and its
+    reviewers (six queries a message): the parent and question messages must not show any of them."""
+    from pathlib import Path
+
+    from bot.services.vendors import load_list
+    from bot.services.views import build_contract_view
+    from handlers.blocks import render_outbox
+    from storage import repositories as repo
+    from storage.db import read_only
+    from tests.conftest import ADMIN, MANAGER, MEMBER, REVIEWER
+
+    lists = Path(__file__).resolve().parent.parent.parent / "fixtures" / "lists"
+    load_list(
+        running.bot.session_factory,
+        running.clock,
+        "csl",
+        (lists / "csl.csv").read_bytes(),
+        today=running.bot.service.today(),
+    )
+    service = running.bot.service
+    service.grant(ADMIN, REVIEWER, "reviewer")
+    service.grant(ADMIN, MANAGER, "manager")
+    service.file_contract(
+        MEMBER,
+        {"vendor": "Nimbus Intercept S.A.", "product": "Implant", "agency": "ICE", "purpose": "operational"},
+    )
+    service.assign(MANAGER, 1, [REVIEWER])
+    with read_only(running.bot.session_factory) as s:
+        contract = repo.get_contract(s, 1)
+        assert contract is not None
+        today = service.today()
+        full = build_contract_view(s, contract, today)
+        light = build_contract_view(
+            s, contract, today, with_reminders=False, with_vendor=False, with_reviewers=False
+        )
+    # what is left out is there to leave out (so the comparison below can fail)
+    assert full.screening and full.reviewers == (REVIEWER,) and full.next_reminders
+    assert not (light.screening or light.reviewers or light.next_reminders)
+    payloads = [{"render": "parent"}] + [
+        {"render": "question", "qid": q.qid} for q in full.questions if q.asked
+    ]
+    assert len(payloads) > 1
+    for payload in payloads:
+        assert render_outbox(payload, light) == render_outbox(payload, full), payload
