@@ -350,6 +350,16 @@ def audit_keys(database_url: str):  # noqa: ANN201 - storage.audit.AuditKeys
     return read_key_file(Path(pg_audit_key_file()) if path is None else path)
 
 
+@pytest.fixture
+def migrated_engine(database):
+    """An engine on the fresh ``database``, migrated to the newest revision; disposed afterwards."""
+    url, schema = database
+    engine = make_engine(url, schema=schema)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
 def make_settings(double: SlackDouble, database_url: str, **overrides) -> Settings:
     """Settings as an agency would set them, pointed at the test double."""
     values = dict(

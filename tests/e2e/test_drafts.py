@@ -271,18 +271,9 @@ def test_a_draft_cites_and_lists_the_question_set_the_contract_was_filed_under(r
 
 def test_the_apnsa_draft_lists_the_screening_results_and_waits_for_open_matches(running):
     """§2(g): a possible screening-list match goes into the draft; while it is open the draft says it is missing."""
-    from pathlib import Path
+    from tests.support.lists import load_fixture_list
 
-    from bot.services.vendors import load_list
-
-    lists = Path(__file__).resolve().parent.parent / "fixtures" / "lists"
-    load_list(
-        running.bot.session_factory,
-        running.clock,
-        "csl",
-        (lists / "csl.csv").read_bytes(),
-        today=running.bot.service.today(),
-    )
+    load_fixture_list(running)
     say(running, 'file vendor="Nimbus Intercept S.A." product=Implant agency=ICE purpose=operational')
     _, content, md = drafted(running, "draft CR-1 apnsa", MANAGER)
     text, *_ = read_docx(content)

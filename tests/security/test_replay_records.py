@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.services.replays import CLOCK_SKEW_SECONDS, SIGNATURE_WINDOW_SECONDS, ReplayGuard
-from storage.db import make_engine, migrate, read_only, session_factory, unit_of_work
+from storage.db import read_only, session_factory, unit_of_work
 from storage.models import Setting
 from storage.replays import AlreadyCarriedOut, is_recorded, watching
 
@@ -19,12 +19,8 @@ T0 = 1_800_000_000  # a request's X-Slack-Request-Timestamp
 
 
 @pytest.fixture
-def db(database):
-    url, schema = database
-    engine = make_engine(url, schema=schema)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+def db(migrated_engine):
+    return migrated_engine
 
 
 def put(s, key: str) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from bot.services.replays import ReplayGuard
 from storage import repositories as repo
 from storage.audit import verify_audit_chain
-from storage.db import READ_ONLY, make_engine, migrate, session_factory, unit_of_work
+from storage.db import READ_ONLY, session_factory, unit_of_work
 from storage.deferred import defer_insert
 from storage.models import Contract, SignedRequest, table_of
 from storage.replays import AlreadyCarriedOut, watching
@@ -23,12 +23,8 @@ NOW = datetime(2024, 9, 27, 14, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(database):
-    url, schema = database
-    engine = make_engine(url, schema=schema)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+def db(migrated_engine):
+    return migrated_engine
 
 
 def outbox_targets(engine) -> list[str]:

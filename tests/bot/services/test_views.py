@@ -85,23 +85,14 @@ def test_a_channel_id_that_is_not_one_is_not_rendered(channel):
 def test_a_contracts_messages_render_the_same_without_what_only_show_shows(running):
     """The outbox builds a contract's view without its next reminders, its vendor's screening lines and its
     reviewers (six queries a message): the parent and question messages must not show any of them."""
-    from pathlib import Path
-
-    from bot.services.vendors import load_list
     from bot.services.views import build_contract_view
     from handlers.blocks import render_outbox
     from storage import repositories as repo
     from storage.db import read_only
     from tests.conftest import ADMIN, MANAGER, MEMBER, REVIEWER
+    from tests.support.lists import load_fixture_list
 
-    lists = Path(__file__).resolve().parent.parent.parent / "fixtures" / "lists"
-    load_list(
-        running.bot.session_factory,
-        running.clock,
-        "csl",
-        (lists / "csl.csv").read_bytes(),
-        today=running.bot.service.today(),
-    )
+    load_fixture_list(running)
     service = running.bot.service
     service.grant(ADMIN, REVIEWER, "reviewer")
     service.grant(ADMIN, MANAGER, "manager")
