@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event, select
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
@@ -314,9 +314,7 @@ def lock_head(s: Session) -> AuditHead:
     return head
 
 
-def _chain_pending_audit(
-    s: Session, queued: dict[str, tuple[Table, list[dict[str, Any]]]]
-) -> deferred.Chained | None:
+def _chain_pending_audit(s: Session) -> deferred.Chained | None:
     """Chain the entries this transaction recorded, in order, under the locked head (serialises appends); the
     rows are written with the rest of the commit's deferred rows (storage.deferred)."""
     pending: list[AuditEntry] = s.info.pop(_PENDING_AUDIT, [])
@@ -340,7 +338,7 @@ def _chain_pending_audit(
         seq, last = entry.seq, entry.hash
         rows.append({c: getattr(entry, c) for c in columns})
     if sealer is not None and key is not None and seq // CHECKPOINT_EVERY != first // CHECKPOINT_EVERY:
-        queue_checkpoint(s, sealer, make_checkpoint(key, seq, last, pending[-1].at), queued)
+        queue_checkpoint(s, sealer, make_checkpoint(key, seq, last, pending[-1].at))
     return deferred.Chained(table=entries, rows=rows, head=heads, seq=seq, hash=last)
 
 
@@ -352,14 +350,9 @@ _LOCK_HEAD = (
 deferred.register_chain(_chain_pending_audit, _PENDING_AUDIT)
 
 
-def queue_checkpoint(
-    s: Session,
-    sealer: Sealer,
-    cp: Checkpoint,
-    queued: dict[str, tuple[Table, list[dict[str, Any]]]] | None = None,
-) -> bool:
-    """Queue the checkpoint's Slack message in this transaction (into ``queued`` when the commit is already
-    writing its deferred rows); False when there is no channel to post it in."""
+def queue_checkpoint(s: Session, sealer: Sealer, cp: Checkpoint) -> bool:
+    """Queue the checkpoint's Slack message in this transaction (written at its commit, storage.deferred); False
+    when there is no channel to post it in."""
     channel = sealer.checkpoint_channel(s)
     if not channel:
         return False
@@ -375,11 +368,7 @@ def queue_checkpoint(
         "status": "pending",
         "attempts": 0,
     }
-    outbox = table_of(OutboxMessage)
-    if queued is None:
-        deferred.defer_insert(s, outbox, row)
-    else:
-        queued.setdefault(outbox.name, (outbox, []))[1].append(row)
+    deferred.defer_insert(s, table_of(OutboxMessage), row)
     return True
 
 

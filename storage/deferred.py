@@ -32,19 +32,16 @@ class Chained:
     hash: str
 
 
-# The audit chain's part of the commit (storage.audit registers it): given the session and the rows queued so far
-# (to which it may add a checkpoint's outbox message), it locks the head and returns what to append, or None.
-_chain: Callable[[Session, dict[str, tuple[Table, list[dict[str, Any]]]]], Chained | None] | None = None
+# The audit chain's part of the commit (storage.audit registers it): it locks the head and returns what to append,
+# or None; it may queue a checkpoint's outbox message with ``defer_insert`` first. ``_chain_key``: where in
+# Session.info the chain keeps the entries it has to append.
+_chain: Callable[[Session], Chained | None] | None = None
+_chain_key = ""
 # A unique key's clash in a table, as the error the owner of that table wants raised (storage.replays).
 _on_conflict: dict[str, Callable[[], Exception]] = {}
 
 
-_chain_key = ""  # where in Session.info the chain keeps the entries it has to append
-
-
-def register_chain(
-    fn: Callable[[Session, dict[str, tuple[Table, list[dict[str, Any]]]]], Chained | None], info_key: str
-) -> None:
+def register_chain(fn: Callable[[Session], Chained | None], info_key: str) -> None:
     global _chain, _chain_key
     _chain, _chain_key = fn, info_key
 
@@ -76,15 +73,17 @@ def write_now(s: Session, table: Table) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _write_deferred(s: Session) -> None:
-    if s.new or s.dirty or s.deleted or s.info.get(_PENDING) or s.info.get(_chain_key):
-        # the transaction begins here if nothing has run yet: what its after_begin hooks queue (the signed
-        # request's digest) must be in the rows taken below, and the ORM flushes only after this hook
-        s.connection()
+    if not (s.new or s.dirty or s.deleted or s.info.get(_PENDING) or s.info.get(_chain_key)):
+        return
+    # the transaction begins here if nothing has run yet: what its after_begin hooks queue (the signed request's
+    # digest) must be in the rows taken below, and the ORM flushes only after this hook
+    conn = s.connection()
+    chained = (
+        _chain(s) if _chain is not None else None
+    )  # before the rows are taken: it may queue a checkpoint
     pending: dict[str, tuple[Table, list[dict[str, Any]]]] = s.info.pop(_PENDING, {})
-    chained = _chain(s, pending) if _chain is not None else None
     if not pending and chained is None:
         return
-    conn = s.connection()
     try:
         if conn.dialect.name == "postgresql":
             _write_in_one_statement(conn, pending, chained)
@@ -123,7 +122,8 @@ def _clashing_table(
 
 # ---- PostgreSQL: one statement --------------------------------------------------------------------------------
 
-_STATEMENTS: dict[tuple, tuple[str, tuple[tuple[str, str, tuple[str, ...]], ...]]] = {}
+# per shape of the rows (tables and their columns): the statement, and each table's parameter prefix and columns
+_STATEMENTS: dict[tuple, tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {}
 
 
 def _write_in_one_statement(
@@ -138,7 +138,7 @@ def _write_in_one_statement(
         made = _STATEMENTS[shape] = _statement(conn.dialect, parts, chained)
     sql, columns = made
     params: dict[str, Any] = {}
-    for (table, rows), (_name, prefix, keys) in zip(parts, columns, strict=True):
+    for (table, rows), (prefix, keys) in zip(parts, columns, strict=True):
         for key in keys:
             process = _bind_processor(conn.dialect, table, key)
             values = [row[key] for row in rows]
@@ -150,7 +150,7 @@ def _write_in_one_statement(
 
 def _statement(
     dialect: Dialect, parts: list[tuple[Table, list[dict[str, Any]]]], chained: Chained | None
-) -> tuple[str, tuple[tuple[str, str, tuple[str, ...]], ...]]:
+) -> tuple[str, tuple[tuple[str, tuple[str, ...]], ...]]:
     ctes, columns = [], []
     for n, (table, rows) in enumerate(parts):
         keys = tuple(rows[0])
@@ -164,7 +164,7 @@ def _statement(
             f'w{n} AS (INSERT INTO "{table.name}" ({names}) SELECT {names} FROM unnest({arrays}) '
             f"WITH ORDINALITY AS u({names}, _ord) ORDER BY _ord)"
         )
-        columns.append((table.name, prefix, keys))
+        columns.append((prefix, keys))
     if chained is not None:
         final = f'UPDATE "{chained.head.name}" SET seq = %(head_seq)s, hash = %(head_hash)s WHERE id = 1'
     else:

@@ -476,8 +476,15 @@ def add_reminder(
         # written with the commit (storage.deferred), unless a read of them comes first
         if any(row["key"] == key for row in deferred_rows(s, table_of(Reminder))):
             return False
-        row = {"contract_id": contract_id, "kind": kind, "key": key, "due_at": due_at, "status": "pending"}
-        defer_insert(s, table_of(Reminder), {**row, "data": encoded})
+        row = {
+            "contract_id": contract_id,
+            "kind": kind,
+            "key": key,
+            "due_at": due_at,
+            "status": "pending",
+            "data": encoded,
+        }
+        defer_insert(s, table_of(Reminder), row)
         return True
     existing = next((o for o in s.new if isinstance(o, Reminder) and o.key == key), None)
     if existing is None:

@@ -664,10 +664,9 @@ class ReviewService:
                 )
                 self._refresh(s, c, now)
             else:
-                asked = self._ask_due_questions(
-                    s, c, now, asked=questions
-                )  # the answer just given is in ``row``
-                # the questions held here are current unless new ones were asked (inserted without the ORM)
+                # the answer just given is in ``row``; the questions held here stay current unless new ones are
+                # asked (inserted without the ORM)
+                asked = self._ask_due_questions(s, c, now, asked=questions)
                 self._refresh(s, c, now, questions=None if asked else questions)
             flag = " (red flag)" if qset.is_red_flag(qid, value) else ""
             return Done(f"Recorded {ref_of(c.id)} {qid}: *{value.capitalize()}*{flag}.", c.id)
