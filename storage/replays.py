@@ -30,6 +30,7 @@ from storage.models import SignedRequest, table_of
 
 log = logging.getLogger("contract_bot.security")
 _RECORDING = "contract_bot_recording_signed_request"
+_MARK = "contract_bot_signed_request_mark"
 
 
 class AlreadyCarriedOut(DomainError):
@@ -82,34 +83,38 @@ def watching(factory: SessionFactory) -> SessionFactory:
         session = factory()
         mark = _current.get()
         if mark is not None:
-            _watch(session, mark)
+            # read by the Session-wide hooks below (hooks on each session cost more than the unit of work's statements)
+            session.info[_MARK] = mark
         return session
 
     return make
 
 
-def _watch(session: Session, mark: RequestMark) -> None:
-    @event.listens_for(session, "after_begin")
-    def record_with_the_commit(_session, _transaction, _connection) -> None:  # noqa: ANN001
-        if mark.recorded or _session.info.get(_RECORDING):  # recorded by an earlier unit of work, or queued
-            return  # already in this transaction (a savepoint begins again)
-        # inserted with the commit's other deferred rows: a replay clashes there with the key (a copy racing this
-        # one, on PostgreSQL, waits on it until we commit or roll back) and rolls back whole, so nothing is looked
-        # up first; a replay refused before its commit is told so by `carried_out`
-        defer_insert(
-            _session, table_of(SignedRequest), {"digest": mark.digest, "expires_at": mark.expires_at}
-        )
-        _session.info[_RECORDING] = True
+@event.listens_for(Session, "after_begin")
+def _record_with_the_commit(s: Session, _transaction, _connection) -> None:  # noqa: ANN001
+    mark: RequestMark | None = s.info.get(_MARK)
+    if (
+        mark is None or mark.recorded or s.info.get(_RECORDING)
+    ):  # recorded by an earlier unit of work, or queued
+        return  # already in this transaction (a savepoint begins again)
+    # inserted with the commit's other deferred rows: a replay clashes there with the key (a copy racing this one,
+    # on PostgreSQL, waits on it until we commit or roll back) and rolls back whole, so nothing is looked up first;
+    # a replay refused before its commit is told so by `carried_out`
+    defer_insert(s, table_of(SignedRequest), {"digest": mark.digest, "expires_at": mark.expires_at})
+    s.info[_RECORDING] = True
 
-    @event.listens_for(session, "after_commit")
-    def recorded(s: Session) -> None:
-        if s.info.pop(_RECORDING, False):
-            mark.recorded = True
 
-    @event.listens_for(session, "after_rollback")
-    def not_recorded(s: Session) -> None:
-        if not s.in_nested_transaction():
-            s.info.pop(_RECORDING, None)
+@event.listens_for(Session, "after_commit")
+def _recorded(s: Session) -> None:
+    mark: RequestMark | None = s.info.get(_MARK)
+    if s.info.pop(_RECORDING, False) and mark is not None:
+        mark.recorded = True
+
+
+@event.listens_for(Session, "after_rollback")
+def _not_recorded(s: Session) -> None:
+    if not s.in_nested_transaction():
+        s.info.pop(_RECORDING, None)
 
 
 def _a_copy_was_carried_out() -> AlreadyCarriedOut:
