@@ -365,11 +365,12 @@ def create_app(
     if request_threads is None:
         # SQLite takes one writer at a time: requests take turns in arrival order in one worker, instead of
         # racing for the lock in SQLite's busy handler, whose growing sleeps let late arrivals overtake (a
-        # burst of 16 clients saw waits of 1.5 s while each transaction took a few ms). On PostgreSQL a few
-        # run side by side, overlapping their round trips to the server; the work is Python under one
-        # interpreter lock, so more would only interleave and stretch every request (p99 at 16 clients: 32
-        # workers 425-658 ms, 4 workers 217 ms; bench/README.md).
-        request_threads = 1 if engine.dialect.name == "sqlite" else 4
+        # burst of 16 clients saw waits of 1.5 s while each transaction took a few ms). On PostgreSQL two
+        # run side by side, one computing while the other waits for the server; the work is Python under one
+        # interpreter lock, so more only interleave and stretch every request (p99 at 16 clients: 32 workers
+        # 425-658 ms; in runs alternating on one machine, 4 workers 194-222 ms (mean 211), 2 workers 147-229 ms
+        # (mean 186), 1 worker 250 ms; bench/README.md).
+        request_threads = 1 if engine.dialect.name == "sqlite" else 2
     requests = RequestRunner(threads=request_threads, deadline=request_deadline)
     followups = ThreadPoolExecutor(max_workers=followup_threads, thread_name_prefix="followup")
     channels = ChannelService(
