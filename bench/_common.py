@@ -19,6 +19,7 @@ import resource
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -317,6 +318,29 @@ def seed_contracts(
 
 
 # ---- figures --------------------------------------------------------------------------------------------
+
+
+def create_schema(url: str, prefix: str) -> str:
+    """A fresh PostgreSQL schema ``prefix_<random>`` in the database at ``url``; drop it with ``drop_schema``."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _run_admin(url, f'CREATE SCHEMA "{schema}"')
+    return schema
+
+
+def drop_schema(url: str, schema: str) -> None:
+    """Drop a schema made by ``create_schema``, with everything in it."""
+    _run_admin(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _run_admin(url: str, statement: str) -> None:
+    from sqlalchemy import create_engine
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(statement)
+    finally:
+        admin.dispose()
 
 
 def stop_child(proc: subprocess.Popen, timeout: float) -> None:

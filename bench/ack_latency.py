@@ -57,6 +57,8 @@ from _common import (  # noqa: E402
     PY,
     ROOT,
     DoubleProcess,
+    create_schema,
+    drop_schema,
     loadavg,
     machine,
     new_response_urls,
@@ -217,10 +219,8 @@ def _serve_contract(
 ) -> None:
     """contract-bot as ``contract-bot serve`` runs it; ``replica_of``: a second process on that PostgreSQL schema,
     which the first set up (it seeds nothing and drops nothing)."""
-    import uuid
     from types import SimpleNamespace
 
-    from sqlalchemy import create_engine
     from sqlalchemy import text as sql
 
     from bot.app import create_app
@@ -228,15 +228,12 @@ def _serve_contract(
     from tests.conftest import make_settings, serve_bot
 
     warnings = _CountWarnings()
-    schema = admin = None
+    schema = None
     if replica_of:
         settings = make_settings(SimpleNamespace(api_url=api_url), PG_URL)
         bot = create_app(settings, engine=make_engine(PG_URL, schema=replica_of))
     elif backend == "postgresql":  # a fresh schema of PG_URL, dropped at the end
-        schema = f"ackbench_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sql(f'CREATE SCHEMA "{schema}"'))
+        schema = create_schema(PG_URL, "ackbench")
         settings = make_settings(SimpleNamespace(api_url=api_url), PG_URL)
         bot = create_app(settings, engine=make_engine(PG_URL, schema=schema))
     else:
@@ -306,10 +303,8 @@ def _serve_contract(
             )
     finally:
         bot.stop()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sql(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        if schema is not None:
+            drop_schema(PG_URL, schema)
 
 
 def _serve_replica(bot, warnings: _CountWarnings) -> None:  # noqa: ANN001

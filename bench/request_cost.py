@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -40,9 +39,8 @@ def measure(root: str, backend: str, requests: int) -> dict:
     from types import SimpleNamespace
 
     import ack_latency as al
-    from _common import DoubleProcess, new_response_urls
-    from sqlalchemy import create_engine, event
-    from sqlalchemy import text as sql
+    from _common import DoubleProcess, create_schema, drop_schema, new_response_urls
+    from sqlalchemy import event
 
     from bot.app import create_app
     from storage import repositories as repo
@@ -50,13 +48,10 @@ def measure(root: str, backend: str, requests: int) -> dict:
     from tests.conftest import make_settings, serve_bot
 
     dbl = DoubleProcess(n_response_urls=0)
-    schema = f"cost_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT") if backend == "postgresql" else None
+    schema = create_schema(PG_URL, "cost") if backend == "postgresql" else None
     workdir = tempfile.mkdtemp(prefix="request_cost_")
     try:
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sql(f'CREATE SCHEMA "{schema}"'))
+        if schema is not None:
             settings = make_settings(SimpleNamespace(api_url=dbl.api_url), PG_URL)
             bot = create_app(settings, engine=make_engine(PG_URL, schema=schema))
         else:
@@ -104,10 +99,8 @@ def measure(root: str, backend: str, requests: int) -> dict:
         }
     finally:
         dbl.stop()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            admin.dispose()
+        if schema is not None:
+            drop_schema(PG_URL, schema)
 
 
 def run_child(root: Path, backend: str, requests: int) -> dict:

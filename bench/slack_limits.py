@@ -38,11 +38,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PY, ROOT, loadavg, machine  # noqa: E402
+from _common import PY, ROOT, create_schema, drop_schema, loadavg, machine  # noqa: E402
 
 from bot.domain.questions import QUESTIONS  # noqa: E402
 from tests.support.slack_double import SlackDouble  # noqa: E402
@@ -82,13 +81,8 @@ class Bots:
         if backend == "sqlite":
             self.db = f"sqlite:///{workdir / 'bot.db'}"
         else:
-            from sqlalchemy import create_engine, text
-
             self.db = PG_URL
-            self.schema = f"bench_{uuid.uuid4().hex[:10]}"
-            self._admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-            with self._admin.connect() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
+            self.schema = create_schema(PG_URL, "bench")
         for i in range(n):  # one after the other: the first one migrates the fresh database
             cmd = [PY, "-m", "tests.support.worker_process", "--db", self.db, "--api", api_url]
             cmd += ["--start", START, "--serve", "--rate-scale", "1"]
@@ -119,11 +113,7 @@ class Bots:
             err.close()
         self.procs = []
         if self.schema:
-            from sqlalchemy import text
-
-            with self._admin.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))
-            self._admin.dispose()
+            drop_schema(PG_URL, self.schema)
             self.schema = None
 
 

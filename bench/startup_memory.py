@@ -29,7 +29,6 @@ import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import uuid  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -38,6 +37,8 @@ from _common import (  # noqa: E402
     PY,
     ROOT,
     DoubleProcess,
+    create_schema,
+    drop_schema,
     loadavg,
     machine,
     peak_rss_mb,
@@ -163,10 +164,8 @@ def _database(backend: str, path: Path):  # noqa: ANN202
         return
     from sqlalchemy import create_engine, text
 
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    schema = create_schema(PG_URL, "bench")
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")  # for the schema's size
 
     def size_mb() -> float:
         with admin.connect() as conn:
@@ -184,9 +183,8 @@ def _database(backend: str, path: Path):  # noqa: ANN202
     try:
         yield PG_URL, schema, size_mb
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+        drop_schema(PG_URL, schema)
 
 
 def main() -> int:

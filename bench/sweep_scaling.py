@@ -33,12 +33,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PY, ROOT, DoubleProcess, loadavg, machine, peak_rss_mb, seed_contracts  # noqa: E402
+from _common import (  # noqa: E402
+    PY,
+    ROOT,
+    DoubleProcess,
+    create_schema,
+    drop_schema,
+    loadavg,
+    machine,
+    peak_rss_mb,
+    seed_contracts,
+)
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # Tuesday 10:00 in New York (tests/conftest.py START)
@@ -59,7 +68,7 @@ def sweep_scenario(
 ) -> dict:
     from types import SimpleNamespace
 
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     from bot.app import create_app
     from bot.clock import ManualClock
@@ -73,10 +82,7 @@ def sweep_scenario(
         url = f"sqlite:///{workdir}/sweep-{contracts}.db"
         engine = make_engine(url)
     else:
-        url, schema = PG_URL, f"bench_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url, schema = PG_URL, create_schema(PG_URL, "bench")
         engine = make_engine(url, schema=schema)
     try:
         migrate(engine)
@@ -142,9 +148,7 @@ def sweep_scenario(
     finally:
         engine.dispose()
         if schema:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+            drop_schema(PG_URL, schema)
 
 
 # ==== part 2: APScheduler 3 with one job per reminder (child process) ========================================
