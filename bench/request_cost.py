@@ -28,6 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the harness (the Slack double, the schema) is this tree's for both sides; only the bot comes from the tree measured
+import _common  # noqa: E402
+
 PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DEFAULT_BASELINE = "5d8c699"  # the request path before the 2026-12-07 statement cuts (bench/README.md)
 KINDS = ("file", "show", "button", "modal")
@@ -39,7 +43,7 @@ def measure(root: str, backend: str, requests: int) -> dict:
     from types import SimpleNamespace
 
     import ack_latency as al
-    from _common import DoubleProcess, create_schema, drop_schema, new_response_urls
+    from _common import DoubleProcess, new_response_urls
     from sqlalchemy import event
 
     from bot.app import create_app
@@ -48,7 +52,7 @@ def measure(root: str, backend: str, requests: int) -> dict:
     from tests.conftest import make_settings, serve_bot
 
     dbl = DoubleProcess(n_response_urls=0)
-    schema = create_schema(PG_URL, "cost") if backend == "postgresql" else None
+    schema = _common.create_schema(PG_URL, "cost") if backend == "postgresql" else None
     workdir = tempfile.mkdtemp(prefix="request_cost_")
     try:
         if schema is not None:
@@ -100,7 +104,7 @@ def measure(root: str, backend: str, requests: int) -> dict:
     finally:
         dbl.stop()
         if schema is not None:
-            drop_schema(PG_URL, schema)
+            _common.drop_schema(PG_URL, schema)
 
 
 def run_child(root: Path, backend: str, requests: int) -> dict:
