@@ -78,9 +78,8 @@ def _write_deferred(s: Session) -> None:
     # the transaction begins here if nothing has run yet: what its after_begin hooks queue (the signed request's
     # digest) must be in the rows taken below, and the ORM flushes only after this hook
     conn = s.connection()
-    chained = (
-        _chain(s) if _chain is not None else None
-    )  # before the rows are taken: it may queue a checkpoint
+    # the chain first, before the rows are taken: it may queue a checkpoint's message
+    chained = _chain(s) if _chain is not None else None
     pending: dict[str, tuple[Table, list[dict[str, Any]]]] = s.info.pop(_PENDING, {})
     if not pending and chained is None:
         return

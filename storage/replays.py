@@ -83,7 +83,7 @@ def watching(factory: SessionFactory) -> SessionFactory:
         session = factory()
         mark = _current.get()
         if mark is not None:
-            # read by the Session-wide hooks below (hooks on each session cost more than the unit of work's statements)
+            # read by the Session-wide hooks below: listeners added to each session slowed all of its events
             session.info[_MARK] = mark
         return session
 
@@ -93,10 +93,9 @@ def watching(factory: SessionFactory) -> SessionFactory:
 @event.listens_for(Session, "after_begin")
 def _record_with_the_commit(s: Session, _transaction, _connection) -> None:  # noqa: ANN001
     mark: RequestMark | None = s.info.get(_MARK)
-    if (
-        mark is None or mark.recorded or s.info.get(_RECORDING)
-    ):  # recorded by an earlier unit of work, or queued
-        return  # already in this transaction (a savepoint begins again)
+    # recorded by an earlier unit of work, or already queued in this transaction (a savepoint begins again)
+    if mark is None or mark.recorded or s.info.get(_RECORDING):
+        return
     # inserted with the commit's other deferred rows: a replay clashes there with the key (a copy racing this one,
     # on PostgreSQL, waits on it until we commit or roll back) and rolls back whole, so nothing is looked up first;
     # a replay refused before its commit is told so by `carried_out`

@@ -64,10 +64,9 @@ def list_questions_of(s: Session, ids: Sequence[int] | set[int]) -> dict[int, li
 
 def get_contract_by_source(s: Session, source_key: str) -> Contract | None:
     """The contract filed from that modal submission (view.id), if any."""
+    # usually none: probed without loading a contract
     found = core(s).execute(select(col(Contract.id)).where(col(Contract.source_key) == source_key)).scalar()
-    return (
-        None if found is None else s.get(Contract, found)
-    )  # usually none: probed without loading a contract
+    return None if found is None else s.get(Contract, found)
 
 
 _FILED_HERE = "contract_bot_contracts_filed_here"
