@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session, col
 
 from storage.db import core
@@ -33,8 +33,11 @@ def get_channel(s: Session, channel_id: str) -> SlackChannel | None:
 
 def refusal_of(s: Session, channel_id: str) -> tuple[bool, str | None] | None:
     """(is the bot a member, the problem) as last recorded for a channel; None when it was never checked."""
-    stmt = select(col(SlackChannel.is_member), col(SlackChannel.problem)).where(
-        col(SlackChannel.channel_id) == channel_id
-    )
-    found = core(s).execute(stmt).first()
+    found = core(s).execute(_REFUSAL, {"channel_id": channel_id}).first()
     return None if found is None else (bool(found[0]), found[1])
+
+
+# built once: every filing reads it (storage.repositories says why)
+_REFUSAL = select(col(SlackChannel.is_member), col(SlackChannel.problem)).where(
+    col(SlackChannel.channel_id) == bindparam("channel_id")
+)

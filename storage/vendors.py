@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
@@ -50,7 +50,7 @@ def get_vendors(s: Session, ids: Iterable[int]) -> dict[int, Vendor]:
 
 def find_vendor(s: Session, normalised: str) -> Vendor | None:
     """The vendor whose normalised name or one of whose aliases is exactly ``normalised``."""
-    found = s.execute(select(Vendor).where(col(Vendor.normalised) == normalised)).scalars().first()
+    found = s.execute(_VENDOR_BY_NAME, {"normalised": normalised}).scalars().first()
     if found is not None:
         return found
     by_alias = select(col(VendorAlias.vendor_id)).where(col(VendorAlias.normalised) == normalised)
@@ -59,6 +59,10 @@ def find_vendor(s: Session, normalised: str) -> Vendor | None:
         .scalars()
         .first()
     )
+
+
+# the statements of every filing's and every `show`'s reads are built once (storage.repositories says why)
+_VENDOR_BY_NAME = select(Vendor).where(col(Vendor.normalised) == bindparam("normalised"))
 
 
 def list_vendor_names(s: Session, vendor_ids: Iterable[int] | None = None) -> list[tuple[int, str, str]]:
@@ -99,12 +103,14 @@ def list_aliases(s: Session, vendor_id: int) -> list[VendorAlias]:
 
 def alias_names(s: Session, vendor_id: int) -> list[str]:
     """A vendor's aliases as written, oldest first."""
-    stmt = (
-        select(col(VendorAlias.alias))
-        .where(col(VendorAlias.vendor_id) == vendor_id)
-        .order_by(col(VendorAlias.id))
-    )
-    return list(core(s).execute(stmt).scalars())
+    return list(core(s).execute(_ALIAS_NAMES, {"vendor_id": vendor_id}).scalars())
+
+
+_ALIAS_NAMES = (
+    select(col(VendorAlias.alias))
+    .where(col(VendorAlias.vendor_id) == bindparam("vendor_id"))
+    .order_by(col(VendorAlias.id))
+)
 
 
 def add_alias(s: Session, vendor_id: int, alias: str, normalised: str) -> bool:
@@ -125,19 +131,22 @@ def add_alias(s: Session, vendor_id: int, alias: str, normalised: str) -> bool:
 
 def list_affiliates(s: Session, vendor_id: int) -> list[tuple[Vendor, str]]:
     """The vendors recorded as furnishing this one's products or this one furnishing theirs, with the relation."""
-    rows = s.execute(
-        select(VendorAffiliate)
-        .where(
-            or_(
-                col(VendorAffiliate.vendor_id) == vendor_id,
-                col(VendorAffiliate.affiliate_vendor_id) == vendor_id,
-            )
-        )
-        .order_by(col(VendorAffiliate.id))
-    ).scalars()
+    rows = s.execute(_AFFILIATES, {"vendor_id": vendor_id}).scalars()
     links = [(a.affiliate_vendor_id if a.vendor_id == vendor_id else a.vendor_id, a.relation) for a in rows]
     vendors = get_vendors(s, [other for other, _ in links])
     return [(vendors[other], relation) for other, relation in links if other in vendors]
+
+
+_AFFILIATES = (
+    select(VendorAffiliate)
+    .where(
+        or_(
+            col(VendorAffiliate.vendor_id) == bindparam("vendor_id"),
+            col(VendorAffiliate.affiliate_vendor_id) == bindparam("vendor_id"),
+        )
+    )
+    .order_by(col(VendorAffiliate.id))
+)
 
 
 def add_affiliate(s: Session, vendor_id: int, other_id: int, relation: str) -> bool:
@@ -226,9 +235,11 @@ def latest_snapshot(s: Session, list_name: str) -> ScreeningSnapshot | None:
 
 def latest_snapshots(s: Session) -> list[ScreeningSnapshot]:
     """The last snapshot of each list loaded."""
-    names = select(col(ScreeningSnapshot.list_name)).distinct().order_by(col(ScreeningSnapshot.list_name))
-    found = [latest_snapshot(s, name) for name in core(s).execute(names).scalars()]
+    found = [latest_snapshot(s, name) for name in core(s).execute(_LIST_NAMES).scalars()]
     return [f for f in found if f is not None]
+
+
+_LIST_NAMES = select(col(ScreeningSnapshot.list_name)).distinct().order_by(col(ScreeningSnapshot.list_name))
 
 
 def add_snapshot(
@@ -302,10 +313,16 @@ def list_matches(s: Session, vendor_ids: Sequence[int], *, status: str | None = 
     """The matches of these vendors (of one status), oldest first."""
     if not vendor_ids:
         return []
-    stmt = select(ScreeningMatch).where(col(ScreeningMatch.vendor_id).in_(list(vendor_ids)))
-    if status is not None:
-        stmt = stmt.where(col(ScreeningMatch.status) == status)
-    return list(s.execute(stmt.order_by(col(ScreeningMatch.id))).scalars())
+    stmt = _MATCHES if status is None else _MATCHES_OF_STATUS
+    return list(s.execute(stmt, {"vendor_ids": list(vendor_ids), "status": status}).scalars())
+
+
+_MATCHES = (
+    select(ScreeningMatch)
+    .where(col(ScreeningMatch.vendor_id).in_(bindparam("vendor_ids", expanding=True)))
+    .order_by(col(ScreeningMatch.id))
+)
+_MATCHES_OF_STATUS = _MATCHES.where(col(ScreeningMatch.status) == bindparam("status"))
 
 
 def list_open_matches(s: Session) -> list[ScreeningMatch]:
