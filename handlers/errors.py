@@ -43,41 +43,33 @@ def register(app: App, ctx: HandlerContext) -> None:
         return BoltResponse(status=200, body="")  # an event: Slack expects an empty 200
 
     @app.middleware
-    def refuse_malformed(body: Any, request: BoltRequest, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
+    def refuse_before_listeners(
+        body: Any,
+        request: BoltRequest,
+        context: BoltContext,
+        next: Callable[[], BoltResponse],  # noqa: A002
+    ) -> BoltResponse:
+        # One middleware for the three refusals: Bolt builds each middleware's arguments on every request.
         # NOTE: Bolt's matchers index into the body (action["action_id"], view["callback_id"]) and raise on shapes
         # Slack never sends; a signed body of such a shape is acknowledged and dropped.
         problem = payload_problem(body, request.raw_body)
         if problem is not None:
             log.warning("ignored a malformed request: %s", problem)
             return BoltResponse(status=200, body="")
-        return next()
-
-    @app.middleware
-    def refuse_foreign(
-        body: dict,
-        request: BoltRequest,
-        context: BoltContext,
-        next: Callable[[], BoltResponse],  # noqa: A002
-    ) -> BoltResponse:
         # NOTE: one signing secret may serve the app in several workspaces (a distributed app, Enterprise Grid),
         # so a well-signed request can still come from a workspace whose people hold no roles here.
-        own = context.authorize_result
-        if own is None:  # Bolt answered it without authorising (url_verification, ssl_check)
-            return next()
-        where = foreign_origin(context.team_id, context.enterprise_id, own.team_id, own.enterprise_id)
+        own = (
+            context.authorize_result
+        )  # None: Bolt answered it without authorising (url_verification, ssl_check)
+        where = (
+            None
+            if own is None
+            else foreign_origin(context.team_id, context.enterprise_id, own.team_id, own.enterprise_id)
+        )
         if where is not None:
             security_log.warning("refused a request from %s", where)
             context["outcome"] = "refused: foreign"
             return refusal(body, request, FOREIGN.format(where=where))
-        return next()
-
-    @app.middleware
-    def refuse_malformed_user(
-        body: dict,
-        request: BoltRequest,
-        context: BoltContext,
-        next: Callable[[], BoltResponse],  # noqa: A002
-    ) -> BoltResponse:
         user = context.user_id
         if user is not None and not valid_user_id(user):
             security_log.warning("refused a request whose user ID is not one Slack issues")
