@@ -102,7 +102,7 @@ def add_contract(s: Session, contract: Contract) -> Contract:
     # NOTE: the ORM's flush would name all 54 columns, the unset ones as NULL; of a filing's CPU the flush was a
     # sixth. Only the columns that have a value are sent.
     values = {key: value for key in _CONTRACT_COLUMNS if (value := getattr(contract, key)) is not None}
-    inserted = core(s).execute(insert(table_of(Contract)), values).inserted_primary_key
+    inserted = core(s).execute(_INSERT_CONTRACT, values).inserted_primary_key
     assert inserted is not None  # one row inserted
     contract.id = int(inserted[0])
     make_transient_to_detached(contract)
@@ -112,6 +112,7 @@ def add_contract(s: Session, contract: Contract) -> Contract:
 
 
 _CONTRACT_COLUMNS = tuple(c.key for c in table_of(Contract).columns if not c.primary_key)
+_INSERT_CONTRACT = insert(table_of(Contract))
 
 
 def readable_clause(scope: Scope) -> ColumnElement[bool] | None:

@@ -28,7 +28,14 @@ from storage.models import (
 
 def get_vendor(s: Session, vendor_id: int) -> Vendor | None:
     """The vendor with that id."""
-    return s.get(Vendor, vendor_id)
+    held = s.identity_map.get(identity_key(Vendor, vendor_id))
+    if isinstance(held, Vendor):
+        return held
+    # as Session.get does, without building its statement each time (every `show` reads its vendor)
+    return s.execute(_VENDOR, {"vendor_id": vendor_id}).scalars().first()
+
+
+_VENDOR = select(Vendor).where(col(Vendor.id) == bindparam("vendor_id"))
 
 
 def get_vendors(s: Session, ids: Iterable[int]) -> dict[int, Vendor]:
