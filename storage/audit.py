@@ -165,7 +165,7 @@ def _digest(body: bytes, key: bytes | None) -> str:
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
-def audit_hash(entry: AuditEntry, key: bytes | None = None) -> str:
+def audit_hash(entry: AuditEntry | PendingEntry, key: bytes | None = None) -> str:
     """HMAC-SHA256 under ``key`` (plain SHA-256 without one) of an entry's content and the previous entry's hash."""
     return _digest(
         _body(
@@ -271,27 +271,33 @@ def record_audit(
     before: dict | None = None,
     after: dict | None = None,
     detail: str | None = None,
-) -> AuditEntry:
-    """Append one entry to the chain when the transaction commits (``_chain_pending_audit``).
+) -> PendingEntry:
+    """Append one entry to the chain when the transaction commits (``_chain_pending_audit``), which numbers it.
 
     NOTE: the chain's head row is locked only at the commit, for the few statements that append: locked here,
     it was held through the rest of the unit of work and every writer queued on it (PostgreSQL, bench/README.md).
     """
-    entry = AuditEntry(
-        seq=0,
-        at=at,
-        actor=actor,
-        action=action,
-        outcome=outcome,
-        contract_id=contract_id,
-        before=_dump(before),
-        after=_dump(after),
-        detail=detail,
-        prev_hash=GENESIS,
-        hash="",
-    )
+    entry = PendingEntry(at, actor, action, outcome, contract_id, _dump(before), _dump(after), detail)
     s.info.setdefault(_PENDING_AUDIT, []).append(entry)
     return entry
+
+
+@dataclass(slots=True)
+class PendingEntry:
+    """An audit entry recorded in this transaction: an AuditEntry's values, chained and written at the commit (a
+    table model's object costs more to make than the row it becomes, and the session need not track it)."""
+
+    at: datetime
+    actor: str
+    action: str
+    outcome: str
+    contract_id: int | None
+    before: str | None
+    after: str | None
+    detail: str | None
+    seq: int = 0
+    prev_hash: str = GENESIS
+    hash: str = ""
 
 
 _PENDING_AUDIT = "contract_bot_pending_audit"
@@ -317,7 +323,7 @@ def lock_head(s: Session) -> AuditHead:
 def _chain_pending_audit(s: Session) -> deferred.Chained | None:
     """Chain the entries this transaction recorded, in order, under the locked head (serialises appends); the
     rows are written with the rest of the commit's deferred rows (storage.deferred)."""
-    pending: list[AuditEntry] = s.info.pop(_PENDING_AUDIT, [])
+    pending: list[PendingEntry] = s.info.pop(_PENDING_AUDIT, [])
     if not pending:
         return None
     sealer = sealer_of(s)
