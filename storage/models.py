@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import cast
 
@@ -372,6 +373,7 @@ class ScreeningMatch(SQLModel, table=True):
     created_at: datetime = Field(sa_column=utc_column(nullable=False))
 
 
+@functools.cache
 def table_of(model: type[SQLModel]) -> Table:
     """A table model's Core table, for statements that need no ORM (several times cheaper per row)."""
     return cast(Table, inspect(model).local_table)
