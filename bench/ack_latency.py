@@ -157,9 +157,17 @@ class _DatabaseTimes:
         self.times: dict[str, list[float]] = {}
         self.failed: dict[str, int] = {}
         started: dict[int, float] = {}
+        # These hooks run on every statement of the bot measured: what they work out is kept per thread name and
+        # per statement text (SQLAlchemy hands the same cached string each time), so they add little to it.
+        kinds: dict[str, str] = {}
+        locking: dict[str, bool] = {}
 
         def thread_kind() -> str:
-            return re.sub(r"[_-]?\d+(_\d+)?$", "", threading.current_thread().name) or "?"
+            name = threading.current_thread().name
+            kind = kinds.get(name)
+            if kind is None:
+                kind = kinds[name] = re.sub(r"[_-]?\d+(_\d+)?$", "", name) or "?"
+            return kind
 
         def label(statement: str) -> str:
             if statement.lstrip().upper().startswith("BEGIN"):
@@ -181,7 +189,10 @@ class _DatabaseTimes:
 
         @event.listens_for(engine, "before_cursor_execute")
         def _before(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-            if self.LOCKING.search(statement):
+            found = locking.get(statement)
+            if found is None:
+                found = locking[statement] = bool(self.LOCKING.search(statement))
+            if found:
                 conn.info["bench_lock_t0"] = time.perf_counter()
 
         @event.listens_for(engine, "after_cursor_execute")
