@@ -148,6 +148,24 @@ def session_factory(engine: Engine) -> SessionFactory:
     return factory
 
 
+# keys of Session.info holding what one transaction read once (settings, roles, aliases, ...)
+_TRANSACTION_READS: set[str] = set()
+
+
+def kept_for_the_transaction(key: str) -> str:
+    """Register ``key`` of Session.info as holding reads of one transaction; returns it."""
+    _TRANSACTION_READS.add(key)
+    return key
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_transaction_reads(s: Session) -> None:
+    # the next transaction of a long-lived session (the reminder job) reads afresh
+    for key in _TRANSACTION_READS:
+        s.info.pop(key, None)
+
+
 def core(s: Session) -> Connection:
     """The session's connection, for a read in SQLAlchemy Core on the hot path (a few times cheaper than the ORM's
     statements): what the session holds is flushed first, as the ORM's own reads would."""

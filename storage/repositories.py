@@ -13,7 +13,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    event,
     exists,
     func,
     insert,
@@ -33,7 +32,7 @@ from storage.audit import audit_hash as audit_hash
 from storage.audit import list_audit as list_audit
 from storage.audit import record_audit as record_audit
 from storage.audit import verify_audit_chain as verify_audit_chain
-from storage.db import core
+from storage.db import core, kept_for_the_transaction
 from storage.deferred import defer_insert, deferred_rows, write_now
 from storage.models import (
     Assignment,
@@ -91,9 +90,10 @@ def get_contract_by_source(s: Session, source_key: str) -> Contract | None:
     return None if found is None else s.get(Contract, found)
 
 
-_FILED_HERE = "contract_bot_contracts_filed_here"
-_ROLES_READ = "contract_bot_roles_read"
-_ASSIGNMENTS_READ = "contract_bot_assignments_read"
+# read (or, for the contracts filed, written) once per transaction
+_FILED_HERE = kept_for_the_transaction("contract_bot_contracts_filed_here")
+_ROLES_READ = kept_for_the_transaction("contract_bot_roles_read")
+_ASSIGNMENTS_READ = kept_for_the_transaction("contract_bot_assignments_read")
 
 
 def add_contract(s: Session, contract: Contract) -> Contract:
@@ -365,7 +365,7 @@ def list_users_with_role(s: Session, role: str) -> list[str]:
     )
 
 
-_SETTINGS_READ = "contract_bot_settings"
+_SETTINGS_READ = kept_for_the_transaction("contract_bot_settings")
 
 
 def get_settings(s: Session) -> dict[str, str]:
@@ -378,15 +378,6 @@ def get_settings(s: Session) -> dict[str, str]:
 
 
 _SETTINGS = select(col(Setting.key), col(Setting.value))
-
-
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget_transaction_reads(s: Session) -> None:
-    # what was read once per transaction (settings, roles, assignments, contracts filed in it): the next
-    # transaction of a long-lived session (the reminder job) reads afresh
-    for key in (_SETTINGS_READ, _FILED_HERE, _ROLES_READ, _ASSIGNMENTS_READ):
-        s.info.pop(key, None)
 
 
 def put_setting(s: Session, key: str, value: str, actor: str, at: datetime) -> str | None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import Select, bindparam, event, insert, or_, select
+from sqlalchemy import Select, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
-from storage.db import core
+from storage.db import core, kept_for_the_transaction
 from storage.models import (
     Contract,
     ScreeningEntry,
@@ -56,13 +56,7 @@ def _and_aliases(where: ColumnElement[bool]) -> Select:
 
 
 _VENDOR = _and_aliases(col(Vendor.id) == bindparam("vendor_id"))
-_ALIASES_READ = "contract_bot_aliases_read"
-
-
-@event.listens_for(Session, "after_commit")
-@event.listens_for(Session, "after_rollback")
-def _forget_aliases(s: Session) -> None:
-    s.info.pop(_ALIASES_READ, None)  # the next transaction of a long-lived session reads afresh
+_ALIASES_READ = kept_for_the_transaction("contract_bot_aliases_read")
 
 
 def get_vendors(s: Session, ids: Iterable[int]) -> dict[int, Vendor]:
