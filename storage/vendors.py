@@ -28,11 +28,17 @@ from storage.models import (
 
 def get_vendor(s: Session, vendor_id: int) -> Vendor | None:
     """The vendor with that id."""
-    held = s.identity_map.get(identity_key(Vendor, vendor_id))
-    if isinstance(held, Vendor):
+    held = _held(s, vendor_id)
+    if held is not None:
         return held
     # as Session.get does, with its aliases (`show` names them)
     return _with_aliases(s, _VENDOR, {"vendor_id": vendor_id})
+
+
+def _held(s: Session, vendor_id: int) -> Vendor | None:
+    """The vendor as this session holds it already, if it does (read again, it would cost a statement)."""
+    held = s.identity_map.get(identity_key(Vendor, vendor_id))
+    return held if isinstance(held, Vendor) else None
 
 
 def _with_aliases(s: Session, stmt: Select, params: dict) -> Vendor | None:
@@ -65,8 +71,8 @@ def get_vendors(s: Session, ids: Iterable[int]) -> dict[int, Vendor]:
     missing = []
     # those this session holds already (the contract's own vendor) are not read again
     for vendor_id in set(ids):
-        held = s.identity_map.get(identity_key(Vendor, vendor_id))
-        if isinstance(held, Vendor):
+        held = _held(s, vendor_id)
+        if held is not None:
             found[vendor_id] = held
         else:
             missing.append(vendor_id)
