@@ -58,9 +58,8 @@ def register(app: App, ctx: HandlerContext) -> None:
             return BoltResponse(status=200, body="")
         # NOTE: one signing secret may serve the app in several workspaces (a distributed app, Enterprise Grid),
         # so a well-signed request can still come from a workspace whose people hold no roles here.
-        own = (
-            context.authorize_result
-        )  # None: Bolt answered it without authorising (url_verification, ssl_check)
+        # None: Bolt answered it without authorising (url_verification, ssl_check)
+        own = context.authorize_result
         where = (
             None
             if own is None
