@@ -133,8 +133,13 @@ def _text_objects(node: object, path: str = "") -> list[tuple[str, dict]]:
     return found
 
 
-def problems(payload: dict, surface: Surface = "message") -> list[str]:
-    """Every way ``payload`` (a message, or a view for "modal"/"home") breaks Slack's limits; empty when it fits."""
+def problems(
+    payload: dict, surface: Surface = "message", *, unchecked_blocks: list[dict] | None = None
+) -> list[str]:
+    """Every way ``payload`` (a message, or a view for "modal"/"home") breaks Slack's limits; empty when it fits.
+
+    ``unchecked_blocks``: of a message's blocks, the ones slack_sdk's models have not validated yet (the others were
+    built as its models, whose ``to_dict`` validates them); None means all of them."""
     budget = BUDGETS[surface]
     found: list[str] = []
     blocks = payload.get("blocks") or []
@@ -165,12 +170,14 @@ def problems(payload: dict, surface: Surface = "message") -> list[str]:
                 found.append(f"blocks[{i}].fields[{j}]: more than {FIELD_TEXT_MAX} characters")
         if len(str(block.get("block_id", ""))) > BLOCK_ID_MAX:
             found.append(f"blocks[{i}]: a block_id over {BLOCK_ID_MAX} characters")
-    try:  # what slack_sdk's own Block Kit models refuse (element counts, button labels, values…)
+    # What slack_sdk's own Block Kit models refuse (element counts, button labels, values…): to_dict() validates an
+    # object and everything in it, validate_json() only the object's own attributes.
+    try:
         if surface == "message":
-            for block in Block.parse_all(blocks):
-                block.validate_json()
+            for block in Block.parse_all(blocks if unchecked_blocks is None else unchecked_blocks):
+                block.to_dict()
         else:
-            View(**payload).validate_json()
+            View(**payload).to_dict()
     except (SlackObjectFormationError, TypeError, KeyError, ValueError) as exc:
         found.append(f"Block Kit: {exc}")
     return found
@@ -179,10 +186,29 @@ def problems(payload: dict, surface: Surface = "message") -> list[str]:
 # ---- enforcing -------------------------------------------------------------------------------------------------
 
 
-def fit(payload: dict, surface: Surface = "message", *, hint: str = "") -> dict:
+class Fitted(dict):
+    """A payload that ``fit`` passed (or shortened) for ``surface``: fitting it again for that surface returns it."""
+
+    def __init__(self, payload: dict, surface: Surface) -> None:
+        super().__init__(payload)
+        self.surface = surface
+
+
+def fit(
+    payload: dict, surface: Surface = "message", *, hint: str = "", unchecked_blocks: list[dict] | None = None
+) -> dict:
     """``payload`` unchanged when it is within ``surface``'s limits; otherwise shortened so that it is, ending with
-    a line that says it was shortened (and ``hint``: where to see the rest), and logged. Never cut silently."""
-    found = problems(payload, surface)
+    a line that says it was shortened (and ``hint``: where to see the rest), and logged. Never cut silently.
+
+    ``unchecked_blocks`` as for ``problems``. A reply built by ``handlers.blocks.message`` is fitted there and again
+    on its way out, so a payload this returned is not checked twice."""
+    if isinstance(payload, Fitted) and payload.surface == surface:
+        return payload
+    return Fitted(_fit(payload, surface, hint, unchecked_blocks), surface)
+
+
+def _fit(payload: dict, surface: Surface, hint: str, unchecked_blocks: list[dict] | None) -> dict:
+    found = problems(payload, surface, unchecked_blocks=unchecked_blocks)
     if not found:
         return payload
     top = payload.get("text")

@@ -55,7 +55,31 @@ def test_problems_names_every_limit_a_message_breaks():
 
 def test_fit_leaves_a_fitting_message_alone():
     message = {"text": "hi", "blocks": [section("hello")]}
-    assert limits.fit(message) is message
+    fitted = limits.fit(message)
+    assert fitted == message
+    assert (
+        limits.fit(fitted) is fitted
+    )  # a reply fitted where it was built is not checked again on its way out
+
+
+def test_a_payload_fitted_for_a_message_is_fitted_again_for_a_view():
+    blocks = [section("a" * 100)] * 60  # within a Home tab's 100 blocks, over a message's 50
+    as_home = limits.fit({"type": "home", "blocks": blocks}, "home")
+    assert len(as_home["blocks"]) == 60
+    as_message = limits.fit(as_home, "message")
+    assert limits.problems(as_message) == [] and "was too long" in str(as_message["blocks"][-1])
+
+
+def test_blocks_given_as_dicts_are_checked_with_slack_sdk_models_and_only_those_are_left_to_check():
+    # a button label over Slack's 75 characters: only slack_sdk's models know that limit, in the element's to_dict
+    bad = {
+        "type": "actions",
+        "elements": [{"type": "button", "text": {"type": "plain_text", "text": "x" * 80}, "action_id": "a"}],
+    }
+    message = {"text": "hi", "blocks": [section("fine"), bad]}
+    assert any("Block Kit" in p for p in limits.problems(message))
+    assert any("Block Kit" in p for p in limits.problems(message, unchecked_blocks=[bad]))
+    assert limits.problems(message, unchecked_blocks=[message["blocks"][0]]) == []
 
 
 @pytest.mark.parametrize(
