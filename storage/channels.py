@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from storage.db import core
+from storage import configuration
 from storage.models import SlackChannel
 
 
@@ -16,6 +15,7 @@ def record_channel(
     s: Session, channel_id: str, *, is_member: bool, problem: str | None, at: datetime
 ) -> bool:
     """Store what was learned about a channel; True when it changed (so the admins are told once)."""
+    configuration.forget(s)
     row = s.get(SlackChannel, channel_id)
     if row is None:
         s.add(SlackChannel(channel_id=channel_id, is_member=is_member, problem=problem, checked_at=at))
@@ -33,11 +33,4 @@ def get_channel(s: Session, channel_id: str) -> SlackChannel | None:
 
 def refusal_of(s: Session, channel_id: str) -> tuple[bool, str | None] | None:
     """(is the bot a member, the problem) as last recorded for a channel; None when it was never checked."""
-    found = core(s).execute(_REFUSAL, {"channel_id": channel_id}).first()
-    return None if found is None else (bool(found[0]), found[1])
-
-
-# built once: every filing reads it (storage.repositories says why)
-_REFUSAL = select(col(SlackChannel.is_member), col(SlackChannel.problem)).where(
-    col(SlackChannel.channel_id) == bindparam("channel_id")
-)
+    return configuration.read(s).channels.get(channel_id)

@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from bot.domain.access import Scope
+from storage import configuration
 from storage.audit import GENESIS as GENESIS
 from storage.audit import audit_hash as audit_hash
 from storage.audit import list_audit as list_audit
@@ -365,24 +366,14 @@ def list_users_with_role(s: Session, role: str) -> list[str]:
     )
 
 
-_SETTINGS_READ = kept_for_the_transaction("contract_bot_settings")
-
-
 def get_settings(s: Session) -> dict[str, str]:
-    """All runtime settings, read once per transaction (a request asked for them three or four times)."""
-    cached = s.info.get(_SETTINGS_READ)
-    if cached is None:
-        read = core(s).execute(_SETTINGS)
-        cached = s.info[_SETTINGS_READ] = {key: value for key, value in read}
-    return dict(cached)
-
-
-_SETTINGS = select(col(Setting.key), col(Setting.value))
+    """All runtime settings, read once per transaction with the channels and list names (storage.configuration)."""
+    return dict(configuration.read(s).settings)
 
 
 def put_setting(s: Session, key: str, value: str, actor: str, at: datetime) -> str | None:
     """Set a runtime setting and return its previous value."""
-    s.info.pop(_SETTINGS_READ, None)
+    configuration.forget(s)
     row = s.get(Setting, key)
     before = row.value if row else None
     if row is None:

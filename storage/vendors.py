@@ -11,6 +11,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
+from storage import configuration
 from storage.db import core, kept_for_the_transaction
 from storage.models import (
     Contract,
@@ -273,11 +274,8 @@ def latest_snapshot(s: Session, list_name: str) -> ScreeningSnapshot | None:
 
 def latest_snapshots(s: Session) -> list[ScreeningSnapshot]:
     """The last snapshot of each list loaded."""
-    found = [latest_snapshot(s, name) for name in core(s).execute(_LIST_NAMES).scalars()]
+    found = [latest_snapshot(s, name) for name in configuration.read(s).list_names]
     return [f for f in found if f is not None]
-
-
-_LIST_NAMES = select(col(ScreeningSnapshot.list_name)).distinct().order_by(col(ScreeningSnapshot.list_name))
 
 
 def add_snapshot(
@@ -287,6 +285,7 @@ def add_snapshot(
     snapshot = ScreeningSnapshot(
         list_name=list_name, on_date=on_date, sha256=sha256, entry_count=entry_count, loaded_at=at
     )
+    configuration.forget(s)
     s.add(snapshot)
     s.flush()
     return snapshot
