@@ -1,5 +1,5 @@
 """storage.db on PostgreSQL: a request's transaction has the short timeouts without a statement of its own for
-them, background work the long ones, and a pooled connection the server dropped while it sat idle is replaced
+them, background work the long ones, a request's reads need no transaction, and a pooled connection the server dropped while it sat idle is replaced
 before a request gets it."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from storage.db import (
     CommitGuard,
     guarded,
     make_engine,
+    read_only,
     session_factory,
     unit_of_work,
 )
@@ -55,6 +56,33 @@ def test_requests_get_the_short_timeouts_and_background_work_the_long_ones(engin
     with guarded(CommitGuard()):  # SET LOCAL: the background's did not stay on the pooled connection
         statement, _ = timeouts(factory)
     assert in_ms(statement) == REQUEST_DB_TIMEOUT_MS
+
+
+def test_a_requests_reads_run_without_a_transaction_and_the_background_keeps_its_own(engine):
+    factory = session_factory(engine)
+
+    def read() -> tuple[str, bool, str]:
+        with read_only(factory) as s:
+            s.execute(text("SELECT 1"))
+            raw = s.connection().connection.dbapi_connection
+            assert raw is not None
+            return (
+                raw.info.transaction_status.name,
+                raw.autocommit,
+                s.execute(text("SHOW statement_timeout")).scalar_one(),
+            )
+
+    with guarded(
+        CommitGuard()
+    ):  # no BEGIN, no ROLLBACK: under READ COMMITTED a read-only request sees the same
+        status, autocommit, statement = read()
+    assert (status, autocommit, in_ms(statement)) == ("IDLE", True, REQUEST_DB_TIMEOUT_MS)
+    status, autocommit, statement = read()  # background reads keep their transaction and its long timeouts
+    assert (status, autocommit, in_ms(statement)) == ("INTRANS", False, BACKGROUND_DB_TIMEOUT_MS)
+    with unit_of_work(factory) as s:  # the pooled connection went back to transactions
+        s.execute(text("SELECT 1"))
+        raw = s.connection().connection.dbapi_connection
+        assert raw is not None and raw.info.transaction_status.name == "INTRANS"
 
 
 def test_a_connection_dropped_while_idle_is_replaced_before_use(engine, monkeypatch):
