@@ -10,6 +10,8 @@ from typing import Any, cast
 
 from sqlalchemy import (
     CursorResult,
+    Integer,
+    String,
     and_,
     bindparam,
     delete,
@@ -17,13 +19,16 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import CompoundSelect
 from sqlmodel import Session, col
 
 from bot.domain.access import Scope
@@ -329,6 +334,35 @@ def get_roles(s: Session, user_id: str) -> set[str]:
 
 
 _ROLES = select(col(RoleGrant.role)).where(col(RoleGrant.user_id) == bindparam("user_id"))
+
+
+def read_access(s: Session, user_id: str, contract_id: int) -> None:
+    """A person's roles and a contract's assigned reviewers in one statement, kept for the transaction as
+    ``get_roles`` and ``list_assignments`` keep them: a request on a contract checks the role, then need-to-know."""
+    roles: dict[str, set[str]] = s.info.setdefault(_ROLES_READ, {})
+    assigned: dict[int, list[str]] = s.info.setdefault(_ASSIGNMENTS_READ, {})
+    if user_id in roles and contract_id in assigned:
+        return
+    held: set[str] = set()
+    assignees: list[tuple[int, str]] = []
+    for kind, value, order in core(s).execute(_ACCESS, {"user_id": user_id, "contract_id": contract_id}):
+        if kind == "role":
+            held.add(value)
+        else:
+            assignees.append((order, value))
+    roles[user_id] = held
+    assigned[contract_id] = [user for _, user in sorted(assignees)]
+
+
+# built once; a branch of a UNION cannot have its own ORDER BY, so the assignments' order comes with them
+_ACCESS: CompoundSelect[Any] = union_all(
+    select(literal("role", String), col(RoleGrant.role), literal(0, Integer)).where(
+        col(RoleGrant.user_id) == bindparam("user_id")
+    ),
+    select(literal("assignee", String), col(Assignment.user_id), col(Assignment.id)).where(
+        col(Assignment.contract_id) == bindparam("contract_id")
+    ),
+)
 
 
 def add_role(s: Session, grant: RoleGrant) -> bool:
