@@ -338,7 +338,7 @@ _ROLES = select(col(RoleGrant.role)).where(col(RoleGrant.user_id) == bindparam("
 
 def read_access(s: Session, user_id: str, contract_id: int) -> None:
     """A person's roles and a contract's assigned reviewers in one statement, kept for the transaction as
-    ``get_roles`` and ``list_assignments`` keep them: a request on a contract checks the role, then need-to-know."""
+    ``get_roles`` and ``list_assignments`` keep them: a read of a contract checks both (need-to-know)."""
     roles: dict[str, set[str]] = s.info.setdefault(_ROLES_READ, {})
     assigned: dict[int, list[str]] = s.info.setdefault(_ASSIGNMENTS_READ, {})
     if user_id in roles and contract_id in assigned:

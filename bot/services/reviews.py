@@ -267,8 +267,6 @@ class ReviewService:
         now = self.clock.now()
         try:
             with unit_of_work(self.session_factory) as s:
-                if contract_id is not None:  # what the role check and need-to-know will ask, in one read
-                    repo.read_access(s, actor, contract_id)
                 result = work(s, now)
         except (PermissionDenied, InvalidState, NotFound) as exc:
             # An unknown CR-n is bad input (nothing written); role and state refusals are audited, and so is an
@@ -807,7 +805,9 @@ class ReviewService:
         "Access"), and a restricted one's read is audited. Raises NotFound / NotVisible in the same words."""
         try:
             with read_only(self.session_factory) as s:
-                if reader is not None and contract_id is not None:  # need-to-know's two reads in one
+                # need-to-know's two reads in one. NOTE: not for a change: there the assignments are read after the
+                # contract's row lock, which `assign` takes too, so an assignment being made is waited for
+                if reader is not None and contract_id is not None:
                     repo.read_access(s, reader, contract_id)
                 c = self._load(s, contract_id, for_update=False, reader=reader)
                 view = build_contract_view(s, c, self.today())
