@@ -20,6 +20,20 @@ def factory_for(database):  # noqa: ANN001, ANN201
     return engine, session_factory(engine)
 
 
+def filed(s):  # noqa: ANN001, ANN201
+    return repo.add_contract(
+        s,
+        Contract(
+            vendor="Paragon Solutions",
+            product="Graphite",
+            agency="ICE",
+            filed_by="UM",
+            filed_at=NOW,
+            status="intake",
+        ),
+    )
+
+
 def test_roles_read_in_a_transaction_follow_its_grants_and_revocations(database):
     engine, factory = factory_for(database)
     with unit_of_work(factory) as s:
@@ -37,17 +51,7 @@ def test_roles_read_in_a_transaction_follow_its_grants_and_revocations(database)
 def test_assignments_read_in_a_transaction_follow_its_assignments(database):
     engine, factory = factory_for(database)
     with unit_of_work(factory) as s:
-        contract = repo.add_contract(
-            s,
-            Contract(
-                vendor="Paragon Solutions",
-                product="Graphite",
-                agency="ICE",
-                filed_by="UM",
-                filed_at=NOW,
-                status="intake",
-            ),
-        )
+        contract = filed(s)
         assert contract.id is not None
         assert repo.list_assignments(s, contract.id) == []
         assignment = Assignment(contract_id=contract.id, user_id="UR", assigned_by="UM", assigned_at=NOW)
@@ -59,17 +63,7 @@ def test_assignments_read_in_a_transaction_follow_its_assignments(database):
 def test_roles_and_assignments_read_together_are_what_each_read_alone_gives_and_follow_writes(database):
     engine, factory = factory_for(database)
     with unit_of_work(factory) as s:
-        contract = repo.add_contract(
-            s,
-            Contract(
-                vendor="Paragon Solutions",
-                product="Graphite",
-                agency="ICE",
-                filed_by="UM",
-                filed_at=NOW,
-                status="intake",
-            ),
-        )
+        contract = filed(s)
         assert contract.id is not None
         for user in ("UZ", "UA"):  # assigned in this order, not the alphabet's
             repo.add_assignment(
