@@ -146,15 +146,18 @@ def test_crash_between_post_and_commit_is_found_by_metadata_not_reposted(running
     """A post whose bookkeeping was lost (lease expired, attempts > 1) is looked up, not posted again."""
     running.command(FILE)
     running.deliver()
-    with unit_of_work(running.bot.session_factory) as s:
-        repo.add_outbox(
-            s, at=running.clock.now(), op="post", target=MANAGERS, payload={"render": "text", "text": "x"}
-        )
-    # first attempt: Slack posts it, then the process "dies" before recording it (we drop the outcome)
-    with unit_of_work(running.bot.session_factory) as s:
-        rows = repo.claim_outbox(
-            s, worker="dying", now=running.clock.now(), lease=timedelta(seconds=60), limit=5
-        )
+    # NOTE: the fixture's background delivery loop passes every second: holding its lock keeps it from claiming the
+    # message between its commit and this claim (a pass already running ends first)
+    with running.bot.dispatcher._lock:
+        with unit_of_work(running.bot.session_factory) as s:
+            repo.add_outbox(
+                s, at=running.clock.now(), op="post", target=MANAGERS, payload={"render": "text", "text": "x"}
+            )
+        # first attempt: Slack posts it, then the process "dies" before recording it (we drop the outcome)
+        with unit_of_work(running.bot.session_factory) as s:
+            rows = repo.claim_outbox(
+                s, worker="dying", now=running.clock.now(), lease=timedelta(seconds=60), limit=5
+            )
     row = next(r for r in rows if r.target == MANAGERS)
     running.bot.dispatcher._send(row, Plan("post", channel=MANAGERS, message={"text": "x"}))
     assert len(running.double.messages(MANAGERS)) == 1
