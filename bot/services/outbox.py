@@ -353,12 +353,11 @@ class OutboxDispatcher:
         self,
         max_rounds: int = 100,
         stop: Callable[[], bool] | None = None,
-        pace: Callable[[], object] | None = None,
     ) -> DeliveryStats:
         """Send what is due now, in rounds until nothing more can go (per-contract order needs several).
 
         ``stop`` is asked between messages and while waiting for a slot (shutdown): the rest of the batch is handed
-        back at once. ``pace`` is called before each message (the background loop lets acknowledgements go first).
+        back at once.
         """
         stats = DeliveryStats()
         with self._lock:  # one pass at a time per process; other processes are kept apart by the claim
@@ -378,8 +377,6 @@ class OutboxDispatcher:
                     if self._stop() or time.monotonic() < self._paused_until:
                         self._release([r.id for r in rows[index:] if r.id is not None])
                         return stats
-                    if pace is not None:
-                        pace()
                     outcome = self._deliver_one(row, stats)
                     setattr(stats, outcome, getattr(stats, outcome) + 1)
                     progressed = progressed or outcome in ("sent", "skipped", "dead")
