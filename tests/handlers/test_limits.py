@@ -57,9 +57,8 @@ def test_fit_leaves_a_fitting_message_alone():
     message = {"text": "hi", "blocks": [section("hello")]}
     fitted = limits.fit(message)
     assert fitted == message
-    assert (
-        limits.fit(fitted) is fitted
-    )  # a reply fitted where it was built is not checked again on its way out
+    # a reply fitted where it was built is not checked again on its way out
+    assert limits.fit(fitted) is fitted
 
 
 def test_a_payload_fitted_for_a_message_is_fitted_again_for_a_view():

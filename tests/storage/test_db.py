@@ -1,6 +1,6 @@
 """storage.db on PostgreSQL: a request's transaction has the short timeouts without a statement of its own for
-them, background work the long ones, a request's reads need no transaction, and a pooled connection the server dropped while it sat idle is replaced
-before a request gets it."""
+them, background work the long ones, a request's reads need no transaction, and a pooled connection the server
+dropped while it sat idle is replaced before a request gets it."""
 
 from __future__ import annotations
 
@@ -72,9 +72,8 @@ def test_a_requests_reads_run_without_a_transaction_and_the_background_keeps_its
                 s.execute(text("SHOW statement_timeout")).scalar_one(),
             )
 
-    with guarded(
-        CommitGuard()
-    ):  # no BEGIN, no ROLLBACK: under READ COMMITTED a read-only request sees the same
+    # no BEGIN, no ROLLBACK: under READ COMMITTED a read-only request sees the same
+    with guarded(CommitGuard()):
         status, autocommit, statement = read()
     assert (status, autocommit, in_ms(statement)) == ("IDLE", True, REQUEST_DB_TIMEOUT_MS)
     status, autocommit, statement = read()  # background reads keep their transaction and its long timeouts
