@@ -27,7 +27,7 @@ from bot.domain.calendar import BusinessCalendar
 from bot.domain.errors import DomainError
 from bot.services.bindings import ButtonBindings
 from bot.services.channels import ChannelService
-from bot.services.deadline import REQUEST_DEADLINE_SECONDS, RequestRunner
+from bot.services.deadline import REQUEST_DEADLINE_SECONDS, RequestRunner, request_arrived
 from bot.services.exports import SlackNames, build_export
 from bot.services.outbox import OutboxDispatcher
 from bot.services.reminders import ReminderSweeper
@@ -171,7 +171,14 @@ class ContractBot:
         self._slack_handler = SlackRequestHandler(self.bolt)
 
     def wsgi(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        """WSGI entry: POST /slack/events to Bolt, GET /healthz says whether the database answers and takes a write."""
+        """WSGI entry: POST /slack/events to Bolt, GET /healthz says whether the database answers and takes a write.
+
+        The request's deadline counts from here (waitress has read the whole request by now).
+        """
+        with request_arrived():
+            return self._route(environ, start_response)
+
+    def _route(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/healthz":
             healthy = self.healthy()

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
@@ -29,6 +31,20 @@ log = logging.getLogger("contract_bot.requests")
 REQUEST_DEADLINE_SECONDS = 2.0
 
 T = TypeVar("T")
+
+# When the request being served arrived (time.monotonic()): Slack's clock starts when it sends, not when a listener
+# gets to its work, so time spent before the work (many requests at once on a busy machine) comes off its deadline.
+_arrived: contextvars.ContextVar[float | None] = contextvars.ContextVar("request_arrived", default=None)
+
+
+@contextmanager
+def request_arrived(at: float | None = None) -> Iterator[None]:
+    """Within this block, requests' work is given what is left of the deadline counted from ``at`` (now)."""
+    token = _arrived.set(time.monotonic() if at is None else at)
+    try:
+        yield
+    finally:
+        _arrived.reset(token)
 
 
 class NothingRecorded(DomainError):
@@ -59,8 +75,17 @@ class RequestRunner:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="request-work")
 
     def run(self, fn: Callable[[], T], *, deadline: float | None = None) -> T:
-        """``fn()`` within the deadline; raises NothingRecorded or OutcomeUnknown when the database cannot."""
-        deadline = self.deadline if deadline is None else deadline
+        """``fn()`` within the deadline (``deadline`` or the runner's, and never past the runner's counted from the
+        request's arrival); raises NothingRecorded or OutcomeUnknown when the database cannot."""
+        wait = self.deadline if deadline is None else deadline
+        arrived = _arrived.get()
+        if arrived is not None:
+            wait = min(wait, self.deadline - (time.monotonic() - arrived))
+        if wait <= 0:  # the request waited its whole deadline before its work could start: nothing was tried
+            log.warning(
+                "a request's deadline had passed before its work started; it was answered 'nothing recorded'"
+            )
+            raise NothingRecorded()
         guard = CommitGuard()
 
         def work() -> T:
@@ -71,12 +96,12 @@ class RequestRunner:
 
         future = self._pool.submit(contextvars.copy_context().run, work)
         try:
-            return future.result(timeout=deadline)
+            return future.result(timeout=wait)
         except FutureTimeout:
             committing = guard.abandon()
             log.warning(
                 "the database did not answer within %.1f s; the request was answered %s",
-                self.deadline,
+                wait,
                 "'could not confirm'" if committing else "'nothing recorded'",
             )
             raise (OutcomeUnknown() if committing else NothingRecorded()) from None
