@@ -6,6 +6,7 @@ object API on the Agg canvas (no pyplot: no global state, safe in the request th
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import threading
@@ -15,21 +16,14 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import matplotlib
+from sqlmodel import Session, col, select
 
-matplotlib.use("Agg")  # NOTE: before anything imports pyplot; this module itself never does
-
-from matplotlib import dates as mdates  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sqlmodel import Session, col, select  # noqa: E402
-
-from bot.domain import clocks  # noqa: E402
-from bot.domain.clocks import ClockFacts, Span  # noqa: E402
-from storage import models  # noqa: E402
-from storage import repositories as repo  # noqa: E402
-from storage.db import SessionFactory, read_only  # noqa: E402
-from storage.models import AuditEntry, Contract  # noqa: E402
+from bot.domain import clocks
+from bot.domain.clocks import ClockFacts, Span
+from storage import models
+from storage import repositories as repo
+from storage.db import SessionFactory, read_only
+from storage.models import AuditEntry, Contract
 
 __all__ = ["ClockPainter", "clock_facts", "clock_facts_of", "contract_clocks_png", "render_png"]
 
@@ -163,10 +157,23 @@ def clock_facts(s: Session, contract: Contract) -> ClockFacts:
 # ---- facts -> picture -----------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _agg() -> None:
+    """matplotlib is imported when the first picture is drawn, not when the bot starts: half a second of every
+    process's start-up (the bot, each command-line tool) that most never need."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # NOTE: before anything imports pyplot; this module itself never does
+
+
 class ClockPainter:
     """Draws clock pictures on one reused Figure (a Figure costs more to build than to draw): one per thread."""
 
     def __init__(self, *, banner: str = "CUI", dpi: int = PRINT_DPI) -> None:
+        _agg()
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
         self.banner = banner
         self.dpi = dpi
         self.figure = Figure(figsize=(WIDTH_IN, 3.0), dpi=dpi)
@@ -196,15 +203,22 @@ def _fit(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-_EPOCH = date.fromisoformat(mdates.get_epoch()[:10])  # matplotlib's day 0 (1970-01-01 unless configured)
+@functools.cache
+def _epoch() -> date:
+    """matplotlib's day 0 (1970-01-01 unless configured)."""
+    from matplotlib import dates as mdates
+
+    return date.fromisoformat(mdates.get_epoch()[:10])
 
 
 def _num(day: date) -> float:
     """matplotlib's number for the start of ``day`` (what mdates.date2num gives, at a fraction of its cost)."""
-    return float((day - _EPOCH).days)
+    return float((day - _epoch()).days)
 
 
 def _draw(ax: Any, spans: list[Span], lanes: list[str], today: date, width_in: float) -> None:
+    from matplotlib import dates as mdates
+
     first, last = clocks.date_range(spans, today)
     row = {lane: len(lanes) - 1 - i for i, lane in enumerate(lanes)}  # the first lane on top
     x_min, x_max = _num(first), _num(last + timedelta(days=1))
@@ -346,7 +360,11 @@ class StripPainter:
     LANE_IN = 0.26
 
     def __init__(self, first: date, last: date, as_of: date, *, dpi: int = 110, banner: str = "CUI") -> None:
+        _agg()
+        from matplotlib import dates as mdates
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.collections import PolyCollection
+        from matplotlib.figure import Figure
 
         self.dpi = dpi
         height = 0.45 + self.LANE_IN * len(clocks.LANES)
