@@ -87,8 +87,10 @@ class LoggedApp(App):
     replays: ReplayGuard | None = None  # set by create_app
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
-        started = time.perf_counter()
-        response = self._once(req)
+        # every request passes here, over HTTP and in Socket Mode: its deadline counts from now (bot.services.deadline)
+        started = time.monotonic()
+        with request_arrived(started):
+            response = self._once(req)
         if response.status == 401:  # refused before anything was read: the WSGI entry logs why, as a warning
             return response
         requests_log.info(
@@ -97,7 +99,7 @@ class LoggedApp(App):
             req.context.user_id or "-",
             req.context.get("outcome") or ("not ours" if response.status == 404 else "acknowledged"),
             response.status,
-            (time.perf_counter() - started) * 1000,
+            (time.monotonic() - started) * 1000,
         )
         return response
 
@@ -171,14 +173,7 @@ class ContractBot:
         self._slack_handler = SlackRequestHandler(self.bolt)
 
     def wsgi(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        """WSGI entry: POST /slack/events to Bolt, GET /healthz says whether the database answers and takes a write.
-
-        The request's deadline counts from here (waitress has read the whole request by now).
-        """
-        with request_arrived():
-            return self._route(environ, start_response)
-
-    def _route(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        """WSGI entry: POST /slack/events to Bolt, GET /healthz says whether the database answers and takes a write."""
         path = environ.get("PATH_INFO", "")
         if path == "/healthz":
             healthy = self.healthy()

@@ -127,9 +127,9 @@ def serve(settings: Settings) -> int:
     bot.check_channels_soon()  # is the bot in the review and manager channels? (admins are told if not)
     log.info("contract-bot starting with %s", settings)
     if settings.socket_mode:
-        from bot.socket_mode import DeadlineSocketModeHandler
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        handler = DeadlineSocketModeHandler(bot.bolt, settings.slack_app_token)
+        handler = SocketModeHandler(bot.bolt, settings.slack_app_token)
         try:
             try:
                 handler.connect()  # what handler.start() does first; a refused app token is said in one line

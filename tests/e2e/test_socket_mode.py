@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 
 from bot.app import create_app
 from bot.clock import ManualClock
-from bot.socket_mode import DeadlineSocketModeHandler
 from storage.db import make_engine
 from tests.conftest import MANAGERS, MEMBER, REVIEW, SLACK_RATE_SCALE, START, make_settings
 from tests.support.slack_double import SlackDouble
@@ -35,9 +35,7 @@ def socket_bot(tmp_path):
             slack_rate_scale=SLACK_RATE_SCALE,
         )
         bot.start_background(scheduler=False)
-        handler = DeadlineSocketModeHandler(
-            bot.bolt, APP_TOKEN, web_client=WebClient(base_url=double.api_url)
-        )
+        handler = SocketModeHandler(bot.bolt, APP_TOKEN, web_client=WebClient(base_url=double.api_url))
         try:
             handler.connect()
             sm.wait_for_connections(1)
