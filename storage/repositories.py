@@ -469,6 +469,16 @@ def claim_outbox(
     s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[OutboxMessage]:
     """Claim due messages atomically (SKIP LOCKED on PostgreSQL), oldest first and one at a time per contract."""
+    params = {"claim_worker": worker, "claim_now": now, "claim_until": now + lease, "claim_limit": limit}
+    rows = list(s.execute(_claim_outbox(), params).scalars())
+    rows.sort(key=lambda r: r.id)
+    return rows
+
+
+# Built once: the delivery loop claims after every commit, most often finding nothing, and building this statement
+# (an alias, a subquery) cost more than running it.
+@functools.cache
+def _claim_outbox():  # sqlmodel's own Update type
     # the mapper's table is Model.__table__, which SQLModel's class annotations do not declare
     earlier = inspect(OutboxMessage).local_table.alias("earlier")
     blocked = exists().where(
@@ -476,6 +486,7 @@ def claim_outbox(
         earlier.c.status == "pending",
         earlier.c.id < col(OutboxMessage.id),
     )
+    now = bindparam("claim_now", type_=table_of(OutboxMessage).c.next_attempt_at.type)
     due = (
         select(col(OutboxMessage.id))
         .where(
@@ -485,19 +496,20 @@ def claim_outbox(
             or_(col(OutboxMessage.contract_id).is_(None), ~blocked),
         )
         .order_by(col(OutboxMessage.id))
-        .limit(limit)
+        .limit(bindparam("claim_limit"))
         .with_for_update(skip_locked=True)
     )
-    stmt = (
+    return (
         update(OutboxMessage)
         .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
-        .values(claimed_by=worker, lease_until=now + lease, attempts=OutboxMessage.attempts + 1)
+        .values(
+            claimed_by=bindparam("claim_worker", type_=table_of(OutboxMessage).c.claimed_by.type),
+            lease_until=bindparam("claim_until", type_=table_of(OutboxMessage).c.lease_until.type),
+            attempts=OutboxMessage.attempts + 1,
+        )
         .returning(OutboxMessage)
         .execution_options(synchronize_session=False)
     )
-    rows = list(s.execute(stmt).scalars())
-    rows.sort(key=lambda r: r.id)
-    return rows
 
 
 def count_outbox(s: Session, status: str = "pending") -> int:
@@ -601,6 +613,15 @@ def claim_due_reminders(
     s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Reminder]:
     """Claim due reminders atomically (SKIP LOCKED on PostgreSQL; SQLite serialises writers)."""
+    params = {"claim_worker": worker, "claim_now": now, "claim_until": now + lease, "claim_limit": limit}
+    rows = list(s.execute(_claim_due_reminders(), params).scalars())
+    rows.sort(key=lambda r: (r.due_at, r.id))
+    return rows
+
+
+@functools.cache  # built once, as the outbox's claim
+def _claim_due_reminders():  # sqlmodel's own Update type
+    now = bindparam("claim_now", type_=table_of(Reminder).c.due_at.type)
     due = (
         select(col(Reminder.id))
         .where(
@@ -609,19 +630,19 @@ def claim_due_reminders(
             or_(col(Reminder.lease_until).is_(None), col(Reminder.lease_until) < now),
         )
         .order_by(col(Reminder.due_at), col(Reminder.id))
-        .limit(limit)
+        .limit(bindparam("claim_limit"))
         .with_for_update(skip_locked=True)
     )
-    stmt = (
+    return (
         update(Reminder)
         .where(col(Reminder.id).in_(due.scalar_subquery()))
-        .values(claimed_by=worker, lease_until=now + lease)
+        .values(
+            claimed_by=bindparam("claim_worker", type_=table_of(Reminder).c.claimed_by.type),
+            lease_until=bindparam("claim_until", type_=table_of(Reminder).c.lease_until.type),
+        )
         .returning(Reminder)
         .execution_options(synchronize_session=False)
     )
-    rows = list(s.execute(stmt).scalars())
-    rows.sort(key=lambda r: (r.due_at, r.id))
-    return rows
 
 
 def list_pending_reminders(
