@@ -469,10 +469,14 @@ def claim_outbox(
     s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[OutboxMessage]:
     """Claim due messages atomically (SKIP LOCKED on PostgreSQL), oldest first and one at a time per contract."""
-    params = {"claim_worker": worker, "claim_now": now, "claim_until": now + lease, "claim_limit": limit}
-    rows = list(s.execute(_claim_outbox(), params).scalars())
+    rows = list(s.execute(_claim_outbox(), _claim_params(worker, now, lease, limit)).scalars())
     rows.sort(key=lambda r: r.id)
     return rows
+
+
+def _claim_params(worker: str, now: datetime, lease: timedelta, limit: int) -> dict[str, object]:
+    """The bound values of both claim statements (`_claim_outbox`, `_claim_due_reminders`)."""
+    return {"claim_worker": worker, "claim_now": now, "claim_until": now + lease, "claim_limit": limit}
 
 
 # Built once: the delivery loop claims after every commit, most often finding nothing, and building this statement
@@ -613,8 +617,7 @@ def claim_due_reminders(
     s: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Reminder]:
     """Claim due reminders atomically (SKIP LOCKED on PostgreSQL; SQLite serialises writers)."""
-    params = {"claim_worker": worker, "claim_now": now, "claim_until": now + lease, "claim_limit": limit}
-    rows = list(s.execute(_claim_due_reminders(), params).scalars())
+    rows = list(s.execute(_claim_due_reminders(), _claim_params(worker, now, lease, limit)).scalars())
     rows.sort(key=lambda r: (r.due_at, r.id))
     return rows
 
